@@ -1,0 +1,55 @@
+"""Revocation lists: root-signed entries, merge, encode/decode."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from reconciler.certs.errors import RevocationError
+from reconciler.certs.revocation import RevocationList, revoke
+from reconciler.certs.root import PoolRoot
+
+
+def test_certs_revocation_round_trip_and_merge(root: PoolRoot, now: float) -> None:
+    ours = RevocationList(root.anchor, [revoke(root, "sha256:aa", now, "lost laptop")])
+    theirs = RevocationList(root.anchor, [revoke(root, "sha256:bb", now + 1.2345)])
+    assert ours.merge(theirs) == {"sha256:bb"}
+    assert ours.merge(theirs) == set()
+    assert ours.fingerprints() == {"sha256:aa", "sha256:bb"}
+    decoded = RevocationList.decode(ours.encode(), root.anchor)
+    assert decoded.fingerprints() == ours.fingerprints()
+    assert decoded.encode() == ours.encode()
+    assert "sha256:aa" in decoded and len(decoded) == 2
+    entry = next(iter(decoded))
+    assert entry.reason == "lost laptop" and entry.revoked_at == pytest.approx(now)
+
+
+def test_certs_revocation_refuses_forgeries(
+    root: PoolRoot, other_root: PoolRoot, now: float
+) -> None:
+    rl = RevocationList(root.anchor)
+    forged = revoke(other_root, "sha256:aa", now)
+    with pytest.raises(RevocationError):
+        rl.add(forged)
+    with pytest.raises(RevocationError):
+        rl.add(replace(revoke(root, "sha256:aa", now), fingerprint="sha256:ab"))
+    with pytest.raises(RevocationError):
+        RevocationList.decode(RevocationList(other_root.anchor).encode(), root.anchor)
+    with pytest.raises(RevocationError):
+        rl.merge(RevocationList(other_root.anchor))
+    assert len(rl) == 0
+
+
+def test_certs_revocation_decode_never_raises_other_errors(root: PoolRoot, now: float) -> None:
+    data = RevocationList(root.anchor, [revoke(root, "sha256:aa", now)]).encode()
+    for cut in range(len(data)):
+        with pytest.raises(RevocationError):
+            RevocationList.decode(data[:cut], root.anchor)
+    for i in range(len(data)):
+        flipped = bytearray(data)
+        flipped[i] ^= 0x40
+        try:
+            RevocationList.decode(bytes(flipped), root.anchor)
+        except RevocationError:
+            pass
