@@ -77,9 +77,7 @@ def test_certs_sign_refuses_bad_inputs(root: PoolRoot, alice: NodeIdentity, now:
     assert _reason(sign, root, alice.public_key, "", "member", now) == "bad_name"
 
 
-def test_certs_needs_renewal_in_last_third(
-    root: PoolRoot, alice: NodeIdentity, now: float
-) -> None:
+def test_certs_needs_renewal_in_last_third(root: PoolRoot, alice: NodeIdentity, now: float) -> None:
     der = sign_member_certificate(root, alice.public_key, "alice", "member", now)
     info = verify_member_certificate(der, root.anchor, now)
     assert not needs_renewal(info, now)

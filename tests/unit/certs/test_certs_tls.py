@@ -55,10 +55,12 @@ def _handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> tuple[
     thread = threading.Thread(target=serve)
     thread.start()
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-            with client_ctx.wrap_socket(raw) as tls:
-                peer = tls.getpeercert(binary_form=True)
-                result["client"] = (tls.version(), peer, tls.recv(2))
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            client_ctx.wrap_socket(raw) as tls,
+        ):
+            peer = tls.getpeercert(binary_form=True)
+            result["client"] = (tls.version(), peer, tls.recv(2))
     except (ssl.SSLError, OSError) as exc:
         result["client"] = exc
     finally:
