@@ -1,0 +1,108 @@
+"""The seam through which tensor-parallel ranks exchange partial results.
+
+``Collectives`` is what the model needs; ``InProcessGroup`` runs N ranks as threads in one
+process (tests, benchmarks); the agent provides a network implementation over the peer
+links (tensor frames encoded by ``wire.py``). Every implementation must return the same
+bits on every rank: all-reduce sums the contributions in rank order.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from reconciler.inference.errors import CollectiveError
+
+Array = NDArray[np.float32]
+
+
+class Collectives(Protocol):
+    """Collective operations over the ranks of one job."""
+
+    @property
+    def rank(self) -> int:
+        """This member's rank, 0-based."""
+        ...
+
+    @property
+    def world_size(self) -> int:
+        """Number of ranks."""
+        ...
+
+    def all_reduce_sum(self, x: Array) -> Array:
+        """Element-wise sum of every rank's ``x`` (same shape everywhere), summed in rank order."""
+        ...
+
+    def all_gather(self, x: Array) -> list[Array]:
+        """Every rank's ``x``, indexed by rank (shapes may differ between ranks)."""
+        ...
+
+
+class SingleRank:
+    """World of one: the oracle configuration."""
+
+    rank = 0
+    world_size = 1
+
+    def all_reduce_sum(self, x: Array) -> Array:
+        return x
+
+    def all_gather(self, x: Array) -> list[Array]:
+        return [x]
+
+
+class InProcessGroup:
+    """Shared state of N in-process ranks; use :meth:`members` to get one handle per rank."""
+
+    def __init__(self, world_size: int, timeout: float = 60.0) -> None:
+        self.world_size = world_size
+        self._slots: list[Array | None] = [None] * world_size
+        self._barrier = threading.Barrier(world_size, timeout=timeout)
+
+    def members(self) -> list[InProcessMember]:
+        """One Collectives handle per rank."""
+        return [InProcessMember(self, r) for r in range(self.world_size)]
+
+    def exchange(self, rank: int, x: Array) -> list[Array]:
+        """Deposit ``x``, wait for everyone, return all contributions."""
+        self._slots[rank] = x
+        self._wait()
+        out = [s for s in self._slots if s is not None]
+        self._wait()  # nobody overwrites a slot before everyone has read it
+        if len(out) != self.world_size:
+            raise CollectiveError("a rank contributed nothing")
+        return out
+
+    def _wait(self) -> None:
+        try:
+            self._barrier.wait()
+        except threading.BrokenBarrierError as exc:
+            raise CollectiveError("a rank left the group or timed out") from exc
+
+    def abort(self) -> None:
+        """Break the barrier so that every waiting rank raises CollectiveError."""
+        self._barrier.abort()
+
+
+class InProcessMember:
+    """One rank's handle on an :class:`InProcessGroup`."""
+
+    def __init__(self, group: InProcessGroup, rank: int) -> None:
+        self._group = group
+        self.rank = rank
+        self.world_size = group.world_size
+
+    def all_reduce_sum(self, x: Array) -> Array:
+        parts = self._group.exchange(self.rank, x)
+        if any(p.shape != x.shape for p in parts):
+            raise CollectiveError(f"all_reduce shapes differ: {[p.shape for p in parts]}")
+        total = parts[0].copy()
+        for p in parts[1:]:
+            total += p
+        return total
+
+    def all_gather(self, x: Array) -> list[Array]:
+        return [p.copy() for p in self._group.exchange(self.rank, x)]

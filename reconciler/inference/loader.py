@@ -1,0 +1,87 @@
+"""Entry points for the Job controller: model info (no weights) and one rank's weights.
+
+``path`` is either a ``.gguf`` file or a Hugging Face directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.inference.config import ModelConfig
+from reconciler.inference.errors import ModelError
+from reconciler.inference.gguf_model import GGUFSource, field, gguf_config, open_gguf
+from reconciler.inference.hf_model import HFSource, hf_config
+from reconciler.inference.sharding import RankShare
+from reconciler.inference.tokenizer import Tokenizer, tokenizer_from_gguf, tokenizer_from_hf
+from reconciler.inference.weights import ShardWeights, TensorSource, build_shard
+
+_TOKENIZER_KEYS = (
+    "tokenizer.ggml.model",
+    "tokenizer.ggml.pre",
+    "tokenizer.ggml.tokens",
+    "tokenizer.ggml.merges",
+    "tokenizer.ggml.token_type",
+    "tokenizer.ggml.bos_token_id",
+    "tokenizer.ggml.eos_token_id",
+    "tokenizer.ggml.eot_token_id",
+    "tokenizer.ggml.add_bos_token",
+    "tokenizer.ggml.add_eos_token",
+    "tokenizer.chat_template",
+)
+
+
+@dataclass
+class ModelInfo:
+    """What a model is, without its weights."""
+
+    path: Path
+    format: str  # "gguf" | "hf"
+    config: ModelConfig
+    tokenizer: Tokenizer
+
+    @property
+    def chat_template(self) -> str | None:
+        """The Jinja chat template, if the model has one."""
+        return self.tokenizer.chat_template
+
+
+def _format(path: Path) -> str:
+    if path.is_dir():
+        return "hf"
+    if path.suffix.lower() == ".gguf" or path.is_file():
+        return "gguf"
+    raise ModelError(path, "no such model file or directory")
+
+
+def load_config(path: str | Path) -> ModelConfig:
+    """Only the hyper-parameters."""
+    p = Path(path)
+    if _format(p) == "hf":
+        return hf_config(p)
+    return gguf_config(open_gguf(p), p)
+
+
+def load_model_info(path: str | Path) -> ModelInfo:
+    """Config, tokenizer and chat template of a model (reads no weights)."""
+    p = Path(path)
+    if _format(p) == "hf":
+        config = hf_config(p)
+        return ModelInfo(p, "hf", config, tokenizer_from_hf(p, config.bos_id, config.eos_ids))
+    reader = open_gguf(p)
+    config = gguf_config(reader, p)
+    fields = {k: field(reader, k) for k in _TOKENIZER_KEYS}
+    return ModelInfo(p, "gguf", config, tokenizer_from_gguf(fields, p))
+
+
+def open_source(path: str | Path, config: ModelConfig) -> TensorSource:
+    """A TensorSource over the model's tensors."""
+    p = Path(path)
+    if _format(p) == "hf":
+        return HFSource(p)
+    return GGUFSource(open_gguf(p), config, p)
+
+
+def load_shard(path: str | Path, config: ModelConfig, share: RankShare) -> ShardWeights:
+    """Read only this rank's share of the weights, fused for the forward pass."""
+    return build_shard(open_source(path, config), config, share)

@@ -1,0 +1,107 @@
+"""The tensor-parallel forward pass: one :class:`Engine` per rank.
+
+Per layer each rank computes its KV-head groups' attention and its MLP columns, then
+two all-reduces (after O and after down) give every rank the full residual stream.
+
+Embedding and LM head are split over vocabulary rows (the tied matrix is held once):
+the embedding is looked up by the rank owning each token and all-reduced (other ranks
+contribute zeros); the LM head gives each rank its logits columns, all-gathered so that
+every rank holds identical full logits. Sampling then runs on every rank with the same
+seeded generator and yields the same token, so no broadcast is needed. Per-member
+weights are therefore the rank's share of every matrix plus the (tiny) norm vectors.
+
+World size 1 (``SingleRank``) is the oracle the sharded runs are tested against.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from reconciler.inference.collectives import Collectives, SingleRank
+from reconciler.inference.config import ModelConfig
+from reconciler.inference.layers import F32, apply_rope, attention, rms_norm, rope_tables, silu_mul
+from reconciler.inference.weights import LayerWeights, ShardWeights
+
+
+class Engine:
+    """One rank's model state: weights, KV cache, position."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        weights: ShardWeights,
+        collectives: Collectives | None = None,
+        cache_len: int | None = None,
+    ) -> None:
+        self.config = config
+        self.weights = weights
+        self.comm: Collectives = collectives or SingleRank()
+        share = weights.share
+        self.cache_len = min(cache_len or config.max_seq, config.max_seq)
+        shape = (config.n_layers, share.n_kv_heads, self.cache_len, config.head_dim)
+        self.cache_k = np.zeros(shape, dtype=np.float32)  # [L, Kl, S, E] (pages touched lazily)
+        self.cache_v = np.zeros(shape, dtype=np.float32)  # [L, Kl, S, E]
+        self.cos, self.sin = rope_tables(config, self.cache_len)  # [S, E/2] each
+        self.pos = 0
+
+    def reset(self) -> None:
+        """Forget the sequence (the cache is overwritten, not cleared)."""
+        self.pos = 0
+
+    def prefill(self, tokens: list[int], all_logits: bool = False) -> F32:
+        """Run the prompt; logits of the last position [V] (or of every position [T, V])."""
+        h = self._forward(tokens)  # [T, D]
+        return self._logits(h if all_logits else h[-1:])[0 if not all_logits else slice(None)]
+
+    def decode(self, token: int) -> F32:
+        """Append one token; logits of the next one [V]."""
+        return self._logits(self._forward([token]))[0]
+
+    def _forward(self, tokens: list[int]) -> F32:
+        t = len(tokens)
+        if self.pos + t > self.cache_len:
+            raise ValueError(f"sequence of {self.pos + t} tokens exceeds the cache of {self.cache_len}")
+        x = self._embed(np.asarray(tokens, dtype=np.int64))  # [T, D]
+        for i, layer in enumerate(self.weights.layers):
+            x = self._layer(i, layer, x)  # [T, D]
+        self.pos += t
+        return rms_norm(x, self.weights.norm, self.config.norm_eps)  # [T, D]
+
+    def _embed(self, ids: NDArray[np.int64]) -> F32:
+        share = self.weights.share
+        if self.comm.world_size == 1:
+            return self.weights.embed[ids]  # [T, D]
+        local = np.zeros((len(ids), self.config.dim), dtype=np.float32)  # [T, D]
+        mine = (ids >= share.vocab_start) & (ids < share.vocab_end)  # [T]
+        local[mine] = self.weights.embed[ids[mine] - share.vocab_start]
+        return self.comm.all_reduce_sum(local)  # [T, D]
+
+    def _layer(self, i: int, w: LayerWeights, x: F32) -> F32:
+        cfg, share = self.config, self.weights.share
+        e, kl, hl, t = cfg.head_dim, share.n_kv_heads, share.n_heads, x.shape[0]
+        h = rms_norm(x, w.attn_norm, cfg.norm_eps)  # [T, D]
+        qkv = h @ w.wqkv.T  # [T, (Hl + 2Kl) E]
+        if w.bqkv is not None:
+            qkv += w.bqkv
+        q = qkv[:, : hl * e].reshape(t, hl, e)  # [T, Hl, E]
+        k = qkv[:, hl * e : (hl + kl) * e].reshape(t, kl, e)  # [T, Kl, E]
+        v = qkv[:, (hl + kl) * e :].reshape(t, kl, e)  # [T, Kl, E]
+        p0, p1 = self.pos, self.pos + t
+        cos, sin = self.cos[p0:p1], self.sin[p0:p1]  # [T, E/2]
+        self.cache_k[i, :, p0:p1] = apply_rope(k, cos, sin).transpose(1, 0, 2)  # [Kl, T, E]
+        self.cache_v[i, :, p0:p1] = v.transpose(1, 0, 2)  # [Kl, T, E]
+        q = apply_rope(q, cos, sin).reshape(t, kl, cfg.group, e)  # [T, Kl, G, E]
+        att = attention(q, self.cache_k[i, :, :p1], self.cache_v[i, :, :p1], p0)  # [T, Hl E]
+        x = x + self.comm.all_reduce_sum(att @ w.wo.T)  # [T, D]
+        h = rms_norm(x, w.ffn_norm, cfg.norm_eps)  # [T, D]
+        gu = h @ w.wgu.T  # [T, 2 Fl]
+        f = gu.shape[1] // 2
+        a = silu_mul(gu[:, :f], gu[:, f:])  # [T, Fl]
+        return x + self.comm.all_reduce_sum(a @ w.wdown.T)  # [T, D]
+
+    def _logits(self, h: F32) -> F32:
+        local = h @ self.weights.lm_head.T  # [T, Vl]
+        if self.comm.world_size == 1:
+            return local
+        return np.concatenate(self.comm.all_gather(local), axis=-1)  # [T, V]
