@@ -1,0 +1,50 @@
+"""Small field types shared by the kinds: network addresses and fingerprints."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+_FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` into its parts; raises ValueError with the reason."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{value!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        ipaddress.IPv6Address(host)
+    elif not _HOST_RE.match(host):
+        raise ValueError(f"{host!r} is not a valid host name or address")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"port {port_text!r} must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def _check_host_port(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
+def _check_fingerprint(value: str) -> str:
+    if not _FINGERPRINT_RE.match(value):
+        raise ValueError("must look like sha256:<64 lowercase hex digits>")
+    return value
+
+
+def _check_multicast(value: str) -> str:
+    address = ipaddress.ip_address(value)
+    if not address.is_multicast:
+        raise ValueError(f"{value} is not a multicast address")
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_check_host_port)]
+Fingerprint = Annotated[str, AfterValidator(_check_fingerprint)]
+MulticastAddress = Annotated[str, AfterValidator(_check_multicast)]

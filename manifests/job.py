@@ -1,0 +1,89 @@
+"""The Job kind: one inference request run across a pool's ring."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from manifests.base import (
+    API_VERSION,
+    BaseStatus,
+    LenientModel,
+    ObjectMeta,
+    ObjectName,
+    StrictModel,
+)
+
+JobPhase = Literal["Pending", "Scheduled", "Running", "Succeeded", "Failed"]
+
+
+class ChatMessage(StrictModel):
+    """One turn of a chat, rendered with the model's chat template."""
+
+    role: Literal["system", "user", "assistant"] = Field(description="Who speaks.")
+    content: str = Field(description="What they say.")
+
+
+class JobSpec(StrictModel):
+    """What the user wants computed."""
+
+    pool: ObjectName = Field(description="Name of the pool to run on.")
+    model: str = Field(
+        default="demo",
+        min_length=1,
+        description="Path to a GGUF file or Hugging Face model directory, or 'demo'.",
+    )
+    prompt: str | None = Field(default=None, description="Raw text to continue (no template).")
+    messages: list[ChatMessage] | None = Field(
+        default=None, description="Chat input, rendered with the model's chat template."
+    )
+    max_tokens: int = Field(default=16, ge=1, le=32768, description="Tokens to generate.")
+    temperature: float = Field(default=0.0, ge=0.0, le=10.0, description="0 means greedy.")
+    top_k: int | None = Field(default=None, ge=1, description="Sample from the k likeliest.")
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Nucleus sampling.")
+    seed: int | None = Field(default=None, ge=0, description="Seed for sampling.")
+    stop: list[str] = Field(default_factory=list, description="Stop when one is generated.")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> JobSpec:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of prompt or messages")
+        return self
+
+
+class JobMemberStatus(LenientModel):
+    """One member's share of a job."""
+
+    node_id: str = Field(description="The member's node ID.")
+    columns: list[int] = Field(default_factory=list, description="[start, end) of its columns.")
+    compute_ms: float = Field(default=0.0, description="Time spent computing.")
+    comm_ms: float = Field(default=0.0, description="Time spent in collectives.")
+    bytes_sent: int = Field(default=0, description="Bytes sent to other members.")
+
+
+class JobStatus(BaseStatus):
+    """What the agent observed of a job."""
+
+    phase: JobPhase | None = Field(default=None, description="Where the job is.")
+    output: str | None = Field(default=None, description="Generated text.")
+    token_ids: list[int] = Field(default_factory=list, description="Generated token ids.")
+    prompt_tokens: int | None = Field(default=None, description="Tokens in the prompt.")
+    completion_tokens: int | None = Field(default=None, description="Tokens generated.")
+    tokens_per_second: float | None = Field(default=None, description="Decode speed.")
+    time_to_first_token_ms: float | None = Field(default=None, description="Latency.")
+    members: list[JobMemberStatus] = Field(default_factory=list, description="Per member.")
+
+
+class Job(StrictModel):
+    """An inference job."""
+
+    api_version: Literal["meshnet.dev/v1alpha1"] = Field(
+        default=API_VERSION, description="Always meshnet.dev/v1alpha1."
+    )
+    kind: Literal["Job"] = Field(default="Job", description="Always Job.")
+    metadata: ObjectMeta = Field(description="Name, labels and bookkeeping.")
+    spec: JobSpec = Field(description="What the user wants.")
+    status: JobStatus = Field(
+        default_factory=JobStatus, description="Written by the agent; ignored on apply."
+    )

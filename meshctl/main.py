@@ -1,0 +1,111 @@
+"""meshctl: the kubectl-like command line of meshnet."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import typer
+
+from manifests import KINDS, resolve_kind
+from manifests.schema import all_schemas, kind_schema
+from meshctl import objects_cmd
+from meshctl.context import State, friendly, home
+from meshctl.render import console, emit
+from reconciler.home import Home
+from reconciler.node import init_node
+
+app = typer.Typer(
+    name="meshctl",
+    help="Declare a pool of LAN devices that serve LLM inference, and watch it converge.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _main(
+    home_dir: Path | None = typer.Option(
+        None, "--home", envvar="MESHNET_HOME", help="Device state folder (default ~/.meshnet)."
+    ),
+) -> None:
+    if home_dir is not None:
+        State.home = Home(home_dir.expanduser())
+
+
+def meshnet_version() -> str:
+    try:
+        return version("meshnet")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+@app.command("init")
+@friendly
+def init(
+    network_id: str = typer.Option("default", "--network-id", help="Network this device joins."),
+    name: str = typer.Option(..., "--name", help="A name for this device."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing identity."),
+    output: str = typer.Option("text", "-o", "--output", help="text or json."),
+) -> None:
+    """Make this device's identity (an Ed25519 key that never leaves it)."""
+    config = init_node(home(), network_id, name, force)
+    if output == "json":
+        document = {
+            "nodeId": config.node_id,
+            "name": config.name,
+            "networkId": config.network_id,
+            "fingerprint": config.fingerprint,
+        }
+        emit(json.dumps(document))
+        return
+    console.print(f"Initialised device [bold]{config.name}[/bold] in {home().root}")
+    console.print(f"Node ID:     {config.node_id}", highlight=False)
+    console.print(f"Network ID:  {config.network_id}", highlight=False)
+    console.print(f"Fingerprint: {config.fingerprint}", highlight=False)
+
+
+@app.command("version")
+def version_cmd(output: str = typer.Option("text", "-o", "--output", help="text or json.")) -> None:
+    """Print the version."""
+    if output == "json":
+        emit(json.dumps({"meshnet": meshnet_version(), "apiVersion": "meshnet.dev/v1alpha1"}))
+    else:
+        console.print(f"meshctl {meshnet_version()} (API meshnet.dev/v1alpha1)", highlight=False)
+
+
+@app.command("schema")
+@friendly
+def schema(
+    kind: str | None = typer.Argument(None, help="Pool, Member or Job; default all."),
+) -> None:
+    """Print the JSON Schema of the manifests (for editors' YAML completion)."""
+    data = kind_schema(resolve_kind(kind)) if kind else all_schemas()
+    emit(json.dumps(data, indent=2))
+
+
+@app.command("agent")
+def agent(
+    watch_dir: Path | None = typer.Option(
+        None, "--watch-dir", help="Apply manifests from this folder and follow its changes."
+    ),
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+) -> None:
+    """Run this device's agent in the foreground (Ctrl+C stops it)."""
+    from reconciler.daemon import AgentOptions, run_agent
+
+    raise typer.Exit(run_agent(AgentOptions(home(), watch_dir, log_level)))
+
+
+app.command("apply")(objects_cmd.apply)
+app.command("diff")(objects_cmd.diff)
+app.command("get")(objects_cmd.get)
+app.command("describe")(objects_cmd.describe)
+app.command("delete")(objects_cmd.delete)
+app.command("events")(objects_cmd.events)
+
+__all__ = ["KINDS", "app"]

@@ -1,0 +1,76 @@
+"""mesh: the seed quick start's verbs, on top of the same store and agent as meshctl."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from manifests import Pool, to_document
+from manifests.pool import PoolSpec
+from meshctl.context import CliError, State, friendly, home, open_store
+from meshctl.main import _main, agent, init, version_cmd
+from meshctl.render import console, dump, emit, print_objects
+from reconciler.oneshot import reconcile_now
+
+app = typer.Typer(
+    name="mesh",
+    help="meshnet's quick-start commands (see also meshctl for the declarative API).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.callback()(_main)
+app.command("init")(init)
+app.command("version")(version_cmd)
+app.command("start", help="Run this device's agent in the foreground (Ctrl+C stops it).")(agent)
+
+
+@app.command("pool-create")
+@friendly
+def pool_create(
+    name: str = typer.Option(..., "--name", help="The pool's name."),
+    admission: str = typer.Option("token", "--admission", help="token, approve or auto."),
+    network_id: str | None = typer.Option(None, "--network-id", help="Default: the device's."),
+    output: str = typer.Option("text", "-o", "--output", help="text, yaml or json."),
+) -> None:
+    """Create a pool with this device as its admin; prints the Pool ID and root key."""
+    from reconciler.node import load_node_config
+
+    node = load_node_config(home())
+    spec = PoolSpec.model_validate(
+        {"admission": admission, "networkId": network_id or node.network_id}
+    )
+    pool = Pool.model_validate({"metadata": {"name": name}, "spec": spec.model_dump(by_alias=True)})
+    with open_store() as store:
+        if store.get("Pool", name) is not None:
+            raise CliError(f"a pool named {name!r} already exists on this device (mesh pool-list)")
+        store.apply(pool)
+        reconcile_now(home(), store, "Pool", name)
+        created = store.require("Pool", name)
+    assert isinstance(created, Pool)
+    if output in ("yaml", "json"):
+        emit(dump(to_document(created), output))
+        return
+    status = created.status
+    if status.pool_id is None:
+        ready = created.status.condition("Ready")
+        raise CliError(f"pool not created: {ready.message if ready else 'unknown reason'}")
+    console.print(f"Pool [bold]{name}[/bold] created; this device is its admin.")
+    console.print(f"Pool ID:              {status.pool_id}", highlight=False)
+    console.print(f"Pool Root Public Key: {status.root_fingerprint}", highlight=False)
+
+
+@app.command("pool-list")
+@friendly
+def pool_list(
+    output: str = typer.Option("table", "-o", "--output", help="table, wide, yaml, json."),
+) -> None:
+    """List the pools this device belongs to."""
+    with open_store() as store:
+        print_objects(Pool, store.list("Pool"), output)
+
+
+__all__ = ["State", "app", "json"]

@@ -1,0 +1,136 @@
+"""The agent: one process per device that reconciles the store toward its manifests.
+
+uvloop is chosen here and nowhere else. Root tasks run in one TaskGroup; SIGINT and
+SIGTERM set a stop event and every task returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.executor import Executor
+from reconciler.gitops import FolderSync, watch_folder
+from reconciler.handlers import build_handlers
+from reconciler.home import Home
+from reconciler.logsetup import setup_logging
+from reconciler.singleton import AlreadyRunning, PidLock
+from reconciler.store import Store, StoreError
+
+log = logging.getLogger("meshnet.agent")
+
+STORE_POLL_SECONDS = 0.02
+RESYNC_SECONDS = 30.0
+
+
+@dataclass
+class AgentOptions:
+    """How the agent was asked to run."""
+
+    home: Home
+    watch_dir: Path | None = None
+    log_level: str = "INFO"
+
+
+class Agent:
+    """The agent's root tasks around one store and one executor."""
+
+    def __init__(self, options: AgentOptions, store: Store) -> None:
+        self.options = options
+        self.store = store
+        self.executor = Executor(store, build_handlers(options.home, store))
+        self.stop = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.sync = FolderSync(store, options.watch_dir) if options.watch_dir else None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        tasks: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            self._watch_store,
+            self._reconcile_loop,
+        ]
+        if self.sync is not None:
+            tasks.append(self._watch_folder)
+        log.info(
+            "agent started for %s (pid file %s)",
+            self.options.home.root,
+            self.options.home.agent_lock,
+        )
+        async with asyncio.TaskGroup() as group:
+            for task in tasks:
+                group.create_task(task(), name=task.__name__)
+        log.info("agent stopped")
+
+    def _on_signal(self, signum: int) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        self.stop.set()
+        self.wake.set()
+
+    async def _watch_store(self) -> None:
+        revision = -1
+        while not self.stop.is_set():
+            current = self.store.revision()
+            if current != revision:
+                revision = current
+                self.wake.set()
+            await _wait(self.stop, STORE_POLL_SECONDS)
+
+    async def _reconcile_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_resync = loop.time() + RESYNC_SECONDS
+        while not self.stop.is_set():
+            self.wake.clear()
+            deadline = self.executor.reconcile_all(loop.time())
+            if loop.time() >= next_resync:
+                next_resync = loop.time() + RESYNC_SECONDS
+                if self.sync is not None:
+                    self.sync.sync_all()
+            until = min(d for d in (deadline, next_resync) if d is not None)
+            await _wait(self.wake, max(0.0, until - loop.time()))
+
+    async def _watch_folder(self) -> None:
+        assert self.sync is not None
+        await watch_folder(self.sync, self.stop)
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; Windows lacks it
+        return asyncio.run
+    return uvloop.run
+
+
+def run_agent(options: AgentOptions) -> int:
+    """Run the agent in the foreground until a signal; the process exit code."""
+    home = options.home
+    home.root.mkdir(parents=True, exist_ok=True)
+    lock = PidLock(home.agent_lock)
+    try:
+        lock.acquire()
+    except AlreadyRunning as err:
+        print(f"error: {err}", flush=True)
+        return 1
+    setup_logging(home, "agent", options.log_level)
+    try:
+        with Store.open(home.root) as store:
+            _event_loop_runner()(Agent(options, store).run())
+    except StoreError as err:
+        log.error("%s", err)
+        return 1
+    finally:
+        lock.release()
+    return 0

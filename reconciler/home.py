@@ -1,0 +1,72 @@
+"""Where a device keeps its files: MESHNET_HOME (default ~/.meshnet) and its layout."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_home() -> Path:
+    """$MESHNET_HOME, or ~/.meshnet."""
+    env = os.environ.get("MESHNET_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".meshnet"
+
+
+@dataclass(frozen=True)
+class Home:
+    """The files of one device (one agent)."""
+
+    root: Path
+
+    @classmethod
+    def default(cls) -> Home:
+        return cls(default_home())
+
+    @property
+    def state_db(self) -> Path:
+        return self.root / "state.db"
+
+    @property
+    def node_key(self) -> Path:
+        return self.root / "node.key"
+
+    @property
+    def node_config(self) -> Path:
+        return self.root / "node.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def agent_lock(self) -> Path:
+        return self.root / "agent.lock"
+
+    def log_file(self, name: str) -> Path:
+        """logs/<name>.log (agent, relay, control-plane)."""
+        return self.logs / f"{name}.log"
+
+    def pool_dir(self, pool_name: str) -> Path:
+        """pools/<name>/: a pool's root key (admin only), certificates and metadata."""
+        return self.root / "pools" / pool_name
+
+    def ring_topology(self, pool_id: str) -> Path:
+        return self.root / f"ring_topology_{pool_id}.json"
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a file so readers see the old or the new content, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

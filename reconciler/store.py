@@ -1,0 +1,352 @@
+"""The object store: SQLite at $MESHNET_HOME/state.db, shared by meshctl and the agent.
+
+Kubernetes semantics: every write bumps a store-wide revision that becomes the object's
+resourceVersion; a write naming a stale resourceVersion is refused (Conflict);
+`generation` changes only when `spec` changes; status is written only by the agent
+(`update_status`). WAL mode and a busy timeout let several processes share the file.
+
+    StoreError               the database cannot be used (corrupt, newer schema, I/O)
+      Conflict               a stale resourceVersion
+      NotFound               no such object
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from manifests import MeshObject, model_for
+from reconciler.store_schema import MIGRATIONS, SCHEMA_VERSION
+
+ApplyOutcome = Literal["created", "configured", "unchanged"]
+EventType = Literal["Normal", "Warning"]
+
+
+class StoreError(Exception):
+    """The store cannot be used as asked."""
+
+
+class Conflict(StoreError):
+    """The object changed since the resourceVersion the writer read."""
+
+
+class NotFound(StoreError):
+    """No object of that kind and name."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to an object (deduplicated like Kubernetes events)."""
+
+    kind: str
+    name: str
+    type: str
+    reason: str
+    message: str
+    count: int
+    first_seen: str
+    last_seen: str
+
+
+def utcnow() -> datetime:
+    """The current UTC time, whole milliseconds."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class Store:
+    """One connection to the object store."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA busy_timeout = 10000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(
+                f"{path} is not a usable meshnet database ({err}); "
+                "move it aside to start with an empty store"
+            ) from err
+
+    @classmethod
+    def open(cls, home: Path) -> Store:
+        """The store of a MESHNET_HOME."""
+        return cls(home / "state.db")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema -------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._write():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by a newer meshnet (schema {version}, this "
+                    f"version knows {SCHEMA_VERSION}); upgrade meshnet"
+                )
+            for number in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _next_revision(self) -> int:
+        self._db.execute("UPDATE revision SET value = value + 1 WHERE id = 1")
+        return int(self._db.execute("SELECT value FROM revision").fetchone()[0])
+
+    def revision(self) -> int:
+        """The store-wide revision: it changes on every write, by anyone."""
+        return int(self._db.execute("SELECT value FROM revision").fetchone()[0])
+
+    # -- objects ------------------------------------------------------------------
+
+    def get(self, kind: str, name: str) -> MeshObject | None:
+        """The object, or None."""
+        row = self._db.execute(
+            "SELECT * FROM objects WHERE kind = ? AND name = ?", (kind, name)
+        ).fetchone()
+        return None if row is None else self._from_row(row)
+
+    def require(self, kind: str, name: str) -> MeshObject:
+        """The object; NotFound if absent."""
+        obj = self.get(kind, name)
+        if obj is None:
+            raise NotFound(f'{kind} "{name}" not found')
+        return obj
+
+    def list(self, kind: str | None = None) -> list[MeshObject]:
+        """Every object of a kind (or of every kind), ordered by kind and name."""
+        if kind is None:
+            rows = self._db.execute("SELECT * FROM objects ORDER BY kind, name").fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM objects WHERE kind = ? ORDER BY name", (kind,)
+            ).fetchall()
+        return [self._from_row(row) for row in rows]
+
+    def apply(self, obj: MeshObject, source: str | None = None) -> tuple[MeshObject, ApplyOutcome]:
+        """Create the object or update its spec, labels and annotations (never status)."""
+        with self._write():
+            row = self._row(obj.kind, obj.metadata.name)
+            if row is None:
+                outcome: ApplyOutcome = "created"
+                self._insert(obj)
+            else:
+                self._check_version(obj, row)
+                outcome = self._update(obj, row)
+            if source is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO inventory VALUES (?, ?, ?)",
+                    (obj.kind, obj.metadata.name, source),
+                )
+            elif outcome == "created":
+                self._db.execute(
+                    "DELETE FROM inventory WHERE kind = ? AND name = ?",
+                    (obj.kind, obj.metadata.name),
+                )
+        return self.require(obj.kind, obj.metadata.name), outcome
+
+    def _insert(self, obj: MeshObject) -> None:
+        revision = self._next_revision()
+        meta = obj.metadata
+        self._db.execute(
+            "INSERT INTO objects VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+            (
+                obj.kind, meta.name, str(uuid.uuid4()), revision, _dumps(meta.labels),
+                _dumps(meta.annotations), _dumps(self._spec(obj)), "{}",
+                utcnow().isoformat(),
+            ),
+        )  # fmt: skip
+
+    def _update(self, obj: MeshObject, row: sqlite3.Row) -> ApplyOutcome:
+        spec, meta = _dumps(self._spec(obj)), obj.metadata
+        labels, annotations = _dumps(meta.labels), _dumps(meta.annotations)
+        if (spec, labels, annotations) == (row["spec"], row["labels"], row["annotations"]):
+            return "unchanged"
+        generation = row["generation"] + (1 if spec != row["spec"] else 0)
+        self._db.execute(
+            "UPDATE objects SET spec = ?, labels = ?, annotations = ?, generation = ?, "
+            "resource_version = ? WHERE kind = ? AND name = ?",
+            (spec, labels, annotations, generation, self._next_revision(), obj.kind, meta.name),
+        )
+        return "configured"
+
+    def update_status(
+        self, kind: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> MeshObject:
+        """Replace an object's status (the agent's write); Conflict if the version is stale."""
+        with self._write():
+            row = self._row(kind, name)
+            if row is None:
+                raise NotFound(f'{kind} "{name}" not found')
+            if resource_version is not None and str(row["resource_version"]) != resource_version:
+                raise Conflict(f'{kind} "{name}" changed since resourceVersion {resource_version}')
+            if _dumps(status) != row["status"]:
+                self._db.execute(
+                    "UPDATE objects SET status = ?, resource_version = ? "
+                    "WHERE kind = ? AND name = ?",
+                    (_dumps(status), self._next_revision(), kind, name),
+                )
+        return self.require(kind, name)
+
+    def delete(self, kind: str, name: str, resource_version: str | None = None) -> bool:
+        """Remove an object; False if it was not there."""
+        with self._write():
+            row = self._row(kind, name)
+            if row is None:
+                return False
+            if resource_version is not None and str(row["resource_version"]) != resource_version:
+                raise Conflict(f'{kind} "{name}" changed since resourceVersion {resource_version}')
+            self._db.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name))
+            self._db.execute("DELETE FROM inventory WHERE kind = ? AND name = ?", (kind, name))
+            self._next_revision()
+        return True
+
+    def _row(self, kind: str, name: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._db.execute(
+            "SELECT * FROM objects WHERE kind = ? AND name = ?", (kind, name)
+        ).fetchone()
+        return row
+
+    @staticmethod
+    def _check_version(obj: MeshObject, row: sqlite3.Row) -> None:
+        wanted = obj.metadata.resource_version
+        if wanted is not None and wanted != str(row["resource_version"]):
+            raise Conflict(
+                f'{obj.kind} "{obj.metadata.name}" was modified (resourceVersion '
+                f"{row['resource_version']}, not {wanted}); get it again and retry"
+            )
+
+    @staticmethod
+    def _spec(obj: MeshObject) -> dict[str, Any]:
+        return obj.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    @staticmethod
+    def _from_row(row: sqlite3.Row) -> MeshObject:
+        document = {
+            "kind": row["kind"],
+            "metadata": {
+                "name": row["name"],
+                "uid": row["uid"],
+                "generation": row["generation"],
+                "resourceVersion": str(row["resource_version"]),
+                "creationTimestamp": row["created"],
+                "labels": json.loads(row["labels"]),
+                "annotations": json.loads(row["annotations"]),
+            },
+            "spec": json.loads(row["spec"]),
+            "status": json.loads(row["status"]),
+        }
+        return model_for(row["kind"]).model_validate(document)
+
+    # -- inventory (GitOps) -----------------------------------------------------------
+
+    def inventory(self, source: str) -> list[tuple[str, str]]:
+        """(kind, name) of the objects last applied from a source file."""
+        rows = self._db.execute(
+            "SELECT kind, name FROM inventory WHERE source = ? ORDER BY kind, name", (source,)
+        ).fetchall()
+        return [(r["kind"], r["name"]) for r in rows]
+
+    def sources(self) -> list[str]:
+        """Every source file with objects in the inventory."""
+        rows = self._db.execute("SELECT DISTINCT source FROM inventory ORDER BY source")
+        return [r["source"] for r in rows.fetchall()]
+
+    def source_of(self, kind: str, name: str) -> str | None:
+        """The file an object was last applied from by the folder watch, if any."""
+        row = self._db.execute(
+            "SELECT source FROM inventory WHERE kind = ? AND name = ?", (kind, name)
+        ).fetchone()
+        return None if row is None else str(row["source"])
+
+    # -- events -------------------------------------------------------------------------
+
+    def record_event(
+        self, kind: str, name: str, type_: EventType, reason: str, message: str
+    ) -> None:
+        """Record an event; the same event again bumps the last one's count."""
+        now = utcnow().isoformat()
+        with self._write():
+            last = self._db.execute(
+                "SELECT id, type, reason, message FROM events WHERE kind = ? AND name = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (kind, name),
+            ).fetchone()
+            if last is not None and (last["type"], last["reason"], last["message"]) == (
+                type_, reason, message,
+            ):  # fmt: skip
+                self._db.execute(
+                    "UPDATE events SET count = count + 1, last_seen = ? WHERE id = ?",
+                    (now, last["id"]),
+                )
+            else:
+                self._db.execute(
+                    "INSERT INTO events (first_seen, last_seen, kind, name, type, reason, "
+                    "message) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (now, now, kind, name, type_, reason, message),
+                )
+
+    def events(
+        self, kind: str | None = None, name: str | None = None, limit: int = 50
+    ) -> list[Event]:
+        """The latest events, oldest first, optionally of one object."""
+        query, args = "SELECT * FROM events", []
+        if kind is not None and name is not None:
+            query, args = query + " WHERE kind = ? AND name = ?", [kind, name]
+        rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
+        return [
+            Event(r["kind"], r["name"], r["type"], r["reason"], r["message"], r["count"],
+                  r["first_seen"], r["last_seen"])
+            for r in reversed(rows)
+        ]  # fmt: skip
+
+    # -- observed state (peers, ring, ...) -----------------------------------------------
+
+    def put_observed(self, key: str, value: Any) -> None:
+        """Store a piece of observed state (JSON-serialisable) under a key."""
+        with self._write():
+            self._db.execute(
+                "INSERT OR REPLACE INTO observed VALUES (?, ?, ?)",
+                (key, _dumps(value), utcnow().isoformat()),
+            )
+
+    def get_observed(self, key: str) -> Any:
+        """A piece of observed state, or None."""
+        row = self._db.execute("SELECT value FROM observed WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row["value"])

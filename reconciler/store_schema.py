@@ -1,0 +1,52 @@
+"""The object store's SQLite schema and its migrations (one list, applied in order)."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: objects, events, inventory, observed state
+    """
+    CREATE TABLE objects (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        uid TEXT NOT NULL UNIQUE,
+        generation INTEGER NOT NULL,
+        resource_version INTEGER NOT NULL,
+        labels TEXT NOT NULL,
+        annotations TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (kind, name)
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        message TEXT NOT NULL,
+        count INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX events_object ON events (kind, name);
+    CREATE TABLE inventory (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        source TEXT NOT NULL,
+        PRIMARY KEY (kind, name)
+    );
+    CREATE TABLE revision (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        value INTEGER NOT NULL
+    );
+    INSERT INTO revision VALUES (1, 0);
+    CREATE TABLE observed (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
