@@ -23,6 +23,12 @@ from manifests.objects import KINDS, MeshObject
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
+HINTS = {
+    ("Member", "spec.token"): (
+        " (a token is never kept in a manifest: put it in a file and name the file in tokenFile)"
+    ),
+}
+
 
 @dataclass(frozen=True)
 class LoadedObject:
@@ -132,6 +138,7 @@ def _problems(err: ValidationError, doc: CommentedMap, source: str) -> list[Prob
         )
         line, col = _locate(doc, loc)
         message = item["msg"].removeprefix("Value error, ")
+        message += HINTS.get((doc.get("kind"), format_path(loc)), "")
         problems.append(Problem(source, line, col, format_path(loc), message))
     return sorted(problems, key=lambda p: (p.line, p.column))
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from reconciler.controllers.base import ConditionSpec
+from reconciler.store import isotime
 
 ABNORMAL_TRUE = ("Reconciling", "Stalled")
 
@@ -30,7 +31,7 @@ def merge_conditions(
             "status": spec.status,
             "reason": spec.reason,
             "message": spec.message,
-            "lastTransitionTime": now.isoformat() if changed else old["lastTransitionTime"],  # type: ignore[index]
+            "lastTransitionTime": isotime(now) if changed else old["lastTransitionTime"],  # type: ignore[index]
         }
     return sorted(by_type.values(), key=lambda c: (c["type"] != "Ready", c["type"]))
 

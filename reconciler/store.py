@@ -61,6 +61,11 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def isotime(moment: datetime) -> str:
+    """RFC 3339 UTC text, spelled as pydantic spells it (so status round-trips exactly)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
@@ -189,7 +194,7 @@ class Store:
             (
                 obj.kind, meta.name, str(uuid.uuid4()), revision, _dumps(meta.labels),
                 _dumps(meta.annotations), _dumps(self._spec(obj)), "{}",
-                utcnow().isoformat(),
+                isotime(utcnow()),
             ),
         )  # fmt: skip
 
@@ -301,7 +306,7 @@ class Store:
         self, kind: str, name: str, type_: EventType, reason: str, message: str
     ) -> None:
         """Record an event; the same event again bumps the last one's count."""
-        now = utcnow().isoformat()
+        now = isotime(utcnow())
         with self._write():
             last = self._db.execute(
                 "SELECT id, type, reason, message FROM events WHERE kind = ? AND name = ? "
@@ -343,7 +348,7 @@ class Store:
         with self._write():
             self._db.execute(
                 "INSERT OR REPLACE INTO observed VALUES (?, ?, ?)",
-                (key, _dumps(value), utcnow().isoformat()),
+                (key, _dumps(value), isotime(utcnow())),
             )
 
     def get_observed(self, key: str) -> Any:

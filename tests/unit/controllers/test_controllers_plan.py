@@ -1,0 +1,88 @@
+"""The controllers' pure plans: given what was observed, what to do."""
+
+from __future__ import annotations
+
+from manifests import Job, Member, Pool, load_text
+from reconciler.controllers import job, member, pool
+from reconciler.pools import PoolInfo
+
+FPR = "sha256:" + "ab" * 32
+POOL = Pool.model_validate({"metadata": {"name": "p"}})
+MEMBER = Member.model_validate(
+    {
+        "metadata": {"name": "me"},
+        "spec": {"pool": {"name": "p", "id": "pool-1", "rootFingerprint": FPR}},
+    }
+)
+JOB = Job.model_validate({"metadata": {"name": "j"}, "spec": {"pool": "p", "prompt": "Hi"}})
+ADMIN = PoolInfo("p", "pool-1", FPR, "admin")
+
+
+def test_pool_without_identity_waits_for_init() -> None:
+    plan = pool.plan(POOL, pool.PoolObserved(False, None), 0.0)
+    assert plan.actions == []
+    assert plan.conditions[0].reason == "NodeNotInitialized"
+    assert "meshctl init" in plan.conditions[0].message
+
+
+def test_pool_without_root_creates_one() -> None:
+    plan = pool.plan(POOL, pool.PoolObserved(True, None), 0.0)
+    assert plan.actions == [pool.CreatePoolRoot("p")]
+
+
+def test_pool_with_root_reports_it() -> None:
+    plan = pool.plan(POOL, pool.PoolObserved(True, ADMIN), 0.0)
+    assert plan.actions == []
+    assert plan.status == {"poolId": "pool-1", "rootFingerprint": FPR, "role": "admin"}
+    assert (plan.conditions[0].status, plan.conditions[0].reason) == ("True", "RootReady")
+
+
+def test_member_joined_when_pool_material_matches() -> None:
+    info = PoolInfo("p", "pool-1", FPR, "member")
+    plan = member.plan(MEMBER, member.MemberObserved(True, info), 0.0)
+    assert plan.status["phase"] == "Joined"
+
+
+def test_member_of_another_pool_with_the_same_name_is_refused() -> None:
+    info = PoolInfo("p", "pool-other", FPR, "member")
+    plan = member.plan(MEMBER, member.MemberObserved(True, info), 0.0)
+    assert plan.status["phase"] == "Denied"
+    assert plan.conditions[0].reason == "PoolMismatch"
+
+
+def test_member_waits_for_admin_and_reports_token_problems() -> None:
+    plan = member.plan(MEMBER, member.MemberObserved(True, None), 0.0)
+    assert (plan.status["phase"], plan.conditions[0].reason) == ("Pending", "WaitingForAdmin")
+    plan = member.plan(MEMBER, member.MemberObserved(True, None, "cannot read token"), 0.0)
+    assert plan.conditions[0].reason == "TokenUnreadable"
+
+
+def test_member_record_on_admin_keeps_its_phase() -> None:
+    plan = member.plan(MEMBER, member.MemberObserved(True, ADMIN), 0.0)
+    assert plan.status["phase"] == "Pending"
+
+
+def test_job_pending_reasons_in_order() -> None:
+    cases = [
+        (job.JobObserved(False, False, None, False), "PoolNotFound"),
+        (job.JobObserved(True, False, None, False), "PoolNotReady"),
+        (job.JobObserved(True, True, "no model", False), "ModelUnavailable"),
+        (job.JobObserved(True, True, None, False), "RingNotConverged"),
+    ]
+    for observed, reason in cases:
+        plan = job.plan(JOB, observed, 0.0)
+        assert plan.status["phase"] == "Pending"
+        assert plan.conditions[0].reason == reason
+
+
+def test_finished_job_is_left_alone() -> None:
+    done = JOB.model_copy(deep=True)
+    done.status.phase = "Succeeded"
+    plan = job.plan(done, job.JobObserved(False, False, None, False), 0.0)
+    assert plan.status == {"phase": "Succeeded"} and plan.conditions == []
+
+
+def test_plans_are_pure() -> None:
+    observed = pool.PoolObserved(True, ADMIN)
+    assert pool.plan(POOL, observed, 1.0) == pool.plan(POOL, observed, 1.0)
+    assert load_text("apiVersion: meshnet.dev/v1alpha1\nkind: Pool\nmetadata: {name: p}\n", "x")

@@ -1,0 +1,109 @@
+"""Loading manifests: valid documents, and every problem reported with file:line:col."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from manifests import Job, ManifestError, Member, Pool, load_manifests, load_text
+from manifests.durations import format_duration, parse_duration
+
+GOLDEN = Path(__file__).parent / "golden"
+POOL = """\
+apiVersion: meshnet.dev/v1alpha1
+kind: Pool
+metadata:
+  name: test-pool
+spec:
+  admission: approve
+  discovery: {beaconInterval: 2s, staticPeers: ["192.168.1.20:42424", "[::1]:42424"]}
+"""
+
+
+def test_pool_defaults_and_camel_case_fields() -> None:
+    (item,) = load_text(POOL, "pool.yaml")
+    pool = item.obj
+    assert isinstance(pool, Pool)
+    assert pool.spec.admission == "approve"
+    assert pool.spec.network_id == "default"
+    assert pool.spec.discovery.beacon_interval == 2.0
+    assert pool.spec.discovery.group == "239.192.0.1"
+    assert pool.spec.discovery.port == 42424
+    assert pool.spec.ring.shard_columns == 8192
+    assert pool.spec.discovery.static_peers == ["192.168.1.20:42424", "[::1]:42424"]
+    assert (item.source, item.line) == ("pool.yaml", 1)
+
+
+def test_multi_document_file_loads_every_kind(tmp_path: Path) -> None:
+    member = """apiVersion: meshnet.dev/v1alpha1
+kind: Member
+metadata: {name: laptop}
+spec:
+  pool: {name: test-pool, id: pool-1, rootFingerprint: "sha256:%s"}
+  tokenFile: ~/.meshnet/token
+""" % ("ab" * 32)
+    job = "apiVersion: meshnet.dev/v1alpha1\nkind: Job\nmetadata: {name: j}\nspec: {pool: test-pool, prompt: Hi}\n"
+    path = tmp_path / "all.yaml"
+    path.write_text(POOL + "---\n" + member + "---\n" + job + "---\n")
+    kinds = [type(item.obj) for item in load_manifests(path)]
+    assert kinds == [Pool, Member, Job]
+    assert [item.line for item in load_manifests(path)][1] == 9
+
+
+def test_folder_loads_yaml_files_in_order(tmp_path: Path) -> None:
+    (tmp_path / "b.yaml").write_text(POOL.replace("test-pool", "b"))
+    (tmp_path / "a.yml").write_text(POOL.replace("test-pool", "a"))
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    assert [i.obj.metadata.name for i in load_manifests(tmp_path)] == ["a", "b"]
+
+
+def test_duplicate_objects_are_an_error() -> None:
+    with pytest.raises(ManifestError, match="defined twice"):
+        load_text(POOL + "---\n" + POOL, "dup.yaml")
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="no such file"):
+        load_manifests(tmp_path / "absent.yaml")
+
+
+def test_job_needs_exactly_one_input() -> None:
+    text = "apiVersion: meshnet.dev/v1alpha1\nkind: Job\nmetadata: {name: j}\nspec: {pool: p}\n"
+    with pytest.raises(ManifestError, match="exactly one of prompt or messages"):
+        load_text(text, "job.yaml")
+
+
+@pytest.mark.parametrize("case", sorted(p.stem for p in GOLDEN.glob("*.yaml")))
+def test_golden_errors(case: str) -> None:
+    """Each bad manifest's full error text is pinned (UPDATE_GOLDEN=1 rewrites)."""
+    source = GOLDEN / f"{case}.yaml"
+    with pytest.raises(ManifestError) as caught:
+        load_manifests(source)
+    text = str(caught.value).replace(str(GOLDEN) + os.sep, "") + "\n"
+    expected = GOLDEN / f"{case}.err"
+    if os.environ.get("UPDATE_GOLDEN"):
+        expected.write_text(text)
+    assert text == expected.read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("5s", 5.0), ("1m30s", 90.0), ("500ms", 0.5), ("24h", 86400.0), (3, 3.0)]
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "s5", "5 s", "-1s", "0s", "1y"])
+def test_bad_durations(text: str) -> None:
+    if text == "5":
+        assert parse_duration(text + "s") == 5.0
+        return
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_durations_round_trip() -> None:
+    for seconds in (0.5, 5.0, 90.0, 3600.0, 86400.0):
+        assert parse_duration(format_duration(seconds)) == seconds
