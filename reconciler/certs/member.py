@@ -119,8 +119,9 @@ def verify_member_certificate(
     """
     cert = x509util.load_der(der)
     try:
-        cert.verify_directly_issued_by(anchor.cert)
-    except (InvalidSignature, ValueError, TypeError) as exc:
+        with x509util.malformed_as_error():
+            cert.verify_directly_issued_by(anchor.cert)
+    except (InvalidSignature, CertificateError) as exc:
         raise CertificateError("untrusted", "certificate is not signed by the pool root") from exc
     info = read_member_certificate(der)
     if info.pool_id != anchor.pool_id:
@@ -133,6 +134,11 @@ def verify_member_certificate(
 
 def read_member_certificate(der: bytes) -> MemberCertInfo:
     """Parse a member certificate without checking who signed it or when."""
+    with x509util.malformed_as_error():
+        return _read(der)
+
+
+def _read(der: bytes) -> MemberCertInfo:
     cert = x509util.load_der(der)
     pub = x509util.raw_public_key(cert)
     node_id = x509util.name_attr(cert.subject, x509util.NODE_OID)

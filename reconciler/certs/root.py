@@ -52,12 +52,17 @@ class TrustAnchor:
         Raises CertificateError with reason ``malformed``, ``not_ca``,
         ``bad_signature``, ``fingerprint_mismatch`` or ``pool_mismatch``.
         """
+        with x509util.malformed_as_error():
+            return cls._check(der, pinned_fingerprint, pool_id)
+
+    @classmethod
+    def _check(cls, der: bytes, pinned_fingerprint: str | None, pool_id: str | None) -> TrustAnchor:
         cert = x509util.load_der(der)
         pub = x509util.raw_public_key(cert)
         _check_is_ca(cert)
         try:
             cert.verify_directly_issued_by(cert)
-        except (InvalidSignature, ValueError, TypeError) as exc:
+        except InvalidSignature as exc:
             raise CertificateError("bad_signature", "root is not validly self-signed") from exc
         fp = fingerprint(pub)
         if pinned_fingerprint is not None and fp != pinned_fingerprint:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -54,6 +56,15 @@ def load_der(der: bytes) -> x509.Certificate:
         return x509.load_der_x509_certificate(der)
     except (ValueError, TypeError) as exc:
         raise CertificateError("malformed", f"not a DER certificate: {exc}") from exc
+
+
+@contextmanager
+def malformed_as_error() -> Iterator[None]:
+    """Turn the ValueError/TypeError that lazy X.509 parsing can raise into CertificateError."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise CertificateError("malformed", f"malformed certificate: {exc}") from exc
 
 
 def der_to_pem(der: bytes) -> bytes:

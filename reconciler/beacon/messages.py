@@ -1,0 +1,143 @@
+"""Beacon message bodies and their deterministic binary encoding.
+
+Every body starts with the same three fields, so checks common to all messages
+(pool, freshness, replay) need no knowledge of the type::
+
+    text pool_id | u64 seq | u64 timestamp (ms since the epoch)
+
+then, per type (``text``/``blob`` are u16-length-prefixed, see certs/codec.py):
+
+- PRESENCE: text node_id, text name, text host, u16 port, u64 memory_bytes,
+  u16 cores, blob ring_hash (may be empty), blob member_cert_der.
+- JOIN_REQUEST: blob joiner_pubkey (32), text node_id, text device_name,
+  blob nonce (16), text root_fingerprint (may be empty), text token_id (may be
+  empty), blob proof (32 or empty).
+- JOIN_RESPONSE: text target_node_id, blob nonce, u8 status (1 approved,
+  2 pending, 3 denied), text reason, blob cert_der (empty unless approved),
+  blob root_cert_der.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from reconciler.beacon.wire import MsgType
+from reconciler.certs.codec import DecodeError, Reader, Writer
+from reconciler.certs.identity import PUBKEY_LEN
+
+NONCE_LEN = 16
+JoinStatusCode = Literal["approved", "pending", "denied"]
+_STATUS_CODES: dict[JoinStatusCode, int] = {"approved": 1, "pending": 2, "denied": 3}
+_STATUS_NAMES: dict[int, JoinStatusCode] = {v: k for k, v in _STATUS_CODES.items()}
+
+
+@dataclass(frozen=True)
+class Common:
+    """Fields every beacon body starts with."""
+
+    pool_id: str
+    seq: int
+    timestamp_ms: int
+
+    @property
+    def timestamp(self) -> float:
+        return self.timestamp_ms / 1000
+
+
+@dataclass(frozen=True)
+class Presence:
+    """'I am here': a member's periodic announcement."""
+
+    node_id: str
+    name: str
+    host: str
+    port: int
+    memory_bytes: int
+    cores: int
+    ring_hash: bytes
+    cert_der: bytes
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    """A joiner asking for a certificate; signed by the joiner's own key."""
+
+    joiner_pubkey: bytes
+    node_id: str
+    device_name: str
+    nonce: bytes
+    root_fingerprint: str = ""
+    token_id: str = ""
+    proof: bytes = b""
+
+
+@dataclass(frozen=True)
+class JoinResponse:
+    """The admin's answer; signed by the pool root key."""
+
+    target_node_id: str
+    nonce: bytes
+    status: JoinStatusCode
+    reason: str
+    cert_der: bytes
+    root_cert_der: bytes
+
+
+Message = Presence | JoinRequest | JoinResponse
+MESSAGE_TYPES: dict[type[Message], MsgType] = {
+    Presence: MsgType.PRESENCE,
+    JoinRequest: MsgType.JOIN_REQUEST,
+    JoinResponse: MsgType.JOIN_RESPONSE,
+}
+
+
+def encode_body(common: Common, msg: Message) -> bytes:
+    """The body bytes of ``msg`` preceded by the common fields."""
+    out = Writer().text(common.pool_id).u64(common.seq).u64(common.timestamp_ms)
+    if isinstance(msg, Presence):
+        out.text(msg.node_id).text(msg.name).text(msg.host).u16(msg.port)
+        out.u64(msg.memory_bytes).u16(msg.cores).blob(msg.ring_hash).blob(msg.cert_der)
+    elif isinstance(msg, JoinRequest):
+        out.blob(msg.joiner_pubkey).text(msg.node_id).text(msg.device_name).blob(msg.nonce)
+        out.text(msg.root_fingerprint).text(msg.token_id).blob(msg.proof)
+    else:
+        out.text(msg.target_node_id).blob(msg.nonce).u8(_STATUS_CODES[msg.status])
+        out.text(msg.reason).blob(msg.cert_der).blob(msg.root_cert_der)
+    return out.getvalue()
+
+
+def decode_body(msg_type: MsgType, body: bytes) -> tuple[Common, Message]:
+    """Parse a body; raises only DecodeError."""
+    reader = Reader(body)
+    common = Common(reader.text(), reader.u64(), reader.u64())
+    msg: Message
+    if msg_type is MsgType.PRESENCE:
+        msg = _read_presence(reader)
+    elif msg_type is MsgType.JOIN_REQUEST:
+        msg = _read_join_request(reader)
+    else:
+        msg = _read_join_response(reader)
+    reader.done()
+    return common, msg
+
+
+def _read_presence(r: Reader) -> Presence:
+    node_id, name, host, port = r.text(), r.text(), r.text(), r.u16()
+    return Presence(node_id, name, host, port, r.u64(), r.u16(), r.blob(), r.blob())
+
+
+def _read_join_request(r: Reader) -> JoinRequest:
+    pubkey, node_id, device_name = r.fixed(PUBKEY_LEN), r.text(), r.text()
+    nonce, root_fp, token_id, proof = r.fixed(NONCE_LEN), r.text(), r.text(), r.blob()
+    if len(proof) not in (0, 32) or bool(token_id) != bool(proof):
+        raise DecodeError("garbage", "token id and 32-byte proof go together")
+    return JoinRequest(pubkey, node_id, device_name, nonce, root_fp, token_id, proof)
+
+
+def _read_join_response(r: Reader) -> JoinResponse:
+    target, nonce, code = r.text(), r.fixed(NONCE_LEN), r.u8()
+    status = _STATUS_NAMES.get(code)
+    if status is None:
+        raise DecodeError("garbage", f"unknown join status {code}")
+    return JoinResponse(target, nonce, status, r.text(), r.blob(), r.blob())
