@@ -9,6 +9,7 @@ bits on every rank: all-reduce sums the contributions in rank order.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -91,12 +92,12 @@ class InProcessMember:
     """One rank's handle on an :class:`InProcessGroup`."""
 
     def __init__(self, group: InProcessGroup, rank: int) -> None:
-        self._group = group
+        self.group = group
         self.rank = rank
         self.world_size = group.world_size
 
     def all_reduce_sum(self, x: Array) -> Array:
-        parts = self._group.exchange(self.rank, x)
+        parts = self.group.exchange(self.rank, x)
         if any(p.shape != x.shape for p in parts):
             raise CollectiveError(f"all_reduce shapes differ: {[p.shape for p in parts]}")
         total = parts[0].copy()
@@ -105,4 +106,36 @@ class InProcessMember:
         return total
 
     def all_gather(self, x: Array) -> list[Array]:
-        return [p.copy() for p in self._group.exchange(self.rank, x)]
+        return [p.copy() for p in self.group.exchange(self.rank, x)]
+
+
+class Metered:
+    """Wraps a Collectives and counts time spent in it and bytes it sends.
+
+    ``bytes_sent`` assumes each rank sends its contribution to every other rank
+    ((world_size - 1) * nbytes per call); a network implementation may do better.
+    """
+
+    def __init__(self, inner: Collectives, clock: Callable[[], float]) -> None:
+        self.inner = inner
+        self.rank = inner.rank
+        self.world_size = inner.world_size
+        self._clock = clock
+        self.seconds = 0.0
+        self.bytes_sent = 0
+
+    def all_reduce_sum(self, x: Array) -> Array:
+        start = self._clock()
+        out = self.inner.all_reduce_sum(x)
+        self._count(start, x)
+        return out
+
+    def all_gather(self, x: Array) -> list[Array]:
+        start = self._clock()
+        out = self.inner.all_gather(x)
+        self._count(start, x)
+        return out
+
+    def _count(self, start: float, x: Array) -> None:
+        self.seconds += self._clock() - start
+        self.bytes_sent += x.nbytes * (self.world_size - 1)

@@ -60,7 +60,9 @@ class ModelConfig:
     def validate(self) -> str | None:
         """A reason this configuration cannot run, or None."""
         if self.arch not in SUPPORTED_ARCHS:
-            return f"unsupported architecture {self.arch!r} (supported: {', '.join(SUPPORTED_ARCHS)})"
+            return (
+                f"unsupported architecture {self.arch!r} (supported: {', '.join(SUPPORTED_ARCHS)})"
+            )
         if min(self.vocab, self.dim, self.n_layers, self.n_heads, self.n_kv_heads) <= 0:
             return "sizes must be positive"
         if self.n_heads % self.n_kv_heads:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 class ModelError(Exception):
-    """A model cannot be loaded: unsupported architecture, missing or truncated file, bad tokenizer."""
+    """A model cannot be used: unsupported architecture, missing/truncated file, bad tokenizer."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = str(path)

@@ -38,7 +38,11 @@ _LAYER_NAMES = {
     "k_bias": "attn_k.bias",
     "v_bias": "attn_v.bias",
 }
-_GLOBAL_NAMES = {"embed": "token_embd.weight", "lm_head": "output.weight", "norm": "output_norm.weight"}
+_GLOBAL_NAMES = {
+    "embed": "token_embd.weight",
+    "lm_head": "output.weight",
+    "norm": "output_norm.weight",
+}
 _PERMUTED_ARCHS = ("llama", "mistral")
 
 
@@ -76,7 +80,9 @@ def gguf_config(reader: gguf.GGUFReader, path: str | Path) -> ModelConfig:
         return value
 
     if arch not in ("llama", "mistral", "qwen2"):
-        raise ModelError(path, f"unsupported architecture {arch!r} (supported: llama, mistral, qwen2)")
+        raise ModelError(
+            path, f"unsupported architecture {arch!r} (supported: llama, mistral, qwen2)"
+        )
     dim, n_heads = int(need("embedding_length")), int(need("attention.head_count"))
     tokens = reader.fields.get("tokenizer.ggml.tokens")
     vocab = field(reader, f"{arch}.vocab_size") or (len(tokens.data) if tokens else 0)

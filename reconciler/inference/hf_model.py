@@ -33,7 +33,11 @@ _LAYER_NAMES = {
     "k_bias": "self_attn.k_proj.bias",
     "v_bias": "self_attn.v_proj.bias",
 }
-_GLOBAL_NAMES = {"embed": "model.embed_tokens.weight", "lm_head": "lm_head.weight", "norm": "model.norm.weight"}
+_GLOBAL_NAMES = {
+    "embed": "model.embed_tokens.weight",
+    "lm_head": "lm_head.weight",
+    "norm": "model.norm.weight",
+}
 
 
 def read_json(path: Path) -> Any:
@@ -167,8 +171,13 @@ def _bf16(path: Path, name: str) -> Any:
     header = _header(path)
     info = header[name]
     begin, end = info["data_offsets"]
-    raw = np.memmap(path, dtype=np.uint16, mode="r", offset=header["__start__"] + begin,
-                    shape=((end - begin) // 2,)).reshape(info["shape"])
+    raw = np.memmap(
+        path,
+        dtype=np.uint16,
+        mode="r",
+        offset=header["__start__"] + begin,
+        shape=((end - begin) // 2,),
+    ).reshape(info["shape"])
     return _Widen(raw)
 
 

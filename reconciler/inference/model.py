@@ -15,12 +15,17 @@ World size 1 (``SingleRank``) is the oracle the sharded runs are tested against.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from numpy.typing import NDArray
 
 from reconciler.inference.collectives import Collectives, SingleRank
 from reconciler.inference.config import ModelConfig
+from reconciler.inference.generate import TokenEvent, generate
 from reconciler.inference.layers import F32, apply_rope, attention, rms_norm, rope_tables, silu_mul
+from reconciler.inference.sampling import SamplingParams
+from reconciler.inference.tokenizer import Tokenizer
 from reconciler.inference.weights import LayerWeights, ShardWeights
 
 
@@ -49,6 +54,12 @@ class Engine:
         """Forget the sequence (the cache is overwritten, not cleared)."""
         self.pos = 0
 
+    def generate(
+        self, prompt_ids: list[int], params: SamplingParams, tokenizer: Tokenizer | None = None
+    ) -> Iterator[TokenEvent]:
+        """Stream the completion of ``prompt_ids`` (see ``generate.generate``)."""
+        return generate(self, prompt_ids, params, tokenizer)
+
     def prefill(self, tokens: list[int], all_logits: bool = False) -> F32:
         """Run the prompt; logits of the last position [V] (or of every position [T, V])."""
         h = self._forward(tokens)  # [T, D]
@@ -61,7 +72,9 @@ class Engine:
     def _forward(self, tokens: list[int]) -> F32:
         t = len(tokens)
         if self.pos + t > self.cache_len:
-            raise ValueError(f"sequence of {self.pos + t} tokens exceeds the cache of {self.cache_len}")
+            raise ValueError(
+                f"sequence of {self.pos + t} tokens exceeds the cache of {self.cache_len}"
+            )
         x = self._embed(np.asarray(tokens, dtype=np.int64))  # [T, D]
         for i, layer in enumerate(self.weights.layers):
             x = self._layer(i, layer, x)  # [T, D]

@@ -71,9 +71,7 @@ def plan_shares(
     ffn = _bounds(_largest_remainder(fractions, config.hidden_dim))
     voc = _bounds(_largest_remainder(fractions, config.vocab))
     world = len(column_ranges)
-    return [
-        RankShare(r, world, *kv[r], config.group, *ffn[r], *voc[r]) for r in range(world)
-    ]
+    return [RankShare(r, world, *kv[r], config.group, *ffn[r], *voc[r]) for r in range(world)]
 
 
 def _fractions(column_ranges: list[tuple[int, int]], shard_columns: int) -> list[int]:

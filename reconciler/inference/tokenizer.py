@@ -106,7 +106,9 @@ def tokenizer_from_gguf(fields: dict[str, Any], path: str | Path) -> Tokenizer:
     tokens = fields.get("tokenizer.ggml.tokens")
     merges = fields.get("tokenizer.ggml.merges")
     if kind != "gpt2" or not tokens or merges is None:
-        raise ModelError(path, f"cannot build a tokenizer: model {kind!r} (need 'gpt2' BPE with merges)")
+        raise ModelError(
+            path, f"cannot build a tokenizer: model {kind!r} (need 'gpt2' BPE with merges)"
+        )
     try:
         vocab = {t: i for i, t in enumerate(tokens)}
         pairs = [tuple(m.split(" ", 1)) for m in merges]

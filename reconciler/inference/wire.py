@@ -72,7 +72,9 @@ def decode(data: bytes) -> Frame:
     decoder = FrameDecoder()
     frames = decoder.feed(data)
     if len(frames) != 1 or decoder.buffered:
-        raise WireError(f"expected one whole frame, got {len(frames)} and {decoder.buffered} bytes left")
+        raise WireError(
+            f"expected one whole frame, got {len(frames)} and {decoder.buffered} bytes left"
+        )
     return frames[0]
 
 
