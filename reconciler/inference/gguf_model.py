@@ -145,6 +145,8 @@ class GGUFSource:
 
     def rows(self, name: str, start: int, end: int) -> F32:
         t = self._tensor(name)
+        if end <= start:
+            return np.zeros((0, int(t.shape[0])), dtype=np.float32)
         out = _dequantize(t.data[start:end], t.tensor_type)
         logical = name.rpartition(".")[2]
         if logical in ("q", "k") and self._config.arch in _PERMUTED_ARCHS:
@@ -153,6 +155,8 @@ class GGUFSource:
 
     def cols(self, name: str, start: int, end: int) -> F32:
         t = self._tensor(name)
+        if end <= start:
+            return np.zeros((int(t.shape[1]), 0), dtype=np.float32)
         data = t.data
         if data.dtype != np.uint8:  # F32 / F16 arrays are indexed by element
             return _dequantize(data[:, start:end], t.tensor_type)
