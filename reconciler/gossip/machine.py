@@ -1,0 +1,380 @@
+"""``GossipProtocol``: the sans-IO SWIM/Lifeguard membership machine of one node.
+
+aioquic-shaped API: ``receive_message(from_node_id, data, now)``,
+``messages_to_send() -> [(to_node_id, bytes)]``, ``get_timer()``,
+``handle_timer(now)`` and ``next_event()``. The driver delivers bytes addressed by
+node id over the pool's TLS links (``from_node_id`` is the authenticated peer).
+Bad input is never raised: it becomes a ``MessageDropped(reason)`` event.
+
+Each probe interval one member (round-robin) gets a PING; without an ACK after
+``probe_timeout`` up to ``indirect_checks`` others are sent PING_REQ; without any ACK
+by the end of the interval the member is SUSPECT (see ``membership.py`` for the
+suspicion timer and ``ringview.py`` for ring epochs and convergence). Broadcasts are
+piggybacked on every message and on GOSSIP messages every ``gossip_interval``; a
+full PUSH_PULL with one random member every ``push_pull_interval``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from reconciler.gossip.broadcasts import BroadcastQueue, retransmit_limit
+from reconciler.gossip.config import GossipConfig
+from reconciler.gossip.events import Event, MessageDropped
+from reconciler.gossip.membership import Membership
+from reconciler.gossip.messages import (
+    Ack,
+    Alive,
+    Body,
+    Broadcast,
+    Dead,
+    Gossip,
+    GossipDecodeError,
+    Leave,
+    MemberRecord,
+    Message,
+    NodeMeta,
+    Ping,
+    PingReq,
+    PushPull,
+    Revoke,
+    RingReport,
+    Suspect,
+    decode,
+    encode,
+)
+from reconciler.gossip.probing import Forward, Probe, ProbeRound
+from reconciler.gossip.ring import Ring
+from reconciler.gossip.ringview import RingView
+from reconciler.gossip.states import MemberState, display_status
+
+Verifier = Callable[[bytes], str | None]
+"""Checks one revocation entry; returns the revoked node id, or None if invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """One row of the peers listing."""
+
+    node_id: str
+    name: str
+    address: str
+    state: MemberState
+    status: str
+    incarnation: int
+    last_seen: float | None
+    meta: NodeMeta
+
+
+class GossipProtocol:
+    """SWIM membership, revocation spreading and ring agreement for one node."""
+
+    def __init__(
+        self,
+        self_id: str,
+        self_meta: NodeMeta,
+        config: GossipConfig,
+        rng: random.Random,
+        now: float,
+        verify: Verifier | None = None,
+    ) -> None:
+        self.self_id = self_id
+        self._config = config
+        self._rng = rng
+        self._verify = verify
+        self._events: deque[Event] = deque()
+        self._queue = BroadcastQueue()
+        self._members = Membership(self_id, self_meta, config, self._queue, self._emit, now)
+        self._view = RingView(self_id, config, self._queue, self._emit)
+        self._outbox: list[tuple[str, Body, tuple[Broadcast, ...]]] = []
+        self._seeds: dict[str, NodeMeta] = {}
+        self._revocations: dict[bytes, str] = {}
+        self._round = ProbeRound(rng)
+        self._probe: Probe | None = None
+        self._forwards: dict[int, Forward] = {}
+        self._seq = 0
+        self._last_catch_up = float("-inf")
+        self._next_probe = now + rng.uniform(0, config.probe_interval)
+        self._next_gossip = now + rng.uniform(0, config.gossip_interval)
+        self._next_push_pull = now + rng.uniform(0, config.push_pull_interval)
+        self._after_change()
+
+    # -- public API ---------------------------------------------------------
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def add_seed(self, node_id: str, meta: NodeMeta) -> None:
+        """A peer learnt out of band (beacon): join it with a push-pull."""
+        if node_id == self.self_id or node_id in self._members.revoked:
+            return
+        member = self._members.members.get(node_id)
+        if member is not None and member.state is MemberState.ALIVE:
+            return
+        self._seeds[node_id] = meta
+        self._send(node_id, self._push_pull(is_reply=False))
+
+    def leave(self, now: float) -> None:
+        """Graceful leave: tell every member at once, then go quiet."""
+        if self._members.leaving:
+            return
+        targets = self._members.others()
+        self._members.leave()
+        local = self._members.local
+        for node_id in targets:
+            self._send(node_id, Gossip(), (Leave(self.self_id, local.incarnation),))
+        self._probe = None
+        self._after_change()
+
+    def add_revocations(self, entries: Iterable[bytes]) -> None:
+        """Revocation entries from the pool admin; spread and applied if verified."""
+        for entry in entries:
+            self._accept_revocation(entry, self.self_id)
+
+    @property
+    def ring(self) -> Ring | None:
+        return self._view.ring
+
+    @property
+    def converged(self) -> bool:
+        return self._view.converged
+
+    @property
+    def incarnation(self) -> int:
+        return self._members.local.incarnation
+
+    def members(self) -> list[MemberInfo]:
+        """Snapshot of every known member, self included, sorted by node id."""
+        rows = []
+        for m in sorted(self._members.members.values(), key=lambda m: m.node_id):
+            status = display_status(m.state)
+            rows.append(
+                MemberInfo(
+                    m.node_id, m.meta.name, m.meta.address, m.state, status,
+                    m.incarnation, m.last_seen, m.meta,
+                )
+            )  # fmt: skip
+        return rows
+
+    def receive_message(self, from_node_id: str, data: bytes, now: float) -> None:
+        if self._members.leaving:
+            return self._drop(from_node_id, "node has left")
+        if from_node_id in self._members.revoked:
+            return self._drop(from_node_id, "revoked sender")
+        try:
+            msg = decode(data)
+        except GossipDecodeError as exc:
+            return self._drop(from_node_id, f"decode error: {exc}")
+        sender = self._members.members.get(from_node_id)
+        if sender is not None:
+            sender.last_seen = now
+        self._note_report(from_node_id, msg.ring_epoch, msg.ring_hash)
+        self._catch_up(from_node_id, msg.ring_epoch, msg.ring_hash, now)
+        for b in msg.broadcasts:
+            self._on_broadcast(b, from_node_id, now)
+        self._on_body(msg.body, from_node_id, now)
+        self._after_change()
+
+    def messages_to_send(self) -> list[tuple[str, bytes]]:
+        limit = retransmit_limit(self._config.retransmit_mult, len(self._members.in_ring()))
+        out: list[tuple[str, bytes]] = []
+        for to, body, extra in self._outbox:
+            taken = self._queue.take(self._config.piggyback_bytes, limit)
+            broadcasts = extra + tuple(b for b in taken if b not in extra)
+            if isinstance(body, Gossip) and not broadcasts:
+                continue
+            msg = Message(body, self._view.epoch, self._view.hash, broadcasts)
+            out.append((to, encode(msg)))
+        self._outbox.clear()
+        return out
+
+    def get_timer(self) -> float | None:
+        if self._members.leaving:
+            return None
+        deadlines = [self._next_probe, self._next_gossip, self._next_push_pull]
+        if self._probe is not None:
+            deadlines.append(self._probe.end_at)
+            if not self._probe.indirect_sent:
+                deadlines.append(self._probe.indirect_at)
+        suspicion = self._members.next_suspicion_deadline()
+        if suspicion is not None:
+            deadlines.append(suspicion)
+        deadlines.extend(f.expires for f in self._forwards.values())
+        return min(deadlines)
+
+    def handle_timer(self, now: float) -> None:
+        if self._members.leaving:
+            return
+        self._check_probe(now)
+        if now >= self._next_probe:
+            self._next_probe = self._advance(self._next_probe, self._config.probe_interval, now)
+            self._start_probe(now)
+        self._members.expire_suspicions(now)
+        if now >= self._next_gossip:
+            self._next_gossip = self._advance(self._next_gossip, self._config.gossip_interval, now)
+            self._gossip()
+        if now >= self._next_push_pull:
+            interval = self._config.push_pull_interval
+            self._next_push_pull = self._advance(self._next_push_pull, interval, now)
+            self._periodic_push_pull()
+        self._forwards = {s: f for s, f in self._forwards.items() if f.expires > now}
+        self._after_change()
+
+    # -- internals ----------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _drop(self, from_node_id: str, reason: str) -> None:
+        self._emit(MessageDropped(from_node_id, reason))
+
+    def _send(self, to: str, body: Body, extra: tuple[Broadcast, ...] = ()) -> None:
+        self._outbox.append((to, body, extra))
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        return self._seq
+
+    @staticmethod
+    def _advance(deadline: float, interval: float, now: float) -> float:
+        deadline += interval
+        return deadline if deadline > now else now + interval
+
+    def _after_change(self) -> None:
+        if self._members.changed:
+            self._members.changed = False
+            self._view.refresh(self._members.ring_members())
+            joined = set(self._members.others())
+            self._seeds = {k: v for k, v in self._seeds.items() if k not in joined}
+        self._view.check_converged()
+
+    def _note_report(self, node_id: str, epoch: int, ring_hash: str) -> None:
+        """Record a member's ring report and pass it on if it is news."""
+        if self._view.note(node_id, epoch, ring_hash):
+            self._queue.push(RingReport(node_id, epoch, ring_hash))
+
+    def _catch_up(self, sender: str, epoch: int, ring_hash: str, now: float) -> None:
+        """A peer with a newer epoch but another ring knows something we missed:
+        exchange full state with it (at most once per probe interval)."""
+        if not ring_hash or ring_hash == self._view.hash or epoch <= self._view.epoch:
+            return
+        if now - self._last_catch_up < self._config.probe_interval:
+            return
+        self._last_catch_up = now
+        self._send(sender, self._push_pull(is_reply=False))
+
+    def _push_pull(self, is_reply: bool) -> PushPull:
+        records = tuple(
+            MemberRecord(m.node_id, m.meta, m.state, m.incarnation, *self._view.report_of(n))
+            for n, m in self._members.members.items()
+        )
+        return PushPull(is_reply, records, tuple(self._revocations))
+
+    def _on_broadcast(self, b: Broadcast, sender: str, now: float) -> None:
+        match b:
+            case Alive():
+                self._members.on_alive(b)
+            case Suspect():
+                self._members.on_suspect(b, now)
+            case Dead():
+                self._members.on_dead(b)
+            case Leave():
+                self._members.on_leave(b)
+            case RingReport(node_id, epoch, ring_hash):
+                self._note_report(node_id, epoch, ring_hash)
+            case Revoke(entry):
+                self._accept_revocation(entry, sender)
+
+    def _on_body(self, body: Body, sender: str, now: float) -> None:
+        match body:
+            case Ping(seq, target):
+                if target != self.self_id:
+                    return self._drop(sender, "ping for another node")
+                self._send(sender, Ack(seq))
+            case PingReq(seq, target):
+                own = self._next_seq()
+                expires = now + self._config.probe_interval
+                self._forwards[own] = Forward(sender, seq, expires)
+                self._send(target, Ping(own, target))
+            case Ack(seq):
+                self._on_ack(seq, now)
+            case PushPull(is_reply, records, revocations):
+                for entry in revocations:
+                    self._accept_revocation(entry, sender)
+                self._members.merge(records, sender, now)
+                for r in records:
+                    self._note_report(r.node_id, r.ring_epoch, r.ring_hash)
+                if not is_reply:
+                    self._send(sender, self._push_pull(is_reply=True))
+
+    def _on_ack(self, seq: int, now: float) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == seq:
+            target = self._members.members.get(probe.target)
+            if target is not None:
+                target.last_seen = now
+            self._probe = None
+            return
+        forward = self._forwards.pop(seq, None)
+        if forward is not None:
+            self._send(forward.requester, Ack(forward.seq))
+
+    def _check_probe(self, now: float) -> None:
+        probe = self._probe
+        if probe is None:
+            return
+        if now >= probe.end_at:
+            self._probe = None
+            self._members.suspect_local(probe.target, now)
+        elif now >= probe.indirect_at and not probe.indirect_sent:
+            probe.indirect_sent = True
+            helpers = [n for n in self._members.others([MemberState.ALIVE]) if n != probe.target]
+            count = min(self._config.indirect_checks, len(helpers))
+            for helper in self._rng.sample(helpers, count):
+                self._send(helper, PingReq(probe.seq, probe.target))
+
+    def _start_probe(self, now: float) -> None:
+        target = self._round.next_target(self._members.others())
+        if target is None:
+            return
+        seq = self._next_seq()
+        cfg = self._config
+        self._probe = Probe(target, seq, now + cfg.probe_timeout, now + cfg.probe_interval)
+        self._send(target, Ping(seq, target))
+
+    def _gossip(self) -> None:
+        if not len(self._queue):
+            return
+        peers = self._members.others()
+        for node_id in self._rng.sample(peers, min(self._config.gossip_nodes, len(peers))):
+            self._send(node_id, Gossip())
+
+    def _periodic_push_pull(self) -> None:
+        peers = self._members.others()
+        if peers:
+            self._send(self._rng.choice(peers), self._push_pull(is_reply=False))
+        lost = sorted(set(self._seeds) | set(self._members.others([MemberState.DEAD])))
+        if lost:
+            self._send(self._rng.choice(lost), self._push_pull(is_reply=False))
+
+    def _accept_revocation(self, entry: bytes, sender: str) -> None:
+        if entry in self._revocations:
+            return
+        node_id = self._verified(entry)
+        if node_id is None:
+            return self._drop(sender, "invalid revocation entry")
+        self._revocations[entry] = node_id
+        self._queue.push(Revoke(entry))
+        self._seeds.pop(node_id, None)
+        self._members.revoke(node_id)
+
+    def _verified(self, entry: bytes) -> str | None:
+        if self._verify is None:
+            return None
+        try:
+            return self._verify(entry)
+        except Exception:
+            return None
