@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from reconciler.beacon.events import DatagramDropped, JoinAnswered, JoinRequested, PeerSeen
 from reconciler.certs.tokens import TokenRecord
 
@@ -114,7 +116,7 @@ def test_beacon_join_backoff_doubles_and_caps(lan) -> None:
         timer = pi.get_timer()
         if timer is not None and timer <= lan.now:
             pi.handle_timer(lan.now)
-    gaps = [b - a for a, b in zip(sends, sends[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(sends)]
     assert 0.8 < gaps[0] < 1.3 and 1.7 < gaps[1] < 2.4 and 3.5 < gaps[2] < 4.6
     assert max(gaps) < 33.1 and gaps[-1] > 26.9
     assert pi.join_status.reason == "no admin heard"

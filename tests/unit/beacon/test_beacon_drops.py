@@ -1,0 +1,181 @@
+"""Forged, stale and malformed beacons are dropped with the right reason, never raised."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.beacon.events import DatagramDropped, PeerSeen
+from reconciler.beacon.messages import (
+    Common,
+    JoinRequest,
+    JoinResponse,
+    Message,
+    Presence,
+    encode_body,
+)
+from reconciler.beacon.wire import MsgType, seal
+from reconciler.certs.identity import NodeIdentity
+from reconciler.certs.member import sign_member_certificate
+from reconciler.certs.root import PoolRoot
+
+RX = ("10.0.0.1", 42424)
+TX = ("10.0.0.2", 42424)
+MEMBER_SEED = b"\x22" * 32
+TYPES = {
+    Presence: MsgType.PRESENCE,
+    JoinRequest: MsgType.JOIN_REQUEST,
+    JoinResponse: MsgType.JOIN_RESPONSE,
+}
+
+
+def forge(msg: Message, signer: NodeIdentity, pool_id: str, seq: int, ts: float) -> bytes:
+    body = encode_body(Common(pool_id, seq, int(ts * 1000)), msg)
+    return seal(TYPES[type(msg)], body, signer.sign)
+
+
+def presence(cert: bytes, ident: NodeIdentity, name: str = "m") -> Presence:
+    return Presence(ident.node_id, name, "10.0.0.2", 7000, 1 << 30, 2, b"", cert)
+
+
+@pytest.fixture()
+def rx(lan):
+    return lan.member(RX, b"\x21" * 32, "receiver")
+
+
+@pytest.fixture()
+def sender(lan) -> tuple[NodeIdentity, bytes]:
+    ident = NodeIdentity(MEMBER_SEED)
+    return ident, sign_member_certificate(lan.root, ident.public_key, "m", "member", lan.now)
+
+
+def last_drop(rx) -> str:
+    events = []
+    while (e := rx.next_event()) is not None:
+        events.append(e)
+    assert events and isinstance(events[-1], DatagramDropped), events
+    return events[-1].reason.value
+
+
+def deliver(rx, data: bytes, now: float) -> str:
+    rx.receive_datagram(data, TX, now)
+    return last_drop(rx)
+
+
+def test_beacon_valid_presence_is_seen(lan, rx, sender) -> None:
+    ident, cert = sender
+    rx.receive_datagram(
+        forge(presence(cert, ident), ident, lan.root.pool_id, 1, lan.now), TX, lan.now
+    )
+    event = rx.next_event()
+    assert isinstance(event, PeerSeen) and event.node_id == ident.node_id and event.source == TX
+    assert event.clock_skew == pytest.approx(0.0, abs=0.001)
+
+
+def test_beacon_signed_by_wrong_key(lan, rx, sender) -> None:
+    ident, cert = sender
+    data = forge(presence(cert, ident), NodeIdentity(b"\x66" * 32), lan.root.pool_id, 1, lan.now)
+    assert deliver(rx, data, lan.now) == "bad_signature"
+
+
+def test_beacon_modified_byte(lan, rx, sender) -> None:
+    ident, cert = sender
+    data = bytearray(forge(presence(cert, ident, "honest"), ident, lan.root.pool_id, 1, lan.now))
+    at = data.index(b"honest")
+    data[at] ^= 0x20
+    assert deliver(rx, bytes(data), lan.now) == "bad_signature"
+
+
+def test_beacon_cert_of_another_pool(lan, rx, other_root: PoolRoot) -> None:
+    ident = NodeIdentity(MEMBER_SEED)
+    foreign = sign_member_certificate(other_root, ident.public_key, "m", "member", lan.now)
+    data = forge(presence(foreign, ident), ident, lan.root.pool_id, 1, lan.now)
+    assert deliver(rx, data, lan.now) == "untrusted_cert"
+    data = forge(presence(foreign, ident), ident, other_root.pool_id, 1, lan.now)
+    assert deliver(rx, data, lan.now) == "other_pool"
+
+
+def test_beacon_revoked_cert(lan, rx, sender) -> None:
+    ident, cert = sender
+    rx.set_revoked({ident.fingerprint})
+    data = forge(presence(cert, ident), ident, lan.root.pool_id, 1, lan.now)
+    assert deliver(rx, data, lan.now) == "revoked"
+    assert rx.drops["revoked"] == 1
+
+
+def test_beacon_replay_and_stale_sequence(lan, rx, sender) -> None:
+    ident, cert = sender
+    pool = lan.root.pool_id
+    first = forge(presence(cert, ident), ident, pool, 1000, lan.now)
+    rx.receive_datagram(first, TX, lan.now)
+    assert isinstance(rx.next_event(), PeerSeen)
+    assert deliver(rx, first, lan.now + 1) == "replay"
+    rx.receive_datagram(forge(presence(cert, ident), ident, pool, 1100, lan.now), TX, lan.now)
+    assert isinstance(rx.next_event(), PeerSeen)
+    older_in_window = forge(presence(cert, ident), ident, pool, 1090, lan.now)
+    rx.receive_datagram(older_in_window, TX, lan.now)
+    assert isinstance(rx.next_event(), PeerSeen)  # reordered, not replayed: accepted once
+    assert deliver(rx, older_in_window, lan.now) == "replay"
+    stale = forge(presence(cert, ident), ident, pool, 1001, lan.now)
+    assert deliver(rx, stale, lan.now) == "stale_seq"
+    assert rx.drops == {"replay": 2, "stale_seq": 1}
+
+
+def test_beacon_timestamps_outside_skew(lan, rx, sender) -> None:
+    ident, cert = sender
+    old = forge(presence(cert, ident), ident, lan.root.pool_id, 1, lan.now - 500)
+    assert deliver(rx, old, lan.now) == "expired"
+    future = forge(presence(cert, ident), ident, lan.root.pool_id, 2, lan.now + 500)
+    assert deliver(rx, future, lan.now) == "clock_skew"
+
+
+def test_beacon_own_beacon_looped_back(lan, rx) -> None:
+    rx.start(lan.now)
+    [(data, _)] = rx.datagrams_to_send(lan.now)
+    assert deliver(rx, data, lan.now) == "self"
+
+
+def test_beacon_join_request_to_non_admin(lan, rx) -> None:
+    joiner = NodeIdentity(b"\x33" * 32)
+    req = JoinRequest(joiner.public_key, joiner.node_id, "j", b"n" * 16)
+    assert deliver(rx, forge(req, joiner, lan.root.pool_id, 1, lan.now), lan.now) == "unexpected"
+
+
+def test_beacon_forged_join_responses(lan, other_root: PoolRoot) -> None:
+    pi = lan.joiner(TX)
+    pi.join(lan.now, pinned_root_fingerprint=lan.root.fingerprint)
+    nonce = pi._joiner.nonce
+    node = pi.identity.node_id
+    pool = lan.root.pool_id
+    fake = JoinResponse(node, nonce, "denied", "go away", b"", other_root.cert_der)
+    assert (
+        deliver(pi, forge(fake, other_root.identity, pool, 1, lan.now), lan.now) == "untrusted_cert"
+    )
+    real_root_cert = JoinResponse(node, nonce, "denied", "go away", b"", lan.root.cert_der)
+    wrong_signer = forge(real_root_cert, other_root.identity, pool, 2, lan.now)
+    assert deliver(pi, wrong_signer, lan.now) == "bad_signature"
+    elsewhere = JoinResponse("node-0000000000000000", nonce, "denied", "x", b"", lan.root.cert_der)
+    assert (
+        deliver(pi, forge(elsewhere, lan.root.identity, pool, 3, lan.now), lan.now) == "not_for_us"
+    )
+    foreign_cert = sign_member_certificate(
+        other_root, pi.identity.public_key, "pi", "member", lan.now
+    )
+    bad_cert = JoinResponse(node, nonce, "approved", "ok", foreign_cert, lan.root.cert_der)
+    assert (
+        deliver(pi, forge(bad_cert, lan.root.identity, pool, 4, lan.now), lan.now)
+        == "untrusted_cert"
+    )
+    assert pi.membership is None and pi.join_status.reason == "no admin heard"
+
+
+def test_beacon_framing_errors_are_counted(lan, rx, sender) -> None:
+    ident, cert = sender
+    good = forge(presence(cert, ident), ident, lan.root.pool_id, 1, lan.now)
+    assert deliver(rx, b"", lan.now) == "truncated"
+    assert deliver(rx, good[:-1], lan.now) == "truncated"
+    assert deliver(rx, b"GET / HTTP/1.1\r\n\r\n", lan.now) == "garbage"
+    assert deliver(rx, good + b"x", lan.now) == "garbage"
+    assert deliver(rx, b"x" * 1201, lan.now) == "too_large"
+    assert deliver(rx, good[:2] + b"\x09" + good[3:], lan.now) == "bad_version"
+    assert deliver(rx, good[:3] + b"\x09" + good[4:], lan.now) == "unknown_type"
+    assert sum(rx.drops.values()) == 7
