@@ -8,6 +8,9 @@ pool ID it asked for (the pool ID is 64 bits of the root key's hash) — documen
 trust-on-first-use. The issued certificate must chain to that root and certify the
 joiner's own key.
 
+A member renews the same way before its certificate runs out, presenting its current
+certificate instead of a token (``current_cert``).
+
 ``status`` always says why the joiner waits: ``no admin heard``, ``pending approval``
 or the admin's refusal (``token rejected: ...``). Requests keep being retried with
 backoff until approved, since an admin may yet appear, approve, or fix its tokens.
@@ -52,6 +55,7 @@ class JoinClient:
         token: str | None = None,
         pinned_root_fingerprint: str | None = None,
         backoff: tuple[float, float] = (1.0, 30.0),
+        current_cert: bytes = b"",
     ) -> None:
         self.identity = identity
         self.pool_id = pool_id
@@ -59,6 +63,7 @@ class JoinClient:
         self.nonce = nonce
         self.token = token
         self.pinned = pinned_root_fingerprint
+        self.current_cert = current_cert
         self.backoff_initial, self.backoff_cap = backoff
         self.attempts = 0
         self.next_attempt_at: float | None = None
@@ -87,6 +92,7 @@ class JoinClient:
             root_fingerprint=self.pinned or "",
             token_id=token_id,
             proof=proof,
+            current_cert_der=self.current_cert,
         )
 
     def anchor_for(self, response: JoinResponse) -> TrustAnchor:

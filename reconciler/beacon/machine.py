@@ -41,7 +41,12 @@ from reconciler.beacon.wire import seal
 from reconciler.certs.admission import JoinClaim
 from reconciler.certs.codec import DecodeError
 from reconciler.certs.identity import NodeIdentity
-from reconciler.certs.member import MemberCertInfo
+from reconciler.certs.member import (
+    MemberCertInfo,
+    needs_renewal,
+    sign_member_certificate,
+    verify_member_certificate,
+)
 from reconciler.certs.root import TrustAnchor
 
 
@@ -124,14 +129,37 @@ class BeaconProtocol:
         self, now: float, token: str | None = None, pinned_root_fingerprint: str | None = None
     ) -> None:
         """Start asking for a certificate; retried with backoff until approved."""
+        self._start_join(now, self.advert.name, token, pinned_root_fingerprint, b"")
+
+    def renew(self, now: float) -> None:
+        """Ask the admin for a fresh certificate, presenting the current one."""
+        if self.membership is None:
+            raise RuntimeError("only a member can renew its certificate")
+        m = self.membership
+        self._start_join(now, m.info.device_name, None, m.anchor.fingerprint, m.cert_der)
+
+    def _renew_due(self, now: float) -> None:
+        """Renew by beacon, or, on the admin, sign our own new certificate."""
+        if self.admin is None:
+            self.renew(now)
+            return
+        assert self.membership is not None
+        m, root = self.membership, self.admin.root
+        der = sign_member_certificate(
+            root, self.identity.public_key, m.info.device_name, m.info.role, now,
+            self.admin.cert_ttl, self.revoked,
+        )  # fmt: skip
+        info = verify_member_certificate(der, m.anchor, now, self.revoked)
+        self._events.append(JoinAnswered("approved", "renewed", der, root.cert_der, info))
+        self.set_membership(Membership(m.anchor, der, info), now)
+
+    def _start_join(
+        self, now: float, name: str, token: str | None, pinned: str | None, current: bytes
+    ) -> None:
+        nonce = self._rng.randbytes(16)
+        backoff = self.config.join_backoff
         self._joiner = JoinClient(
-            self.identity,
-            self.config.pool_id,
-            self.advert.name,
-            self._rng.randbytes(16),
-            token,
-            pinned_root_fingerprint,
-            self.config.join_backoff,
+            self.identity, self.config.pool_id, name, nonce, token, pinned, backoff, current
         )
         self._send_join(now)
 
@@ -151,6 +179,12 @@ class BeaconProtocol:
     def deny(self, name: str, now: float) -> None:
         """(Admin) deny a pending request and answer it at once; LookupError if unknown."""
         self._answer_pending(self._require_admin().deny(name), now)
+
+    @property
+    def renewing(self) -> bool:
+        """True while a renewal request is outstanding."""
+        joiner = self._joiner
+        return joiner is not None and bool(joiner.current_cert) and joiner.state != "joined"
 
     @property
     def join_status(self) -> JoinStatus | None:
@@ -180,6 +214,8 @@ class BeaconProtocol:
     def handle_timer(self, now: float) -> None:
         if self.membership is not None and self._due(self._next_presence, now):
             self._send_presence(now)
+            if needs_renewal(self.membership.info, now) and not self.renewing:
+                self._renew_due(now)
         joiner = self._joiner
         if (
             joiner is not None
@@ -245,6 +281,7 @@ class BeaconProtocol:
             root_fingerprint=msg.root_fingerprint,
             token_id=msg.token_id,
             proof=msg.proof,
+            renewal_cert=msg.current_cert_der,
         )
         answer = self._require_admin().answer(claim, addr, self.revoked, now)
         self._send_answer(claim, answer, addr, now)

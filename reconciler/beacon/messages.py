@@ -11,7 +11,7 @@ then, per type (``text``/``blob`` are u16-length-prefixed, see certs/codec.py):
   u16 cores, blob ring_hash (may be empty), blob member_cert_der.
 - JOIN_REQUEST: blob joiner_pubkey (32), text node_id, text device_name,
   blob nonce (16), text root_fingerprint (may be empty), text token_id (may be
-  empty), blob proof (32 or empty).
+  empty), blob proof (32 or empty), blob current_cert_der (empty unless renewing).
 - JOIN_RESPONSE: text target_node_id, blob nonce, u8 status (1 approved,
   2 pending, 3 denied), text reason, blob cert_der (empty unless approved),
   blob root_cert_der.
@@ -70,6 +70,7 @@ class JoinRequest:
     root_fingerprint: str = ""
     token_id: str = ""
     proof: bytes = b""
+    current_cert_der: bytes = b""  # set when a member renews its certificate
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def encode_body(common: Common, msg: Message) -> bytes:
     elif isinstance(msg, JoinRequest):
         out.blob(msg.joiner_pubkey).text(msg.node_id).text(msg.device_name).blob(msg.nonce)
         out.text(msg.root_fingerprint).text(msg.token_id).blob(msg.proof)
+        out.blob(msg.current_cert_der)
     else:
         out.text(msg.target_node_id).blob(msg.nonce).u8(_STATUS_CODES[msg.status])
         out.text(msg.reason).blob(msg.cert_der).blob(msg.root_cert_der)
@@ -132,7 +134,8 @@ def _read_join_request(r: Reader) -> JoinRequest:
     nonce, root_fp, token_id, proof = r.fixed(NONCE_LEN), r.text(), r.text(), r.blob()
     if len(proof) not in (0, 32) or bool(token_id) != bool(proof):
         raise DecodeError("garbage", "token id and 32-byte proof go together")
-    return JoinRequest(pubkey, node_id, device_name, nonce, root_fp, token_id, proof)
+    current = r.blob()
+    return JoinRequest(pubkey, node_id, device_name, nonce, root_fp, token_id, proof, current)
 
 
 def _read_join_response(r: Reader) -> JoinResponse:

@@ -7,6 +7,8 @@ Admission modes (the Pool's ``admission``):
   denies it (by node ID or device name, like Kubernetes CSRs).
 - ``auto``: anyone naming the pool ID and the root fingerprint is admitted.
 
+A member renewing its certificate presents its current one: a valid, unrevoked
+certificate for the same key admits in every mode (renewal before expiry).
 A valid token admits in every mode (creating one is the admin's consent); a token
 that is present but unknown, expired, used up or wrongly proved is refused in every
 mode. A revoked key is refused before anything else.
@@ -18,7 +20,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.certs.errors import CertificateError
 from reconciler.certs.identity import fingerprint
+from reconciler.certs.member import verify_member_certificate
 from reconciler.certs.root import TrustAnchor
 from reconciler.certs.tokens import TokenRecord
 
@@ -40,6 +44,7 @@ class JoinClaim:
     root_fingerprint: str = ""  # the root fingerprint the joiner pinned, if any
     token_id: str = ""
     proof: bytes = b""
+    renewal_cert: bytes = b""  # the member's current certificate, when renewing
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ def decide_join(
         return Deny("wrong pool")
     if fingerprint(request.joiner_pubkey) in revoked:
         return Deny("revoked")
+    if request.renewal_cert:
+        return _decide_renewal(request, revoked, now, anchor)
     if request.token_id:
         return _decide_token(request, tokens, now, anchor)
     if mode == "auto":
@@ -94,6 +101,18 @@ def decide_join(
             return Deny("denied by admin")
         return Pending("pending approval")
     return Deny("token required")
+
+
+def _decide_renewal(
+    request: JoinClaim, revoked: Collection[str], now: float, anchor: TrustAnchor
+) -> Decision:
+    try:
+        info = verify_member_certificate(request.renewal_cert, anchor, now, revoked)
+    except CertificateError as exc:
+        return Deny(f"renewal refused: {exc.reason}")
+    if info.public_key != request.joiner_pubkey:
+        return Deny("renewal refused: certificate is for another key")
+    return Approve()
 
 
 def _decide_token(

@@ -138,3 +138,30 @@ def test_beacon_revoked_key_cannot_rejoin(lan) -> None:
     lan.run(6.0)
     drops = [e for e in lan.of(ADMIN, DatagramDropped) if e.source == PI]
     assert drops and drops[-1].reason == "revoked" and admin.drops["revoked"] >= 1
+
+
+def test_beacon_certificates_are_renewed_before_expiry(lan) -> None:
+    admin = lan.admin(ADMIN, "token")  # tokens exist for none: renewal needs none
+    member = lan.member(PI, b"\x12" * 32, "desk")
+    old_member, old_admin = member.membership.info, admin.membership.info
+    lan.now += 21 * 86400  # 9 days left of 30: inside the last third
+    admin.start(lan.now)
+    member.start(lan.now)
+    lan.run(6.0)
+    assert member.membership.info.not_after > old_member.not_after + 20 * 86400
+    assert admin.membership.info.not_after > old_admin.not_after + 20 * 86400
+    assert member.membership.info.device_name == "desk" and not member.renewing
+    assert admin.membership.info.role == "admin"
+    renewals = [e for e in lan.of(ADMIN, JoinRequested) if e.node_id == member.identity.node_id]
+    assert [e.status for e in renewals] == ["approved"]
+    assert [e.reason for e in lan.of(ADMIN, JoinAnswered)] == ["renewed"]
+
+
+def test_beacon_renewal_refused_for_revoked_member(lan) -> None:
+    admin = lan.admin(ADMIN, "token")
+    member = lan.member(PI, b"\x12" * 32, "desk")
+    admin.set_revoked({member.identity.fingerprint})
+    member.renew(lan.now)
+    lan.run(0.5)
+    assert member.join_status.state == "denied" and member.join_status.reason == "revoked"
+    assert member.renewing

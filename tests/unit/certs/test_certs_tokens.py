@@ -108,3 +108,23 @@ def test_certs_decide_join_approve_and_auto(
     assert decide("auto", {}, replace(pinned, pool_id="pool-0000000000000000")) == Deny(
         "wrong pool"
     )
+
+
+def test_certs_decide_join_renewal(
+    root: PoolRoot, other_root: PoolRoot, alice: NodeIdentity, now: float
+) -> None:
+    from reconciler.certs.member import sign_member_certificate
+
+    cert = sign_member_certificate(root, alice.public_key, "alice", "member", now)
+    claim = replace(_claim(root, alice, None, now), renewal_cert=cert)
+
+    def decide(c: JoinClaim, revoked: set[str] = set()) -> object:  # noqa: B006
+        return decide_join(c, "token", {}, revoked, {}, now, root.anchor)
+
+    assert decide(claim) == Approve()
+    assert decide(claim, {alice.fingerprint}) == Deny("revoked")
+    bob = NodeIdentity(b"\x0b" * 32)
+    stolen = replace(_claim(root, bob, None, now), renewal_cert=cert)
+    assert decide(stolen) == Deny("renewal refused: certificate is for another key")
+    foreign = sign_member_certificate(other_root, alice.public_key, "alice", "member", now)
+    assert decide(replace(claim, renewal_cert=foreign)) == Deny("renewal refused: untrusted")
