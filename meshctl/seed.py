@@ -9,6 +9,7 @@ import typer
 from manifests import Pool, to_document
 from manifests.pool import PoolSpec
 from meshctl.context import CliError, State, friendly, home, open_store
+from meshctl.demo import demo
 from meshctl.main import _main, agent, init, version_cmd
 from meshctl.render import console, dump, emit, print_objects
 from reconciler.oneshot import reconcile_now
@@ -26,6 +27,7 @@ app.callback()(_main)
 app.command("init")(init)
 app.command("version")(version_cmd)
 app.command("start", help="Run this device's agent in the foreground (Ctrl+C stops it).")(agent)
+app.command("demo")(demo)
 
 
 @app.command("pool-create")

@@ -54,7 +54,7 @@ def _pool(store: Store) -> Pool:
 
 
 def test_action_then_status_and_events(setup: tuple[Store, World, Executor]) -> None:
-    store, world, executor = setup
+    store, _world, executor = setup
     assert executor.reconcile_all(0.0) is None
     obj = _pool(store)
     assert obj.status.pool_id == "pool-x"

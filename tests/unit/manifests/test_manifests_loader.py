@@ -44,7 +44,10 @@ spec:
   pool: {name: test-pool, id: pool-1, rootFingerprint: "sha256:%s"}
   tokenFile: ~/.meshnet/token
 """ % ("ab" * 32)
-    job = "apiVersion: meshnet.dev/v1alpha1\nkind: Job\nmetadata: {name: j}\nspec: {pool: test-pool, prompt: Hi}\n"
+    job = (
+        "apiVersion: meshnet.dev/v1alpha1\nkind: Job\nmetadata: {name: j}\n"
+        "spec: {pool: test-pool, prompt: Hi}\n"
+    )
     path = tmp_path / "all.yaml"
     path.write_text(POOL + "---\n" + member + "---\n" + job + "---\n")
     kinds = [type(item.obj) for item in load_manifests(path)]

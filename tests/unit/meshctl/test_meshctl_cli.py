@@ -106,7 +106,7 @@ def test_events_lists_what_happened(home: Home) -> None:
     assert mesh_runner.exit_code == 0
     result = runner.invoke(mesh_app, ["pool-create", "--name", "test-pool"])
     assert result.exit_code == 0, result.stderr
-    code, out, _ = meshctl("events", "-o", "json")
+    _code, out, _ = meshctl("events", "-o", "json")
     reasons = [e["reason"] for e in json.loads(out)["items"]]
     assert reasons == ["PoolRootCreated", "RootReady"]
 
