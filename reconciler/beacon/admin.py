@@ -69,6 +69,7 @@ class AdminDesk:
     approvals: dict[str, ApprovalState] = field(default_factory=dict)
     pending: dict[str, PendingJoin] = field(default_factory=dict)
     cert_ttl: float = MEMBER_TTL_SECONDS
+    max_pending: int = 256  # bounds memory against a flood of self-made keys
     _issued: dict[str, bytes] = field(default_factory=dict)  # key fp -> latest cert
     _cert_fps: dict[str, set[str]] = field(default_factory=dict)  # key fp -> cert fps
 
@@ -97,6 +98,9 @@ class AdminDesk:
         old = self.pending.get(claim.node_id)
         first = old.first_seen if old else now
         self.pending[claim.node_id] = PendingJoin(claim, source, first, now)
+        if len(self.pending) > self.max_pending:
+            stalest = min(self.pending.values(), key=lambda p: p.last_seen)
+            del self.pending[stalest.claim.node_id]
         return Answer("pending", decision.reason)
 
     def approve(self, name: str) -> PendingJoin:

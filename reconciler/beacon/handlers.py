@@ -153,3 +153,19 @@ def join_requested(claim: JoinClaim, answer: Answer, source: Addr) -> JoinReques
         token_id=answer.token_id,
         cert_der=answer.cert_der,
     )
+
+
+def claim_from(msg: JoinRequest, common: Common) -> JoinClaim:
+    """The admission view of a verified join request."""
+    return JoinClaim(
+        pool_id=common.pool_id,
+        joiner_pubkey=msg.joiner_pubkey,
+        node_id=msg.node_id,
+        device_name=msg.device_name,
+        nonce=msg.nonce,
+        timestamp=common.timestamp,
+        root_fingerprint=msg.root_fingerprint,
+        token_id=msg.token_id,
+        proof=msg.proof,
+        renewal_cert=msg.current_cert_der,
+    )

@@ -20,10 +20,10 @@ from __future__ import annotations
 import random
 from collections import Counter, deque
 from collections.abc import Collection
-from dataclasses import dataclass
 
 from reconciler.beacon import handlers
 from reconciler.beacon.admin import AdminDesk, Answer, PendingJoin
+from reconciler.beacon.config import Advert, BeaconConfig, Membership
 from reconciler.beacon.events import Addr, DatagramDropped, DropReason, Event, JoinAnswered
 from reconciler.beacon.handlers import Drop
 from reconciler.beacon.joining import JoinClient, JoinStatus
@@ -40,47 +40,16 @@ from reconciler.beacon.replay import ReplayGuard
 from reconciler.beacon.wire import seal
 from reconciler.certs.admission import JoinClaim
 from reconciler.certs.codec import DecodeError
+from reconciler.certs.errors import CertificateError
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import (
-    MemberCertInfo,
     needs_renewal,
     sign_member_certificate,
     verify_member_certificate,
 )
 from reconciler.certs.root import TrustAnchor
 
-
-@dataclass(frozen=True)
-class BeaconConfig:
-    """Static settings. ``destinations``: the multicast group and the static peers."""
-
-    pool_id: str
-    destinations: tuple[Addr, ...]
-    interval: float = 5.0
-    max_skew: float = 120.0
-    join_backoff: tuple[float, float] = (1.0, 30.0)
-    replay_window: int = 64
-
-
-@dataclass(frozen=True)
-class Advert:
-    """What a presence beacon says about this node besides its certificate."""
-
-    name: str
-    host: str
-    port: int
-    memory_bytes: int
-    cores: int
-    ring_hash: bytes = b""
-
-
-@dataclass(frozen=True)
-class Membership:
-    """This node's verified place in the pool."""
-
-    anchor: TrustAnchor
-    cert_der: bytes
-    info: MemberCertInfo
+_REASONS = frozenset(reason.value for reason in DropReason)
 
 
 class BeaconProtocol:
@@ -145,10 +114,13 @@ class BeaconProtocol:
             return
         assert self.membership is not None
         m, root = self.membership, self.admin.root
-        der = sign_member_certificate(
-            root, self.identity.public_key, m.info.device_name, m.info.role, now,
-            self.admin.cert_ttl, self.revoked,
-        )  # fmt: skip
+        try:
+            der = sign_member_certificate(
+                root, self.identity.public_key, m.info.device_name, m.info.role, now,
+                self.admin.cert_ttl, self.revoked,
+            )  # fmt: skip
+        except CertificateError:  # our own key is revoked: let the certificate run out
+            return
         info = verify_member_certificate(der, m.anchor, now, self.revoked)
         self._events.append(JoinAnswered("approved", "renewed", der, root.cert_der, info))
         self.set_membership(Membership(m.anchor, der, info), now)
@@ -198,8 +170,8 @@ class BeaconProtocol:
         except Drop as drop:
             self._drop(drop.reason, addr, drop.detail)
         except DecodeError as exc:
-            reason = exc.reason if exc.reason in DropReason.__members__.values() else "garbage"
-            self._drop(DropReason(reason), addr, str(exc))
+            known = exc.reason in _REASONS
+            self._drop(DropReason(exc.reason) if known else DropReason.GARBAGE, addr, str(exc))
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         out, self._outbox = self._outbox, []
@@ -271,18 +243,7 @@ class BeaconProtocol:
             raise Drop(DropReason(problem), f"seq {common.seq}")
 
     def _on_join_request(self, msg: JoinRequest, common: Common, addr: Addr, now: float) -> None:
-        claim = JoinClaim(
-            pool_id=common.pool_id,
-            joiner_pubkey=msg.joiner_pubkey,
-            node_id=msg.node_id,
-            device_name=msg.device_name,
-            nonce=msg.nonce,
-            timestamp=common.timestamp,
-            root_fingerprint=msg.root_fingerprint,
-            token_id=msg.token_id,
-            proof=msg.proof,
-            renewal_cert=msg.current_cert_der,
-        )
+        claim = handlers.claim_from(msg, common)
         answer = self._require_admin().answer(claim, addr, self.revoked, now)
         self._send_answer(claim, answer, addr, now)
 
@@ -347,3 +308,6 @@ class BeaconProtocol:
     @staticmethod
     def _due(deadline: float | None, now: float) -> bool:
         return deadline is not None and now >= deadline
+
+
+__all__ = ["Advert", "BeaconConfig", "BeaconProtocol", "Membership"]

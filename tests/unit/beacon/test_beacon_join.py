@@ -165,3 +165,14 @@ def test_beacon_renewal_refused_for_revoked_member(lan) -> None:
     lan.run(0.5)
     assert member.join_status.state == "denied" and member.join_status.reason == "revoked"
     assert member.renewing
+
+
+def test_beacon_pending_requests_are_bounded(lan) -> None:
+    admin = lan.admin(ADMIN, "approve")
+    admin.admin.max_pending = 3
+    for i in range(5):
+        joiner = lan.joiner((f"10.0.1.{i}", 42424), seed=bytes([0x40 + i]) * 32, name=f"j{i}")
+        joiner.join(lan.now)
+        lan.run(0.2)
+    names = sorted(p.claim.device_name for p in admin.admin.pending.values())
+    assert len(names) == 3 and "j4" in names
