@@ -1,15 +1,14 @@
 """The only file I/O of the certificate layer: private files written atomically, 0600.
 
-Keys are stored as PKCS8 PEM, certificates as PEM. Every write goes to a temporary
-file in the same directory (created 0600), is fsynced, then ``os.replace``d over the
-target, so a crash never leaves a half-written key.
+Keys are stored as PKCS8 PEM, certificates as PEM. Every write goes through
+``reconciler.home.write_atomic``: a temporary file in the same directory (made 0600
+before any byte is written), fsynced, then ``os.replace``d over the target, so a crash
+never leaves a half-written key.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 from cryptography import x509
@@ -17,25 +16,14 @@ from cryptography.hazmat.primitives import serialization
 
 from reconciler.certs.identity import SEED_LEN, NodeIdentity
 from reconciler.certs.x509util import der_to_pem
+from reconciler.home import write_atomic
 
 PRIVATE_MODE = 0o600
 
 
 def write_private(path: Path, data: bytes) -> None:
     """Atomically write ``data`` to ``path`` with mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, PRIVATE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data, PRIVATE_MODE)
 
 
 def new_seed() -> bytes:

@@ -92,7 +92,7 @@ def sign_member_certificate(
         .not_valid_before(start)
         .not_valid_after(start + dt.timedelta(seconds=ttl))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_leaf_key_usage(), critical=True)
+        .add_extension(x509util.key_usage(ca=False), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage(
                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -179,18 +179,4 @@ def _subject(node_id: str, pool_id: str, role: str, device_name: str) -> x509.Na
             x509.NameAttribute(x509util.ROLE_OID, role),
             x509.NameAttribute(x509util.DEVICE_OID, device_name),
         ]
-    )
-
-
-def _leaf_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
     )

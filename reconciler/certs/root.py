@@ -137,22 +137,8 @@ def create_pool_root(
         .not_valid_before(start)
         .not_valid_after(start + dt.timedelta(seconds=ttl))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_ca_key_usage(), critical=True)
+        .add_extension(x509util.key_usage(ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
     )
     der = builder.sign(key, None).public_bytes(serialization.Encoding.DER)
     return PoolRoot(identity=identity, name=pool_name, anchor=TrustAnchor.from_cert_der(der))
-
-
-def _ca_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )

@@ -84,3 +84,18 @@ POOL_OID = NameOID.ORGANIZATION_NAME
 NODE_OID = NameOID.COMMON_NAME
 ROLE_OID = NameOID.ORGANIZATIONAL_UNIT_NAME
 DEVICE_OID = NameOID.PSEUDONYM
+
+
+def key_usage(ca: bool) -> x509.KeyUsage:
+    """digitalSignature, plus keyCertSign and cRLSign for a CA."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
