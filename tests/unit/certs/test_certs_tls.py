@@ -100,3 +100,13 @@ def test_certs_tls_refuses_cert_from_another_root(
     client = _context(tmp_path, "mallory", other, NodeIdentity(b"m" * 32), root, server=False)
     srv, _cli = _handshake(server, client)
     assert isinstance(srv, ssl.SSLError)
+
+
+def test_certs_tls_client_refuses_server_from_another_root(
+    tmp_path: Path, roots: tuple[PoolRoot, PoolRoot]
+) -> None:
+    root, other = roots
+    server = _context(tmp_path, "mallory", other, NodeIdentity(b"m" * 32), root, server=True)
+    client = _context(tmp_path, "bob", root, NodeIdentity(b"b" * 32), root, server=False)
+    _srv, cli = _handshake(server, client)
+    assert isinstance(cli, ssl.SSLError)
