@@ -32,6 +32,13 @@ class Advert:
     cores: int
     ring_hash: bytes = b""
 
+    def __post_init__(self) -> None:
+        """Bound what the beacon carries, so a presence always fits 1200 bytes."""
+        if len(self.name.encode()) > 64 or len(self.host.encode()) > 64:
+            raise ValueError("advertised name and host are limited to 64 bytes")
+        if len(self.ring_hash) > 64:
+            raise ValueError("ring hash is limited to 64 bytes")
+
 
 @dataclass(frozen=True)
 class Membership:

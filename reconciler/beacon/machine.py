@@ -34,6 +34,7 @@ from reconciler.beacon.messages import (
     JoinResponse,
     Message,
     Presence,
+    clip_utf8,
     encode_body,
 )
 from reconciler.beacon.replay import ReplayGuard
@@ -49,6 +50,7 @@ from reconciler.certs.member import (
 )
 from reconciler.certs.root import TrustAnchor
 
+MAX_REASON = 100  # bytes of a join answer's reason that travel
 _REASONS = frozenset(reason.value for reason in DropReason)
 
 
@@ -283,10 +285,10 @@ class BeaconProtocol:
 
     def _send_answer(self, claim: JoinClaim, answer: Answer, to: Addr, now: float) -> None:
         admin = self._require_admin()
+        reason = clip_utf8(answer.reason, MAX_REASON)
         response = JoinResponse(
-            claim.node_id, claim.nonce, answer.status, answer.reason, answer.cert_der,
-            admin.root.cert_der,
-        )  # fmt: skip
+            claim.node_id, claim.nonce, answer.status, reason, answer.cert_der, admin.root.cert_der
+        )
         self._send(response, now, (to,), sign_root=True)
         self._events.append(handlers.join_requested(claim, answer, to))
 

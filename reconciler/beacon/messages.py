@@ -93,6 +93,11 @@ MESSAGE_TYPES: dict[type[Message], MsgType] = {
 }
 
 
+def clip_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary."""
+    return text.encode()[:limit].decode(errors="ignore")
+
+
 def encode_body(common: Common, msg: Message) -> bytes:
     """The body bytes of ``msg`` preceded by the common fields."""
     out = Writer().text(common.pool_id).u64(common.seq).u64(common.timestamp_ms)

@@ -2,7 +2,9 @@
 
 - ``pool_id_for(root_pub)`` = ``"pool-" + sha256(root_pub).hexdigest()[:16]``.
 - The root fingerprint is ``fingerprint(root_pub)`` (see identity.py); joiners pin it.
-- Root certificate subject: ``CN=meshnet pool root <name>, O=<pool_id>``; CA with
+- Root certificate subject: ``CN=meshnet pool root, O=<pool_id>``. The pool's
+  display name is not in the certificate: every member certificate repeats the
+  issuer name, and a join response carrying both must fit one 1200-byte beacon. CA with
   path length 0 (it signs member certificates only).
 """
 
@@ -22,6 +24,7 @@ from reconciler.certs.errors import CertificateError
 from reconciler.certs.identity import NodeIdentity, fingerprint
 
 ROOT_TTL_SECONDS = 10 * 365 * 86400.0
+ROOT_COMMON_NAME = "meshnet pool root"
 
 
 def pool_id_for(root_pubkey_raw: bytes) -> str:
@@ -105,12 +108,11 @@ class PoolRoot:
         return self.anchor.cert_der
 
     @classmethod
-    def load(cls, seed: bytes, cert_der: bytes) -> PoolRoot:
+    def load(cls, seed: bytes, cert_der: bytes, pool_name: str) -> PoolRoot:
         """Rebuild from a stored seed and certificate; the two must belong together."""
         identity = NodeIdentity(seed)
         anchor = TrustAnchor.from_cert_der(cert_der, pinned_fingerprint=identity.fingerprint)
-        name = x509util.name_attr(anchor.cert.subject, NameOID.COMMON_NAME)
-        return cls(identity=identity, name=name.removeprefix("meshnet pool root "), anchor=anchor)
+        return cls(identity=identity, name=pool_name, anchor=anchor)
 
 
 def create_pool_root(
@@ -122,7 +124,7 @@ def create_pool_root(
     pool_id = pool_id_for(pub)
     subject = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, f"meshnet pool root {pool_name}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, ROOT_COMMON_NAME),
             x509.NameAttribute(x509util.POOL_OID, pool_id),
         ]
     )

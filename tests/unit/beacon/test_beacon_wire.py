@@ -160,3 +160,17 @@ def test_beacon_replay_guard_window() -> None:
     guard.commit("b", 1)
     guard.commit("c", 1)  # evicts "a", the least recently seen
     assert guard.check("a", 100) is None and guard.check("c", 1) == "replay"
+
+
+def test_beacon_worst_case_join_response_fits() -> None:
+    from reconciler.beacon.config import Advert
+    from reconciler.beacon.messages import clip_utf8
+
+    cert = sign_member_certificate(ROOT, IDENT.public_key, "é" * 32, "member", NOW)
+    reason = clip_utf8("é" * 200, 100)
+    assert len(reason.encode()) == 100
+    worst = JoinResponse(IDENT.node_id, b"n" * 16, "approved", reason, cert, ROOT.cert_der)
+    common = Common(ROOT.pool_id, 2**64 - 1, 2**64 - 1)
+    assert len(seal(MsgType.JOIN_RESPONSE, encode_body(common, worst), IDENT.sign)) <= 1200
+    with pytest.raises(ValueError):
+        Advert("x" * 65, "10.0.0.1", 1, 1, 1)

@@ -41,7 +41,7 @@ def test_certs_pool_root_is_deterministic_and_self_consistent(root: PoolRoot, no
     assert re.fullmatch(r"pool-[0-9a-f]{16}", root.pool_id)
     assert root.fingerprint == root.identity.fingerprint
     assert create_pool_root(b"\x01" * 32, "home", now).cert_der == root.cert_der
-    loaded = PoolRoot.load(b"\x01" * 32, root.cert_der)
+    loaded = PoolRoot.load(b"\x01" * 32, root.cert_der, "home")
     assert loaded.pool_id == root.pool_id and loaded.name == "home"
 
 
@@ -61,4 +61,4 @@ def test_certs_trust_anchor_checks_pin_and_pool(root: PoolRoot, other_root: Pool
 
 def test_certs_load_refuses_mismatched_seed(root: PoolRoot) -> None:
     with pytest.raises(CertificateError):
-        PoolRoot.load(b"\x03" * 32, root.cert_der)
+        PoolRoot.load(b"\x03" * 32, root.cert_der, "home")
