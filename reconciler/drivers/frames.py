@@ -1,0 +1,64 @@
+"""Peer-link framing, sans-IO: `length (u32 BE) | channel (u8) | payload`.
+
+`FrameDecoder.feed(data)` returns whole frames as they complete, however the stream was
+cut; a length over the limit or an unknown channel raises FrameError (the link is then
+closed: the peer is broken or hostile).
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import IntEnum
+
+HEADER = struct.Struct(">IB")
+MAX_FRAME = 64 * 2**20
+
+
+class Channel(IntEnum):
+    """What a frame carries."""
+
+    GOSSIP = 1
+    TENSOR = 2
+    CONTROL = 3
+
+
+class FrameError(Exception):
+    """The stream is not valid framing."""
+
+
+def encode_frame(channel: Channel, payload: bytes) -> bytes:
+    """One frame."""
+    if len(payload) + 1 > MAX_FRAME:
+        raise ValueError(
+            f"payload of {len(payload)} bytes exceeds the {MAX_FRAME}-byte frame limit"
+        )
+    return HEADER.pack(len(payload) + 1, channel) + payload
+
+
+class FrameDecoder:
+    """Reassembles frames from stream chunks."""
+
+    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[Channel, bytes]]:
+        self._buffer += data
+        frames = []
+        while len(self._buffer) >= HEADER.size:
+            length, channel = HEADER.unpack_from(self._buffer)
+            if length < 1 or length > self.max_frame:
+                raise FrameError(f"frame length {length} outside 1..{self.max_frame}")
+            if channel not in Channel._value2member_map_:
+                raise FrameError(f"unknown channel {channel}")
+            end = 4 + length
+            if len(self._buffer) < end:
+                break
+            frames.append((Channel(channel), bytes(self._buffer[HEADER.size : end])))
+            del self._buffer[:end]
+        return frames
+
+    @property
+    def pending(self) -> int:
+        """Bytes held waiting for the rest of a frame."""
+        return len(self._buffer)

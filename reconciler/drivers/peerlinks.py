@@ -1,0 +1,228 @@
+"""Peer links: TCP + TLS 1.3 with pool certificates on both ends, keyed by node ID.
+
+Each node sends on the connection it dialled and receives on the ones it accepted, so
+two nodes never race to agree on one connection. Outbound frames wait in a bounded
+queue per peer; a dial that fails is retried with backoff. A peer whose certificate is
+refused by `allowed` (unknown or revoked) is disconnected before any frame is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.drivers.frames import Channel, FrameDecoder, FrameError, encode_frame
+from reconciler.drivers.tls import PeerIdentity, peer_identity
+
+log = logging.getLogger("meshnet.links")
+
+QUEUE_FRAMES = 256
+DIAL_TIMEOUT = 3.0
+BACKOFF = (0.1, 2.0)
+
+FrameHandler = Callable[[str, Channel, bytes], None]
+
+
+@dataclass
+class LinkStats:
+    """What a link has done, for `get peers -o wide` and doctor."""
+
+    connected: bool = False
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    frames_dropped: int = 0
+    last_error: str = ""
+    route: str = "direct"
+
+
+class _Outbound:
+    def __init__(self, node_id: str, host: str, port: int) -> None:
+        self.node_id, self.host, self.port = node_id, host, port
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_FRAMES)
+        self.task: asyncio.Task[None] | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+
+class PeerLinks:
+    """All of one node's links to its peers."""
+
+    def __init__(
+        self,
+        self_id: str,
+        server_ctx: ssl.SSLContext,
+        client_ctx: ssl.SSLContext,
+        on_frame: FrameHandler,
+        allowed: Callable[[PeerIdentity], bool],
+    ) -> None:
+        self.self_id = self_id
+        self.server_ctx, self.client_ctx = server_ctx, client_ctx
+        self.on_frame = on_frame
+        self.allowed = allowed
+        self.stats: dict[str, LinkStats] = {}
+        self._out: dict[str, _Outbound] = {}
+        self._inbound: dict[asyncio.StreamWriter, str] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def listen(self, host: str, port: int) -> int:
+        """Accept links on host:port (0: any free port); the port bound."""
+        self._server = await asyncio.start_server(self._accept, host, port, ssl=self.server_ctx)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def set_address(self, node_id: str, host: str, port: int) -> None:
+        """Where to dial a peer; a changed address restarts its outbound link."""
+        current = self._out.get(node_id)
+        if current is not None and (current.host, current.port) == (host, port):
+            return
+        if current is not None:
+            self._stop_outbound(current)
+        self._out[node_id] = _Outbound(node_id, host, port)
+
+    def knows(self, node_id: str) -> bool:
+        return node_id in self._out
+
+    def send(self, node_id: str, channel: Channel, payload: bytes) -> bool:
+        """Queue a frame without waiting; False when the peer is unknown or its queue full."""
+        link = self._out.get(node_id)
+        if link is None:
+            return False
+        self._ensure_running(link)
+        try:
+            link.queue.put_nowait(encode_frame(channel, payload))
+        except asyncio.QueueFull:
+            self._stats(node_id).frames_dropped += 1
+            return False
+        return True
+
+    async def send_wait(self, node_id: str, channel: Channel, payload: bytes) -> None:
+        """Queue a frame, waiting for room (backpressure for bulk traffic)."""
+        link = self._out.get(node_id)
+        if link is None:
+            raise ConnectionError(f"no address known for {node_id}")
+        self._ensure_running(link)
+        await link.queue.put(encode_frame(channel, payload))
+
+    def disconnect(self, node_id: str) -> None:
+        """Drop every link with a peer (revoked, or gone from the pool)."""
+        link = self._out.pop(node_id, None)
+        if link is not None:
+            self._stop_outbound(link)
+        for writer, peer in list(self._inbound.items()):
+            if peer == node_id:
+                writer.close()
+        self._stats(node_id).connected = False
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for link in list(self._out.values()):
+            self._stop_outbound(link)
+        for writer in list(self._inbound):
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _stats(self, node_id: str) -> LinkStats:
+        return self.stats.setdefault(node_id, LinkStats())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _ensure_running(self, link: _Outbound) -> None:
+        if link.task is None or link.task.done():
+            link.task = self._spawn(self._run_outbound(link), f"link-{link.node_id}")
+
+    def _stop_outbound(self, link: _Outbound) -> None:
+        if link.task is not None:
+            link.task.cancel()
+        if link.writer is not None:
+            link.writer.close()
+
+    async def _run_outbound(self, link: _Outbound) -> None:
+        delay = BACKOFF[0]
+        stats = self._stats(link.node_id)
+        while True:
+            try:
+                await self._dial_and_write(link, stats)
+                delay = BACKOFF[0]
+            except (OSError, ssl.SSLError, TimeoutError, ConnectionError, ValueError) as err:
+                stats.connected, stats.last_error = False, f"{type(err).__name__}: {err}"
+                log.debug("link to %s failed: %s", link.node_id, stats.last_error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF[1])
+
+    async def _dial_and_write(self, link: _Outbound, stats: LinkStats) -> None:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(link.host, link.port, ssl=self.client_ctx, server_hostname=link.node_id),
+            DIAL_TIMEOUT,
+        )  # fmt: skip
+        link.writer = writer
+        try:
+            _nodelay(writer)
+            peer = peer_identity(writer.get_extra_info("ssl_object"))
+            if peer.node_id != link.node_id or not self.allowed(peer):
+                raise ConnectionError(
+                    f"{link.host}:{link.port} is {peer.node_id}, not an allowed {link.node_id}"
+                )
+            stats.connected, stats.last_error = True, ""
+            while True:
+                frame = await link.queue.get()
+                writer.write(frame)
+                await writer.drain()
+                stats.bytes_sent += len(frame)
+        finally:
+            stats.connected = False
+            link.writer = None
+            writer.close()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        try:
+            peer = peer_identity(writer.get_extra_info("ssl_object"))
+        except ValueError:
+            writer.close()
+            return
+        if not self.allowed(peer):
+            log.warning("refused link from %s (%s)", peer.node_id, peer.fingerprint)
+            writer.close()
+            return
+        _nodelay(writer)
+        self._inbound[writer] = peer.node_id
+        try:
+            await self._read_frames(peer.node_id, reader)
+        except (OSError, ssl.SSLError, FrameError, asyncio.IncompleteReadError) as err:
+            log.debug("link from %s closed: %s", peer.node_id, err)
+        finally:
+            self._inbound.pop(writer, None)
+            writer.close()
+
+    async def _read_frames(self, node_id: str, reader: asyncio.StreamReader) -> None:
+        decoder = FrameDecoder()
+        stats = self._stats(node_id)
+        while chunk := await reader.read(2**16):
+            stats.bytes_received += len(chunk)
+            for channel, payload in decoder.feed(chunk):
+                try:
+                    self.on_frame(node_id, channel, payload)
+                except Exception:
+                    log.exception("handling a frame from %s failed", node_id)
+
+
+def _nodelay(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -1,0 +1,141 @@
+"""The UDP pump: runs a sans-IO datagram machine (aioquic's API) on a socket.
+
+The machine gets `receive_datagram(data, addr, now)`, `datagrams_to_send(now)`,
+`get_timer()`, `handle_timer(now)` and `next_event()`; this module owns the socket,
+the event loop's timer and the clock, and hands each event to a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from reconciler.drivers.netif import Interface
+
+log = logging.getLogger("meshnet.udp")
+
+Addr = tuple[str, int]
+
+
+class DatagramMachine(Protocol):
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None: ...
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]: ...
+    def get_timer(self) -> float | None: ...
+    def handle_timer(self, now: float) -> None: ...
+    def next_event(self) -> Any: ...
+
+
+def multicast_socket(group: str, port: int, interface: Interface) -> socket.socket:
+    """A UDP socket bound to the beacon port, in the group on that interface.
+
+    Several agents on one host share the port (SO_REUSEPORT) and hear each other
+    (multicast loop on). On loopback the TTL is 0: nothing leaves the machine.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("", port))
+        membership = struct.pack(
+            "4s4s", socket.inet_aton(group), socket.inet_aton(interface.address)
+        )
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+        sock.setsockopt(
+            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface.address)
+        )
+        sock.setsockopt(
+            socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0 if interface.is_loopback else 1
+        )
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        if hasattr(socket, "IP_MULTICAST_ALL"):
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_ALL, 0)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class DatagramPump(asyncio.DatagramProtocol):
+    """Feeds a socket's datagrams and the timer to a machine; sends what it says."""
+
+    def __init__(
+        self, machine: DatagramMachine, on_event: Callable[[Any], None], clock: Callable[[], float]
+    ) -> None:
+        self.machine = machine
+        self.on_event = on_event
+        self.clock = clock
+        self.transport: asyncio.DatagramTransport | None = None
+        self.sent = 0
+        self.received = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+        self.flush()
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        self.received += 1
+        self.machine.receive_datagram(data, (addr[0], addr[1]), self.clock())
+        self.flush()
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("socket error: %s", exc)
+
+    def flush(self) -> None:
+        """Send what the machine wants sent, deliver its events, re-arm its timer."""
+        if self.transport is None:
+            return
+        for data, addr in self.machine.datagrams_to_send(self.clock()):
+            try:
+                self.transport.sendto(data, addr)
+                self.sent += 1
+            except OSError as err:
+                log.warning("cannot send to %s:%s: %s", addr[0], addr[1], err)
+        while (event := self.machine.next_event()) is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("handling %r failed", event)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.machine.get_timer()
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, deadline - self.clock())
+            self._timer = loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.machine.handle_timer(self.clock())
+        self.flush()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def open_pump(
+    sock: socket.socket,
+    machine: DatagramMachine,
+    on_event: Callable[[Any], None],
+    clock: Callable[[], float],
+) -> DatagramPump:
+    """Start pumping a bound socket."""
+    loop = asyncio.get_running_loop()
+    _, protocol = await loop.create_datagram_endpoint(
+        lambda: DatagramPump(machine, on_event, clock), sock=sock
+    )
+    return protocol
