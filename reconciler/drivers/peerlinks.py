@@ -162,10 +162,10 @@ class PeerLinks:
             delay = min(delay * 2, BACKOFF[1])
 
     async def _dial_and_write(self, link: _Outbound, stats: LinkStats) -> None:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(link.host, link.port, ssl=self.client_ctx, server_hostname=link.node_id),
-            DIAL_TIMEOUT,
-        )  # fmt: skip
+        dial = asyncio.open_connection(
+            link.host, link.port, ssl=self.client_ctx, server_hostname=link.node_id
+        )
+        _, writer = await asyncio.wait_for(dial, DIAL_TIMEOUT)
         link.writer = writer
         try:
             _nodelay(writer)
