@@ -79,7 +79,7 @@ class Job(StrictModel):
     """An inference job."""
 
     api_version: Literal["meshnet.dev/v1alpha1"] = Field(
-        default=API_VERSION, description="Always meshnet.dev/v1alpha1."
+        default="meshnet.dev/v1alpha1", description="Always meshnet.dev/v1alpha1."
     )
     kind: Literal["Job"] = Field(default="Job", description="Always Job.")
     metadata: ObjectMeta = Field(description="Name, labels and bookkeeping.")

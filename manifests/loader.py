@@ -116,14 +116,14 @@ def _validate(doc: CommentedMap, source: str) -> MeshObject:
     line, col = doc.lc.line + 1, doc.lc.col + 1
     api_version = doc.get("apiVersion")
     if api_version != API_VERSION:
-        where = _key_position(doc, "apiVersion") or (line, col)
+        at_line, at_col = _key_position(doc, "apiVersion") or (line, col)
         message = f"must be {API_VERSION!r}, got {api_version!r}"
-        raise ManifestError([Problem(source, *where, "apiVersion", message)])
+        raise ManifestError([Problem(source, at_line, at_col, "apiVersion", message)])
     kind = doc.get("kind")
     if kind not in KINDS:
-        where = _key_position(doc, "kind") or (line, col)
+        at_line, at_col = _key_position(doc, "kind") or (line, col)
         message = f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}"
-        raise ManifestError([Problem(source, *where, "kind", message)])
+        raise ManifestError([Problem(source, at_line, at_col, "kind", message)])
     try:
         return KINDS[kind].model_validate(_plain(doc))
     except ValidationError as err:

@@ -60,7 +60,7 @@ class Member(StrictModel):
     """A device's membership of a pool."""
 
     api_version: Literal["meshnet.dev/v1alpha1"] = Field(
-        default=API_VERSION, description="Always meshnet.dev/v1alpha1."
+        default="meshnet.dev/v1alpha1", description="Always meshnet.dev/v1alpha1."
     )
     kind: Literal["Member"] = Field(default="Member", description="Always Member.")
     metadata: ObjectMeta = Field(description="Name, labels and bookkeeping.")

@@ -92,7 +92,7 @@ class Pool(StrictModel):
     """A pool of devices on one LAN."""
 
     api_version: Literal["meshnet.dev/v1alpha1"] = Field(
-        default=API_VERSION, description="Always meshnet.dev/v1alpha1."
+        default="meshnet.dev/v1alpha1", description="Always meshnet.dev/v1alpha1."
     )
     kind: Literal["Pool"] = Field(default="Pool", description="Always Pool.")
     metadata: ObjectMeta = Field(description="Name, labels and bookkeeping.")

@@ -173,7 +173,9 @@ def describe(
     )
     console.print("[bold]Spec:[/bold]")
     console.print(escape(dump(doc.get("spec", {}), "yaml")).rstrip(), highlight=False)
-    status = {k: v for k, v in doc.get("status", {}).items() if k != "conditions"}  # type: ignore[union-attr]
+    raw_status = doc.get("status", {})
+    assert isinstance(raw_status, dict)
+    status = {k: v for k, v in raw_status.items() if k != "conditions"}
     if status:
         console.print("[bold]Status:[/bold]")
         console.print(escape(dump(status, "yaml")).rstrip(), highlight=False)
@@ -200,7 +202,9 @@ def delete(
 ) -> None:
     """Delete objects named in a file, or one object by kind and name."""
     if filename is not None:
-        targets = [(i.obj.kind, i.obj.metadata.name) for i in load_manifests(filename)]
+        targets: list[tuple[str, str]] = [
+            (i.obj.kind, i.obj.metadata.name) for i in load_manifests(filename)
+        ]
     elif kind is not None and name is not None:
         targets = [(resolve_kind(kind), name)]
     else:

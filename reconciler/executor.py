@@ -23,7 +23,7 @@ from reconciler.controllers.base import (
     Plan,
     TemporaryError,
 )
-from reconciler.store import Conflict, NotFound, Store, utcnow
+from reconciler.store import Conflict, EventType, NotFound, Store, utcnow
 
 log = logging.getLogger("meshnet.executor")
 
@@ -123,7 +123,9 @@ class Executor:
                 for action in plan.actions:
                     message = handler.perform[type(action)](action)
                     reason = getattr(action, "event_reason", type(action).__name__)
-                    self.store.record_event(obj.kind, obj.metadata.name, "Normal", reason, message)
+                    self.store.record_event(
+                        obj.kind, obj.metadata.name, "Normal", str(reason), message
+                    )
             except (TemporaryError, PermanentError, Conflict, NotFound):
                 raise
             except Exception as err:  # the executor turns every failure into a condition
@@ -149,7 +151,7 @@ class Executor:
         self.store.update_status(obj.kind, obj.metadata.name, status, obj.metadata.resource_version)
         change = ready_transition(before, status["conditions"])
         if change is not None:
-            event_type = "Normal" if change["status"] == "True" else "Warning"
+            event_type: EventType = "Normal" if change["status"] == "True" else "Warning"
             self.store.record_event(
                 obj.kind, obj.metadata.name, event_type, change["reason"], change["message"]
             )

@@ -69,7 +69,7 @@ def load_root(home: Home, name: str) -> PoolRoot:
     """The pool root CA (admin device only)."""
     directory = home.pool_dir(name)
     identity = NodeIdentity.from_private_key_pem((directory / "root.key").read_bytes())
-    return PoolRoot.load(identity.seed, _pem_to_der((directory / "ca.crt").read_bytes()))
+    return PoolRoot.load(identity.seed, _pem_to_der((directory / "ca.crt").read_bytes()), name)
 
 
 def load_anchor(home: Home, name: str, pinned_fingerprint: str) -> TrustAnchor:

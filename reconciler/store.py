@@ -12,6 +12,7 @@ resourceVersion; a write naming a stale resourceVersion is refused (Conflict);
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import uuid
@@ -154,7 +155,7 @@ class Store:
             raise NotFound(f'{kind} "{name}" not found')
         return obj
 
-    def list(self, kind: str | None = None) -> list[MeshObject]:
+    def list(self, kind: str | None = None) -> builtins.list[MeshObject]:
         """Every object of a kind (or of every kind), ordered by kind and name."""
         if kind is None:
             rows = self._db.execute("SELECT * FROM objects ORDER BY kind, name").fetchall()
@@ -281,14 +282,14 @@ class Store:
 
     # -- inventory (GitOps) -----------------------------------------------------------
 
-    def inventory(self, source: str) -> list[tuple[str, str]]:
+    def inventory(self, source: str) -> builtins.list[tuple[str, str]]:
         """(kind, name) of the objects last applied from a source file."""
         rows = self._db.execute(
             "SELECT kind, name FROM inventory WHERE source = ? ORDER BY kind, name", (source,)
         ).fetchall()
         return [(r["kind"], r["name"]) for r in rows]
 
-    def sources(self) -> list[str]:
+    def sources(self) -> builtins.list[str]:
         """Every source file with objects in the inventory."""
         rows = self._db.execute("SELECT DISTINCT source FROM inventory ORDER BY source")
         return [r["source"] for r in rows.fetchall()]
@@ -329,7 +330,7 @@ class Store:
 
     def events(
         self, kind: str | None = None, name: str | None = None, limit: int = 50
-    ) -> list[Event]:
+    ) -> builtins.list[Event]:
         """The latest events, oldest first, optionally of one object."""
         query, args = "SELECT * FROM events", []
         if kind is not None and name is not None:
