@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from reconciler.gossip.broadcasts import BroadcastQueue, retransmit_limit
 from reconciler.gossip.config import GossipConfig
 from reconciler.gossip.events import Event, MessageDropped
-from reconciler.gossip.membership import Membership
+from reconciler.gossip.membership import Member, Membership
 from reconciler.gossip.messages import (
     Ack,
     Alive,
@@ -67,6 +67,19 @@ class MemberInfo:
     incarnation: int
     last_seen: float | None
     meta: NodeMeta
+
+
+def _info(m: Member) -> MemberInfo:
+    return MemberInfo(
+        node_id=m.node_id,
+        name=m.meta.name,
+        address=m.meta.address,
+        state=m.state,
+        status=display_status(m.state),
+        incarnation=m.incarnation,
+        last_seen=m.last_seen,
+        meta=m.meta,
+    )
 
 
 class GossipProtocol:
@@ -148,16 +161,8 @@ class GossipProtocol:
 
     def members(self) -> list[MemberInfo]:
         """Snapshot of every known member, self included, sorted by node id."""
-        rows = []
-        for m in sorted(self._members.members.values(), key=lambda m: m.node_id):
-            status = display_status(m.state)
-            rows.append(
-                MemberInfo(
-                    m.node_id, m.meta.name, m.meta.address, m.state, status,
-                    m.incarnation, m.last_seen, m.meta,
-                )
-            )  # fmt: skip
-        return rows
+        table = self._members.members
+        return [_info(table[node_id]) for node_id in sorted(table)]
 
     def receive_message(self, from_node_id: str, data: bytes, now: float) -> None:
         if self._members.leaving:
@@ -294,7 +299,9 @@ class GossipProtocol:
                 if target != self.self_id:
                     return self._drop(sender, "ping for another node")
                 self._send(sender, Ack(seq))
-            case PingReq(seq, target):
+            case PingReq(seq, target) if target == self.self_id:
+                self._send(sender, Ack(seq))
+            case PingReq(seq, target) if target not in self._members.revoked:
                 own = self._next_seq()
                 expires = now + self._config.probe_interval
                 self._forwards[own] = Forward(sender, seq, expires)
