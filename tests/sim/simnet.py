@@ -13,11 +13,14 @@ import heapq
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from reconciler.gossip.config import GossipConfig
 from reconciler.gossip.events import Event
 from reconciler.gossip.machine import GossipProtocol, Verifier
 from reconciler.gossip.messages import NodeMeta
+
+E = TypeVar("E", bound=Event)
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ class SimNet:
             keys.add((ring.epoch, ring.hash))
         return len(keys) == 1
 
-    def events_of(self, node_id: str, kind: type) -> list[tuple[float, Event]]:
+    def events_of(self, node_id: str, kind: type[E]) -> list[tuple[float, E]]:
         return [(t, e) for t, e in self.nodes[node_id].events if isinstance(e, kind)]
 
 
