@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from safetensors import safe_open
@@ -154,7 +154,7 @@ class HFSource:
             sl = f.get_slice(full)
             if sl.get_dtype() != "BF16":
                 return np.asarray(sl[index], dtype=np.float32)
-        return _bf16(path, full)[index]
+        return cast(F32, _bf16(path, full)[index])
 
     def rows(self, name: str, start: int, end: int) -> F32:
         return self._slice(name, (slice(start, end),))
@@ -189,4 +189,4 @@ class _Widen:
 
     def __getitem__(self, index: tuple[slice, ...]) -> F32:
         part = np.asarray(self._raw[index], dtype=np.uint32) << 16
-        return part.view(np.float32)
+        return cast(F32, part.view(np.float32))

@@ -6,6 +6,7 @@ Constants are Python floats so that NumPy 2 (NEP 50) keeps float32 arrays float3
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,18 +19,18 @@ F32 = NDArray[np.float32]
 def rms_norm(x: F32, weight: F32, eps: float) -> F32:
     """x [T, D], weight [D] -> [T, D]."""
     ms = np.mean(x * x, axis=-1, keepdims=True)  # [T, 1]
-    return x * (1.0 / np.sqrt(ms + eps)) * weight  # [T, D]
+    return cast(F32, x * (1.0 / np.sqrt(ms + eps)) * weight)  # [T, D]
 
 
 def silu_mul(gate: F32, up: F32) -> F32:
     """SwiGLU activation: silu(gate) * up, both [T, Fl]."""
-    return gate / (1.0 + np.exp(-gate)) * up  # [T, Fl]
+    return cast(F32, gate / (1.0 + np.exp(-gate)) * up)  # [T, Fl]
 
 
 def softmax(x: F32) -> F32:
     """Softmax over the last axis."""
     e = np.exp(x - np.max(x, axis=-1, keepdims=True))  # [..., S]
-    return e / np.sum(e, axis=-1, keepdims=True)  # [..., S]
+    return cast(F32, e / np.sum(e, axis=-1, keepdims=True))  # [..., S]
 
 
 def inv_frequencies(config: ModelConfig) -> NDArray[np.float64]:

@@ -63,11 +63,15 @@ class Engine:
     def prefill(self, tokens: list[int], all_logits: bool = False) -> F32:
         """Run the prompt; logits of the last position [V] (or of every position [T, V])."""
         h = self._forward(tokens)  # [T, D]
-        return self._logits(h if all_logits else h[-1:])[0 if not all_logits else slice(None)]
+        if all_logits:
+            return self._logits(h)  # [T, V]
+        last: F32 = self._logits(h[-1:])[0]  # [V]
+        return last
 
     def decode(self, token: int) -> F32:
         """Append one token; logits of the next one [V]."""
-        return self._logits(self._forward([token]))[0]
+        logits: F32 = self._logits(self._forward([token]))[0]  # [V]
+        return logits
 
     def _forward(self, tokens: list[int]) -> F32:
         t = len(tokens)
@@ -104,8 +108,8 @@ class Engine:
         cos, sin = self.cos[p0:p1], self.sin[p0:p1]  # [T, E/2]
         self.cache_k[i, :, p0:p1] = apply_rope(k, cos, sin).transpose(1, 0, 2)  # [Kl, T, E]
         self.cache_v[i, :, p0:p1] = v.transpose(1, 0, 2)  # [Kl, T, E]
-        q = apply_rope(q, cos, sin).reshape(t, kl, cfg.group, e)  # [T, Kl, G, E]
-        att = attention(q, self.cache_k[i, :, :p1], self.cache_v[i, :, :p1], p0)  # [T, Hl E]
+        qg = apply_rope(q, cos, sin).reshape(t, kl, cfg.group, e)  # [T, Kl, G, E]
+        att = attention(qg, self.cache_k[i, :, :p1], self.cache_v[i, :, :p1], p0)  # [T, Hl E]
         x = x + self.comm.all_reduce_sum(att @ w.wo.T)  # [T, D]
         h = rms_norm(x, w.ffn_norm, cfg.norm_eps)  # [T, D]
         gu = h @ w.wgu.T  # [T, 2 Fl]

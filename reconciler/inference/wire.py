@@ -22,6 +22,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,7 +34,12 @@ VERSION = 1
 MAX_NDIM = 8
 MAX_PAYLOAD = 1 << 31
 _HEADER = struct.Struct("<4sBBBBQQ")
-_DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f2"), 3: np.dtype("<i4"), 4: np.dtype("<i8")}
+_DTYPES: dict[int, np.dtype[Any]] = {
+    1: np.dtype("<f4"),
+    2: np.dtype("<f2"),
+    3: np.dtype("<i4"),
+    4: np.dtype("<i8"),
+}
 _CODES = {dt: code for code, dt in _DTYPES.items()}
 
 
@@ -122,7 +128,9 @@ class FrameDecoder:
             raise WireError(f"bad magic {bytes(self._buf[:n])!r}")
 
 
-def _validate(magic: bytes, version: int, code: int, op: int, ndim: int, length: int) -> np.dtype:
+def _validate(
+    magic: bytes, version: int, code: int, op: int, ndim: int, length: int
+) -> np.dtype[Any]:
     if magic != MAGIC:
         raise WireError(f"bad magic {magic!r}")
     if version != VERSION:

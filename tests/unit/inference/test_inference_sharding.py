@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -27,7 +29,7 @@ CONFIG = ModelConfig(
 
 def _ranges(cuts: list[int], total: int) -> list[tuple[int, int]]:
     points = [0, *sorted(set(cuts)), total]
-    return list(zip(points, points[1:], strict=False))
+    return list(itertools.pairwise(points))
 
 
 @given(st.lists(st.integers(1, 8191), max_size=6))
@@ -42,7 +44,7 @@ def test_shares_tile_every_dimension(cuts: list[int]) -> None:
     ):
         bounds = [(getattr(s, lo), getattr(s, hi)) for s in shares]
         assert bounds[0][0] == 0 and bounds[-1][1] == total
-        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
         for (start, end), (c0, c1) in zip(bounds, ranges, strict=True):
             assert abs((end - start) - total * (c1 - c0) / 8192) < 1.0  # largest remainder
 
