@@ -53,6 +53,9 @@ class MemberStatus(BaseStatus):
     certificate_fingerprint: str | None = Field(
         default=None, description="sha256:<hex> of the member certificate."
     )
+    key_fingerprint: str | None = Field(
+        default=None, description="sha256:<hex> of the member's public key (its identity)."
+    )
     not_after: datetime | None = Field(default=None, description="When the certificate expires.")
 
 

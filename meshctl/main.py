@@ -10,7 +10,7 @@ import typer
 
 from manifests import KINDS, resolve_kind
 from manifests.schema import all_schemas, kind_schema
-from meshctl import objects_cmd
+from meshctl import admin_cmd, objects_cmd
 from meshctl.context import State, friendly, home
 from meshctl.render import console, emit
 from reconciler.home import Home
@@ -101,6 +101,9 @@ def agent(
     raise typer.Exit(run_agent(AgentOptions(home(), watch_dir, log_level)))
 
 
+app.add_typer(admin_cmd.token_app, name="token")
+app.add_typer(admin_cmd.certificate_app, name="certificate")
+app.add_typer(admin_cmd.member_app, name="member")
 app.command("apply")(objects_cmd.apply)
 app.command("diff")(objects_cmd.diff)
 app.command("get")(objects_cmd.get)

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from manifests import MeshObject, load_manifests, model_for, resolve_kind, to_document
 from meshctl.context import CliError, friendly, open_store, option_output
+from meshctl.observed_cmd import OBSERVED_KINDS, peers, print_peers, print_rings, rings
 from meshctl.render import (
     OUTPUT_FORMATS,
     age,
@@ -112,13 +113,20 @@ def diff(
 
 @friendly
 def get(
-    kind: str = typer.Argument(..., help="pools, members, jobs (aliases: po, mem, job)."),
-    name: str | None = typer.Argument(None, help="One object's name."),
+    kind: str = typer.Argument(..., help="pools, members, jobs (po, mem, job); peers, ring."),
+    name: str | None = typer.Argument(None, help="One object's name (for peers/ring: a pool)."),
     output: str = option_output(),
     watch: bool = typer.Option(False, "-w", "--watch", help="Keep printing changes."),
 ) -> None:
-    """List objects of a kind, or show one."""
+    """List objects of a kind, or show one. Also `get peers` and `get ring` (observed)."""
     _check_format(output)
+    if kind.lower() in OBSERVED_KINDS:
+        with open_store() as store:
+            if OBSERVED_KINDS[kind.lower()] == "peers":
+                print_peers(peers(store, name), output)
+            else:
+                print_rings(rings(store, name), output)
+        return
     canonical = resolve_kind(kind)
     with open_store() as store:
         _print_get(store, canonical, name, output)

@@ -10,9 +10,12 @@ from manifests import Pool, to_document
 from manifests.pool import PoolSpec
 from meshctl.context import CliError, State, friendly, home, open_store
 from meshctl.demo import demo
+from meshctl.join_cmd import pool_join
 from meshctl.main import _main, agent, init, version_cmd
+from meshctl.observed_cmd import peers, print_peers, print_rings, rings
 from meshctl.render import console, dump, emit, print_objects
 from reconciler.oneshot import reconcile_now
+from reconciler.store import Store
 
 app = typer.Typer(
     name="mesh",
@@ -73,6 +76,59 @@ def pool_list(
     """List the pools this device belongs to."""
     with open_store() as store:
         print_objects(Pool, store.list("Pool"), output)
+
+
+app.command("pool-join")(pool_join)
+
+
+def _pool_by_id(store: Store, pool_id: str | None) -> str | None:
+    if pool_id is None:
+        return None
+    for pool in store.list("Pool"):
+        if isinstance(pool, Pool) and pool_id in (pool.status.pool_id, pool.metadata.name):
+            return pool.metadata.name
+    raise CliError(f"this device knows no pool with ID {pool_id} (mesh pool-list)")
+
+
+@app.command("pool-peers")
+@friendly
+def pool_peers(
+    pool_id: str | None = typer.Option(None, "--pool-id", help="Pool ID (default: every pool)."),
+    output: str = typer.Option("table", "-o", "--output", help="table, wide, yaml or json."),
+) -> None:
+    """The other members this device sees: node ID, LAN address, status, last seen."""
+    with open_store() as store:
+        print_peers(peers(store, _pool_by_id(store, pool_id)), output)
+
+
+@app.command("ring-status")
+@friendly
+def ring_status(
+    pool_id: str | None = typer.Option(None, "--pool-id", help="Pool ID (default: every pool)."),
+    output: str = typer.Option("table", "-o", "--output", help="table, yaml or json."),
+) -> None:
+    """The ring: members in order, their positions and column ranges, convergence."""
+    with open_store() as store:
+        print_rings(rings(store, _pool_by_id(store, pool_id)), output)
+
+
+@app.command("pool-status")
+@friendly
+def pool_status(
+    pool_id: str | None = typer.Option(None, "--pool-id", help="Pool ID (default: every pool)."),
+) -> None:
+    """Pools, their members, the ring and its health."""
+    with open_store() as store:
+        name = _pool_by_id(store, pool_id)
+        pools = [p for p in store.list("Pool") if name is None or p.metadata.name == name]
+        print_objects(Pool, pools, "wide")
+        for pool in pools:
+            assert isinstance(pool, Pool)
+            for cond in pool.status.conditions:
+                line = f"  {cond.type}={cond.status} {cond.reason}: {cond.message}"
+                console.print(line, highlight=False)
+        print_peers(peers(store, name), "table")
+        print_rings(rings(store, name), "table")
 
 
 __all__ = ["State", "app", "json"]

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from reconciler.gitops import FolderSync, watch_folder
 from reconciler.handlers import build_handlers
 from reconciler.home import Home
 from reconciler.logsetup import setup_logging
+from reconciler.runtime.supervisor import Supervisor
 from reconciler.singleton import AlreadyRunning, PidLock
 from reconciler.store import Store, StoreError
 
@@ -48,6 +50,8 @@ class Agent:
         self.stop = asyncio.Event()
         self.wake = asyncio.Event()
         self.sync = FolderSync(store, options.watch_dir) if options.watch_dir else None
+        self.supervisor = Supervisor(options.home, store)
+        self.supervise = asyncio.Event()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -56,6 +60,7 @@ class Agent:
         tasks: list[Callable[[], Coroutine[Any, Any, None]]] = [
             self._watch_store,
             self._reconcile_loop,
+            self._supervise_loop,
         ]
         if self.sync is not None:
             tasks.append(self._watch_folder)
@@ -73,6 +78,7 @@ class Agent:
         log.info("received %s, stopping", signal.Signals(signum).name)
         self.stop.set()
         self.wake.set()
+        self.supervise.set()
 
     async def _watch_store(self) -> None:
         revision = -1
@@ -81,6 +87,7 @@ class Agent:
             if current != revision:
                 revision = current
                 self.wake.set()
+                self.supervise.set()
             await _wait(self.stop, STORE_POLL_SECONDS)
 
     async def _reconcile_loop(self) -> None:
@@ -95,6 +102,20 @@ class Agent:
                     self.sync.sync_all()
             until = min(d for d in (deadline, next_resync) if d is not None)
             await _wait(self.wake, max(0.0, until - loop.time()))
+
+    async def _supervise_loop(self) -> None:
+        try:
+            while not self.stop.is_set():
+                self.supervise.clear()
+                try:
+                    await self.supervisor.sync()
+                except Exception:
+                    log.exception("supervising the runtimes failed")
+                retry = self.supervisor.next_retry()
+                timeout = RESYNC_SECONDS if retry is None else max(0.05, retry - time.monotonic())
+                await _wait(self.supervise, min(timeout, RESYNC_SECONDS))
+        finally:
+            await self.supervisor.stop_all()
 
     async def _watch_folder(self) -> None:
         assert self.sync is not None

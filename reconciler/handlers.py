@@ -13,7 +13,10 @@ from reconciler.controllers import member as member_controller
 from reconciler.controllers import pool as pool_controller
 from reconciler.executor import KindHandler
 from reconciler.home import Home
+from reconciler.node import load_node_config
 from reconciler.pools import create_root, read_pool_info
+from reconciler.runtime.material import certificate_status
+from reconciler.runtime.observed import join_key, peers_key, ring_key
 from reconciler.store import Store
 
 
@@ -36,6 +39,11 @@ def _model_problem(model: str) -> str | None:
     return None
 
 
+def _self_member(home: Home) -> dict[str, str]:
+    node = load_node_config(home)
+    return {"nodeId": node.node_id, "name": node.name, "status": "ONLINE"}
+
+
 def build_handlers(home: Home, store: Store) -> list[KindHandler]:
     """The handlers of every kind for one device."""
 
@@ -43,7 +51,15 @@ def build_handlers(home: Home, store: Store) -> list[KindHandler]:
         return home.node_key.exists() and home.node_config.exists()
 
     def observe_pool(pool: Pool) -> pool_controller.PoolObserved:
-        return pool_controller.PoolObserved(initialized(), read_pool_info(home, pool.metadata.name))
+        name = pool.metadata.name
+        info = read_pool_info(home, name)
+        if info is None:
+            return pool_controller.PoolObserved(initialized(), None)
+        peers = store.get_observed(peers_key(name)) or []
+        members = [_self_member(home)] if initialized() else []
+        members += [{k: p.get(k) for k in ("nodeId", "name", "status")} for p in peers]
+        ring = store.get_observed(ring_key(name))
+        return pool_controller.PoolObserved(initialized(), info, members, ring)
 
     def create_pool_root(action: pool_controller.CreatePoolRoot) -> str:
         info = create_root(home, action.pool_name)
@@ -51,7 +67,13 @@ def build_handlers(home: Home, store: Store) -> list[KindHandler]:
 
     def observe_member(member: Member) -> member_controller.MemberObserved:
         info = read_pool_info(home, member.spec.pool.name)
-        return member_controller.MemberObserved(initialized(), info, _token_problem(member))
+        join = store.get_observed(join_key(member.metadata.name))
+        certificate = {}
+        if info is not None and info.role == "member":
+            certificate = certificate_status(home, info)
+        return member_controller.MemberObserved(
+            initialized(), info, _token_problem(member), join, certificate
+        )
 
     def observe_job(job: Job) -> job_controller.JobObserved:
         pool = store.get("Pool", job.spec.pool)

@@ -13,6 +13,7 @@ resourceVersion; a write naming a stale resourceVersion is refused (Conflict);
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import sqlite3
 import uuid
@@ -120,6 +121,21 @@ class Store:
                     if statement.strip():
                         self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for the store's table modules (store_admin.py)."""
+        return self._db
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A write transaction (BEGIN IMMEDIATE); bumps the revision so agents wake."""
+        return self._write_bumping()
+
+    @contextmanager
+    def _write_bumping(self) -> Iterator[None]:
+        with self._write():
+            yield
+            self._next_revision()
 
     @contextmanager
     def _write(self) -> Iterator[None]:
@@ -345,8 +361,8 @@ class Store:
     # -- observed state (peers, ring, ...) -----------------------------------------------
 
     def put_observed(self, key: str, value: Any) -> None:
-        """Store a piece of observed state (JSON-serialisable) under a key."""
-        with self._write():
+        """Store a piece of observed state (JSON-serialisable) under a key; wakes agents."""
+        with self._write_bumping():
             self._db.execute(
                 "INSERT OR REPLACE INTO observed VALUES (?, ?, ?)",
                 (key, _dumps(value), isotime(utcnow())),

@@ -47,6 +47,32 @@ MIGRATIONS: list[str] = [
         updated TEXT NOT NULL
     );
     """,
+    # 2: pool administration: join tokens, approvals, revocations (per pool name)
+    """
+    CREATE TABLE tokens (
+        token_id TEXT PRIMARY KEY,
+        pool TEXT NOT NULL,
+        key TEXT NOT NULL,
+        expires REAL NOT NULL,
+        usages_left INTEGER,
+        description TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE approvals (
+        pool TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (pool, node_id)
+    );
+    CREATE TABLE revocations (
+        pool TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        list TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (pool, fingerprint)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -8,12 +8,20 @@ pending approval, joined members); the admin never joins its own pool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from manifests import Member
 from reconciler.controllers.base import Plan, not_ready, ready
 from reconciler.controllers.pool import NOT_INITIALIZED
 from reconciler.pools import PoolInfo
+
+JOIN_REASONS = {
+    "waiting": ("Pending", "WaitingForAdmin"),
+    "starting": ("Pending", "WaitingForAdmin"),
+    "pending": ("Pending", "PendingApproval"),
+    "denied": ("Denied", "JoinDenied"),
+}
 
 
 @dataclass(frozen=True)
@@ -23,7 +31,8 @@ class MemberObserved:
     node_initialized: bool
     pool_info: PoolInfo | None
     token_problem: str | None = None
-    join_state: str | None = None
+    join: dict[str, Any] | None = None
+    certificate: dict[str, Any] = field(default_factory=dict)
 
 
 def plan(member: Member, observed: MemberObserved, now: float) -> Plan:
@@ -37,9 +46,8 @@ def plan(member: Member, observed: MemberObserved, now: float) -> Plan:
     if info is not None and (info.pool_id, info.root_fingerprint) == (
         wanted.id, wanted.root_fingerprint,
     ):  # fmt: skip
-        return Plan(
-            status={"phase": "Joined"}, conditions=[ready("Joined", f"member of {info.pool_id}")]
-        )
+        status = {"phase": "Joined", **observed.certificate}
+        return Plan(status=status, conditions=[ready("Joined", f"member of {info.pool_id}")])
     if info is not None:
         message = (
             f"this device already belongs to a pool named {wanted.name!r} with ID "
@@ -52,12 +60,25 @@ def plan(member: Member, observed: MemberObserved, now: float) -> Plan:
             conditions=[not_ready("TokenUnreadable", observed.token_problem)],
             requeue_after=10,
         )
-    reason = observed.join_state or "WaitingForAdmin"
-    message = f"asking the admin of {wanted.id} for a certificate; no answer yet"
-    return Plan(status={"phase": "Pending"}, conditions=[not_ready(reason, message)])
+    return _joining(wanted.id, observed.join)
+
+
+def _joining(pool_id: str, join: dict[str, Any] | None) -> Plan:
+    state = (join or {}).get("state", "starting")
+    phase, reason = JOIN_REASONS.get(state, ("Pending", "WaitingForAdmin"))
+    detail = (join or {}).get("reason") or "no admin heard yet"
+    attempts = (join or {}).get("attempts", 0)
+    message = f"asking the admin of {pool_id} for a certificate: {detail} (attempt {attempts})"
+    return Plan(status={"phase": phase}, conditions=[not_ready(reason, message)])
 
 
 def _admin_record(member: Member) -> Plan:
     phase = member.status.phase or "Pending"
-    message = f"record of a {phase.lower()} member kept by the pool admin"
-    return Plan(status={"phase": phase}, conditions=[ready("AdminRecord", message)])
+    if phase == "Joined":
+        return Plan(status={"phase": phase}, conditions=[ready("Joined", "member of this pool")])
+    message = f"{phase.lower()}: " + (
+        "approve with `meshctl certificate approve " + member.metadata.name + "`"
+        if phase == "Pending"
+        else "recorded by the pool admin"
+    )
+    return Plan(status={"phase": phase}, conditions=[not_ready(phase, message)])

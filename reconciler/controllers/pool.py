@@ -6,11 +6,11 @@ joined as a member is recorded with role member when its certificate arrives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from manifests import Pool
-from reconciler.controllers.base import Action, Plan, not_ready, ready
+from reconciler.controllers.base import Action, ConditionSpec, Plan, not_ready, ready
 from reconciler.pools import PoolInfo
 
 
@@ -28,6 +28,8 @@ class PoolObserved:
 
     node_initialized: bool
     info: PoolInfo | None
+    members: list[dict[str, Any]] = field(default_factory=list)
+    ring: dict[str, Any] | None = None
 
 
 NOT_INITIALIZED = "this device has no identity yet: run `meshctl init --network-id ID --name NAME`"
@@ -44,9 +46,21 @@ def plan(pool: Pool, observed: PoolObserved, now: float) -> Plan:
         "poolId": info.pool_id,
         "rootFingerprint": info.root_fingerprint,
         "role": info.role,
+        "members": observed.members,
     }
+    conditions = [_ring_condition(observed.ring)]
     if info.role == "admin":
         message = f"pool {info.pool_id} created; this device is its admin"
-        return Plan(status=status, conditions=[ready("RootReady", message)])
+        return Plan(status=status, conditions=[ready("RootReady", message), *conditions])
     message = f"joined pool {info.pool_id} as a member"
-    return Plan(status=status, conditions=[ready("Joined", message)])
+    return Plan(status=status, conditions=[ready("Joined", message), *conditions])
+
+
+def _ring_condition(ring: dict[str, Any] | None) -> ConditionSpec:
+    if ring is None:
+        return ConditionSpec("RingConverged", "Unknown", "NoRing", "membership is starting")
+    count = len(ring.get("members", []))
+    if ring.get("converged"):
+        message = f"epoch {ring.get('epoch')}, {count} member(s), hash {str(ring.get('hash'))[:12]}"
+        return ConditionSpec("RingConverged", "True", "Converged", message)
+    return ConditionSpec("RingConverged", "False", "Converging", f"{count} member(s) agreeing")

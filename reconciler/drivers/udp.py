@@ -12,7 +12,7 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from reconciler.drivers.netif import Interface
 
@@ -76,8 +76,7 @@ class DatagramPump(asyncio.DatagramProtocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
         self.flush()
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:
@@ -125,6 +124,43 @@ class DatagramPump(asyncio.DatagramProtocol):
             self._timer.cancel()
         if self.transport is not None:
             self.transport.close()
+
+
+def unicast_socket(interface: Interface) -> socket.socket:
+    """A socket on an ephemeral port of the interface: it sends (also to the group) and
+    hears unicast answers, which a port shared by several agents could misdeliver."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        sock.bind((interface.address, 0))
+        sock.setsockopt(
+            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface.address)
+        )
+        sock.setsockopt(
+            socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0 if interface.is_loopback else 1
+        )
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _Listener(asyncio.DatagramProtocol):
+    """Hands a receive-only socket's datagrams to a pump."""
+
+    def __init__(self, pump: DatagramPump) -> None:
+        self.pump = pump
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        self.pump.datagram_received(data, addr)
+
+
+async def listen_into(sock: socket.socket, pump: DatagramPump) -> asyncio.DatagramTransport:
+    """Feed a second socket (the multicast group's) into a pump that sends elsewhere."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(lambda: _Listener(pump), sock=sock)
+    return transport
 
 
 async def open_pump(

@@ -31,10 +31,24 @@ def test_pool_without_root_creates_one() -> None:
 
 
 def test_pool_with_root_reports_it() -> None:
-    plan = pool.plan(POOL, pool.PoolObserved(True, ADMIN), 0.0)
+    members = [{"nodeId": "node-a", "name": "a", "status": "ONLINE"}]
+    ring = {"converged": True, "epoch": 2, "hash": "ab" * 32, "members": [{}, {}]}
+    plan = pool.plan(POOL, pool.PoolObserved(True, ADMIN, members, ring), 0.0)
     assert plan.actions == []
-    assert plan.status == {"poolId": "pool-1", "rootFingerprint": FPR, "role": "admin"}
+    assert plan.status == {
+        "poolId": "pool-1", "rootFingerprint": FPR, "role": "admin", "members": members,
+    }  # fmt: skip
     assert (plan.conditions[0].status, plan.conditions[0].reason) == ("True", "RootReady")
+    assert (plan.conditions[1].type, plan.conditions[1].status) == ("RingConverged", "True")
+    assert "2 member(s)" in plan.conditions[1].message
+
+
+def test_pool_ring_condition_while_converging() -> None:
+    ring = {"converged": False, "members": [{}]}
+    plan = pool.plan(POOL, pool.PoolObserved(True, ADMIN, [], ring), 0.0)
+    assert (plan.conditions[1].status, plan.conditions[1].reason) == ("False", "Converging")
+    plan = pool.plan(POOL, pool.PoolObserved(True, ADMIN, [], None), 0.0)
+    assert plan.conditions[1].status == "Unknown"
 
 
 def test_member_joined_when_pool_material_matches() -> None:
@@ -53,6 +67,13 @@ def test_member_of_another_pool_with_the_same_name_is_refused() -> None:
 def test_member_waits_for_admin_and_reports_token_problems() -> None:
     plan = member.plan(MEMBER, member.MemberObserved(True, None), 0.0)
     assert (plan.status["phase"], plan.conditions[0].reason) == ("Pending", "WaitingForAdmin")
+    join = {"state": "pending", "reason": "waiting for approval", "attempts": 3}
+    plan = member.plan(MEMBER, member.MemberObserved(True, None, None, join), 0.0)
+    assert (plan.status["phase"], plan.conditions[0].reason) == ("Pending", "PendingApproval")
+    assert "waiting for approval (attempt 3)" in plan.conditions[0].message
+    join = {"state": "denied", "reason": "token expired", "attempts": 1}
+    plan = member.plan(MEMBER, member.MemberObserved(True, None, None, join), 0.0)
+    assert (plan.status["phase"], plan.conditions[0].reason) == ("Denied", "JoinDenied")
     plan = member.plan(MEMBER, member.MemberObserved(True, None, "cannot read token"), 0.0)
     assert plan.conditions[0].reason == "TokenUnreadable"
 

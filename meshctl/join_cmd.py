@@ -1,0 +1,135 @@
+"""`mesh pool-join`: ask a pool's admin for a certificate, by LAN beacon.
+
+With an agent running for this home, the Member is written and the agent joins; with
+none, the join runs here until the certificate arrives (or the timeout), so the seed's
+order of steps — join, then `mesh start` — works as written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import typer
+
+from manifests import Member
+from manifests.pool import DiscoverySpec
+from meshctl.context import CliError, friendly, home, open_store
+from meshctl.render import console, err_console
+from reconciler.certs.identity import fingerprint
+from reconciler.home import Home, write_atomic
+from reconciler.node import load_identity, load_node_config
+from reconciler.pools import read_pool_info
+from reconciler.runtime.context import DeviceContext
+from reconciler.runtime.joinruntime import JoinRuntime
+from reconciler.runtime.observed import join_key
+from reconciler.singleton import running_pid
+from reconciler.store import Store
+
+TROUBLESHOOTING = """\
+No certificate yet. Check that:
+  1. the admin device is running (device1.sh, or `mesh start` there) on the same LAN;
+  2. the firewall allows UDP multicast to 239.192.0.1:42424 (`sudo tcpdump -i any udp port 42424`
+     on the admin should show beacons every 5 s);
+  3. the Pool ID and root key match what the admin printed, and the token is valid;
+  4. if the admin uses approval, it ran `meshctl certificate approve <name>`.
+Run `meshctl doctor` for a diagnosis."""
+
+
+def root_fingerprint(text: str) -> str:
+    """A pinned root key: `sha256:<hex>` as printed, or the raw public key in hex."""
+    text = text.strip().lower()
+    if re.fullmatch(r"sha256:[0-9a-f]{64}", text):
+        return text
+    if re.fullmatch(r"[0-9a-f]{64}", text):
+        return fingerprint(bytes.fromhex(text))
+    raise CliError(
+        "--pool-root-pubkey must be sha256:<64 hex digits> (as mesh pool-create prints it)"
+    )
+
+
+def member_document(
+    device: str, pool: str, pool_id: str, root: str, token_file: str | None
+) -> Member:
+    name = re.sub(r"[^a-z0-9.-]+", "-", device.lower()).strip("-.")[:50] or "member"
+    spec: dict[str, object] = {"pool": {"name": pool, "id": pool_id, "rootFingerprint": root}}
+    if token_file is not None:
+        spec["tokenFile"] = token_file
+    return Member.model_validate({"metadata": {"name": name}, "spec": spec})
+
+
+@friendly
+def pool_join(
+    pool_id: str = typer.Option(..., "--pool-id", help="The Pool ID the admin printed."),
+    pool_root_pubkey: str = typer.Option(
+        ..., "--pool-root-pubkey", help="The Pool Root Public Key (sha256:...)."
+    ),
+    name: str = typer.Option("test-pool", "--name", help="The pool's name."),
+    token: str | None = typer.Option(
+        None, "--token", envvar="MESHNET_JOIN_TOKEN", help="A join token."
+    ),
+    timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the certificate."),
+) -> None:
+    """Join a pool: request a certificate from its admin over the LAN."""
+    device_home = home()
+    node = load_node_config(device_home)
+    root = root_fingerprint(pool_root_pubkey)
+    token_file = None
+    if token:
+        path = device_home.pool_dir(name) / "join.token"
+        write_atomic(path, token.strip().encode() + b"\n", mode=0o600)
+        token_file = str(path)
+    member = member_document(node.name, name, pool_id, root, token_file)
+    with open_store() as store:
+        store.apply(member)
+        if read_pool_info(device_home, name) is not None:
+            console.print(f"Already a member of {name} ({pool_id}).")
+            return
+        if running_pid(device_home.agent_lock):
+            joined = _wait_for_agent(store, member.metadata.name, timeout)
+        else:
+            joined = asyncio.run(_join_here(device_home, store, member, timeout))
+    if not joined:
+        err_console.print(TROUBLESHOOTING)
+        raise typer.Exit(1)
+    info = read_pool_info(device_home, name)
+    assert info is not None
+    console.print(
+        f"Joined pool [bold]{name}[/bold] ({info.pool_id}); start the agent with `mesh start`."
+    )
+
+
+def _progress(store: Store, member: str, started: float) -> str:
+    state = store.get_observed(join_key(member)) or {}
+    reason = state.get("reason") or "starting"
+    return f"waiting for the admin's certificate ({time.monotonic() - started:.0f}s): {reason}"
+
+
+def _wait_for_agent(store: Store, member: str, timeout: float) -> bool:
+    started = time.monotonic()
+    with console.status(_progress(store, member, started)) as status:
+        while time.monotonic() - started < timeout:
+            obj = store.get("Member", member)
+            if isinstance(obj, Member) and obj.status.phase == "Joined":
+                return True
+            status.update(_progress(store, member, started))
+            time.sleep(0.2)
+    return False
+
+
+async def _join_here(device_home: Home, store: Store, member: Member, timeout: float) -> bool:
+    ctx = DeviceContext(
+        device_home, store, load_identity(device_home), load_node_config(device_home)
+    )
+    runtime = JoinRuntime(ctx, member, DiscoverySpec())
+    await runtime.start()
+    started = time.monotonic()
+    try:
+        with console.status(_progress(store, member.metadata.name, started)) as status:
+            while not runtime.joined and time.monotonic() - started < timeout:
+                await asyncio.sleep(0.2)
+                status.update(_progress(store, member.metadata.name, started))
+    finally:
+        await runtime.stop()
+    return runtime.joined

@@ -1,0 +1,82 @@
+"""Observed state: the peers and the ring each pool's agent reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from manifests import Pool
+from meshctl.render import age, console, dump, emit, err_console, table
+from reconciler.runtime.observed import peers_key, ring_key
+from reconciler.store import Store
+
+OBSERVED_KINDS = {"peers": "peers", "peer": "peers", "ring": "ring", "rings": "ring"}
+
+
+def pool_names(store: Store, pool: str | None) -> list[str]:
+    names = [p.metadata.name for p in store.list("Pool") if isinstance(p, Pool)]
+    return [n for n in names if pool is None or n == pool]
+
+
+def peers(store: Store, pool: str | None) -> list[dict[str, Any]]:
+    items = []
+    for name in pool_names(store, pool):
+        for row in store.get_observed(peers_key(name)) or []:
+            items.append({"pool": name, **row})
+    return items
+
+
+def rings(store: Store, pool: str | None) -> list[dict[str, Any]]:
+    items = []
+    for name in pool_names(store, pool):
+        ring = store.get_observed(ring_key(name))
+        if ring is not None:
+            items.append({"pool": name, **ring})
+    return items
+
+
+def print_peers(items: list[dict[str, Any]], fmt: str) -> None:
+    if fmt in ("json", "yaml"):
+        emit(dump({"apiVersion": "v1", "kind": "List", "items": items}, fmt))
+        return
+    if not items:
+        err_console.print("No peers found (is the agent running? meshctl agent / mesh start).")
+        return
+    headers = ["NODE ID", "NAME", "ADDRESS", "STATUS", "LAST SEEN"]
+    wide = fmt == "wide"
+    if wide:
+        headers += ["POOL", "ROUTE", "LINK", "SENT", "RECEIVED", "BEACONS", "SKEW"]
+    rows = []
+    for p in items:
+        seen = f"{p['lastSeen']} ({age(p['lastSeen'])} ago)" if p.get("lastSeen") else "-"
+        row = [p["nodeId"], p.get("name", ""), p.get("address", ""), p.get("status", ""), seen]
+        if wide:
+            row += [p["pool"], p.get("route", "direct"), "up" if p.get("linkConnected") else "down",
+                    p.get("bytesSent", 0), p.get("bytesReceived", 0), p.get("beacons", 0),
+                    p.get("clockSkew") if p.get("clockSkew") is not None else "-"]  # fmt: skip
+        rows.append(row)
+    console.print(table(rows, headers))
+
+
+def print_rings(items: list[dict[str, Any]], fmt: str) -> None:
+    if fmt in ("json", "yaml"):
+        data = items[0] if len(items) == 1 else {"apiVersion": "v1", "kind": "List", "items": items}
+        emit(dump(data, fmt))
+        return
+    if not items:
+        err_console.print("No ring yet (is the agent running, and has the pool started?).")
+        return
+    for ring in items:
+        state = "converged" if ring.get("converged") else "converging"
+        console.print(
+            f"[bold]{ring['pool']}[/bold] {ring.get('poolId')}  epoch {ring.get('epoch')}  "
+            f"{state}  hash {str(ring.get('hash'))[:16]}  shardColumns {ring.get('shardColumns')}"
+        )
+        rows = [_slot_row(m) for m in ring.get("members", [])]
+        console.print(table(rows, ["POSITION", "NODE ID", "NAME", "ADDRESS", "COLUMNS", "WIDTH"]))
+
+
+def _slot_row(member: dict[str, Any]) -> list[Any]:
+    start, end = member["shard"]["start"], member["shard"]["end"]
+    address = member.get("address", "")
+    return [member["position"], member["nodeId"], member.get("name", ""), address,
+            f"{start}-{end}", end - start]  # fmt: skip

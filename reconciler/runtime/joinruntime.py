@@ -1,0 +1,142 @@
+"""A device asking to join a pool: join requests by beacon, retried with backoff until
+the admin answers; on approval the certificate is stored and the Pool object made."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from manifests import Member, Pool
+from manifests.pool import DiscoverySpec
+from reconciler.beacon.config import Advert, BeaconConfig
+from reconciler.beacon.events import JoinAnswered
+from reconciler.beacon.machine import BeaconProtocol
+from reconciler.runtime import material, observed
+from reconciler.runtime.beaconsockets import (
+    BeaconSockets,
+    choose_interface,
+    destinations,
+    effective_discovery,
+    open_beacon_sockets,
+)
+from reconciler.runtime.context import DeviceContext, cores, memory_bytes
+
+log = logging.getLogger("meshnet.join")
+
+PUBLISH_SECONDS = 0.5
+
+
+class JoinError(Exception):
+    """The join cannot start (unreadable token file, bad interface)."""
+
+
+def read_token(member: Member) -> str | None:
+    if member.spec.token_file is None:
+        return None
+    path = Path(member.spec.token_file).expanduser()
+    try:
+        return path.read_text().strip() or None
+    except OSError as err:
+        raise JoinError(f"cannot read token file {path}: {err.strerror or err}") from err
+
+
+class JoinRuntime:
+    """Joining one pool, for one Member object of this device."""
+
+    def __init__(self, ctx: DeviceContext, member: Member, discovery: DiscoverySpec) -> None:
+        self.ctx, self.member = ctx, member
+        self.discovery = effective_discovery(discovery)
+        self.generation = member.metadata.generation
+        self._beacon: BeaconProtocol | None = None
+        self._sockets: BeaconSockets | None = None
+        self._publisher: asyncio.Task[None] | None = None
+        self._cache: dict[str, Any] = {}
+        self.joined = False
+
+    async def start(self) -> None:
+        spec = self.member.spec
+        token = read_token(self.member)
+        interface = choose_interface(self.discovery)
+        name = spec.device_name or self.ctx.node.name
+        advert = Advert(
+            name, interface.address, 0, memory_bytes(spec.capacity.memory_bytes), cores()
+        )
+        config = BeaconConfig(
+            spec.pool.id, destinations(self.discovery), interval=self.discovery.beacon_interval
+        )
+        self._beacon = BeaconProtocol(config, self.ctx.identity, advert, random.Random())
+        self._beacon.join(
+            time.time(), token=token, pinned_root_fingerprint=spec.pool.root_fingerprint
+        )
+        self._sockets = await open_beacon_sockets(
+            self.discovery, interface, self._beacon, self._on_event
+        )
+        loop = asyncio.get_running_loop()
+        self._publisher = loop.create_task(
+            self._publish_loop(), name=f"join-{self.member.metadata.name}"
+        )
+        log.info(
+            "asking to join pool %s (%s) by beacon on %s",
+            spec.pool.name,
+            spec.pool.id,
+            interface.name,
+        )
+
+    async def stop(self) -> None:
+        if self._publisher is not None:
+            self._publisher.cancel()
+        if self._sockets is not None:
+            self._sockets.close()
+
+    def _on_event(self, event: object) -> None:
+        if not isinstance(event, JoinAnswered):
+            return
+        if event.status == "approved" and event.cert_der and not self.joined:
+            self._joined(event)
+        self._publish()
+
+    def _joined(self, event: JoinAnswered) -> None:
+        pool_ref = self.member.spec.pool
+        info = material.save_joined(
+            self.ctx.home, pool_ref.name, event.cert_der, event.root_cert_der
+        )
+        if (info.pool_id, info.root_fingerprint) != (pool_ref.id, pool_ref.root_fingerprint):
+            log.error(
+                "the admin's answer names pool %s, not the pinned %s", info.pool_id, pool_ref.id
+            )
+            return
+        self.joined = True
+        store = self.ctx.store
+        if store.get("Pool", pool_ref.name) is None:
+            pool = Pool.model_validate(
+                {
+                    "metadata": {"name": pool_ref.name},
+                    "spec": {"discovery": self.discovery.model_dump(by_alias=True)},
+                }
+            )
+            store.apply(pool)
+        store.record_event("Member", self.member.metadata.name, "Normal", "CertificateIssued",
+                           f"joined pool {info.pool_id}: {event.reason}")  # fmt: skip
+        log.info("joined pool %s (%s)", pool_ref.name, info.pool_id)
+
+    async def _publish_loop(self) -> None:
+        while True:
+            self._publish()
+            await asyncio.sleep(PUBLISH_SECONDS)
+
+    def _publish(self) -> None:
+        if self._beacon is None:
+            return
+        status = self._beacon.join_status
+        value = {
+            "state": "joined" if self.joined else (status.state if status else "starting"),
+            "reason": status.reason if status else "",
+            "attempts": status.attempts if status else 0,
+        }
+        observed.publish(
+            self.ctx.store, observed.join_key(self.member.metadata.name), value, self._cache
+        )

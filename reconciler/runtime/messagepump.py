@@ -1,0 +1,77 @@
+"""Runs a sans-IO message machine (gossip) over peer links: frames in, frames out,
+one event-loop timer for the machine's deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from reconciler.drivers.frames import Channel
+from reconciler.drivers.peerlinks import PeerLinks
+
+log = logging.getLogger("meshnet.gossip")
+
+
+class MessageMachine(Protocol):
+    def receive_message(self, from_node_id: str, data: bytes, now: float) -> None: ...
+    def messages_to_send(self) -> list[tuple[str, bytes]]: ...
+    def get_timer(self) -> float | None: ...
+    def handle_timer(self, now: float) -> None: ...
+    def next_event(self) -> Any: ...
+
+
+class MessagePump:
+    """Feeds one channel of the peer links to a machine and sends what it says."""
+
+    def __init__(
+        self,
+        machine: MessageMachine,
+        links: PeerLinks,
+        channel: Channel,
+        on_event: Callable[[Any], None],
+    ) -> None:
+        self.machine = machine
+        self.links = links
+        self.channel = channel
+        self.on_event = on_event
+        self.unsendable = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    def receive(self, from_node_id: str, payload: bytes) -> None:
+        self.machine.receive_message(from_node_id, payload, self.now())
+        self.flush()
+
+    def flush(self) -> None:
+        for to_node, data in self.machine.messages_to_send():
+            if not self.links.send(to_node, self.channel, data):
+                self.unsendable += 1
+        while (event := self.machine.next_event()) is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("handling %r failed", event)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.machine.get_timer()
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.machine.handle_timer(self.now())
+        self.flush()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

@@ -1,0 +1,46 @@
+"""What the runtimes publish as observed state in the store (read by meshctl, the
+control plane and the controllers). Keys are per pool name:
+
+    peers/<pool>    [{nodeId, name, address, status, lastSeen, route, ...}]
+    ring/<pool>     the ring topology dict (with "converged")
+    beacons/<pool>  {sent, received, drops: {reason: n}, peers: {nodeId: {...}}}
+    join/<member>   {state, reason, attempts}   (a device that is joining)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from reconciler.store import Store
+
+
+def wall_time(monotonic_then: float | None, monotonic_now: float) -> str | None:
+    """An event-loop timestamp as RFC 3339 wall-clock text (second precision)."""
+    if monotonic_then is None:
+        return None
+    moment = time.time() - (monotonic_now - monotonic_then)
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+
+def publish(store: Store, key: str, value: Any, cache: dict[str, Any]) -> None:
+    """Write observed state only when it changed (every write wakes the agents)."""
+    if cache.get(key) != value:
+        store.put_observed(key, value)
+        cache[key] = value
+
+
+def peers_key(pool: str) -> str:
+    return f"peers/{pool}"
+
+
+def ring_key(pool: str) -> str:
+    return f"ring/{pool}"
+
+
+def beacons_key(pool: str) -> str:
+    return f"beacons/{pool}"
+
+
+def join_key(member: str) -> str:
+    return f"join/{member}"

@@ -1,0 +1,264 @@
+"""Everything that runs for one pool this device belongs to, as admin or member:
+presence beacons (and, on the admin, join answers), peer links, SWIM gossip and the
+ring; it publishes peers and the ring to the store and writes the topology file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from manifests import Pool
+from reconciler.beacon.admin import AdminDesk
+from reconciler.beacon.config import Advert, BeaconConfig
+from reconciler.beacon.events import DatagramDropped, JoinAnswered, JoinRequested, PeerSeen
+from reconciler.beacon.machine import BeaconProtocol
+from reconciler.drivers.frames import Channel
+from reconciler.drivers.peerlinks import PeerLinks
+from reconciler.drivers.tls import PeerIdentity, client_context, server_context
+from reconciler.gossip import events as gossip_events
+from reconciler.gossip.config import GossipConfig
+from reconciler.gossip.machine import GossipProtocol
+from reconciler.gossip.messages import NodeMeta
+from reconciler.home import write_atomic
+from reconciler.pools import PoolInfo, load_root
+from reconciler.runtime import material, observed
+from reconciler.runtime.admin_records import mark_revoked, record_join
+from reconciler.runtime.beaconsockets import (
+    BeaconSockets,
+    choose_interface,
+    destinations,
+    effective_discovery,
+    open_beacon_sockets,
+)
+from reconciler.runtime.context import DeviceContext, cores, memory_bytes
+from reconciler.runtime.revocations import Revocations
+
+log = logging.getLogger("meshnet.pool")
+
+PUBLISH_SECONDS = 0.5
+LEAVE_GRACE_SECONDS = 0.3
+
+FrameHandler = Callable[[str, Channel, bytes], None]
+
+
+class PoolRuntime:
+    """One pool's membership machinery on this device."""
+
+    def __init__(self, ctx: DeviceContext, pool: Pool, info: PoolInfo) -> None:
+        self.ctx, self.pool, self.info = ctx, pool, info
+        self.generation = pool.metadata.generation
+        self.revocations = Revocations(ctx.store, info)
+        self.extra_frames: dict[Channel, FrameHandler] = {}
+        self.beacon_peers: dict[str, dict[str, Any]] = {}
+        self._cache: dict[str, Any] = {}
+        self._links: PeerLinks | None = None
+        self._gossip: GossipProtocol | None = None
+        self._gossip_pump: Any = None
+        self._beacon: BeaconProtocol | None = None
+        self._sockets: BeaconSockets | None = None
+        self._publisher: asyncio.Task[None] | None = None
+        self._desk: AdminDesk | None = None
+
+    @property
+    def links(self) -> PeerLinks:
+        assert self._links is not None
+        return self._links
+
+    @property
+    def gossip(self) -> GossipProtocol:
+        assert self._gossip is not None
+        return self._gossip
+
+    async def start(self) -> None:
+        from reconciler.runtime.messagepump import MessagePump
+
+        ctx, info, spec = self.ctx, self.info, self.pool.spec
+        discovery = effective_discovery(spec.discovery)
+        if info.role == "admin":
+            material.ensure_admin_certificate(
+                ctx.home, info, ctx.identity, ctx.node.name, time.time()
+            )
+        self.revocations.attach(material.anchor(ctx.home, info))
+        membership = material.membership(ctx.home, info, self.revocations.fingerprints())
+        files = material.tls_files(ctx.home, info.name)
+        self._links = PeerLinks(
+            ctx.node_id, server_context(files), client_context(files), self._on_frame, self._allowed
+        )
+        interface = choose_interface(discovery)
+        bind = interface.address if interface.is_loopback else "0.0.0.0"
+        port = await self.links.listen(bind, 0)
+        meta = NodeMeta(ctx.node.name, f"{interface.address}:{port}", memory_bytes(), cores())
+        config = GossipConfig(
+            pool_id=info.pool_id,
+            shard_columns=spec.ring.shard_columns,
+            weighting=spec.ring.weighting,
+        )
+        loop = asyncio.get_running_loop()
+        self._gossip = GossipProtocol(
+            ctx.node_id, meta, config, random.Random(), loop.time(), self.revocations.verify
+        )
+        self._gossip_pump = MessagePump(self.gossip, self.links, Channel.GOSSIP, self._on_gossip)
+        self.gossip.add_revocations(self.revocations.entries())
+        self._gossip_pump.flush()
+        if info.role == "admin":
+            self._desk = AdminDesk(load_root(ctx.home, info.name), mode=spec.admission)
+            self.refresh()
+        advert = Advert(ctx.node.name, interface.address, port, memory_bytes(), cores())
+        beacon_config = BeaconConfig(
+            info.pool_id, destinations(discovery), interval=discovery.beacon_interval
+        )
+        self._beacon = BeaconProtocol(
+            beacon_config, ctx.identity, advert, random.Random(), membership=membership,
+            admin=self._desk, revoked=self.revocations.fingerprints(),
+        )  # fmt: skip
+        self._beacon.start(time.time())
+        self._sockets = await open_beacon_sockets(
+            discovery, interface, self._beacon, self._on_beacon
+        )
+        self._publisher = loop.create_task(self._publish_loop(), name=f"publish-{info.name}")
+        log.info(
+            "pool %s (%s): %s on %s, peer links on port %d",
+            info.name, info.pool_id, info.role, interface.name, port,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        """Leave gracefully: tell the others, give the message a moment, close."""
+        if self._publisher is not None:
+            self._publisher.cancel()
+        if self._gossip is not None and self._gossip_pump is not None:
+            self.gossip.leave(asyncio.get_running_loop().time())
+            self._gossip_pump.flush()
+            self._gossip_pump.close()
+            await asyncio.sleep(LEAVE_GRACE_SECONDS)
+        if self._sockets is not None:
+            self._sockets.close()
+        if self._links is not None:
+            await self.links.close()
+        self._publish(final=True)
+
+    # -- store changes ------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Pick up tokens, approvals and revocations written by meshctl."""
+        from reconciler.store_admin import approvals, tokens
+
+        store, now = self.ctx.store, time.time()
+        if self._desk is not None:
+            self._desk.tokens = {t.record.token_id: t.record for t in tokens(store, self.info.name)}
+            for node_id, state in approvals(store, self.info.name).items():
+                if self._desk.approvals.get(node_id) != state:
+                    self._answer_approval(node_id, state, now)
+        new = self.revocations.reload()
+        if new:
+            mark_revoked(store, self.revocations.fingerprints())
+        if new and self._gossip is not None:
+            self.gossip.add_revocations(new)
+            self._gossip_pump.flush()
+        if self._beacon is not None:
+            self._beacon.set_revoked(self.revocations.fingerprints())
+        for node_id in self.revocations.node_ids():
+            if self._links is not None and self.links.knows(node_id):
+                self.links.disconnect(node_id)
+
+    def _answer_approval(self, node_id: str, state: str, now: float) -> None:
+        assert self._desk is not None
+        if node_id in self._desk.pending and self._beacon is not None:
+            answer = self._beacon.approve if state == "approved" else self._beacon.deny
+            answer(node_id, now)
+            if self._sockets is not None:
+                self._sockets.pump.flush()
+        else:
+            self._desk.approvals[node_id] = state  # type: ignore[assignment]
+
+    # -- events -------------------------------------------------------------------------
+
+    def _allowed(self, peer: PeerIdentity) -> bool:
+        return not self.revocations.blocks(peer.node_id, peer.fingerprint)
+
+    def _on_frame(self, node_id: str, channel: Channel, payload: bytes) -> None:
+        if channel == Channel.GOSSIP and self._gossip_pump is not None:
+            self._gossip_pump.receive(node_id, payload)
+        elif channel in self.extra_frames:
+            self.extra_frames[channel](node_id, channel, payload)
+
+    def _on_beacon(self, event: object) -> None:
+        if isinstance(event, PeerSeen):
+            self._on_peer_seen(event)
+        elif isinstance(event, JoinRequested) and self._desk is not None:
+            record_join(self.ctx.store, self.info, self._desk, event)
+        elif isinstance(event, JoinAnswered) and event.status == "approved" and event.cert_der:
+            material.save_joined(self.ctx.home, self.info.name, event.cert_der, event.root_cert_der)
+            log.info("certificate renewed for pool %s", self.info.name)
+        elif isinstance(event, DatagramDropped):
+            log.debug("beacon from %s dropped: %s %s", event.source, event.reason, event.detail)
+
+    def _on_peer_seen(self, event: PeerSeen) -> None:
+        if event.node_id == self.ctx.node_id:
+            return
+        seen = self.beacon_peers.setdefault(event.node_id, {"beacons": 0})
+        seen.update(
+            beacons=seen["beacons"] + 1, name=event.name, source=f"{event.source[0]}",
+            clockSkew=round(event.clock_skew, 3), lastBeacon=time.time(),
+        )  # fmt: skip
+        self.links.set_address(event.node_id, event.host, event.port)
+        meta = NodeMeta(event.name, f"{event.host}:{event.port}", event.memory_bytes, event.cores)
+        self.gossip.add_seed(event.node_id, meta)
+        self._gossip_pump.flush()
+
+    def _on_gossip(self, event: object) -> None:
+        if isinstance(event, gossip_events.MemberJoined):
+            self._learn_address(event.node_id, event.meta.address)
+        elif isinstance(event, gossip_events.MemberStateChanged):
+            log.info("member %s: %s -> %s", event.node_id, event.old.name, event.new.name)
+        elif isinstance(event, gossip_events.MemberRevoked):
+            self._on_revoked(event.node_id)
+        elif isinstance(event, gossip_events.RingConverged):
+            self._write_topology(event.ring.to_topology_json(converged=True))
+            log.info(
+                "ring converged: epoch %d, %d members", event.ring.epoch, len(event.ring.members)
+            )
+        if isinstance(event, gossip_events.RingChanged | gossip_events.RingConverged):
+            self._publish()
+
+    def _learn_address(self, node_id: str, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        if node_id != self.ctx.node_id and host and port.isdigit():
+            self.links.set_address(node_id, host, int(port))
+
+    def _on_revoked(self, node_id: str) -> None:
+        if node_id == self.ctx.node_id:
+            log.error("this device was revoked from pool %s", self.info.name)
+        else:
+            log.warning("member %s revoked: dropping its links", node_id)
+            self.links.disconnect(node_id)
+
+    def _write_topology(self, topology: dict[str, Any]) -> None:
+        path = self.ctx.home.ring_topology(self.info.pool_id)
+        write_atomic(path, json.dumps(topology, indent=2).encode() + b"\n")
+
+    # -- publishing ---------------------------------------------------------------------
+
+    async def _publish_loop(self) -> None:
+        while True:
+            self._publish()
+            await asyncio.sleep(PUBLISH_SECONDS)
+
+    def _publish(self, final: bool = False) -> None:
+        if self._gossip is None:
+            return
+        from reconciler.runtime.publishing import beacon_stats, peer_rows, ring_document
+
+        store, name = self.ctx.store, self.info.name
+        now = asyncio.get_running_loop().time()
+        rows = [] if final else peer_rows(self, now)
+        observed.publish(store, observed.peers_key(name), rows, self._cache)
+        ring = None if final else ring_document(self.gossip)
+        observed.publish(store, observed.ring_key(name), ring, self._cache)
+        if self._beacon is not None and self._sockets is not None:
+            stats = beacon_stats(self._beacon, self._sockets, self.beacon_peers)
+            observed.publish(store, observed.beacons_key(name), stats, self._cache)

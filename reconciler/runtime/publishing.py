@@ -1,0 +1,62 @@
+"""Turning a pool runtime's machines into the documents it publishes (pure reads)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from reconciler.beacon.machine import BeaconProtocol
+from reconciler.gossip.machine import GossipProtocol
+from reconciler.runtime.beaconsockets import BeaconSockets
+from reconciler.runtime.observed import wall_time
+
+if TYPE_CHECKING:
+    from reconciler.runtime.poolruntime import PoolRuntime
+
+
+def peer_rows(runtime: PoolRuntime, now: float) -> list[dict[str, Any]]:
+    """The other members, as `meshctl get peers` lists them."""
+    rows = []
+    for member in runtime.gossip.members():
+        if member.node_id == runtime.ctx.node_id:
+            continue
+        link = runtime.links.stats.get(member.node_id)
+        beacon = runtime.beacon_peers.get(member.node_id, {})
+        rows.append({
+            "nodeId": member.node_id,
+            "name": member.name,
+            "address": member.address,
+            "status": member.status,
+            "lastSeen": wall_time(member.last_seen, now),
+            "incarnation": member.incarnation,
+            "route": link.route if link else "direct",
+            "linkConnected": bool(link and link.connected),
+            "bytesSent": link.bytes_sent if link else 0,
+            "bytesReceived": link.bytes_received if link else 0,
+            "beacons": beacon.get("beacons", 0),
+            "clockSkew": beacon.get("clockSkew"),
+            "memoryBytes": member.meta.memory_bytes,
+            "cores": member.meta.cores,
+        })  # fmt: skip
+    return rows
+
+
+def ring_document(gossip: GossipProtocol) -> dict[str, Any] | None:
+    """The ring as the topology file shows it, with whether it has converged."""
+    ring = gossip.ring
+    return None if ring is None else ring.to_topology_json(converged=gossip.converged)
+
+
+def beacon_stats(
+    beacon: BeaconProtocol, sockets: BeaconSockets, peers: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Beacon counters for doctor and `get peers -o wide`."""
+    return {
+        "interface": {"name": sockets.interface.name, "address": sockets.interface.address},
+        "sent": sockets.pump.sent,
+        "received": sockets.pump.received,
+        "drops": dict(beacon.drops),
+        "peers": {
+            node: {k: v for k, v in seen.items() if k != "lastBeacon"}
+            for node, seen in peers.items()
+        },
+    }

@@ -1,0 +1,136 @@
+"""Decides which runtimes run on this device and keeps them in step with the store.
+
+- a Pool this device has material for (admin or member) -> a PoolRuntime;
+- a Member of this device whose pool it has no material for yet -> a JoinRuntime.
+
+A runtime whose object changed generation is restarted; one that fails to start is
+retried with backoff and the failure is recorded as an event.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+from manifests import Member, Pool
+from manifests.pool import DiscoverySpec
+from reconciler.home import Home
+from reconciler.node import NodeError, load_identity, load_node_config
+from reconciler.pools import read_pool_info
+from reconciler.runtime.context import DeviceContext
+from reconciler.runtime.joinruntime import JoinRuntime
+from reconciler.runtime.poolruntime import PoolRuntime
+from reconciler.store import Store
+
+log = logging.getLogger("meshnet.supervisor")
+
+RETRY = (1.0, 30.0)
+
+
+class Runtime(Protocol):
+    generation: int | None
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+Key = tuple[str, str]
+
+
+class Supervisor:
+    """The runtimes of one agent."""
+
+    def __init__(self, home: Home, store: Store) -> None:
+        self.home, self.store = home, store
+        self.ctx: DeviceContext | None = None
+        self.running: dict[Key, Runtime] = {}
+        self._failures: dict[Key, tuple[int, float]] = {}
+
+    def pool_runtime(self, pool_name: str) -> PoolRuntime | None:
+        runtime = self.running.get(("pool", pool_name))
+        return runtime if isinstance(runtime, PoolRuntime) else None
+
+    def _context(self) -> DeviceContext | None:
+        if self.ctx is None:
+            try:
+                node, identity = load_node_config(self.home), load_identity(self.home)
+            except NodeError:
+                return None
+            self.ctx = DeviceContext(self.home, self.store, identity, node)
+        return self.ctx
+
+    def desired(self, ctx: DeviceContext) -> dict[Key, Pool | Member]:
+        wanted: dict[Key, Pool | Member] = {}
+        for pool in self.store.list("Pool"):
+            assert isinstance(pool, Pool)
+            if read_pool_info(self.home, pool.metadata.name) is not None:
+                wanted[("pool", pool.metadata.name)] = pool
+        for member in self.store.list("Member"):
+            assert isinstance(member, Member)
+            if read_pool_info(self.home, member.spec.pool.name) is None:
+                wanted[("join", member.metadata.name)] = member
+        return wanted
+
+    async def sync(self) -> None:
+        """Start, restart, stop and refresh runtimes to match the store."""
+        ctx = self._context()
+        if ctx is None:
+            return
+        wanted = self.desired(ctx)
+        for key, runtime in list(self.running.items()):
+            obj = wanted.get(key)
+            if obj is None or obj.metadata.generation != runtime.generation:
+                await self._stop(key)
+        for key, obj in wanted.items():
+            if key not in self.running and self._due(key):
+                await self._start(ctx, key, obj)
+        for runtime in self.running.values():
+            if isinstance(runtime, PoolRuntime):
+                runtime.refresh()
+
+    def _build(self, ctx: DeviceContext, obj: Pool | Member) -> Runtime:
+        if isinstance(obj, Pool):
+            info = read_pool_info(self.home, obj.metadata.name)
+            assert info is not None
+            return PoolRuntime(ctx, obj, info)
+        return JoinRuntime(ctx, obj, DiscoverySpec())
+
+    async def _start(self, ctx: DeviceContext, key: Key, obj: Pool | Member) -> None:
+        runtime = self._build(ctx, obj)
+        try:
+            await runtime.start()
+        except Exception as err:
+            await _quietly_stop(runtime)
+            failures = self._failures.get(key, (0, 0.0))[0] + 1
+            delay = min(RETRY[0] * 2 ** (failures - 1), RETRY[1])
+            self._failures[key] = (failures, time.monotonic() + delay)
+            message = f"cannot start: {type(err).__name__}: {err} (retrying in {delay:.0f}s)"
+            log.warning("%s %s %s", key[0], key[1], message)
+            kind = "Pool" if key[0] == "pool" else "Member"
+            self.store.record_event(kind, key[1], "Warning", "RuntimeFailed", message)
+            return
+        self._failures.pop(key, None)
+        self.running[key] = runtime
+
+    def _due(self, key: Key) -> bool:
+        failure = self._failures.get(key)
+        return failure is None or time.monotonic() >= failure[1]
+
+    def next_retry(self) -> float | None:
+        return min((f[1] for f in self._failures.values()), default=None)
+
+    async def _stop(self, key: Key) -> None:
+        runtime = self.running.pop(key)
+        await _quietly_stop(runtime)
+
+    async def stop_all(self) -> None:
+        for key in list(self.running):
+            await self._stop(key)
+
+
+async def _quietly_stop(runtime: Runtime) -> None:
+    try:
+        await runtime.stop()
+    except Exception:
+        log.exception("stopping a runtime failed")
