@@ -1,0 +1,211 @@
+"""One member's part of one job: load its slice, then run the shared generation loop.
+
+Every rank runs the same ``generate`` loop on its own Engine: logits are all-gathered,
+so every rank samples the same token with the same seeded generator and no token is
+ever broadcast. Loading and generation run in threads of their own; everything they
+report goes to a :class:`MemberSink` on the event loop (``call_soon_threadsafe``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from reconciler.inference.errors import CollectiveError
+from reconciler.inference.generate import TokenEvent, generate
+from reconciler.inference.model import Engine
+from reconciler.inference.sharding import plan_shares
+from reconciler.inference.tokenizer import Tokenizer
+from reconciler.jobs.errors import CollectiveTimeout, Reason
+from reconciler.jobs.messages import JobOffer, MemberStats
+from reconciler.jobs.netcollectives import NetworkCollectives
+from reconciler.jobs.shards import ShardCache
+
+log = logging.getLogger("meshnet.jobs")
+PROGRESS_STEP = 0.1  # report load progress in steps of at least this much
+
+
+class MemberSink(Protocol):
+    """Receives a member run's reports, on the event loop thread."""
+
+    def progress(self, node_id: str, fraction: float) -> None: ...
+    def ready(self, node_id: str, load_ms: float, resident_bytes: int) -> None: ...
+    def load_failed(self, node_id: str, reason: str, message: str) -> None: ...
+    def token(self, event: TokenEvent) -> None: ...
+    def done(self, stats: MemberStats) -> None: ...
+    def failed(self, node_id: str, reason: str, message: str) -> None: ...
+
+
+class MemberRun:
+    """This node's rank of one job session."""
+
+    def __init__(
+        self,
+        offer: JobOffer,
+        self_id: str,
+        coordinator: str,
+        model_path: Path,
+        collectives: NetworkCollectives,
+        sink: MemberSink,
+        cache: ShardCache,
+        loop: asyncio.AbstractEventLoop,
+        on_end: Callable[[], None],
+    ) -> None:
+        rank = offer.rank_of(self_id)
+        assert rank is not None, "a member run needs a participant"
+        self.offer, self.self_id, self.rank = offer, self_id, rank
+        self.coordinator = coordinator
+        self.slot = offer.participants[rank]
+        self.model_path, self.collectives, self.sink = model_path, collectives, sink
+        self.cache, self.loop, self.on_end = cache, loop, on_end
+        self.state = "loading"  # loading -> ready -> running -> ended
+        self.threads: list[threading.Thread] = []
+        self._aborted = threading.Event()
+        self._engine: Engine | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._reported = 0.0
+        self.load_ms = 0.0
+        self.resident_bytes = 0
+
+    @property
+    def node_ids(self) -> list[str]:
+        return [p.node_id for p in self.offer.participants]
+
+    def load(self) -> None:
+        """Read this rank's slice in a thread; the sink hears ``ready`` or ``load_failed``."""
+        self._spawn(self._load, "load")
+
+    def start(self) -> None:
+        """Run the generation loop in a thread (once, after ``ready``)."""
+        if self.state == "ready":
+            self.state = "running"
+            self._spawn(self._generate, "generate")
+
+    def abort(self, reason: str) -> None:
+        """Stop: waiting collectives raise, nothing more is reported."""
+        self._aborted.set()
+        self.collectives.abort(reason)
+        self._end()
+
+    def join(self, timeout: float) -> bool:
+        """Wait for this run's threads; True when none is left running."""
+        for t in list(self.threads):
+            t.join(timeout)
+        return not any(t.is_alive() for t in self.threads)
+
+    def _spawn(self, target: Callable[[], None], what: str) -> None:
+        name = f"job-{self.offer.job_id}-{what}"
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop unless the run was aborted."""
+
+        def call() -> None:
+            if not self._aborted.is_set():
+                fn(*args)
+
+        try:
+            self.loop.call_soon_threadsafe(call)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            self._aborted.set()
+
+    def _end(self) -> None:
+        if self.state != "ended":
+            self.state = "ended"
+            self.on_end()
+
+    # -- loading (thread) ---------------------------------------------------------------
+
+    def _load(self) -> None:
+        start = time.perf_counter()
+        try:
+            engine, tokenizer = self._build()
+        except Exception as exc:  # thread boundary: any failure becomes a report
+            log.info("job %s: loading failed: %s", self.offer.job_id, exc)
+            self._post(self._load_failed, f"{type(exc).__name__}: {exc}")
+            return
+        load_ms = (time.perf_counter() - start) * 1000.0
+        resident = engine.weights.nbytes() + engine.cache_k.nbytes + engine.cache_v.nbytes
+        self._post(self._loaded, engine, tokenizer, load_ms, resident)
+
+    def _build(self) -> tuple[Engine, Tokenizer]:
+        offer = self.offer
+        info = self.cache.info(self.model_path)
+        ranges = [(p.start, p.end) for p in offer.participants]
+        share = plan_shares(info.config, ranges, offer.shard_columns)[self.rank]
+        weights = self.cache.shard(self.model_path, info.config, share, self._progress)
+        cache_len = min(len(offer.prompt_ids) + offer.sampling.max_tokens, info.config.max_seq)
+        return Engine(info.config, weights, self.collectives, cache_len), info.tokenizer
+
+    def _progress(self, fraction: float) -> None:
+        if fraction >= 1.0 or fraction - self._reported >= PROGRESS_STEP:
+            self._reported = fraction
+            self._post(self.sink.progress, self.self_id, fraction)
+
+    def _loaded(self, engine: Engine, tokenizer: Tokenizer, load_ms: float, resident: int) -> None:
+        self._engine, self._tokenizer = engine, tokenizer
+        self.load_ms, self.resident_bytes = load_ms, resident
+        self.state = "ready"
+        self.sink.ready(self.self_id, load_ms, resident)
+
+    def _load_failed(self, message: str) -> None:
+        self._end()
+        self.sink.load_failed(self.self_id, Reason.LOAD_FAILED, message)
+
+    # -- generation (thread) ------------------------------------------------------------
+
+    def _generate(self) -> None:
+        assert self._engine is not None
+        offer, start, events = self.offer, time.perf_counter(), 0
+        prefill_ms = 0.0
+        try:
+            for event in generate(
+                self._engine, list(offer.prompt_ids), offer.sampling, self._tokenizer
+            ):
+                events, prefill_ms = events + 1, event.prefill_ms
+                self._post(self.sink.token, event)
+        except CollectiveTimeout as exc:
+            self._post(self._failed, Reason.MEMBER_LOST, str(exc))
+            return
+        except CollectiveError as exc:
+            self._post(self._failed, Reason.ABORTED, str(exc))
+            return
+        except Exception as exc:  # thread boundary
+            log.exception("job %s: generation failed", offer.job_id)
+            self._post(self._failed, Reason.GENERATION_FAILED, f"{type(exc).__name__}: {exc}")
+            return
+        wall_ms = (time.perf_counter() - start) * 1000.0
+        self._post(self._done, self._stats(wall_ms, prefill_ms, events))
+
+    def _stats(self, wall_ms: float, prefill_ms: float, events: int) -> MemberStats:
+        comm = self.collectives
+        comm_ms = comm.comm_seconds * 1000.0
+        return MemberStats(
+            node_id=self.self_id,
+            start=self.slot.start,
+            end=self.slot.end,
+            compute_ms=max(wall_ms - comm_ms, 0.0),
+            comm_ms=comm_ms,
+            bytes_sent=comm.bytes_sent,
+            messages_sent=comm.messages_sent,
+            collectives=comm.calls,
+            load_ms=self.load_ms,
+            resident_bytes=self.resident_bytes,
+            prefill_ms=prefill_ms,
+            completion_tokens=events,
+        )
+
+    def _done(self, stats: MemberStats) -> None:
+        self._end()
+        self.sink.done(stats)
+
+    def _failed(self, reason: str, message: str) -> None:
+        self._end()
+        self.sink.failed(self.self_id, reason, message)

@@ -1,0 +1,64 @@
+"""What the coordinator is asked to run and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.gossip.ring import Ring
+from reconciler.inference.sampling import SamplingParams
+from reconciler.jobs.messages import MemberStats
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One job for :meth:`JobService.run`: prompt already tokenized, ring already converged."""
+
+    job_id: str
+    model_ref: str
+    prompt_ids: tuple[int, ...] | list[int]
+    sampling: SamplingParams
+    ring: Ring
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A finished job, with the figures ``Job.status`` shows."""
+
+    job_id: str
+    token_ids: list[int]
+    output: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_per_second: float | None  # decode: tokens after the first / their step time
+    prefill_tokens_per_second: float | None
+    time_to_first_token_ms: float  # from START (all slices resident) to the first token
+    load_ms: float  # from the offer to every member ready
+    prefill_ms: float
+    decode_ms: float
+    members: list[MemberStats]  # rank order
+    ring_epoch: int
+    ring_hash: str
+    missing_stats: list[str] = field(default_factory=list)  # members whose DONE never came
+
+    def status_fields(self) -> dict[str, Any]:
+        """Field names and values of ``manifests.job.JobStatus`` (snake_case)."""
+        return {
+            "output": self.output,
+            "token_ids": list(self.token_ids),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "tokens_per_second": self.tokens_per_second,
+            "time_to_first_token_ms": self.time_to_first_token_ms,
+            "members": [
+                {
+                    "node_id": m.node_id,
+                    "columns": [m.start, m.end],
+                    "compute_ms": m.compute_ms,
+                    "comm_ms": m.comm_ms,
+                    "bytes_sent": m.bytes_sent,
+                }
+                for m in self.members
+            ],
+        }

@@ -1,0 +1,99 @@
+"""Loaded model slices kept between jobs, and load progress.
+
+``ShardCache`` keeps the last few ``(model, share)`` slices (default two) so repeated
+jobs on the same ring reuse resident weights instead of reading the file again. It is
+called from loader threads and serialises loads with a lock (two jobs asking for the
+same slice load it once).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from reconciler.inference.config import ModelConfig
+from reconciler.inference.loader import ModelInfo, load_model_info, open_source
+from reconciler.inference.sharding import RankShare
+from reconciler.inference.weights import F32, ShardWeights, TensorSource, build_shard
+
+Progress = Callable[[float], None]
+_Key = tuple[str, int, RankShare]
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class ShardCache:
+    """Bounded LRU of model infos and rank slices."""
+
+    def __init__(self, capacity: int = 2) -> None:
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._infos: OrderedDict[tuple[str, int], ModelInfo] = OrderedDict()
+        self._shards: OrderedDict[_Key, ShardWeights] = OrderedDict()
+        self.loads = 0  # slices read from disk (not served from the cache)
+
+    def info(self, path: Path) -> ModelInfo:
+        """Config and tokenizer of a model."""
+        key = (str(path), _version(path))
+        with self._lock:
+            if key not in self._infos:
+                self._infos[key] = load_model_info(path)
+            return _touch(self._infos, key, self.capacity)
+
+    def shard(
+        self, path: Path, config: ModelConfig, share: RankShare, progress: Progress
+    ) -> ShardWeights:
+        """This rank's slice, from the cache or read now (``progress`` gets 0..1)."""
+        key = (str(path), _version(path), share)
+        with self._lock:
+            if key not in self._shards:
+                source = CountingSource(open_source(path, config), _reads(config), progress)
+                self._shards[key] = build_shard(source, config, share)
+                self.loads += 1
+            progress(1.0)
+            return _touch(self._shards, key, self.capacity)
+
+
+def _touch(cache: OrderedDict[K, V], key: K, capacity: int) -> V:
+    cache.move_to_end(key)
+    while len(cache) > capacity:
+        cache.popitem(last=False)
+    return cache[key]
+
+
+def _version(path: Path) -> int:
+    """Modification time: a model rewritten in place is loaded again."""
+    return path.stat().st_mtime_ns
+
+
+def _reads(config: ModelConfig) -> int:
+    """Tensor reads ``build_shard`` makes (about): embed, head, norm and 9-12 per layer."""
+    return 3 + config.n_layers * (12 if config.attention_bias else 9)
+
+
+class CountingSource:
+    """A TensorSource that reports the fraction of expected reads done."""
+
+    def __init__(self, inner: TensorSource, expected: int, progress: Progress) -> None:
+        self.inner, self.expected, self.progress = inner, max(expected, 1), progress
+        self.reads = 0
+
+    def has(self, name: str) -> bool:
+        return self.inner.has(name)
+
+    def rows(self, name: str, start: int, end: int) -> F32:
+        return self._count(self.inner.rows(name, start, end))
+
+    def cols(self, name: str, start: int, end: int) -> F32:
+        return self._count(self.inner.cols(name, start, end))
+
+    def vector(self, name: str, start: int = 0, end: int | None = None) -> F32:
+        return self._count(self.inner.vector(name, start, end))
+
+    def _count(self, a: F32) -> F32:
+        self.reads += 1
+        self.progress(min(self.reads / self.expected, 0.99))
+        return a
