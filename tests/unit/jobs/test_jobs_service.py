@@ -1,0 +1,209 @@
+"""JobServices on a fake in-memory network against the single-rank oracle."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.gossip.ring import Ring
+from reconciler.inference import (
+    Engine,
+    SamplingParams,
+    TokenEvent,
+    full_share,
+    load_model_info,
+    load_shard,
+)
+from reconciler.jobs import JobFailed, JobRequest, JobResult, Reason
+
+MODEL = "tiny-qwen2-hf"  # biases, 3 KV heads: uneven splits give uneven head counts
+PROMPT = "Hello world, this is a tiny"
+SPLITS = {
+    "tp2-uneven": {"a": (0, 5000), "b": (5000, 8192)},
+    "tp3-uneven": {"a": (0, 1000), "b": (1000, 4500), "c": (4500, 8192)},
+}
+
+
+def _oracle(path: Path, params: SamplingParams) -> tuple[list[int], list[int], str]:
+    info = load_model_info(path)
+    ids = info.tokenizer.encode(PROMPT)
+    engine = Engine(info.config, load_shard(path, info.config, full_share(info.config)))
+    events = list(engine.generate(ids, params, info.tokenizer))
+    return ids, [e.token_id for e in events], "".join(e.text for e in events)
+
+
+def _run_job(
+    fake_net: Any,
+    ring: Ring,
+    prompt: list[int],
+    params: SamplingParams,
+    coordinator: str,
+    scenario: Callable[[Any], None] = lambda net: None,
+    on_token: Callable[[Any, TokenEvent], None] | None = None,
+    **kw: Any,
+) -> tuple[JobResult | JobFailed, Any, dict[str, list[float]]]:
+    progress: dict[str, list[float]] = {}
+
+    async def main() -> tuple[JobResult | JobFailed, Any]:
+        net = fake_net(asyncio.get_running_loop())
+        for slot in ring.members:
+            net.add(slot.node_id, **kw)
+        scenario(net)
+        request = JobRequest("job-1", MODEL, prompt, params, ring)
+        try:
+            return await net.services[coordinator].run(
+                request,
+                lambda node, f: progress.setdefault(node, []).append(f),
+                (lambda ev: on_token(net, ev)) if on_token else None,
+            ), net
+        except JobFailed as exc:
+            return exc, net
+        finally:
+            net.close()
+
+    outcome, net = asyncio.run(main())
+    return outcome, net, progress
+
+
+@pytest.mark.parametrize("split", sorted(SPLITS))
+def test_job_matches_single_rank(fake_net: Any, ring_of: Any, models: Path, split: str) -> None:
+    params = SamplingParams(max_tokens=8, ignore_eos=True)
+    prompt, want_ids, want_text = _oracle(models / MODEL, params)
+    ring = ring_of(SPLITS[split])
+    result, net, progress = _run_job(fake_net, ring, prompt, params, coordinator="b")
+    assert isinstance(result, JobResult), result
+    assert result.token_ids == want_ids
+    assert result.output == want_text
+    assert (result.prompt_tokens, result.completion_tokens) == (len(prompt), 8)
+    assert result.missing_stats == []
+    world = len(ring.members)
+    for member, slot in zip(result.members, ring.members, strict=True):
+        assert (member.node_id, member.start, member.end) == (slot.node_id, slot.start, slot.end)
+        assert member.completion_tokens == 8 and member.bytes_sent > 0
+        assert member.messages_sent == member.collectives * (world - 1)  # one round each
+    assert {node: f[-1] for node, f in progress.items()} == {s.node_id: 1.0 for s in ring.members}
+    assert result.tokens_per_second and result.time_to_first_token_ms > 0
+    assert all(not svc.runs and not svc.coordinations for svc in net.services.values())
+
+
+def test_sampled_job_agrees_and_a_second_job_reuses_resident_slices(
+    fake_net: Any, ring_of: Any, models: Path
+) -> None:
+    params = SamplingParams(max_tokens=6, temperature=1.2, top_p=0.9, seed=5, ignore_eos=True)
+    prompt, want_ids, _ = _oracle(models / MODEL, params)
+    ring = ring_of(SPLITS["tp2-uneven"])
+
+    async def main() -> tuple[JobResult, JobResult, int]:
+        net = fake_net(asyncio.get_running_loop())
+        for slot in ring.members:
+            net.add(slot.node_id)
+        try:
+            first = await net.services["a"].run(JobRequest("j1", MODEL, prompt, params, ring))
+            second = await net.services["a"].run(JobRequest("j2", MODEL, prompt, params, ring))
+            return first, second, sum(s.cache.loads for s in net.services.values())
+        finally:
+            net.close()
+
+    first, second, loads = asyncio.run(main())
+    assert first.token_ids == second.token_ids == want_ids
+    assert loads == 2  # one slice per member, read once for both jobs
+
+
+def test_single_member_ring(fake_net: Any, ring_of: Any, models: Path) -> None:
+    params = SamplingParams(max_tokens=5, ignore_eos=True)
+    prompt, want_ids, _ = _oracle(models / MODEL, params)
+    result, _, _ = _run_job(fake_net, ring_of({"a": (0, 8192)}), prompt, params, "a")
+    assert isinstance(result, JobResult) and result.token_ids == want_ids
+    assert result.members[0].bytes_sent == 0
+
+
+def _drop_c_at_first_token(call_member_lost: bool) -> Callable[[Any, TokenEvent], None]:
+    def on_token(net: Any, event: TokenEvent) -> None:
+        if event.index == 0:
+            net.dead.add("c")
+            if call_member_lost:
+                for node in ("a", "b"):
+                    net.loop.call_soon(net.services[node].member_lost, "c")
+
+    return on_token
+
+
+@pytest.mark.parametrize("gossip_reports", [True, False], ids=["member_lost", "silent"])
+def test_member_lost_mid_job_fails_fast(
+    fake_net: Any,
+    ring_of: Any,
+    live_job_threads: Any,
+    gossip_reports: bool,
+) -> None:
+    params = SamplingParams(max_tokens=200, ignore_eos=True)
+    start = time.monotonic()
+    outcome, net, _ = _run_job(
+        fake_net,
+        ring_of(SPLITS["tp3-uneven"]),
+        [1, 5, 9, 12],
+        params,
+        coordinator="a",
+        on_token=_drop_c_at_first_token(gossip_reports),
+        collective_timeout=30.0 if gossip_reports else 1.0,  # gossip alone must be enough
+    )
+    elapsed = time.monotonic() - start
+    assert isinstance(outcome, JobFailed)
+    assert outcome.reason == Reason.MEMBER_LOST
+    assert "c" in outcome.message
+    assert elapsed < (3.0 if gossip_reports else 8.0)
+    assert net.services["b"].runs == {}  # the survivor freed its rank
+    assert live_job_threads() == []
+
+
+def test_missing_model_fails_with_its_reason(fake_net: Any, ring_of: Any) -> None:
+    def resolver_on_b(ref: str) -> Path:
+        raise FileNotFoundError(f"no model {ref} here")
+
+    def scenario(net: Any) -> None:
+        net.services["b"].model_resolver = resolver_on_b
+
+    outcome, _, _ = _run_job(
+        fake_net, ring_of(SPLITS["tp2-uneven"]), [1, 2], SamplingParams(), "a", scenario
+    )
+    assert isinstance(outcome, JobFailed) and outcome.reason == Reason.MODEL_NOT_FOUND
+    assert "b:" in outcome.message
+
+
+def test_member_with_another_ring_refuses(fake_net: Any, ring_of: Any) -> None:
+    other = ring_of({"a": (0, 100), "b": (100, 8192)})
+
+    def scenario(net: Any) -> None:
+        net.services["b"].ring_view = lambda: other
+
+    outcome, _, _ = _run_job(
+        fake_net, ring_of(SPLITS["tp2-uneven"]), [1, 2], SamplingParams(), "a", scenario
+    )
+    assert isinstance(outcome, JobFailed) and outcome.reason == Reason.RING_MISMATCH
+
+
+def test_member_that_never_answers_times_out(fake_net: Any, ring_of: Any) -> None:
+    def scenario(net: Any) -> None:
+        net.dead.add("b")
+
+    outcome, _, _ = _run_job(
+        fake_net, ring_of(SPLITS["tp2-uneven"]), [1, 2], SamplingParams(), "a", scenario,
+        ready_timeout=0.5,
+    )  # fmt: skip
+    assert isinstance(outcome, JobFailed) and outcome.reason == Reason.LOAD_TIMEOUT
+    assert "b" in outcome.message
+
+
+def test_coordinator_outside_the_ring_refuses(fake_net: Any, ring_of: Any) -> None:
+    async def main() -> None:
+        net = fake_net(asyncio.get_running_loop())
+        svc = net.add("z")
+        with pytest.raises(JobFailed) as info:
+            await svc.run(JobRequest("j", MODEL, [1], SamplingParams(), ring_of({"a": (0, 8192)})))
+        assert info.value.reason == Reason.NOT_IN_RING
+
+    asyncio.run(main())
