@@ -32,6 +32,9 @@ class PoolObserved:
     ring: dict[str, Any] | None = None
 
 
+JOINED_VIA = "meshnet.dev/joined-via"
+"""Annotation on a Pool a device holds as a member: it never makes a root for it."""
+
 NOT_INITIALIZED = "this device has no identity yet: run `meshctl init --network-id ID --name NAME`"
 
 
@@ -39,6 +42,10 @@ def plan(pool: Pool, observed: PoolObserved, now: float) -> Plan:
     """What to do for a Pool, given what was observed."""
     if not observed.node_initialized:
         return Plan(conditions=[not_ready("NodeNotInitialized", NOT_INITIALIZED)], requeue_after=5)
+    if observed.info is None and JOINED_VIA in pool.metadata.annotations:
+        member = pool.metadata.annotations[JOINED_VIA]
+        message = f"this device joins this pool as a member (Member {member!r}); no certificate yet"
+        return Plan(conditions=[not_ready("NotJoined", message)], requeue_after=5)
     if observed.info is None:
         return Plan(actions=[CreatePoolRoot(pool.metadata.name)])
     info = observed.info

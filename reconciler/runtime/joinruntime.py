@@ -15,6 +15,7 @@ from manifests.pool import DiscoverySpec
 from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import JoinAnswered
 from reconciler.beacon.machine import BeaconProtocol
+from reconciler.controllers.pool import JOINED_VIA
 from reconciler.runtime import material, observed
 from reconciler.runtime.beaconsockets import (
     BeaconSockets,
@@ -112,12 +113,11 @@ class JoinRuntime:
         self.joined = True
         store = self.ctx.store
         if store.get("Pool", pool_ref.name) is None:
-            pool = Pool.model_validate(
-                {
-                    "metadata": {"name": pool_ref.name},
-                    "spec": {"discovery": self.discovery.model_dump(by_alias=True)},
-                }
-            )
+            metadata = {
+                "name": pool_ref.name,
+                "annotations": {JOINED_VIA: self.member.metadata.name},
+            }
+            pool = Pool.model_validate({"metadata": metadata})
             store.apply(pool)
         store.record_event("Member", self.member.metadata.name, "Normal", "CertificateIssued",
                            f"joined pool {info.pool_id}: {event.reason}")  # fmt: skip

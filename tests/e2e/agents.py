@@ -42,19 +42,26 @@ def cli(home: Home, *args: str, check: bool = True) -> subprocess.CompletedProce
 class AgentProcess:
     """`meshctl agent` in its own process group, stopped by the test that started it."""
 
-    def __init__(self, home: Home, *extra: str) -> None:
+    def __init__(
+        self,
+        home: Home,
+        *extra: str,
+        prefix: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
         self.log = home.root / "agent-test.out"
         home.root.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "MESHNET_HOME": str(home.root)}
+        env = env or {**os.environ, "MESHNET_HOME": str(home.root)}
+        self._offset = self.log.stat().st_size if self.log.exists() else 0
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "meshctl", "agent", *extra],
-            env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            [*(prefix or []), sys.executable, "-m", "meshctl", "agent", *extra],
+            env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         wait_for(lambda: self.started() or self.proc.poll() is not None, what="agent start")
 
     def started(self) -> bool:
-        return self.log.exists() and b"agent started" in self.log.read_bytes()
+        return self.log.exists() and b"agent started" in self.log.read_bytes()[self._offset :]
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -107,3 +107,12 @@ def test_plans_are_pure() -> None:
     observed = pool.PoolObserved(True, ADMIN)
     assert pool.plan(POOL, observed, 1.0) == pool.plan(POOL, observed, 1.0)
     assert load_text("apiVersion: meshnet.dev/v1alpha1\nkind: Pool\nmetadata: {name: p}\n", "x")
+
+
+def test_pool_held_as_member_never_makes_a_root() -> None:
+    joined = Pool.model_validate(
+        {"metadata": {"name": "p", "annotations": {pool.JOINED_VIA: "laptop"}}}
+    )
+    plan = pool.plan(joined, pool.PoolObserved(True, None), 0.0)
+    assert plan.actions == []
+    assert plan.conditions[0].reason == "NotJoined"
