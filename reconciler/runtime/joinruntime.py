@@ -62,6 +62,12 @@ class JoinRuntime:
         spec = self.member.spec
         token = read_token(self.member)
         interface = choose_interface(self.discovery)
+        log.info(
+            "asking to join pool %s (%s) by beacon on %s",
+            spec.pool.name,
+            spec.pool.id,
+            interface.name,
+        )
         name = spec.device_name or self.ctx.node.name
         advert = Advert(
             name, interface.address, 0, memory_bytes(spec.capacity.memory_bytes), cores()
@@ -79,12 +85,6 @@ class JoinRuntime:
         loop = asyncio.get_running_loop()
         self._publisher = loop.create_task(
             self._publish_loop(), name=f"join-{self.member.metadata.name}"
-        )
-        log.info(
-            "asking to join pool %s (%s) by beacon on %s",
-            spec.pool.name,
-            spec.pool.id,
-            interface.name,
         )
 
     async def stop(self) -> None:

@@ -41,6 +41,7 @@ from reconciler.runtime.revocations import Revocations
 log = logging.getLogger("meshnet.pool")
 
 PUBLISH_SECONDS = 0.5
+PROBE_INTERVAL = 0.3  # crash -> re-formed ring in about 2 s on a LAN (bench/membership.py)
 LEAVE_GRACE_SECONDS = 0.3
 
 FrameHandler = Callable[[str, Channel, bytes], None]
@@ -97,6 +98,7 @@ class PoolRuntime:
             pool_id=info.pool_id,
             shard_columns=spec.ring.shard_columns,
             weighting=spec.ring.weighting,
+            probe_interval=PROBE_INTERVAL,
         )
         loop = asyncio.get_running_loop()
         self._gossip = GossipProtocol(
