@@ -12,7 +12,14 @@ from rich.markup import escape
 
 from manifests import MeshObject, load_manifests, model_for, resolve_kind, to_document
 from meshctl.context import CliError, friendly, open_store, option_output
-from meshctl.observed_cmd import OBSERVED_KINDS, peers, print_peers, print_rings, rings
+from meshctl.observed_cmd import (
+    OBSERVED_KINDS,
+    describe_pool_extras,
+    peers,
+    print_peers,
+    print_rings,
+    rings,
+)
 from meshctl.render import (
     OUTPUT_FORMATS,
     age,
@@ -173,6 +180,7 @@ def describe(
     with open_store() as store:
         obj = store.require(canonical, name)
         events = store.events(canonical, name, limit=20)
+        extra = describe_pool_extras(store, name) if canonical == "Pool" else None
     doc = to_document(obj)
     console.print(f"[bold]Name:[/bold] {obj.metadata.name}    [bold]Kind:[/bold] {obj.kind}")
     console.print(
@@ -198,6 +206,8 @@ def describe(
     if events:
         rows = [[e.type, e.reason, age(e.last_seen), f"x{e.count}", e.message] for e in events]
         console.print(table(rows, ["TYPE", "REASON", "AGE", "COUNT", "MESSAGE"]))
+    if extra is not None:
+        extra()
 
 
 @friendly

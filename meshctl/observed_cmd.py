@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from manifests import Pool
 from meshctl.render import age, console, dump, emit, err_console, table
-from reconciler.runtime.observed import peers_key, ring_key
+from reconciler.runtime.observed import beacons_key, peers_key, ring_key
 from reconciler.store import Store
 
 OBSERVED_KINDS = {"peers": "peers", "peer": "peers", "ring": "ring", "rings": "ring"}
@@ -80,3 +81,28 @@ def _slot_row(member: dict[str, Any]) -> list[Any]:
     address = member.get("address", "")
     return [member["position"], member["nodeId"], member.get("name", ""), address,
             f"{start}-{end}", end - start]  # fmt: skip
+
+
+def describe_pool_extras(store: Store, pool: str) -> Callable[[], None]:
+    """What `describe pool` adds: peers, the ring, and beacon health."""
+    found_peers, found_rings = peers(store, pool), rings(store, pool)
+    beacons = store.get_observed(beacons_key(pool)) or {}
+
+    def show() -> None:
+        console.print("[bold]Peers:[/bold]" + ("" if found_peers else " <none>"))
+        if found_peers:
+            print_peers(found_peers, "wide")
+        console.print("[bold]Ring:[/bold]" + ("" if found_rings else " <none>"))
+        if found_rings:
+            print_rings(found_rings, "table")
+        if beacons:
+            interface = beacons.get("interface", {})
+            drops = ", ".join(f"{k}={v}" for k, v in sorted(beacons.get("drops", {}).items()))
+            console.print(
+                f"[bold]Beacons:[/bold] on {interface.get('name')} ({interface.get('address')}), "
+                f"sent {beacons.get('sent', 0)}, received {beacons.get('received', 0)}, "
+                f"dropped: {drops or 'none'}",
+                highlight=False,
+            )
+
+    return show
