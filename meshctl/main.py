@@ -12,6 +12,7 @@ from manifests import KINDS, resolve_kind
 from manifests.schema import all_schemas, kind_schema
 from meshctl import admin_cmd, objects_cmd
 from meshctl.context import State, friendly, home
+from meshctl.doctor import doctor
 from meshctl.render import console, emit
 from reconciler.home import Home
 from reconciler.node import init_node
@@ -104,6 +105,7 @@ def agent(
 app.add_typer(admin_cmd.token_app, name="token")
 app.add_typer(admin_cmd.certificate_app, name="certificate")
 app.add_typer(admin_cmd.member_app, name="member")
+app.command("doctor")(doctor)
 app.command("apply")(objects_cmd.apply)
 app.command("diff")(objects_cmd.diff)
 app.command("get")(objects_cmd.get)

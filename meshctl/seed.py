@@ -10,6 +10,7 @@ from manifests import Pool, to_document
 from manifests.pool import PoolSpec
 from meshctl.context import CliError, State, friendly, home, open_store
 from meshctl.demo import demo
+from meshctl.doctor import doctor
 from meshctl.join_cmd import pool_join
 from meshctl.main import _main, agent, init, version_cmd
 from meshctl.observed_cmd import peers, print_peers, print_rings, rings
@@ -31,6 +32,7 @@ app.command("init")(init)
 app.command("version")(version_cmd)
 app.command("start", help="Run this device's agent in the foreground (Ctrl+C stops it).")(agent)
 app.command("demo")(demo)
+app.command("doctor")(doctor)
 
 
 @app.command("pool-create")

@@ -1,0 +1,192 @@
+"""The checks of `meshctl doctor`: each returns findings; the verdict reads them.
+
+A finding is (level, topic, message): level ok | warn | fail. The checks only read
+this device's files, its store, the kernel's multicast table, and open TCP
+connections to the relay and control-plane addresses the pools name.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from manifests import Pool
+from manifests.fields import split_host_port
+from reconciler.certs.errors import CertError
+from reconciler.certs.member import read_member_certificate
+from reconciler.drivers.netif import InterfaceError, ipv4_interfaces, resolve_interface
+from reconciler.home import Home
+from reconciler.pools import read_pool_info
+from reconciler.runtime.beaconsockets import effective_discovery
+from reconciler.runtime.material import read_member_cert
+from reconciler.runtime.observed import beacons_key, peers_key, ring_key
+from reconciler.store import Store
+
+Level = Literal["ok", "warn", "fail"]
+SKEW_WARN_SECONDS = 2.0
+MAX_SKEW_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    topic: str
+    message: str
+
+
+def multicast_groups(path: Path = Path("/proc/net/igmp")) -> dict[str, set[str]]:
+    """Interface -> multicast groups the kernel has joined (Linux)."""
+    groups: dict[str, set[str]] = {}
+    try:
+        lines = path.read_text().splitlines()[1:]
+    except OSError:
+        return groups
+    device = ""
+    for line in lines:
+        if not line.startswith("\t"):
+            device = line.split()[1]
+            continue
+        hex_group = line.split()[0]
+        octets = [str(int(hex_group[i : i + 2], 16)) for i in (6, 4, 2, 0)]
+        groups.setdefault(device, set()).add(".".join(octets))
+    return groups
+
+
+def check_interfaces(pool: Pool) -> list[Finding]:
+    discovery = effective_discovery(pool.spec.discovery)
+    found = [
+        Finding(
+            "ok", "interfaces", ", ".join(f"{n} {a}" for n, a in sorted(ipv4_interfaces().items()))
+        )
+    ]
+    try:
+        chosen = resolve_interface(discovery.interface, discovery.group)
+    except InterfaceError as err:
+        return [*found, Finding("fail", "beacons", str(err))]
+    found.append(
+        Finding(
+            "ok",
+            "beacons",
+            f"on {chosen.name} ({chosen.address}) to {discovery.group}:{discovery.port}",
+        )
+    )
+    joined = multicast_groups().get(chosen.name, set())
+    if discovery.group in joined:
+        found.append(Finding("ok", "multicast", f"{chosen.name} is in group {discovery.group}"))
+    else:
+        found.append(
+            Finding(
+                "warn",
+                "multicast",
+                f"{chosen.name} is not in group {discovery.group} (is the agent running?)",
+            )
+        )
+    return found
+
+
+def check_certificate(home: Home, pool: Pool, now: float) -> list[Finding]:
+    der = read_member_cert(home, pool.metadata.name)
+    if der is None:
+        return [Finding("fail", "certificate", "no member certificate: this device has not joined")]
+    try:
+        cert = read_member_certificate(der)
+    except CertError as err:
+        return [Finding("fail", "certificate", f"unreadable: {err}")]
+    days = (cert.not_after - now) / 86400
+    if days <= 0:
+        return [
+            Finding(
+                "fail", "certificate", "expired: the agent renews it from the admin once running"
+            )
+        ]
+    level: Level = "warn" if days < 3 else "ok"
+    return [
+        Finding(
+            level,
+            "certificate",
+            f"{cert.role} certificate for {cert.node_id}, valid {days:.1f} more days",
+        )
+    ]
+
+
+def check_beacons(store: Store, pool: Pool) -> list[Finding]:
+    name = pool.metadata.name
+    stats: dict[str, Any] = store.get_observed(beacons_key(name)) or {}
+    if not stats:
+        return [
+            Finding("warn", "beacons", "no beacon statistics: the agent is not running this pool")
+        ]
+    peers = stats.get("peers", {})
+    found = [Finding("ok", "beacons", f"sent {stats.get('sent', 0)}, received {stats.get('received', 0)}, "
+                                      f"from {len(peers)} peer(s)")]  # fmt: skip
+    drops = stats.get("drops", {})
+    foreign = {k: v for k, v in drops.items() if k != "self" and v}
+    if foreign:
+        found.append(
+            Finding("warn", "dropped", ", ".join(f"{k}={v}" for k, v in sorted(foreign.items())))
+        )
+    for node_id, peer in sorted(peers.items()):
+        skew = abs(peer.get("clockSkew") or 0.0)
+        level: Level = (
+            "fail" if skew > MAX_SKEW_SECONDS else "warn" if skew > SKEW_WARN_SECONDS else "ok"
+        )
+        found.append(Finding(level, "peer", f"{peer.get('name')} {node_id}: {peer.get('beacons')} beacons "
+                                            f"from {peer.get('source')}, clock skew {skew:.2f} s"))  # fmt: skip
+    return found
+
+
+def check_links(store: Store, pool: Pool) -> list[Finding]:
+    found = []
+    for peer in store.get_observed(peers_key(pool.metadata.name)) or []:
+        level: Level = "ok" if peer.get("linkConnected") else "warn"
+        found.append(Finding(level, "link", f"{peer.get('name')} {peer.get('address')}: "
+                                            f"{peer.get('status')}, link {'up' if level == 'ok' else 'down'} "
+                                            f"({peer.get('route', 'direct')})"))  # fmt: skip
+    ring = store.get_observed(ring_key(pool.metadata.name))
+    if ring is None:
+        found.append(Finding("warn", "ring", "no ring yet"))
+    else:
+        level = "ok" if ring.get("converged") else "warn"
+        state = "converged" if ring.get("converged") else "not converged"
+        found.append(
+            Finding(
+                level,
+                "ring",
+                f"{state}: epoch {ring.get('epoch')}, {len(ring.get('members', []))} member(s)",
+            )
+        )
+    return found
+
+
+def check_services(pool: Pool, timeout: float = 1.0) -> list[Finding]:
+    targets = [("relay", r) for r in pool.spec.relays]
+    if pool.spec.control_plane:
+        targets.append(("control plane", pool.spec.control_plane))
+    found = []
+    for what, address in targets:
+        host, port = split_host_port(address)
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                found.append(Finding("ok", what, f"{address} reachable"))
+        except OSError as err:
+            found.append(Finding("fail", what, f"{address} unreachable: {err.strerror or err}"))
+    return found
+
+
+def check_pool(home: Home, store: Store, pool: Pool) -> list[Finding]:
+    if read_pool_info(home, pool.metadata.name) is None:
+        return [
+            Finding(
+                "warn", "pool", "no pool material on this device yet (not created or not joined)"
+            )
+        ]
+    return [
+        *check_interfaces(pool),
+        *check_certificate(home, pool, time.time()),
+        *check_beacons(store, pool),
+        *check_links(store, pool),
+        *check_services(pool),
+    ]

@@ -1,0 +1,58 @@
+"""doctor: the kernel's multicast table is read right, and the verdict names causes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from meshctl.doctor import verdict
+from meshctl.doctor_checks import Finding, multicast_groups
+from meshctl.main import app
+from meshctl.seed import app as mesh_app
+from reconciler.home import Home
+from reconciler.store import Store
+
+IGMP = """Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter
+1\tlo        :     2      V3
+\t\t\t\t010000E0     1 0:00000000\t\t0
+\t\t\t\t0100C0EF     1 0:00000000\t\t0
+4\teth0      :     1      V3
+\t\t\t\t010000E0     1 0:00000000\t\t0
+"""
+
+
+def test_multicast_groups_parses_proc_net_igmp(tmp_path: Path) -> None:
+    path = tmp_path / "igmp"
+    path.write_text(IGMP)
+    assert multicast_groups(path) == {"lo": {"224.0.0.1", "239.192.0.1"}, "eth0": {"224.0.0.1"}}
+    assert multicast_groups(tmp_path / "absent") == {}
+
+
+def test_verdict_blames_multicast_when_nothing_is_heard() -> None:
+    findings = [Finding("ok", "beacons", "sent 12, received 12, from 0 peer(s)")]
+    assert "multicast is probably blocked" in verdict(findings)[0]
+    assert verdict([Finding("ok", "beacons", "sent 3, received 9, from 1 peer(s)")]) == [
+        "no problem found"
+    ]
+    assert "mesh init" in verdict([Finding("fail", "node", "not initialised")])[0]
+
+
+def test_doctor_reports_json_and_fails_without_an_agent(home: Home) -> None:
+    runner = CliRunner()
+    assert runner.invoke(mesh_app, ["init", "--name", "a"]).exit_code == 0
+    assert runner.invoke(mesh_app, ["pool-create", "--name", "test-pool"]).exit_code == 0
+    with Store.open(home.root) as store:
+        store.put_observed(
+            "beacons/test-pool",
+            {"sent": 4, "received": 4, "drops": {"bad_signature": 2}, "peers": {}},
+        )
+    result = runner.invoke(app, ["doctor", "-o", "json"])
+    data = json.loads(result.stdout)
+    topics = {f["topic"]: f for f in data["sections"]["pool test-pool"]}
+    assert topics["certificate"]["level"] == "fail"  # no agent ran: no member certificate yet
+    assert topics["dropped"]["message"] == "bad_signature=2"
+    assert any("multicast is probably blocked" in cause for cause in data["verdict"])
+    assert any("agent is not running" in cause for cause in data["verdict"])
+    assert runner.invoke(app, ["doctor"]).exit_code == 1
