@@ -267,7 +267,10 @@ class _RemoteSink:
         self.job_id, self.session = offer.job_id, offer.session
 
     def _send(self, msg: m.Message) -> None:
-        self.service.send_control(self.coordinator, m.encode(msg))
+        try:
+            self.service.send_control(self.coordinator, m.encode(msg))
+        except Exception:  # the coordinator's timeouts cover a report that is lost
+            log.exception("job %s: cannot report to %s", self.job_id, self.coordinator)
 
     def progress(self, node_id: str, fraction: float) -> None:
         self._send(m.LoadProgress(self.job_id, self.session, node_id, fraction))
