@@ -99,7 +99,7 @@ class MemberRun:
         return not any(t.is_alive() for t in self.threads)
 
     def _spawn(self, target: Callable[[], None], what: str) -> None:
-        name = f"job-{self.offer.job_id}-{what}"
+        name = f"job:{self.offer.job_id}:{self.self_id}:{what}"
         thread = threading.Thread(target=target, name=name, daemon=True)
         self.threads.append(thread)
         thread.start()

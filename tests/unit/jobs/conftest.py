@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import pytest
@@ -67,8 +67,15 @@ class FakeNet:
             thread.join(5.0)
 
 
-def job_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("job-") and t.is_alive()]
+def job_threads(nodes: Collection[str] | None = None) -> list[threading.Thread]:
+    """Live job threads (of ``nodes`` only, when given); named job:<job>:<node>:<what>."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("job:")
+        and t.is_alive()
+        and (nodes is None or t.name.rsplit(":", 2)[1] in nodes)
+    ]
 
 
 class _Sender:
@@ -95,5 +102,5 @@ def fake_net() -> type[FakeNet]:
 
 
 @pytest.fixture
-def live_job_threads() -> Callable[[], list[threading.Thread]]:
+def live_job_threads() -> Callable[..., list[threading.Thread]]:
     return job_threads

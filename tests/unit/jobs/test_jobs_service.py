@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ def _run_job(
     coordinator: str,
     scenario: Callable[[Any], None] = lambda net: None,
     on_token: Callable[[Any, TokenEvent], None] | None = None,
+    after_failure: Callable[[Any], Awaitable[None]] | None = None,
     **kw: Any,
 ) -> tuple[JobResult | JobFailed, Any, dict[str, list[float]]]:
     progress: dict[str, list[float]] = {}
@@ -62,6 +63,8 @@ def _run_job(
                 (lambda ev: on_token(net, ev)) if on_token else None,
             ), net
         except JobFailed as exc:
+            if after_failure is not None:
+                await after_failure(net)
             return exc, net
         finally:
             net.close()
@@ -133,6 +136,14 @@ def _drop_c_at_first_token(call_member_lost: bool) -> Callable[[Any, TokenEvent]
     return on_token
 
 
+async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Let the loop run until ``condition`` holds (bounded)."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    return condition()
+
+
 @pytest.mark.parametrize("gossip_reports", [True, False], ids=["member_lost", "silent"])
 def test_member_lost_mid_job_fails_fast(
     fake_net: Any,
@@ -141,14 +152,24 @@ def test_member_lost_mid_job_fails_fast(
     gossip_reports: bool,
 ) -> None:
     params = SamplingParams(max_tokens=200, ignore_eos=True)
+    freed: list[bool] = []
+
+    async def survivors_free_their_ranks(net: Any) -> None:
+        """Before anyone calls close(): a and b drop their runs and their threads end."""
+        freed.append(
+            await _until(lambda: not net.services["a"].runs and not net.services["b"].runs)
+        )
+        freed.append(await _until(lambda: not live_job_threads({"a", "b"})))
+
     start = time.monotonic()
-    outcome, net, _ = _run_job(
+    outcome, _, _ = _run_job(
         fake_net,
         ring_of(SPLITS["tp3-uneven"]),
         [1, 5, 9, 12],
         params,
         coordinator="a",
         on_token=_drop_c_at_first_token(gossip_reports),
+        after_failure=survivors_free_their_ranks,
         collective_timeout=30.0 if gossip_reports else 1.0,  # gossip alone must be enough
     )
     elapsed = time.monotonic() - start
@@ -156,7 +177,7 @@ def test_member_lost_mid_job_fails_fast(
     assert outcome.reason == Reason.MEMBER_LOST
     assert "c" in outcome.message
     assert elapsed < (3.0 if gossip_reports else 8.0)
-    assert net.services["b"].runs == {}  # the survivor freed its rank
+    assert freed == [True, True]
     assert live_job_threads() == []
 
 
