@@ -90,6 +90,7 @@ def test_job_matches_single_rank(fake_net: Any, ring_of: Any, models: Path, spli
         assert member.completion_tokens == 8 and member.bytes_sent > 0
         assert member.messages_sent == member.collectives * (world - 1)  # one round each
     assert {node: f[-1] for node, f in progress.items()} == {s.node_id: 1.0 for s in ring.members}
+    assert all(min(f) < 1.0 for f in progress.values())  # LOAD_PROGRESS while loading
     assert result.tokens_per_second and result.time_to_first_token_ms > 0
     assert all(not svc.runs and not svc.coordinations for svc in net.services.values())
 
