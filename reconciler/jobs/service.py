@@ -149,9 +149,12 @@ class JobService:
                 raise JobFailed(Reason.MEMBER_UNREACHABLE, f"cannot send the offer to {node}")
         self._accept(offer, self.self_id, coord)
         await _within(coord.all_ready, self.ready_timeout, lambda: _late(coord, "ready"))
+        local = self.runs.get(offer.session)
+        if coord.error is not None or local is None:  # failed while the wait returned
+            raise coord.error or JobFailed(Reason.ABORTED, "the local rank ended before START")
         coord.started = coord.loop.time()
         self._broadcast(coord, m.JobStart(offer.job_id, offer.session))
-        self.runs[offer.session].start()
+        local.start()
         await coord.local_done
         try:
             await _within(coord.all_done, self.done_timeout, lambda: _late(coord, "done"))
