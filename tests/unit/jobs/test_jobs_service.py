@@ -229,3 +229,11 @@ def test_coordinator_outside_the_ring_refuses(fake_net: Any, ring_of: Any) -> No
         assert info.value.reason == Reason.NOT_IN_RING
 
     asyncio.run(main())
+
+
+def test_a_prompt_longer_than_the_model_fails_the_job(fake_net: Any, ring_of: Any) -> None:
+    outcome, _, _ = _run_job(
+        fake_net, ring_of(SPLITS["tp2-uneven"]), [5] * 300, SamplingParams(), "a"
+    )
+    assert isinstance(outcome, JobFailed) and outcome.reason == Reason.GENERATION_FAILED
+    assert "exceeds the cache" in outcome.message
