@@ -22,7 +22,11 @@ from reconciler.home import Home, write_atomic
 from reconciler.node import load_identity, load_node_config
 from reconciler.pools import read_pool_info
 from reconciler.runtime.context import DeviceContext
-from reconciler.runtime.joinruntime import JoinRuntime
+from reconciler.runtime.joinruntime import (
+    CONTROL_PLANE_ANNOTATION,
+    RELAYS_ANNOTATION,
+    JoinRuntime,
+)
 from reconciler.runtime.observed import join_key
 from reconciler.singleton import running_pid
 from reconciler.store import Store
@@ -50,13 +54,19 @@ def root_fingerprint(text: str) -> str:
 
 
 def member_document(
-    device: str, pool: str, pool_id: str, root: str, token_file: str | None
+    device: str,
+    pool: str,
+    pool_id: str,
+    root: str,
+    token_file: str | None,
+    services: dict[str, str] | None = None,
 ) -> Member:
     name = re.sub(r"[^a-z0-9.-]+", "-", device.lower()).strip("-.")[:50] or "member"
     spec: dict[str, object] = {"pool": {"name": pool, "id": pool_id, "rootFingerprint": root}}
     if token_file is not None:
         spec["tokenFile"] = token_file
-    return Member.model_validate({"metadata": {"name": name}, "spec": spec})
+    metadata = {"name": name, "annotations": services or {}}
+    return Member.model_validate({"metadata": metadata, "spec": spec})
 
 
 @friendly
@@ -70,6 +80,10 @@ def pool_join(
         None, "--token", envvar="MESHNET_JOIN_TOKEN", help="A join token."
     ),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the certificate."),
+    control_plane: str | None = typer.Option(
+        None, "--control-plane", help="host:port of the pool's control plane (join fallback)."
+    ),
+    relay: str | None = typer.Option(None, "--relay", help="host:port of a relay of the pool."),
 ) -> None:
     """Join a pool: request a certificate from its admin over the LAN."""
     device_home = home()
@@ -80,7 +94,9 @@ def pool_join(
         path = device_home.pool_dir(name) / "join.token"
         write_atomic(path, token.strip().encode() + b"\n", mode=0o600)
         token_file = str(path)
-    member = member_document(node.name, name, pool_id, root, token_file)
+    services = {CONTROL_PLANE_ANNOTATION: control_plane or "", RELAYS_ANNOTATION: relay or ""}
+    services = {k: v for k, v in services.items() if v}
+    member = member_document(node.name, name, pool_id, root, token_file, services)
     with open_store() as store:
         store.apply(member)
         if read_pool_info(device_home, name) is not None:

@@ -10,7 +10,7 @@ import typer
 
 from manifests import KINDS, resolve_kind
 from manifests.schema import all_schemas, kind_schema
-from meshctl import admin_cmd, objects_cmd
+from meshctl import admin_cmd, jobs_cmd, objects_cmd
 from meshctl.context import State, friendly, home
 from meshctl.doctor import doctor
 from meshctl.render import console, emit
@@ -106,6 +106,7 @@ app.add_typer(admin_cmd.token_app, name="token")
 app.add_typer(admin_cmd.certificate_app, name="certificate")
 app.add_typer(admin_cmd.member_app, name="member")
 app.command("doctor")(doctor)
+app.command("logs")(jobs_cmd.logs)
 app.command("apply")(objects_cmd.apply)
 app.command("diff")(objects_cmd.diff)
 app.command("get")(objects_cmd.get)

@@ -11,9 +11,12 @@ from manifests.pool import PoolSpec
 from meshctl.context import CliError, State, friendly, home, open_store
 from meshctl.demo import demo
 from meshctl.doctor import doctor
+from meshctl.inference_cmd import inference
+from meshctl.jobs_cmd import inference_stats
 from meshctl.join_cmd import pool_join
 from meshctl.main import _main, agent, init, version_cmd
 from meshctl.observed_cmd import peers, print_peers, print_rings, rings
+from meshctl.poolinfo_cmd import pool_info
 from meshctl.render import console, dump, emit, print_objects
 from reconciler.oneshot import reconcile_now
 from reconciler.store import Store
@@ -81,6 +84,9 @@ def pool_list(
 
 
 app.command("pool-join")(pool_join)
+app.command("pool-info")(pool_info)
+app.command("inference")(inference)
+app.command("inference-stats")(inference_stats)
 
 
 def _pool_by_id(store: Store, pool_id: str | None) -> str | None:

@@ -21,6 +21,8 @@ from reconciler.gitops import FolderSync, watch_folder
 from reconciler.handlers import build_handlers
 from reconciler.home import Home
 from reconciler.logsetup import setup_logging
+from reconciler.runtime.agentjobs import AgentJobs
+from reconciler.runtime.jobrunner import JobRunner
 from reconciler.runtime.supervisor import Supervisor
 from reconciler.singleton import AlreadyRunning, PidLock
 from reconciler.store import Store, StoreError
@@ -46,11 +48,13 @@ class Agent:
     def __init__(self, options: AgentOptions, store: Store) -> None:
         self.options = options
         self.store = store
-        self.executor = Executor(store, build_handlers(options.home, store))
+        self.supervisor = Supervisor(options.home, store)
+        self.runner = JobRunner(store)
+        jobs = AgentJobs(store, self.supervisor, self.runner)
+        self.executor = Executor(store, build_handlers(options.home, store, jobs))
         self.stop = asyncio.Event()
         self.wake = asyncio.Event()
         self.sync = FolderSync(store, options.watch_dir) if options.watch_dir else None
-        self.supervisor = Supervisor(options.home, store)
         self.supervise = asyncio.Event()
 
     async def run(self) -> None:
@@ -115,6 +119,7 @@ class Agent:
                 timeout = RESYNC_SECONDS if retry is None else max(0.05, retry - time.monotonic())
                 await _wait(self.supervise, min(timeout, RESYNC_SECONDS))
         finally:
+            await self.runner.close()
             await self.supervisor.stop_all()
 
     async def _watch_folder(self) -> None:

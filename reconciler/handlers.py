@@ -6,6 +6,7 @@ This is where the pure controllers meet the device's files and store.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from manifests import Job, Member, Pool
 from reconciler.controllers import job as job_controller
@@ -13,8 +14,11 @@ from reconciler.controllers import member as member_controller
 from reconciler.controllers import pool as pool_controller
 from reconciler.executor import KindHandler
 from reconciler.home import Home
+from reconciler.inference.demo import demo_model_path
+from reconciler.inference.errors import ModelError
 from reconciler.node import load_node_config
 from reconciler.pools import create_root, read_pool_info
+from reconciler.runtime.jobrunner import RunState
 from reconciler.runtime.material import certificate_status
 from reconciler.runtime.observed import join_key, peers_key, ring_key
 from reconciler.store import Store
@@ -33,6 +37,10 @@ def _token_problem(member: Member) -> str | None:
 
 def _model_problem(model: str) -> str | None:
     if model == "demo":
+        try:
+            demo_model_path()
+        except ModelError as err:
+            return str(err)
         return None
     if not Path(model).expanduser().exists():
         return f"model path {model} does not exist on this device"
@@ -44,7 +52,15 @@ def _self_member(home: Home) -> dict[str, str]:
     return {"nodeId": node.node_id, "name": node.name, "status": "ONLINE"}
 
 
-def build_handlers(home: Home, store: Store) -> list[KindHandler]:
+class JobSupport(Protocol):
+    """What the agent offers the Job controller (absent in one-shot commands)."""
+
+    def run_state(self, name: str) -> RunState | None: ...
+    def ring_converged(self, pool: str) -> bool: ...
+    def start(self, name: str) -> str: ...
+
+
+def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> list[KindHandler]:
     """The handlers of every kind for one device."""
 
     def initialized() -> bool:
@@ -80,12 +96,19 @@ def build_handlers(home: Home, store: Store) -> list[KindHandler]:
         pool_ready = pool is not None and any(
             c.type == "Ready" and c.status == "True" for c in pool.status.conditions
         )
+        state = jobs.run_state(job.metadata.name) if jobs else None
         return job_controller.JobObserved(
             pool_exists=pool is not None,
             pool_ready=pool_ready,
             model_problem=_model_problem(job.spec.model),
-            ring_converged=False,
+            ring_converged=jobs.ring_converged(job.spec.pool) if jobs else False,
+            runner_available=jobs is not None,
+            running=state is not None and state.phase in ("Scheduled", "Running"),
         )
+
+    def start_job(action: job_controller.StartJob) -> str:
+        assert jobs is not None
+        return jobs.start(action.name)
 
     return [
         KindHandler(
@@ -95,5 +118,5 @@ def build_handlers(home: Home, store: Store) -> list[KindHandler]:
             {pool_controller.CreatePoolRoot: create_pool_root},
         ),
         KindHandler("Member", observe_member, member_controller.plan),
-        KindHandler("Job", observe_job, job_controller.plan),
+        KindHandler("Job", observe_job, job_controller.plan, {job_controller.StartJob: start_job}),
     ]

@@ -246,6 +246,22 @@ class Store:
                 )
         return self.require(kind, name)
 
+    def patch_status(self, kind: str, name: str, fields: dict[str, Any]) -> MeshObject:
+        """Merge fields into an object's status in one transaction (the agent's writes
+        that must not be lost to a concurrent writer, e.g. tokens as they come)."""
+        with self._write():
+            row = self._row(kind, name)
+            if row is None:
+                raise NotFound(f'{kind} "{name}" not found')
+            status = {**json.loads(row["status"]), **fields}
+            if _dumps(status) != row["status"]:
+                self._db.execute(
+                    "UPDATE objects SET status = ?, resource_version = ? "
+                    "WHERE kind = ? AND name = ?",
+                    (_dumps(status), self._next_revision(), kind, name),
+                )
+        return self.require(kind, name)
+
     def delete(self, kind: str, name: str, resource_version: str | None = None) -> bool:
         """Remove an object; False if it was not there."""
         with self._write():

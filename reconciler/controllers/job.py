@@ -1,13 +1,26 @@
-"""The Job controller: accept a Job, check what it needs, and (once the inference
-engine and ring are available) schedule it. A Job it cannot run stays Pending with a
-condition that says why."""
+"""The Job controller: a Job applied on this device is coordinated by this agent.
+
+It waits (phase Pending, with the reason) until the pool is Ready, the model is here
+and the ring has converged, then starts the job once; the runner fills the status as
+the job goes. A job found Scheduled or Running that this agent is not running was
+interrupted (the agent restarted): it is Failed, not run twice.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from manifests import Job
-from reconciler.controllers.base import Plan, not_ready
+from reconciler.controllers.base import Action, ConditionSpec, Plan, not_ready, ready
+
+
+@dataclass(frozen=True)
+class StartJob(Action):
+    """Hand the job to the runner (coordinator on this device)."""
+
+    name: str
+    event_reason: ClassVar[str] = "Started"
 
 
 @dataclass(frozen=True)
@@ -18,12 +31,28 @@ class JobObserved:
     pool_ready: bool
     model_problem: str | None
     ring_converged: bool
+    runner_available: bool = False
+    running: bool = False
 
 
 def plan(job: Job, observed: JobObserved, now: float) -> Plan:
     """What to do for a Job, given what was observed."""
-    if job.status.phase in ("Succeeded", "Failed"):
-        return Plan(status={"phase": job.status.phase})
+    phase = job.status.phase
+    if phase in ("Succeeded", "Failed"):
+        return _finished(job)
+    if phase in ("Scheduled", "Running") and not observed.running:
+        message = "the agent stopped while the job ran; apply the Job again to rerun it"
+        status = {"phase": "Failed", "failureReason": "Interrupted", "failureMessage": message}
+        return Plan(status=status, conditions=[not_ready("Interrupted", message)])
+    if observed.running:
+        return Plan(conditions=[ConditionSpec("Ready", "False", "Running", "generating")])
+    waiting = _waiting(job, observed)
+    if waiting is not None:
+        return waiting
+    return Plan(actions=[StartJob(job.metadata.name)])
+
+
+def _waiting(job: Job, observed: JobObserved) -> Plan | None:
     pool = job.spec.pool
     if not observed.pool_exists:
         return _pending("PoolNotFound", f"no Pool named {pool!r} on this device")
@@ -31,9 +60,23 @@ def plan(job: Job, observed: JobObserved, now: float) -> Plan:
         return _pending("PoolNotReady", f"Pool {pool!r} is not Ready yet")
     if observed.model_problem:
         return _pending("ModelUnavailable", observed.model_problem)
+    if not observed.runner_available:
+        return _pending("NoAgent", "jobs run in the agent: start it with `mesh start`")
     if not observed.ring_converged:
         return _pending("RingNotConverged", f"waiting for the ring of pool {pool!r} to converge")
-    return _pending("EngineUnavailable", "this agent has no inference engine to run the job")
+    return None
+
+
+def _finished(job: Job) -> Plan:
+    if job.status.phase == "Succeeded":
+        tokens = job.status.completion_tokens or 0
+        return Plan(
+            status={"phase": "Succeeded"}, conditions=[ready("Succeeded", f"{tokens} tokens")]
+        )
+    extra = job.status.model_extra or {}
+    reason = str(extra.get("failureReason") or "Failed")
+    message = str(extra.get("failureMessage") or "the job failed")
+    return Plan(status={"phase": "Failed"}, conditions=[not_ready(reason, message)])
 
 
 def _pending(reason: str, message: str) -> Plan:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,11 @@ def open_source(path: str | Path, config: ModelConfig) -> TensorSource:
     return GGUFSource(open_gguf(p), config, p)
 
 
-def load_shard(path: str | Path, config: ModelConfig, share: RankShare) -> ShardWeights:
+def load_shard(
+    path: str | Path,
+    config: ModelConfig,
+    share: RankShare,
+    progress: Callable[[float], None] | None = None,
+) -> ShardWeights:
     """Read only this rank's share of the weights, fused for the forward pass."""
-    return build_shard(open_source(path, config), config, share)
+    return build_shard(open_source(path, config), config, share, progress)

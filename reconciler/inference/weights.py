@@ -13,6 +13,7 @@ so slicing and fusion live here once for every file format.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -81,13 +82,22 @@ class ShardWeights:
         return sum(a.nbytes for a in arrays.values())
 
 
-def build_shard(source: TensorSource, config: ModelConfig, share: RankShare) -> ShardWeights:
-    """Read and fuse one rank's share from a source."""
+def build_shard(
+    source: TensorSource,
+    config: ModelConfig,
+    share: RankShare,
+    progress: Callable[[float], None] | None = None,
+) -> ShardWeights:
+    """Read and fuse one rank's share from a source; `progress(fraction)` after each layer."""
     vs, ve = share.vocab_start, share.vocab_end
     embed = _c(source.rows("embed", vs, ve))
     tied = config.tie_embeddings or not source.has("lm_head")
     lm_head = embed if tied else _c(source.rows("lm_head", vs, ve))
-    layers = [_layer(source, config, share, i) for i in range(config.n_layers)]
+    layers = []
+    for i in range(config.n_layers):
+        layers.append(_layer(source, config, share, i))
+        if progress is not None:
+            progress((i + 1) / config.n_layers)
     return ShardWeights(share, embed, lm_head, _c(source.vector("norm")), layers)
 
 

@@ -29,6 +29,10 @@ from reconciler.runtime.context import DeviceContext, cores, memory_bytes
 log = logging.getLogger("meshnet.join")
 
 PUBLISH_SECONDS = 0.5
+CONTROL_PLANE_ANNOTATION = "meshnet.dev/control-plane"
+RELAYS_ANNOTATION = "meshnet.dev/relays"
+"""Annotations on a Member carrying where the pool's services are (from .pool-info);
+the Pool made on joining gets them as spec.controlPlane and spec.relays."""
 
 
 class JoinError(Exception):
@@ -117,11 +121,20 @@ class JoinRuntime:
                 "name": pool_ref.name,
                 "annotations": {JOINED_VIA: self.member.metadata.name},
             }
-            pool = Pool.model_validate({"metadata": metadata})
+            pool = Pool.model_validate({"metadata": metadata, "spec": self._services()})
             store.apply(pool)
         store.record_event("Member", self.member.metadata.name, "Normal", "CertificateIssued",
                            f"joined pool {info.pool_id}: {event.reason}")  # fmt: skip
         log.info("joined pool %s (%s)", pool_ref.name, info.pool_id)
+
+    def _services(self) -> dict[str, Any]:
+        notes = self.member.metadata.annotations
+        spec: dict[str, Any] = {}
+        if notes.get(CONTROL_PLANE_ANNOTATION):
+            spec["controlPlane"] = notes[CONTROL_PLANE_ANNOTATION]
+        if notes.get(RELAYS_ANNOTATION):
+            spec["relays"] = [r for r in notes[RELAYS_ANNOTATION].split(",") if r]
+        return spec
 
     async def _publish_loop(self) -> None:
         while True:

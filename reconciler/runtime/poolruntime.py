@@ -25,6 +25,7 @@ from reconciler.gossip.config import GossipConfig
 from reconciler.gossip.machine import GossipProtocol
 from reconciler.gossip.messages import NodeMeta
 from reconciler.home import write_atomic
+from reconciler.jobs import ControlSender, JobService, LinksTensorSender, route_frame
 from reconciler.pools import PoolInfo, load_root
 from reconciler.runtime import material, observed
 from reconciler.runtime.admin_records import mark_revoked, record_join
@@ -36,6 +37,7 @@ from reconciler.runtime.beaconsockets import (
     open_beacon_sockets,
 )
 from reconciler.runtime.context import DeviceContext, cores, memory_bytes
+from reconciler.runtime.jobrunner import resolve_model
 from reconciler.runtime.revocations import Revocations
 
 log = logging.getLogger("meshnet.pool")
@@ -64,6 +66,7 @@ class PoolRuntime:
         self._sockets: BeaconSockets | None = None
         self._publisher: asyncio.Task[None] | None = None
         self._desk: AdminDesk | None = None
+        self.jobs: JobService | None = None
 
     @property
     def links(self) -> PeerLinks:
@@ -74,6 +77,9 @@ class PoolRuntime:
     def gossip(self) -> GossipProtocol:
         assert self._gossip is not None
         return self._gossip
+
+    def ring_converged(self) -> bool:
+        return self._gossip is not None and self.gossip.ring is not None and self.gossip.converged
 
     async def start(self) -> None:
         from reconciler.runtime.messagepump import MessagePump
@@ -105,6 +111,13 @@ class PoolRuntime:
             ctx.node_id, meta, config, random.Random(), loop.time(), self.revocations.verify
         )
         self._gossip_pump = MessagePump(self.gossip, self.links, Channel.GOSSIP, self._on_gossip)
+        self.jobs = JobService(
+            ctx.node_id,
+            send_control=ControlSender(self.links),
+            tensor_transport_factory=lambda: LinksTensorSender(self.links, loop),
+            model_resolver=resolve_model,
+            ring_view=lambda: self.gossip.ring,
+        )
         self.gossip.add_revocations(self.revocations.entries())
         self._gossip_pump.flush()
         if info.role == "admin":
@@ -132,6 +145,8 @@ class PoolRuntime:
         """Leave gracefully: tell the others, give the message a moment, close."""
         if self._publisher is not None:
             self._publisher.cancel()
+        if self.jobs is not None:
+            self.jobs.close()
         if self._gossip is not None and self._gossip_pump is not None:
             self.gossip.leave(asyncio.get_running_loop().time())
             self._gossip_pump.flush()
@@ -185,6 +200,8 @@ class PoolRuntime:
     def _on_frame(self, node_id: str, channel: Channel, payload: bytes) -> None:
         if channel == Channel.GOSSIP and self._gossip_pump is not None:
             self._gossip_pump.receive(node_id, payload)
+        elif self.jobs is not None and route_frame(self.jobs, node_id, channel, payload):
+            pass
         elif channel in self.extra_frames:
             self.extra_frames[channel](node_id, channel, payload)
 
@@ -217,8 +234,12 @@ class PoolRuntime:
             self._learn_address(event.node_id, event.meta.address)
         elif isinstance(event, gossip_events.MemberStateChanged):
             log.info("member %s: %s -> %s", event.node_id, event.old.name, event.new.name)
+            if event.new.name in ("DEAD", "LEFT") and self.jobs is not None:
+                self.jobs.member_lost(event.node_id)
         elif isinstance(event, gossip_events.MemberRevoked):
             self._on_revoked(event.node_id)
+            if self.jobs is not None:
+                self.jobs.member_lost(event.node_id)
         elif isinstance(event, gossip_events.RingConverged):
             self._write_topology(event.ring.to_topology_json(converged=True))
             log.info(

@@ -85,10 +85,11 @@ def test_member_record_on_admin_keeps_its_phase() -> None:
 
 def test_job_pending_reasons_in_order() -> None:
     cases = [
-        (job.JobObserved(False, False, None, False), "PoolNotFound"),
-        (job.JobObserved(True, False, None, False), "PoolNotReady"),
-        (job.JobObserved(True, True, "no model", False), "ModelUnavailable"),
-        (job.JobObserved(True, True, None, False), "RingNotConverged"),
+        (job.JobObserved(False, False, None, False, True), "PoolNotFound"),
+        (job.JobObserved(True, False, None, False, True), "PoolNotReady"),
+        (job.JobObserved(True, True, "no model", False, True), "ModelUnavailable"),
+        (job.JobObserved(True, True, None, True, False), "NoAgent"),
+        (job.JobObserved(True, True, None, False, True), "RingNotConverged"),
     ]
     for observed, reason in cases:
         plan = job.plan(JOB, observed, 0.0)
@@ -96,11 +97,29 @@ def test_job_pending_reasons_in_order() -> None:
         assert plan.conditions[0].reason == reason
 
 
+def test_job_starts_once_then_follows_the_runner() -> None:
+    ready_to_run = job.JobObserved(True, True, None, True, True)
+    assert job.plan(JOB, ready_to_run, 0.0).actions == [job.StartJob("j")]
+    running = JOB.model_copy(deep=True)
+    running.status.phase = "Running"
+    plan = job.plan(running, job.JobObserved(True, True, None, True, True, running=True), 0.0)
+    assert plan.actions == [] and plan.conditions[0].reason == "Running"
+
+
+def test_job_interrupted_by_a_restart_fails_instead_of_running_twice() -> None:
+    running = JOB.model_copy(deep=True)
+    running.status.phase = "Running"
+    plan = job.plan(running, job.JobObserved(True, True, None, True, True, running=False), 0.0)
+    assert plan.actions == []
+    assert plan.status["phase"] == "Failed" and plan.status["failureReason"] == "Interrupted"
+
+
 def test_finished_job_is_left_alone() -> None:
     done = JOB.model_copy(deep=True)
     done.status.phase = "Succeeded"
     plan = job.plan(done, job.JobObserved(False, False, None, False), 0.0)
-    assert plan.status == {"phase": "Succeeded"} and plan.conditions == []
+    assert plan.actions == [] and plan.status == {"phase": "Succeeded"}
+    assert plan.conditions[0].reason == "Succeeded"
 
 
 def test_plans_are_pure() -> None:

@@ -1,0 +1,160 @@
+"""`mesh inference`: run a prompt on the pool (a Job the local agent coordinates) or,
+with --local, on this device alone; stream the tokens, then print the figures."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+import typer
+from rich.progress import Progress
+
+from manifests import Job, Pool
+from meshctl.context import CliError, friendly, home, open_store
+from meshctl.render import console, emit, err_console, table
+from reconciler.singleton import running_pid
+from reconciler.store import Store
+
+POLL_SECONDS = 0.05
+
+
+def job_document(name: str, pool: str, args: dict[str, Any]) -> Job:
+    spec: dict[str, Any] = {"pool": pool, "model": args["model"], "maxTokens": args["max_tokens"],
+                            "temperature": args["temperature"]}  # fmt: skip
+    if args["seed"] is not None:
+        spec["seed"] = args["seed"]
+    if args["chat"]:
+        spec["messages"] = [{"role": "user", "content": args["prompt"]}]
+    else:
+        spec["prompt"] = args["prompt"]
+    return Job.model_validate({"metadata": {"name": name}, "spec": spec})
+
+
+def default_pool(store: Store, name: str | None) -> str:
+    pools = [p.metadata.name for p in store.list("Pool") if isinstance(p, Pool)]
+    if name is not None:
+        if name not in pools:
+            raise CliError(f"no pool named {name!r} on this device (mesh pool-list)")
+        return name
+    if len(pools) != 1:
+        raise CliError(
+            "name the pool with --pool"
+            if pools
+            else "this device has no pool: create or join one, or use --local"
+        )
+    return pools[0]
+
+
+def result_document(status: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "text": status.get("output") or "",
+        "tokenIds": status.get("tokenIds", []),
+        "promptTokenIds": status.get("promptTokenIds", []),
+        "promptTokens": status.get("promptTokens"),
+        "completionTokens": status.get("completionTokens"),
+        "tokensPerSecond": status.get("tokensPerSecond"),
+        "timeToFirstTokenMs": status.get("timeToFirstTokenMs"),
+        "members": status.get("members", []),
+    }
+
+
+def print_figures(doc: dict[str, Any]) -> None:
+    tps = doc.get("tokensPerSecond") or 0.0
+    ttft = doc.get("timeToFirstTokenMs") or 0.0
+    console.print(f"\n[dim]{doc.get('completionTokens')} tokens, {tps:.1f} tok/s, first token after "
+                  f"{ttft:.0f} ms, prompt {doc.get('promptTokens')} tokens[/dim]")  # fmt: skip
+    rows = [[m.get("nodeId"), "-".join(str(c) for c in m.get("columns", [])), f"{m.get('computeMs', 0):.0f}",
+             f"{m.get('commMs', 0):.0f}", m.get("bytesSent", 0)] for m in doc.get("members", [])]  # fmt: skip
+    if rows:
+        console.print(table(rows, ["MEMBER", "COLUMNS", "COMPUTE MS", "COMM MS", "BYTES SENT"]))
+
+
+def follow_job(store: Store, name: str, quiet: bool) -> dict[str, Any]:
+    """Stream a job's text as it grows; its final status."""
+    shown = 0
+    with console.status("submitted", spinner="dots") as spinner:
+        while True:
+            job = store.require("Job", name)
+            assert isinstance(job, Job)
+            status = job.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+            text = status.get("output") or ""
+            phase = status.get("phase")
+            if len(text) > shown and not quiet:
+                spinner.stop()
+                console.print(text[shown:], end="", markup=False, highlight=False, soft_wrap=True)
+                shown = len(text)
+            elif shown == 0:
+                spinner.update(_waiting_text(job))
+            if phase in ("Succeeded", "Failed"):
+                return status
+            time.sleep(POLL_SECONDS)
+
+
+def _waiting_text(job: Job) -> str:
+    ready = job.status.condition("Ready")
+    progress = (job.status.model_extra or {}).get("loadProgress") or {}
+    if progress:
+        loaded = ", ".join(f"{node[-6:]} {fraction:.0%}" for node, fraction in progress.items())
+        return f"loading slices: {loaded}"
+    return f"{job.status.phase or 'Pending'}: {ready.message if ready else 'waiting for the agent'}"
+
+
+@friendly
+def inference(
+    prompt: str = typer.Option(
+        ..., "--prompt", help="Text to continue (or, with --chat, a user message)."
+    ),
+    max_tokens: int = typer.Option(16, "--max-tokens", min=1, help="Tokens to generate."),
+    model: str = typer.Option(
+        "demo", "--model", help="'demo', a GGUF file or a Hugging Face folder."
+    ),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy."),
+    seed: int | None = typer.Option(None, "--seed", help="Sampling seed."),
+    chat: bool = typer.Option(
+        False, "--chat", help="Render the prompt with the model's chat template."
+    ),
+    local: bool = typer.Option(False, "--local", help="Run on this device alone, without a pool."),
+    pool: str | None = typer.Option(None, "--pool", help="Pool to run on (default: the only one)."),
+    output: str = typer.Option("text", "-o", "--output", help="text or json."),
+) -> None:
+    """Generate text with the demo model (or another) across the pool's ring."""
+    args = {"prompt": prompt, "max_tokens": max_tokens, "model": model,
+            "temperature": temperature, "seed": seed, "chat": chat}  # fmt: skip
+    if local:
+        from meshctl.local_inference import run_local
+
+        doc = run_local(args, quiet=output == "json")
+    else:
+        doc = _run_on_pool(args, pool, quiet=output == "json")
+    if output == "json":
+        emit(json.dumps(doc, indent=2))
+    else:
+        print_figures(doc)
+
+
+def _run_on_pool(args: dict[str, Any], pool: str | None, quiet: bool) -> dict[str, Any]:
+    if not running_pid(home().agent_lock):
+        raise CliError(
+            "no agent is running for this device: start it with `mesh start` (or use --local)"
+        )
+    name = f"inference-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    with open_store() as store:
+        job = job_document(name, default_pool(store, pool), args)
+        store.apply(job)
+        try:
+            status = follow_job(store, name, quiet)
+        except KeyboardInterrupt:
+            err_console.print(
+                f"\nstopped following; the job {name} goes on (meshctl get job {name})"
+            )
+            raise typer.Exit(130) from None
+    if status.get("phase") == "Failed":
+        raise CliError(
+            f"job {name} failed: {status.get('failureReason')}: {status.get('failureMessage')}"
+        )
+    return result_document(status)
+
+
+__all__ = ["Progress", "inference"]

@@ -1,0 +1,67 @@
+"""`mesh inference --local`: the engine in this process, no pool, no agent."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from meshctl.context import CliError
+from meshctl.render import console
+from reconciler.inference import Engine, load_model_info, load_shard
+from reconciler.inference.errors import ModelError
+from reconciler.inference.sampling import SamplingParams
+from reconciler.inference.sharding import full_share
+from reconciler.runtime.jobrunner import resolve_model
+
+
+def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
+    """Load the whole model here and generate; the same document as a pool job."""
+    try:
+        path = resolve_model(args["model"])
+        info = load_model_info(path)
+        with Progress(TextColumn("loading {task.description}"), BarColumn(), TimeElapsedColumn(),
+                      console=console, transient=True, disable=quiet) as bar:  # fmt: skip
+            task = bar.add_task(path.name, total=1.0)
+            weights = load_shard(path, info.config, full_share(info.config),
+                                 lambda fraction: bar.update(task, completed=fraction))  # fmt: skip
+    except ModelError as err:
+        raise CliError(str(err)) from err
+    tokenizer = info.tokenizer
+    if args["chat"]:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": args["prompt"]}])
+        prompt_ids = tokenizer.encode(text, add_special=False)
+    else:
+        prompt_ids = tokenizer.encode(args["prompt"])
+    params = SamplingParams(max_tokens=args["max_tokens"], temperature=args["temperature"],
+                            seed=args["seed"] or 0)  # fmt: skip
+    engine = Engine(info.config, weights)
+    ids, text, started, first, compute = [], "", time.perf_counter(), None, 0.0
+    for event in engine.generate(prompt_ids, params, tokenizer):
+        first = first if first is not None else time.perf_counter()
+        ids.append(event.token_id)
+        text += event.text
+        compute += event.compute_ms
+        if not quiet:
+            console.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
+    end = time.perf_counter()
+    decode_s = end - (first or end)
+    return {
+        "text": text,
+        "tokenIds": ids,
+        "promptTokenIds": prompt_ids,
+        "promptTokens": len(prompt_ids),
+        "completionTokens": len(ids),
+        "tokensPerSecond": (len(ids) - 1) / decode_s if len(ids) > 1 and decode_s > 0 else None,
+        "timeToFirstTokenMs": ((first or end) - started) * 1000,
+        "members": [
+            {
+                "nodeId": "local",
+                "columns": [0, 8192],
+                "computeMs": compute,
+                "commMs": 0.0,
+                "bytesSent": 0,
+            }
+        ],
+    }

@@ -1,0 +1,71 @@
+"""`mesh pool-info`: what device 2 needs, as KEY=value lines (the `.pool-info` file)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import typer
+
+from manifests import Pool
+from meshctl.admin_cmd import admin_pool
+from meshctl.context import CliError, friendly, home, open_store
+from meshctl.render import emit
+from reconciler.certs.tokens import TokenRecord, generate_token
+from reconciler.drivers.netif import InterfaceError, resolve_interface
+from reconciler.node import load_node_config
+from reconciler.store_admin import put_token
+
+TOKEN_TTL = 24 * 3600.0
+
+
+def lan_address(pool: Pool) -> str:
+    """The address other devices reach this one at (the beacon interface's)."""
+    discovery = pool.spec.discovery
+    try:
+        return resolve_interface(discovery.interface, discovery.group).address
+    except InterfaceError as err:
+        raise CliError(str(err)) from err
+
+
+def control_plane_port() -> int | None:
+    try:
+        return int((home().root / "control-plane.port").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+@friendly
+def pool_info(
+    name: str | None = typer.Option(
+        None, "--name", help="Pool name (default: the one administered)."
+    ),
+    relay_port: int | None = typer.Option(
+        None, "--relay-port", help="Port of a relay running here."
+    ),
+    token: bool = typer.Option(
+        False, "--token", help="Also make a join token (24h) and include it."
+    ),
+) -> None:
+    """Print the pool's credentials for other devices (POOL_ID=..., POOL_ROOT_PUBKEY=...)."""
+    node = load_node_config(home())
+    with open_store() as store:
+        pool = admin_pool(store, name)
+        lines = {
+            "POOL_ID": pool.status.pool_id,
+            "POOL_ROOT_PUBKEY": pool.status.root_fingerprint,
+            "POOL_NAME": pool.metadata.name,
+            "NETWORK_ID": node.network_id,
+            "ADMIN_ADDRESS": lan_address(pool),
+        }
+        port = control_plane_port()
+        if port is not None:
+            lines["CONTROL_PLANE"] = f"{lines['ADMIN_ADDRESS']}:{port}"
+        if relay_port is not None:
+            lines["RELAY"] = f"{lines['ADMIN_ADDRESS']}:{relay_port}"
+        if token:
+            secret = generate_token(os.urandom(64))
+            record = TokenRecord.create(secret, time.time(), TOKEN_TTL)
+            put_token(store, pool.metadata.name, record)
+            lines["JOIN_TOKEN"] = secret
+    emit("\n".join(f"{key}={value}" for key, value in lines.items() if value is not None))
