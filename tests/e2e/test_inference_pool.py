@@ -1,0 +1,71 @@
+"""Inference across a real pool: two devices in network namespaces (root) give the
+same greedy tokens as one device alone; a member lost mid-job fails it, never hangs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from agents import wait_for
+from lan import Device, Lan
+from pool_steps import get, make_token, request_join, ring_of, start_admin, wait_joined
+
+from manifests import Job
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+TINY = FIXTURES / "tiny-llama.gguf"
+
+
+def _two_device_pool(lan: Lan) -> tuple[Device, Device]:
+    admin, member = lan.add("device1"), lan.add("device2")
+    for device in (admin, member):
+        device.extra_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    pool = start_admin(admin)
+    request_join(member, pool, make_token(admin))
+    wait_joined(member)
+    for device in (admin, member):
+        wait_for(lambda d=device: ring_of(d, 2), 30, "ring of 2")
+    return admin, member
+
+
+def _inference(device: Device, *args: str) -> dict[str, object]:
+    result = device.cli("inference", "-o", "json", *args, tool="mesh", timeout=180)
+    return dict(json.loads(result.stdout))
+
+
+@pytest.mark.slow
+def test_two_devices_match_one_device(lan: Lan) -> None:
+    admin, member = _two_device_pool(lan)
+    prompt = ["--prompt", "Hello world", "--max-tokens", "10"]
+    for model in (str(TINY), "demo"):
+        local = _inference(admin, *prompt, "--model", model, "--local")
+        pooled = _inference(member, *prompt, "--model", model)
+        assert pooled["tokenIds"] == local["tokenIds"], model
+        assert pooled["text"] == local["text"]
+        members = pooled["members"]
+        assert isinstance(members, list) and len(members) == 2
+        assert [m["columns"] for m in members] == [[0, 4096], [4096, 8192]]
+        assert all(m["bytesSent"] > 0 for m in members)
+    stats = json.loads(member.cli("inference-stats", "-o", "json", tool="mesh").stdout)
+    assert stats["succeeded"] == 2
+
+
+def test_member_lost_mid_job_fails_it_quickly(lan: Lan) -> None:
+    admin, member = _two_device_pool(lan)
+    manifest = admin.home.root / "job.yaml"
+    manifest.write_text(
+        "apiVersion: meshnet.dev/v1alpha1\nkind: Job\nmetadata: {name: long}\n"
+        f"spec: {{pool: test-pool, model: {TINY}, prompt: hello, maxTokens: 5000}}\n"
+    )
+    admin.cli("apply", "-f", str(manifest))
+
+    def phase() -> str | None:
+        job = get(admin, "Job", "long")
+        return job.status.phase if isinstance(job, Job) else None
+
+    wait_for(lambda: phase() == "Running", 60, "job running")
+    member.processes[-1].kill()
+    wait_for(lambda: phase() == "Failed", 10, "job failed within 10 s")
+    job = get(admin, "Job", "long")
+    assert (job.status.model_extra or {}).get("failureReason") == "MemberLost"
