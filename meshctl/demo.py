@@ -1,12 +1,16 @@
-"""`mesh demo`: a pool on this machine, end to end, with nothing set up beforehand.
+"""`mesh demo`: a two-member pool on this machine answers a prompt, end to end.
 
-Every device of the demo is a separate agent process with its own MESHNET_HOME under a
-temporary folder; everything started is stopped at the end, also on Ctrl+C.
+Two devices, each a separate agent process with its own MESHNET_HOME under a temporary
+folder; beacons stay on the loopback interface (TTL 0) on a private port. Device 1
+creates the pool and a join token, device 2 joins with it, the ring converges, and
+"Hello world" runs on the demo model across both. Everything started is stopped at
+the end, also on Ctrl+C.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -16,45 +20,40 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 
-from manifests import MeshObject, Pool
-from meshctl.render import console, print_objects
+from manifests import Member, MeshObject, Pool
+from meshctl.inference_cmd import follow_job, job_document, print_figures, result_document
+from meshctl.observed_cmd import print_rings, rings
+from meshctl.render import console
+from reconciler.certs.tokens import TokenRecord, generate_token
 from reconciler.home import Home
 from reconciler.node import init_node
+from reconciler.oneshot import reconcile_now
 from reconciler.store import Store
+from reconciler.store_admin import put_token
 
 T = TypeVar("T")
-
-DEMO_POOL = """apiVersion: meshnet.dev/v1alpha1
-kind: Pool
-metadata:
-  name: demo-pool
-spec:
-  networkId: demo
-  admission: token
-"""
+POOL = "demo-pool"
 
 
 class DemoDevice:
     """One demo device: a home and, once started, an agent process."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, env: dict[str, str]) -> None:
         self.name = name
         self.home = Home(root / name)
+        self._env = {**env, "MESHNET_HOME": str(self.home.root)}
         self.process: subprocess.Popen[bytes] | None = None
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "MESHNET_HOME": str(self.home.root)}
 
     def start_agent(self) -> None:
         self.home.logs.mkdir(parents=True, exist_ok=True)
         out = (self.home.logs / "agent.out").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "meshctl", "agent"],
-            env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self._env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
     def stop_agent(self) -> None:
@@ -67,15 +66,25 @@ class DemoDevice:
             self.process.kill()
             self.process.wait(5)
 
+    def store(self) -> Store:
+        return Store.open(self.home.root)
+
     def get(self, kind: str, name: str) -> MeshObject | None:
-        with Store.open(self.home.root) as store:
+        with self.store() as store:
             return store.get(kind, name)
 
+    def ring_size(self) -> int:
+        with self.store() as store:
+            found = rings(store, POOL)
+        return len(found[0]["members"]) if found and found[0].get("converged") else 0
 
-def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, device: DemoDevice) -> T:
     deadline = time.monotonic() + timeout
     with console.status(what):
         while time.monotonic() < deadline:
+            if device.process is not None and device.process.poll() is not None:
+                raise RuntimeError(f"the agent of {device.name} exited (see {device.home.logs})")
             value = check()
             if value:
                 return value
@@ -84,55 +93,124 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
 
 
 @contextmanager
-def demo_devices(keep: bool) -> Iterator[Path]:
+def demo_root(keep: bool) -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="meshnet-demo-"))
     try:
         yield root
     finally:
-        if not keep:
+        if keep:
+            console.print(f"kept the demo's folders in {root}")
+        else:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _pool_ready(device: DemoDevice) -> Pool | None:
-    pool = device.get("Pool", "demo-pool")
-    if isinstance(pool, Pool):
-        condition = pool.status.condition("Ready")
-        if condition is not None and condition.status == "True":
-            return pool
-    return None
+def demo_env() -> dict[str, str]:
+    """Loopback only, a private beacon port, one BLAS thread per agent (two share a CPU)."""
+    return {
+        **os.environ,
+        "MESHNET_BEACON_INTERFACE": "127.0.0.1",
+        "MESHNET_BEACON_PORT": str(42500 + secrets.randbelow(500)),
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+class Timeline:
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def step(self, text: str) -> None:
+        console.print(f"[dim]T+{time.monotonic() - self.start:5.2f}s[/dim] {text}", highlight=False)
+
+
+def _create_pool(admin: DemoDevice) -> tuple[Pool, str]:
+    init_node(admin.home, "demo", "device1")
+    with admin.store() as store:
+        store.apply(
+            Pool.model_validate({"metadata": {"name": POOL}, "spec": {"networkId": "demo"}})
+        )
+        reconcile_now(admin.home, store, "Pool", POOL)
+        pool = store.require("Pool", POOL)
+        token = generate_token(os.urandom(64))
+        put_token(store, POOL, TokenRecord.create(token, time.time(), 3600.0, usages=1))
+    assert isinstance(pool, Pool)
+    return pool, token
+
+
+def _request_join(member: DemoDevice, pool: Pool, token: str) -> None:
+    init_node(member.home, "demo", "device2")
+    token_file = member.home.root / "join.token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    ref = {"name": POOL, "id": pool.status.pool_id, "rootFingerprint": pool.status.root_fingerprint}
+    document = {
+        "metadata": {"name": "device2"},
+        "spec": {"pool": ref, "tokenFile": str(token_file)},
+    }
+    with member.store() as store:
+        store.apply(Member.model_validate(document))
+
+
+def _joined(member: DemoDevice) -> bool:
+    obj = member.get("Member", "device2")
+    return isinstance(obj, Member) and obj.status.phase == "Joined"
+
+
+def _ring_of_two(device: DemoDevice) -> Callable[[], bool]:
+    return lambda: device.ring_size() == 2
+
+
+def run_demo(root: Path, args: dict[str, Any], timeout: float) -> None:
+    env = demo_env()
+    admin, member = DemoDevice(root, "device1", env), DemoDevice(root, "device2", env)
+    clock = Timeline()
+    try:
+        pool, token = _create_pool(admin)
+        clock.step(f"device1 created pool {pool.status.pool_id} and a join token")
+        admin.start_agent()
+        _request_join(member, pool, token)
+        member.start_agent()
+        clock.step("device2 asks to join by beacon (loopback, TTL 0)")
+        wait_until(lambda: _joined(member), timeout, "waiting for device2's certificate", member)
+        clock.step("device2 holds a certificate signed by the pool root")
+        for device in (admin, member):
+            wait_until(_ring_of_two(device), timeout, "waiting for the ring", device)
+        clock.step("the ring converged on both devices")
+        with admin.store() as store:
+            print_rings(rings(store, POOL), "table")
+            job = job_document("demo-hello", POOL, args)
+            store.apply(job)
+            clock.step(f"device1 coordinates the job; prompt: {args['prompt']!r}")
+            status = follow_job(store, "demo-hello", quiet=False)
+        console.print()
+        if status.get("phase") != "Succeeded":
+            raise RuntimeError(
+                f"the job failed: {status.get('failureReason')}: {status.get('failureMessage')}"
+            )
+        clock.step("done")
+        print_figures(result_document(status))
+    finally:
+        for device in (member, admin):
+            device.stop_agent()
 
 
 def demo(
+    prompt: str = typer.Option("Hello world", "--prompt", help="The prompt to run."),
+    max_tokens: int = typer.Option(16, "--max-tokens", min=1, help="Tokens to generate."),
+    model: str = typer.Option("demo", "--model", help="'demo' or a model path."),
     keep: bool = typer.Option(False, "--keep", help="Keep the demo's folders afterwards."),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for each step."),
 ) -> None:
-    """Run a pool on this machine end to end, then stop everything it started."""
-    with demo_devices(keep) as root:
-        admin = DemoDevice(root, "device1")
+    """Run a two-member pool on this machine, answer a prompt across it, stop it all."""
+    args = {"prompt": prompt, "max_tokens": max_tokens, "model": model,
+            "temperature": 0.0, "seed": None, "chat": False}  # fmt: skip
+    with demo_root(keep) as root:
         try:
-            started = time.monotonic()
-            config = init_node(admin.home, "demo", "device1")
-            console.print(
-                f"[bold]device1[/bold] initialised as {config.node_id} ({admin.home.root})"
-            )
-            admin.start_agent()
-            manifest = root / "pool.yaml"
-            manifest.write_text(DEMO_POOL)
-            subprocess.run(
-                [sys.executable, "-m", "meshctl", "apply", "-f", str(manifest)],
-                env=admin.env(), check=True,
-            )  # fmt: skip
-            pool = wait_until(
-                lambda: _pool_ready(admin), timeout, "waiting for the pool to be Ready"
-            )
-            console.print(f"Pool Ready after {time.monotonic() - started:.2f}s:")
-            print_objects(Pool, [pool], "wide")
-        except (TimeoutError, subprocess.CalledProcessError) as err:
-            console.print(f"[red]demo failed:[/red] {err}; logs in {root} (use --keep)")
+            run_demo(root, args, timeout)
+        except (TimeoutError, RuntimeError) as err:
+            console.print(f"[red]demo failed:[/red] {err}; rerun with --keep to read the logs")
             raise typer.Exit(1) from err
         except KeyboardInterrupt:
-            console.print("interrupted; stopping")
+            console.print("\ninterrupted; everything the demo started is stopped")
             raise typer.Exit(130) from None
-        finally:
-            admin.stop_agent()
-        console.print("Stopped everything the demo started.")
+    console.print("Stopped everything the demo started.")
