@@ -7,7 +7,6 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from manifests.base import (
-    API_VERSION,
     BaseStatus,
     LenientModel,
     ObjectMeta,

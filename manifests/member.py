@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from manifests.base import API_VERSION, BaseStatus, ObjectMeta, ObjectName, StrictModel
+from manifests.base import BaseStatus, ObjectMeta, ObjectName, StrictModel
 from manifests.fields import Fingerprint
 
 MemberPhase = Literal["Pending", "Approved", "Denied", "Joined", "Revoked"]

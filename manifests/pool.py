@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from manifests.base import API_VERSION, BaseStatus, LenientModel, ObjectMeta, StrictModel
+from manifests.base import BaseStatus, LenientModel, ObjectMeta, StrictModel
 from manifests.durations import Duration
 from manifests.fields import HostPort, MulticastAddress
 
