@@ -1,0 +1,106 @@
+"""Jobs over HTTP: submit, list, get, and follow one as server-sent events.
+
+``GET /v1/jobs/{name}/events`` streams ``text/event-stream``: ``status`` (phase and
+conditions, on every change), ``token`` (``{index, id, output}`` for each new token
+id the agent writes to ``status.tokenIds``, with the output so far), and a final
+``end`` (phase Succeeded or Failed) or ``deleted``. It follows the store by polling
+its revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi.responses import StreamingResponse
+
+from manifests import Job, to_document
+from reconciler.controlplane.auth import Caller, require_member
+from reconciler.controlplane.state import AppState
+from reconciler.store import Conflict, Store
+
+router = APIRouter(prefix="/v1/jobs")
+Member = Annotated[Caller, Depends(require_member)]
+JobName = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")]
+POLL_SECONDS = 0.05
+FINAL = ("Succeeded", "Failed")
+
+
+def _store(request: Request) -> Store:
+    state: AppState = request.app.state.meshnet
+    return state.store()
+
+
+def _job(store: Store, caller: Caller, name: str) -> Job:
+    obj = store.get("Job", name)
+    if not isinstance(obj, Job) or obj.spec.pool != caller.pool.name:
+        raise HTTPException(404, f'job "{name}" not found in pool {caller.pool.name}')
+    return obj
+
+
+@router.post("", status_code=201)
+def submit(job: Job, request: Request, caller: Member) -> dict[str, Any]:
+    """Create a Job (its status is ignored); 409 if one of that name exists."""
+    if job.spec.pool != caller.pool.name:
+        raise HTTPException(403, f"you are a member of {caller.pool.name}, not {job.spec.pool}")
+    store = _store(request)
+    if store.get("Job", job.metadata.name) is not None:
+        raise HTTPException(409, f'job "{job.metadata.name}" already exists')
+    try:
+        created, _ = store.apply(job)
+    except Conflict as err:
+        raise HTTPException(409, str(err)) from err
+    return to_document(created)
+
+
+@router.get("")
+def list_jobs(request: Request, caller: Member) -> dict[str, Any]:
+    """Every Job of the caller's pool."""
+    found = [j for j in _store(request).list("Job") if isinstance(j, Job)]
+    return {"items": [to_document(j) for j in found if j.spec.pool == caller.pool.name]}
+
+
+@router.get("/{name}")
+def get_job(name: JobName, request: Request, caller: Member) -> dict[str, Any]:
+    return to_document(_job(_store(request), caller, name))
+
+
+@router.get("/{name}/events", response_class=StreamingResponse)
+def job_events(name: JobName, request: Request, caller: Member) -> StreamingResponse:
+    """Server-sent events: status changes and generated tokens as they come."""
+    _job(_store(request), caller, name)
+    return StreamingResponse(_follow(request, name), media_type="text/event-stream")
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def _follow(request: Request, name: str) -> AsyncIterator[str]:
+    store = _store(request)
+    revision, phase, sent, first = -1, "", 0, True
+    while not await request.is_disconnected():
+        if store.revision() != revision:
+            revision = store.revision()
+            job = store.get("Job", name)
+            if not isinstance(job, Job):
+                yield _sse("deleted", {"name": name})
+                return
+            status = job.status
+            if (status.phase or "") != phase or first:
+                phase, first = status.phase or "", False
+                conditions = [c.model_dump(mode="json", by_alias=True) for c in status.conditions]
+                yield _sse("status", {"phase": phase or None, "conditions": conditions})
+            for index in range(sent, len(status.token_ids)):
+                yield _sse(
+                    "token",
+                    {"index": index, "id": status.token_ids[index], "output": status.output},
+                )
+            sent = max(sent, len(status.token_ids))
+            if phase in FINAL:
+                yield _sse("end", {"phase": phase, "output": status.output})
+                return
+        await asyncio.sleep(POLL_SECONDS)
