@@ -9,9 +9,9 @@ cd "$REPO"
 VENV="${MESHNET_TEST_VENV:-$REPO/.venv}"
 PYTHON="${PYTHON:-python3}"
 
-if [ "$(id -u)" = 0 ] && ! command -v ip >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing iproute2 (network namespaces for the e2e tests)"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && { ! command -v ip >/dev/null 2>&1 || ! command -v iptables >/dev/null 2>&1; }; then
+    echo "==> installing iproute2 and iptables (network namespaces for the e2e tests)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables >/dev/null
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

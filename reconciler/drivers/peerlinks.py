@@ -13,7 +13,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +23,13 @@ from reconciler.drivers.tls import PeerIdentity, peer_identity
 log = logging.getLogger("meshnet.links")
 
 QUEUE_FRAMES = 256
+DIRECT_RETRY_SECONDS = 5.0
 DIAL_TIMEOUT = 3.0
 BACKOFF = (0.1, 2.0)
 
 FrameHandler = Callable[[str, Channel, bytes], None]
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+RelayDial = Callable[[str], Awaitable[Streams]]
 
 
 @dataclass
@@ -46,7 +49,7 @@ class _Outbound:
         self.node_id, self.host, self.port = node_id, host, port
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_FRAMES)
         self.task: asyncio.Task[None] | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.upgrade: Streams | None = None
 
 
 class PeerLinks:
@@ -69,6 +72,8 @@ class PeerLinks:
         self._inbound: dict[asyncio.StreamWriter, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
+        self.relay_dial: RelayDial | None = None
+        self._accepting: set[asyncio.Task[Any]] = set()
 
     async def listen(self, host: str, port: int) -> int:
         """Accept links on host:port (0: any free port); the port bound."""
@@ -128,6 +133,8 @@ class PeerLinks:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._accepting:  # closed writers end their readers
+            await asyncio.wait(list(self._accepting), timeout=2.0)
 
     def _stats(self, node_id: str) -> LinkStats:
         return self.stats.setdefault(node_id, LinkStats())
@@ -145,51 +152,114 @@ class PeerLinks:
     def _stop_outbound(self, link: _Outbound) -> None:
         if link.task is not None:
             link.task.cancel()
-        if link.writer is not None:
-            link.writer.close()
+        if link.upgrade is not None:
+            link.upgrade[1].close()
 
     async def _run_outbound(self, link: _Outbound) -> None:
         delay = BACKOFF[0]
         stats = self._stats(link.node_id)
         while True:
             try:
-                await self._dial_and_write(link, stats)
+                streams, route = await self._connect(link)
                 delay = BACKOFF[0]
+                await self._write_loop(link, stats, streams[1], route)
             except (OSError, ssl.SSLError, TimeoutError, ConnectionError, ValueError) as err:
-                stats.connected, stats.last_error = False, f"{type(err).__name__}: {err}"
+                stats.last_error = f"{type(err).__name__}: {err}"
                 log.debug("link to %s failed: %s", link.node_id, stats.last_error)
+            finally:
+                stats.connected = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF[1])
 
-    async def _dial_and_write(self, link: _Outbound, stats: LinkStats) -> None:
+    async def _connect(self, link: _Outbound) -> tuple[Streams, str]:
+        """A direct link if one can be made, else a circuit through a relay."""
+        try:
+            return await self._dial_direct(link), "direct"
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError, ValueError) as err:
+            if self.relay_dial is None:
+                raise
+            log.debug("direct link to %s failed (%s); trying the relay", link.node_id, err)
+        return await self.relay_dial(link.node_id), "relay"
+
+    async def _dial_direct(self, link: _Outbound) -> Streams:
         dial = asyncio.open_connection(
             link.host, link.port, ssl=self.client_ctx, server_hostname=link.node_id
         )
-        _, writer = await asyncio.wait_for(dial, DIAL_TIMEOUT)
-        link.writer = writer
+        reader, writer = await asyncio.wait_for(dial, DIAL_TIMEOUT)
         try:
-            _nodelay(writer)
             peer = peer_identity(writer.get_extra_info("ssl_object"))
             if peer.node_id != link.node_id or not self.allowed(peer):
                 raise ConnectionError(
                     f"{link.host}:{link.port} is {peer.node_id}, not an allowed {link.node_id}"
                 )
-            stats.connected, stats.last_error = True, ""
+        except BaseException:
+            writer.close()
+            raise
+        _nodelay(writer)
+        return reader, writer
+
+    async def _write_loop(
+        self, link: _Outbound, stats: LinkStats, writer: asyncio.StreamWriter, route: str
+    ) -> None:
+        """Send queued frames; on a relay, keep trying to go back to a direct link."""
+        stats.connected, stats.route, stats.last_error = True, route, ""
+        loop = asyncio.get_running_loop()
+        next_probe = loop.time() + DIRECT_RETRY_SECONDS if route == "relay" else None
+        link.upgrade = None
+        try:
             while True:
-                frame = await link.queue.get()
+                if link.upgrade is not None:
+                    writer.close()
+                    writer, link.upgrade, next_probe = link.upgrade[1], None, None
+                    stats.route = "direct"
+                    log.info("link to %s is direct again", link.node_id)
+                elif next_probe is not None and loop.time() >= next_probe:
+                    next_probe = loop.time() + DIRECT_RETRY_SECONDS
+                    self._spawn(self._probe_direct(link), f"probe-{link.node_id}")
+                frame = await self._next_frame(link, next_probe)
+                if frame is None:
+                    continue
                 writer.write(frame)
                 await writer.drain()
                 stats.bytes_sent += len(frame)
         finally:
-            stats.connected = False
-            link.writer = None
+            writer.close()
+
+    @staticmethod
+    async def _next_frame(link: _Outbound, next_probe: float | None) -> bytes | None:
+        if next_probe is None:
+            return await link.queue.get()
+        timeout = max(0.0, next_probe - asyncio.get_running_loop().time())
+        try:
+            return await asyncio.wait_for(link.queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+    async def _probe_direct(self, link: _Outbound) -> None:
+        try:
+            link.upgrade = await self._dial_direct(link)
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError, ValueError):
+            return
+
+    async def accept_relayed(
+        self, node_id: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Read frames from a peer that reached us through a relay (already authenticated
+        end to end by the circuit's inner TLS)."""
+        self._inbound[writer] = node_id
+        try:
+            await self._read_frames(node_id, reader)
+        except (OSError, ssl.SSLError, FrameError, asyncio.IncompleteReadError) as err:
+            log.debug("relayed link from %s closed: %s", node_id, err)
+        finally:
+            self._inbound.pop(writer, None)
             writer.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if task is not None:  # never cancelled (asyncio's stream protocol reads its result)
+            self._accepting.add(task)
+            task.add_done_callback(self._accepting.discard)
         try:
             peer = peer_identity(writer.get_extra_info("ssl_object"))
         except ValueError:

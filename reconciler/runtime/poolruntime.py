@@ -38,6 +38,7 @@ from reconciler.runtime.beaconsockets import (
 )
 from reconciler.runtime.context import DeviceContext, cores, memory_bytes
 from reconciler.runtime.jobrunner import resolve_model
+from reconciler.runtime.relays import PoolRelays
 from reconciler.runtime.revocations import Revocations
 
 log = logging.getLogger("meshnet.pool")
@@ -67,6 +68,7 @@ class PoolRuntime:
         self._publisher: asyncio.Task[None] | None = None
         self._desk: AdminDesk | None = None
         self.jobs: JobService | None = None
+        self.relays: PoolRelays | None = None
 
     @property
     def links(self) -> PeerLinks:
@@ -96,6 +98,8 @@ class PoolRuntime:
         self._links = PeerLinks(
             ctx.node_id, server_context(files), client_context(files), self._on_frame, self._allowed
         )
+        self.relays = PoolRelays(ctx.home, self.pool.spec.relays, ctx.node_id, info.pool_id)
+        self.relays.start(files, self.links, self._allowed)
         interface = choose_interface(discovery)
         bind = interface.address if interface.is_loopback else "0.0.0.0"
         port = await self.links.listen(bind, 0)
@@ -156,6 +160,8 @@ class PoolRuntime:
             self._sockets.close()
         if self._links is not None:
             await self.links.close()
+        if self.relays is not None:
+            await self.relays.close()
         self._publish(final=True)
 
     # -- store changes ------------------------------------------------------------------
@@ -284,4 +290,5 @@ class PoolRuntime:
         observed.publish(store, observed.ring_key(name), ring, self._cache)
         if self._beacon is not None and self._sockets is not None:
             stats = beacon_stats(self._beacon, self._sockets, self.beacon_peers)
+            stats["relays"] = self.relays.status() if self.relays is not None else []
             observed.publish(store, observed.beacons_key(name), stats, self._cache)
