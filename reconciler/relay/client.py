@@ -16,7 +16,7 @@ import inspect
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from reconciler.drivers.tls import PeerIdentity, peer_identity
 from reconciler.relay.circuit import CircuitClosed, CircuitTls
@@ -63,8 +63,7 @@ class _Link(asyncio.Protocol):
         self.paused: set[int] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
 
     def data_received(self, data: bytes) -> None:
         for event in self.parser.feed(data):

@@ -19,12 +19,14 @@ spec:
   admission: {admission}
   discovery:
     beaconInterval: 1s
+  relays: [{relays}]
 """
 
 MEMBER_YAML = """apiVersion: meshnet.dev/v1alpha1
 kind: Member
 metadata:
   name: {name}
+  annotations: {{meshnet.dev/relays: "{relays}"}}
 spec:
   pool:
     name: test-pool
@@ -43,10 +45,10 @@ def observed(device: Device, key: str) -> Any:
         return store.get_observed(key)
 
 
-def start_admin(device: Device, admission: str = "token") -> Pool:
+def start_admin(device: Device, admission: str = "token", relays: str = "") -> Pool:
     device.cli("init", "--network-id", "lan", "--name", device.name)
     manifest = device.home.root / "pool.yaml"
-    manifest.write_text(POOL_YAML.format(admission=admission))
+    manifest.write_text(POOL_YAML.format(admission=admission, relays=relays))
     device.cli("apply", "-f", str(manifest))
     device.start_agent()
 
@@ -61,7 +63,7 @@ def make_token(admin: Device) -> str:
     return admin.cli("token", "create", "--ttl", "1h").stdout.strip()
 
 
-def request_join(device: Device, pool: Pool, token: str | None) -> None:
+def request_join(device: Device, pool: Pool, token: str | None, relays: str = "") -> None:
     """init, then apply a Member manifest naming the pool, then start the agent."""
     device.cli("init", "--network-id", "lan", "--name", device.name)
     token_line = ""
@@ -71,7 +73,7 @@ def request_join(device: Device, pool: Pool, token: str | None) -> None:
         token_line = f"  tokenFile: {token_file}\n"
     manifest = device.home.root / "member.yaml"
     manifest.write_text(MEMBER_YAML.format(
-        name=device.name, pool_id=pool.status.pool_id,
+        name=device.name, pool_id=pool.status.pool_id, relays=relays,
         fingerprint=pool.status.root_fingerprint, token_line=token_line,
     ))  # fmt: skip
     device.cli("apply", "-f", str(manifest))
