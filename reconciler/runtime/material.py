@@ -83,6 +83,11 @@ def save_joined(home: Home, pool_name: str, cert_der: bytes, root_der: bytes) ->
     return info
 
 
+def save_renewed(home: Home, pool_name: str, cert_der: bytes) -> None:
+    """Replace this device's member certificate with a renewed one (same pool, same role)."""
+    write_atomic(home.pool_dir(pool_name) / "member.crt", der_to_pem(cert_der))
+
+
 def membership(home: Home, info: PoolInfo, revoked: frozenset[str] = frozenset()) -> Membership:
     """This device's verified place in a pool (for the beacon machine)."""
     pool_anchor = anchor(home, info)

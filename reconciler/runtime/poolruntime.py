@@ -69,6 +69,7 @@ class PoolRuntime:
         self._desk: AdminDesk | None = None
         self.jobs: JobService | None = None
         self.relays: PoolRelays | None = None
+        self.renewed = False
 
     @property
     def links(self) -> PeerLinks:
@@ -217,7 +218,8 @@ class PoolRuntime:
         elif isinstance(event, JoinRequested) and self._desk is not None:
             record_join(self.ctx.store, self.info, self._desk, event)
         elif isinstance(event, JoinAnswered) and event.status == "approved" and event.cert_der:
-            material.save_joined(self.ctx.home, self.info.name, event.cert_der, event.root_cert_der)
+            material.save_renewed(self.ctx.home, self.info.name, event.cert_der)
+            self.renewed = True  # the supervisor restarts us: TLS contexts take the new cert
             log.info("certificate renewed for pool %s", self.info.name)
         elif isinstance(event, DatagramDropped):
             log.debug("beacon from %s dropped: %s %s", event.source, event.reason, event.detail)

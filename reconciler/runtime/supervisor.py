@@ -80,7 +80,8 @@ class Supervisor:
         wanted = self.desired(ctx)
         for key, runtime in list(self.running.items()):
             obj = wanted.get(key)
-            if obj is None or obj.metadata.generation != runtime.generation:
+            renewed = isinstance(runtime, PoolRuntime) and runtime.renewed
+            if obj is None or obj.metadata.generation != runtime.generation or renewed:
                 await self._stop(key)
         for key, obj in wanted.items():
             if key not in self.running and self._due(key):
