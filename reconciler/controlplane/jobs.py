@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from manifests import Job, to_document
@@ -25,6 +25,7 @@ from reconciler.store import Conflict, Store
 router = APIRouter(prefix="/v1/jobs")
 Member = Annotated[Caller, Depends(require_member)]
 JobName = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")]
+Wait = Annotated[float, Query(ge=0.0, le=3600.0, description="Longest the stream lasts (s).")]
 POLL_SECONDS = 0.05
 FINAL = ("Succeeded", "Failed")
 
@@ -69,18 +70,22 @@ def get_job(name: JobName, request: Request, caller: Member) -> dict[str, Any]:
 
 
 @router.get("/{name}/events", response_class=StreamingResponse)
-def job_events(name: JobName, request: Request, caller: Member) -> StreamingResponse:
-    """Server-sent events: status changes and generated tokens as they come."""
+def job_events(
+    name: JobName, request: Request, caller: Member, wait: Wait = 600.0
+) -> StreamingResponse:
+    """Server-sent events: status changes and generated tokens as they come (the stream
+    ends with ``end`` when the job does, or ``timeout`` after ``wait`` seconds)."""
     _job(_store(request), caller, name)
-    return StreamingResponse(_follow(request, name), media_type="text/event-stream")
+    return StreamingResponse(_follow(request, name, wait), media_type="text/event-stream")
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-async def _follow(request: Request, name: str) -> AsyncIterator[str]:
+async def _follow(request: Request, name: str, wait: float) -> AsyncIterator[str]:
     store = _store(request)
+    deadline = asyncio.get_running_loop().time() + wait
     revision, phase, sent, first = -1, "", 0, True
     while not await request.is_disconnected():
         if store.revision() != revision:
@@ -103,4 +108,7 @@ async def _follow(request: Request, name: str) -> AsyncIterator[str]:
             if phase in FINAL:
                 yield _sse("end", {"phase": phase, "output": status.output})
                 return
+        if asyncio.get_running_loop().time() >= deadline:
+            yield _sse("timeout", {"phase": phase or None})
+            return
         await asyncio.sleep(POLL_SECONDS)

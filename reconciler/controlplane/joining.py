@@ -48,7 +48,7 @@ class JoinRequest(BaseModel):
     device_name: str = Field(alias="deviceName", min_length=1, max_length=64)
     token_id: str = Field(alias="tokenId", pattern=r"^[a-z0-9]{6}$")
     proof: str = Field(pattern=HEX64, description="hex HMAC-SHA256 join proof")
-    nonce: str = Field(pattern=r"^[0-9a-f]{32,64}$", description="hex, 16-32 bytes")
+    nonce: str = Field(pattern=r"^([0-9a-f]{2}){16,32}$", description="hex, 16-32 bytes")
     timestamp: float = Field(ge=0, le=1e11, description="seconds since the epoch")
     root_fingerprint: str = Field(default="", alias="rootFingerprint", max_length=80)
     signature: str = Field(pattern=r"^[0-9a-f]{128}$", description="hex Ed25519 signature")
