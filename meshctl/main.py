@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def _main(
 ) -> None:
     if home_dir is not None:
         State.home = Home(home_dir.expanduser())
+        os.environ["MESHNET_HOME"] = str(State.home.root)  # for the services below
 
 
 def meshnet_version() -> str:
@@ -106,6 +108,25 @@ app.add_typer(admin_cmd.token_app, name="token")
 app.add_typer(admin_cmd.certificate_app, name="certificate")
 app.add_typer(admin_cmd.member_app, name="member")
 app.command("doctor")(doctor)
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command("relay", context_settings=PASS_THROUGH, add_help_option=False)
+def relay(ctx: typer.Context) -> None:
+    """Run a relay for this device's pools (same as mesh-relay; --help for its options)."""
+    from reconciler.relay.cli import app as relay_app
+
+    relay_app(args=ctx.args, prog_name="meshctl relay")
+
+
+@app.command("control-plane", context_settings=PASS_THROUGH, add_help_option=False)
+def control_plane(ctx: typer.Context) -> None:
+    """Serve the pool's HTTP API (same as mesh-control-plane; --help for its options)."""
+    from reconciler.controlplane.cli import app as control_plane_app
+
+    control_plane_app(args=ctx.args, prog_name="meshctl control-plane")
+
+
 app.command("logs")(jobs_cmd.logs)
 app.command("apply")(objects_cmd.apply)
 app.command("diff")(objects_cmd.diff)

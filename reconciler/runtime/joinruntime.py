@@ -29,6 +29,8 @@ from reconciler.runtime.context import DeviceContext, cores, memory_bytes
 log = logging.getLogger("meshnet.join")
 
 PUBLISH_SECONDS = 0.5
+HTTP_FALLBACK_AFTER = 5.0  # seconds of unanswered beacons before trying the control plane
+HTTP_RETRY_SECONDS = 10.0
 CONTROL_PLANE_ANNOTATION = "meshnet.dev/control-plane"
 RELAYS_ANNOTATION = "meshnet.dev/relays"
 """Annotations on a Member carrying where the pool's services are (from .pool-info);
@@ -61,6 +63,8 @@ class JoinRuntime:
         self._publisher: asyncio.Task[None] | None = None
         self._cache: dict[str, Any] = {}
         self.joined = False
+        self.http_error = ""
+        self._fallback: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         spec = self.member.spec
@@ -90,10 +94,39 @@ class JoinRuntime:
         self._publisher = loop.create_task(
             self._publish_loop(), name=f"join-{self.member.metadata.name}"
         )
+        control_plane = self.member.metadata.annotations.get(CONTROL_PLANE_ANNOTATION)
+        if control_plane and token:
+            self._fallback = loop.create_task(
+                self._http_fallback(control_plane, token, name), name="join-http"
+            )
+
+    async def _http_fallback(self, address: str, token: str, device_name: str) -> None:
+        """No beacon answer after a while: ask the control plane over HTTPS (pinned root)."""
+        from reconciler.controlplane.client import http_join
+
+        pool = self.member.spec.pool
+        await asyncio.sleep(HTTP_FALLBACK_AFTER)
+        while not self.joined:
+            try:
+                cert, root = await asyncio.to_thread(
+                    http_join, address, pool.id, pool.root_fingerprint, self.ctx.identity,
+                    device_name, token, time.time(),
+                )  # fmt: skip
+            except Exception as err:  # httpx, TLS, pinning: all mean "not this time"
+                self.http_error = str(err)
+                log.info("join through the control plane at %s failed: %s", address, err)
+            else:
+                if not self.joined:
+                    self._joined(cert, root, f"through the control plane at {address}")
+                    self._publish()
+                return
+            await asyncio.sleep(HTTP_RETRY_SECONDS)
 
     async def stop(self) -> None:
         if self._publisher is not None:
             self._publisher.cancel()
+        if self._fallback is not None:
+            self._fallback.cancel()
         if self._sockets is not None:
             self._sockets.close()
 
@@ -101,14 +134,12 @@ class JoinRuntime:
         if not isinstance(event, JoinAnswered):
             return
         if event.status == "approved" and event.cert_der and not self.joined:
-            self._joined(event)
+            self._joined(event.cert_der, event.root_cert_der, f"by beacon: {event.reason}")
         self._publish()
 
-    def _joined(self, event: JoinAnswered) -> None:
+    def _joined(self, cert_der: bytes, root_der: bytes, how: str) -> None:
         pool_ref = self.member.spec.pool
-        info = material.save_joined(
-            self.ctx.home, pool_ref.name, event.cert_der, event.root_cert_der
-        )
+        info = material.save_joined(self.ctx.home, pool_ref.name, cert_der, root_der)
         if (info.pool_id, info.root_fingerprint) != (pool_ref.id, pool_ref.root_fingerprint):
             log.error(
                 "the admin's answer names pool %s, not the pinned %s", info.pool_id, pool_ref.id
@@ -124,7 +155,7 @@ class JoinRuntime:
             pool = Pool.model_validate({"metadata": metadata, "spec": self._services()})
             store.apply(pool)
         store.record_event("Member", self.member.metadata.name, "Normal", "CertificateIssued",
-                           f"joined pool {info.pool_id}: {event.reason}")  # fmt: skip
+                           f"joined pool {info.pool_id} {how}")  # fmt: skip
         log.info("joined pool %s (%s)", pool_ref.name, info.pool_id)
 
     def _services(self) -> dict[str, Any]:
@@ -147,7 +178,8 @@ class JoinRuntime:
         status = self._beacon.join_status
         value = {
             "state": "joined" if self.joined else (status.state if status else "starting"),
-            "reason": status.reason if status else "",
+            "reason": (status.reason if status else "")
+            + (f"; control plane: {self.http_error}" if self.http_error else ""),
             "attempts": status.attempts if status else 0,
         }
         observed.publish(

@@ -26,7 +26,7 @@ MEMBER_YAML = """apiVersion: meshnet.dev/v1alpha1
 kind: Member
 metadata:
   name: {name}
-  annotations: {{meshnet.dev/relays: "{relays}"}}
+  annotations: {{meshnet.dev/relays: "{relays}", meshnet.dev/control-plane: "{control_plane}"}}
 spec:
   pool:
     name: test-pool
@@ -63,7 +63,9 @@ def make_token(admin: Device) -> str:
     return admin.cli("token", "create", "--ttl", "1h").stdout.strip()
 
 
-def request_join(device: Device, pool: Pool, token: str | None, relays: str = "") -> None:
+def request_join(
+    device: Device, pool: Pool, token: str | None, relays: str = "", control_plane: str = ""
+) -> None:
     """init, then apply a Member manifest naming the pool, then start the agent."""
     device.cli("init", "--network-id", "lan", "--name", device.name)
     token_line = ""
@@ -73,7 +75,7 @@ def request_join(device: Device, pool: Pool, token: str | None, relays: str = ""
         token_line = f"  tokenFile: {token_file}\n"
     manifest = device.home.root / "member.yaml"
     manifest.write_text(MEMBER_YAML.format(
-        name=device.name, pool_id=pool.status.pool_id, relays=relays,
+        name=device.name, pool_id=pool.status.pool_id, relays=relays, control_plane=control_plane,
         fingerprint=pool.status.root_fingerprint, token_line=token_line,
     ))  # fmt: skip
     device.cli("apply", "-f", str(manifest))
