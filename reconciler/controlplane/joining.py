@@ -24,12 +24,14 @@ from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from manifests import Pool
-from reconciler.beacon.admin import AdminDesk
+from reconciler.beacon.admin import AdminDesk, Answer
+from reconciler.beacon.events import JoinRequested
 from reconciler.certs.admission import JoinClaim
-from reconciler.certs.identity import node_id_for, verify_signature
+from reconciler.certs.identity import fingerprint, node_id_for, verify_signature
 from reconciler.controlplane.state import AppState
-from reconciler.pools import load_root
-from reconciler.store_admin import approvals, set_token_usages, tokens
+from reconciler.pools import load_root, read_pool_info
+from reconciler.runtime.admin_records import record_join
+from reconciler.store_admin import approvals, tokens
 
 log = logging.getLogger("meshnet.control-plane")
 
@@ -85,11 +87,9 @@ def join(state: AppState, body: JoinRequest, now: float | None = None) -> JoinRe
     with state.join_lock:
         desk = _desk(state, pool.name, body.pool_id)
         answer = desk.answer(claim, ("http", 0), _revoked(state, pool.name), now)
+        _record(state, pool.name, desk, claim, answer)
         if answer.status != "approved":
             raise HTTPException(403, f"join {answer.status}: {answer.reason}")
-        if answer.token_id is not None:
-            record = desk.tokens[answer.token_id]
-            set_token_usages(state.store(), record.token_id, record.usages_left)
     log.info("admitted %s (%s) to %s over HTTP", claim.node_id, claim.device_name, pool.name)
     state.store().record_event(
         "Pool",
@@ -103,6 +103,18 @@ def join(state: AppState, body: JoinRequest, now: float | None = None) -> JoinRe
         certificate=base64.b64encode(answer.cert_der).decode(),
         rootCertificate=base64.b64encode(pool.anchor.cert_der).decode(),
     )
+
+
+def _record(state: AppState, name: str, desk: AdminDesk, claim: JoinClaim, answer: Answer) -> None:
+    """Mirror the decision into the store as the beacon path does (a Member record)."""
+    info = read_pool_info(state.home, name)
+    if info is None:
+        return
+    event = JoinRequested(
+        claim.node_id, claim.device_name, fingerprint(claim.joiner_pubkey), ("http", 0),
+        answer.status, answer.reason, answer.token_id, answer.cert_der,
+    )  # fmt: skip
+    record_join(state.store(), info, desk, event)
 
 
 def _desk(state: AppState, name: str, pool_id: str) -> AdminDesk:

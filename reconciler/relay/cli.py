@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-from reconciler.home import Home
+from reconciler.home import Home, write_atomic
 from reconciler.logsetup import setup_logging
 from reconciler.relay.core import RelayLimits
 from reconciler.relay.server import RelayServer
@@ -26,6 +26,7 @@ from reconciler.relay.service_tls import default_ca_files, load_served_pools
 log = logging.getLogger("meshnet.relay")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 DEFAULTS = RelayLimits()
+PORT_FILE = "relay.port"
 
 
 @app.command()
@@ -54,16 +55,18 @@ def main(
     if not pools:
         typer.echo("mesh-relay: no pool to serve (no usable pools/*/ca.crt)", err=True)
         raise typer.Exit(2)
-    asyncio.run(_serve(RelayServer(pools, limits, home), host, port))
+    asyncio.run(_serve(RelayServer(pools, limits, home), host, port, home))
 
 
-async def _serve(server: RelayServer, host: str, port: int) -> None:
+async def _serve(server: RelayServer, host: str, port: int, home: Home) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     bound = await server.start(host, port)
+    port_file = home.root / PORT_FILE  # the local agent keeps a reservation here too
+    write_atomic(port_file, f"{bound}\n".encode())
     names = ", ".join(f"{p.name} ({p.anchor.pool_id})" for p in server.pools)
     log.info("relay listening on %s:%d for %s", host, bound, names)
     typer.echo(f"mesh-relay listening on {host}:{bound}")
@@ -71,4 +74,5 @@ async def _serve(server: RelayServer, host: str, port: int) -> None:
         await stop.wait()
     finally:
         log.info("relay stopping")
+        port_file.unlink(missing_ok=True)
         await server.close()

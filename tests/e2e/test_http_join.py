@@ -45,6 +45,8 @@ def test_member_without_multicast_joins_through_the_control_plane(lan: Lan) -> N
         wait_for(lambda: member_phase(member) == "Joined", 40, "joined over HTTP")
         events = member.cli("events", "-o", "json").stdout
         assert "through the control plane" in events
+        records = admin.cli("get", "members", "-o", "json").stdout
+        assert '"Joined"' in records
     finally:
         control_plane.terminate()
         control_plane.wait(10)
