@@ -31,6 +31,7 @@ log = logging.getLogger("meshnet.agent")
 
 STORE_POLL_SECONDS = 0.02
 RESYNC_SECONDS = 30.0
+SLOW_STOP_SECONDS = 5.0
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Agent:
         self.stop.set()
         self.wake.set()
         self.supervise.set()
+        asyncio.get_running_loop().call_later(SLOW_STOP_SECONDS, _report_slow_stop)
 
     async def _watch_store(self) -> None:
         revision = -1
@@ -125,6 +127,14 @@ class Agent:
     async def _watch_folder(self) -> None:
         assert self.sync is not None
         await watch_folder(self.sync, self.stop)
+
+
+def _report_slow_stop() -> None:
+    """Stopping takes long: say which tasks are still running, and where."""
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=3)
+        where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in frames) or "?"
+        log.warning("still stopping: task %s at %s", task.get_name(), where)
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

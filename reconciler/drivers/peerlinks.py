@@ -73,6 +73,7 @@ class PeerLinks:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
         self.relay_dial: RelayDial | None = None
+        self._closing = False
         self._accepting: set[asyncio.Task[Any]] = set()
 
     async def listen(self, host: str, port: int) -> int:
@@ -124,6 +125,7 @@ class PeerLinks:
         self._stats(node_id).connected = False
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
         for link in list(self._out.values()):
@@ -158,7 +160,7 @@ class PeerLinks:
     async def _run_outbound(self, link: _Outbound) -> None:
         delay = BACKOFF[0]
         stats = self._stats(link.node_id)
-        while True:
+        while not self._closing:  # Python 3.11's wait_for can swallow a cancellation
             try:
                 streams, route = await self._connect(link)
                 delay = BACKOFF[0]

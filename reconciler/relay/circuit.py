@@ -149,7 +149,11 @@ class CircuitTls:
             self.reader.set_exception(error)
         else:
             self.reader.feed_eof()
-        asyncio.get_running_loop().call_soon(self.protocol.connection_lost, error)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # garbage-collected after the loop ended: nobody to tell
+            return
+        loop.call_soon(self.protocol.connection_lost, error)
 
 
 class _CircuitTransport(asyncio.Transport):

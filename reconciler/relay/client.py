@@ -143,6 +143,7 @@ class RelayClient:
         self._next_cid = 0
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
 
     @property
     def reserved(self) -> bool:
@@ -157,6 +158,7 @@ class RelayClient:
         await asyncio.wait_for(self._reserved.wait(), timeout)
 
     async def close(self) -> None:
+        self._closing = True
         tasks = [t for t in (self._task, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -172,7 +174,7 @@ class RelayClient:
 
     async def _run(self) -> None:
         delay = BACKOFF[0]
-        while True:
+        while not self._closing:  # Python 3.11's wait_for can swallow a cancellation
             try:
                 await self._connect_once()
                 delay = BACKOFF[0]
@@ -188,7 +190,10 @@ class RelayClient:
             lambda: _Link(self), self.host, self.port, ssl=self.client_ctx,
             server_hostname=self.pool_id,
         )  # fmt: skip
-        _, link = await asyncio.wait_for(connecting, self.handshake_timeout)
+        transport, link = await asyncio.wait_for(connecting, self.handshake_timeout)
+        if self._closing:  # closed while connecting
+            transport.close()
+            return
         self._link = link
         self._connected.set()
         link.send(Reserve(self.node_id))

@@ -1,0 +1,47 @@
+"""The two-device quick start of the README, as a test: device1.sh and device2.sh in
+two network namespaces (loopback where namespaces cannot be made), then every check of
+the guide, then Ctrl+C leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from agents import wait_for
+from lan import Lan
+from quickstart import mesh, meshnet_home, peer_online, processes_of, start_quickstart, topology
+
+
+@pytest.mark.slow
+def test_quickstart_two_devices(lan: Lan, tmp_path: Path) -> None:
+    device1, device2, first, second, info = start_quickstart(lan, tmp_path)
+    try:
+        pool_id = info["POOL_ID"]
+        assert info["POOL_ROOT_PUBKEY"].startswith("sha256:") and info["CONTROL_PLANE"]
+        for device in (device1, device2):
+            ring = wait_for(lambda d=device: topology(d, pool_id, 2), 90, f"{device.name}: ring of 2")
+            assert [m["position"] for m in ring["members"]] == [0, 1]
+            assert [m["shard"]["end"] - m["shard"]["start"] for m in ring["members"]] == [4096, 4096]
+        assert topology(device1, pool_id, 2) == topology(device2, pool_id, 2)
+        other = {device1.name: device2, device2.name: device1}
+        for device in (device1, device2):
+            peer = wait_for(lambda d=device: peer_online(d, pool_id), 30, "peer ONLINE")
+            assert peer["name"] == other[device.name].name and peer["lastSeen"]
+            assert peer["address"].split(":")[0] == other[device.name].address
+            pools = json.loads(mesh(device, "pool-list", "-o", "json").stdout)["items"]
+            assert len(pools[0]["status"]["members"]) == 2
+        answer = json.loads(
+            mesh(device2, "inference", "--prompt", "Hello world", "--max-tokens", "10", "-o", "json").stdout
+        )
+        assert answer["completionTokens"] == 10 and answer["text"].strip()
+        assert len(answer["members"]) == 2
+        for command in (["inference-stats"], ["ring-status"], ["pool-status"]):
+            mesh(device2, *command)
+        assert "share with device 2" in first.output()
+        assert "Requesting a certificate" in second.output()
+    finally:
+        codes = [script.interrupt() for script in (second, first)]
+    assert codes == [130, 130] or all(code in (0, 130) for code in codes), codes
+    homes = [meshnet_home(d).parent for d in (device1, device2)]
+    assert processes_of(homes) == []
