@@ -65,10 +65,12 @@ class Script:
             self.proc.wait(10)
 
 
-def mesh(device: Device, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def mesh(
+    device: Device, *args: str, timeout: float = 180, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     command = [*device.prefix(), sys.executable, "-m", "meshctl.seed_main", *args]
     return subprocess.run(command, env=script_env(device), capture_output=True, text=True,
-                          check=True, timeout=timeout)  # fmt: skip
+                          check=check, timeout=timeout)  # fmt: skip
 
 
 def pool_info(workdir: Path) -> dict[str, str] | None:
@@ -89,7 +91,10 @@ def topology(device: Device, pool_id: str, size: int) -> dict[str, Any] | None:
 
 
 def peer_online(device: Device, pool_id: str) -> dict[str, Any] | None:
-    peers = json.loads(mesh(device, "pool-peers", "--pool-id", pool_id, "-o", "json").stdout)["items"]
+    result = mesh(device, "pool-peers", "--pool-id", pool_id, "-o", "json", check=False)
+    if result.returncode != 0:  # the pool is not known here yet
+        return None
+    peers = json.loads(result.stdout)["items"]
     online = [p for p in peers if p["status"] == "ONLINE"]
     return online[0] if online else None
 
