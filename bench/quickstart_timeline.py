@@ -31,7 +31,7 @@ def one_round(use_netns: bool) -> dict[str, float]:
         lan = Lan(root, use_netns)
         scripts = []
         try:
-            device1, device2, first, second, info = start_quickstart(lan, root)
+            _device1, device2, first, second, info = start_quickstart(lan, root)
             scripts = [second, first]
             pool_id, start = info["POOL_ID"], second.started
             cert = meshnet_home(device2) / "pools" / "test-pool" / "member.crt"
