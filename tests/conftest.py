@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from reconciler.certs.identity import NodeIdentity
+from reconciler.certs.member import sign_member_certificate
+from reconciler.certs.root import PoolRoot
+from reconciler.certs.x509util import der_to_pem
+from reconciler.drivers.tls import TlsFiles
 from reconciler.home import Home
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,3 +34,24 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     root = tmp_path / "meshnet-home"
     monkeypatch.setenv("MESHNET_HOME", str(root))
     yield Home(root)
+
+
+MemberFactory = Callable[[Path, PoolRoot, str], tuple[NodeIdentity, TlsFiles]]
+
+
+@pytest.fixture
+def member_tls() -> MemberFactory:
+    """Makes a member of a pool: its identity and PEM files for TLS peer links."""
+
+    def make(tmp: Path, root: PoolRoot, name: str) -> tuple[NodeIdentity, TlsFiles]:
+        identity = NodeIdentity(os.urandom(32))
+        cert = sign_member_certificate(
+            root, identity.public_key, identity.node_id, "member", time.time()
+        )
+        files = TlsFiles(tmp / f"{name}.crt", tmp / f"{name}.key", tmp / f"{name}-ca.crt")
+        files.cert.write_bytes(der_to_pem(cert))
+        files.key.write_bytes(identity.private_key_pem())
+        files.ca.write_bytes(root.anchor.cert_pem)
+        return identity, files
+
+    return make

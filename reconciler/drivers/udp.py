@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from reconciler.drivers.netif import Interface
+from reconciler.drivers.timers import MachineTimer, deliver_events
 
 log = logging.getLogger("meshnet.udp")
 
@@ -29,36 +30,44 @@ class DatagramMachine(Protocol):
     def next_event(self) -> Any: ...
 
 
+def _send_multicast_on(sock: socket.socket, interface: Interface) -> None:
+    """Multicast leaves by this interface, loops back to local listeners, and has TTL 0
+    on loopback (it never leaves the machine) or 1 on a LAN (it never leaves the LAN)."""
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface.address))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0 if interface.is_loopback else 1)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+
+
+def _udp_socket(setup: Callable[[socket.socket], None]) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        setup(sock)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def multicast_socket(group: str, port: int, interface: Interface) -> socket.socket:
     """A UDP socket bound to the beacon port, in the group on that interface.
 
     Several agents on one host share the port (SO_REUSEPORT) and hear each other
     (multicast loop on). On loopback the TTL is 0: nothing leaves the machine.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-    try:
+
+    def setup(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if hasattr(socket, "SO_REUSEPORT"):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(("", port))
-        membership = struct.pack(
-            "4s4s", socket.inet_aton(group), socket.inet_aton(interface.address)
-        )
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
-        sock.setsockopt(
-            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface.address)
-        )
-        sock.setsockopt(
-            socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0 if interface.is_loopback else 1
-        )
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        group_on = struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton(interface.address))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group_on)
+        _send_multicast_on(sock, interface)
         if hasattr(socket, "IP_MULTICAST_ALL"):
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_ALL, 0)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+
+    return _udp_socket(setup)
 
 
 class DatagramPump(asyncio.DatagramProtocol):
@@ -73,7 +82,7 @@ class DatagramPump(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.sent = 0
         self.received = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer = MachineTimer(machine, clock, self.flush)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -97,31 +106,11 @@ class DatagramPump(asyncio.DatagramProtocol):
                 self.sent += 1
             except OSError as err:
                 log.warning("cannot send to %s:%s: %s", addr[0], addr[1], err)
-        while (event := self.machine.next_event()) is not None:
-            try:
-                self.on_event(event)
-            except Exception:
-                log.exception("handling %r failed", event)
-        self._arm()
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = self.machine.get_timer()
-        if deadline is not None:
-            loop = asyncio.get_running_loop()
-            delay = max(0.0, deadline - self.clock())
-            self._timer = loop.call_later(delay, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self.machine.handle_timer(self.clock())
-        self.flush()
+        deliver_events(self.machine, self.on_event, log)
+        self._timer.arm()
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.cancel()
         if self.transport is not None:
             self.transport.close()
 
@@ -129,21 +118,12 @@ class DatagramPump(asyncio.DatagramProtocol):
 def unicast_socket(interface: Interface) -> socket.socket:
     """A socket on an ephemeral port of the interface: it sends (also to the group) and
     hears unicast answers, which a port shared by several agents could misdeliver."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-    try:
+
+    def setup(sock: socket.socket) -> None:
         sock.bind((interface.address, 0))
-        sock.setsockopt(
-            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface.address)
-        )
-        sock.setsockopt(
-            socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 0 if interface.is_loopback else 1
-        )
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+        _send_multicast_on(sock, interface)
+
+    return _udp_socket(setup)
 
 
 class _Listener(asyncio.DatagramProtocol):

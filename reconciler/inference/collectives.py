@@ -97,16 +97,20 @@ class InProcessMember:
         self.world_size = group.world_size
 
     def all_reduce_sum(self, x: Array) -> Array:
-        parts = self.group.exchange(self.rank, x)
-        if any(p.shape != x.shape for p in parts):
-            raise CollectiveError(f"all_reduce shapes differ: {[p.shape for p in parts]}")
-        total = parts[0].copy()
-        for p in parts[1:]:
-            total += p
-        return total
+        return sum_in_rank_order(self.group.exchange(self.rank, x), x.shape)
 
     def all_gather(self, x: Array) -> list[Array]:
         return [p.copy() for p in self.group.exchange(self.rank, x)]
+
+
+def sum_in_rank_order(parts: list[Array], shape: tuple[int, ...]) -> Array:
+    """The all-reduce sum, always added in rank order so every rank gets the same bits."""
+    if any(p.shape != shape for p in parts):
+        raise CollectiveError(f"all_reduce shapes differ: {[p.shape for p in parts]}")
+    total = parts[0].copy()
+    for p in parts[1:]:
+        total += p
+    return total
 
 
 class Metered:

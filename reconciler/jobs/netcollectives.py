@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from reconciler.inference.collectives import Array
+from reconciler.inference.collectives import Array, sum_in_rank_order
 from reconciler.inference.errors import CollectiveError, WireError
 from reconciler.inference.wire import Frame, Op, decode, encode
 from reconciler.jobs.errors import CollectiveTimeout, JobProtocolError
@@ -85,13 +85,7 @@ class NetworkCollectives:
         return len(self.node_ids)
 
     def all_reduce_sum(self, x: Array) -> Array:
-        parts = self._exchange(Op.ALL_REDUCE_SUM, x)
-        if any(p.shape != x.shape for p in parts):
-            raise CollectiveError(f"all_reduce shapes differ: {[p.shape for p in parts]}")
-        total = parts[0].copy()
-        for p in parts[1:]:
-            total += p
-        return total
+        return sum_in_rank_order(self._exchange(Op.ALL_REDUCE_SUM, x), x.shape)
 
     def all_gather(self, x: Array) -> list[Array]:
         return self._exchange(Op.ALL_GATHER, x)

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
+from reconciler.drivers.timers import MachineTimer, deliver_events
 
 log = logging.getLogger("meshnet.gossip")
 
@@ -37,8 +38,8 @@ class MessagePump:
         self.channel = channel
         self.on_event = on_event
         self.unsendable = 0
-        self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
+        self._timer = MachineTimer(machine, self._loop.time, self.flush)
 
     def now(self) -> float:
         return self._loop.time()
@@ -51,27 +52,8 @@ class MessagePump:
         for to_node, data in self.machine.messages_to_send():
             if not self.links.send(to_node, self.channel, data):
                 self.unsendable += 1
-        while (event := self.machine.next_event()) is not None:
-            try:
-                self.on_event(event)
-            except Exception:
-                log.exception("handling %r failed", event)
-        self._arm()
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = self.machine.get_timer()
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self.machine.handle_timer(self.now())
-        self.flush()
+        deliver_events(self.machine, self.on_event, log)
+        self._timer.arm()
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()

@@ -20,9 +20,14 @@ def test_quickstart_two_devices(lan: Lan, tmp_path: Path) -> None:
         pool_id = info["POOL_ID"]
         assert info["POOL_ROOT_PUBKEY"].startswith("sha256:") and info["CONTROL_PLANE"]
         for device in (device1, device2):
-            ring = wait_for(lambda d=device: topology(d, pool_id, 2), 90, f"{device.name}: ring of 2")
+            ring = wait_for(
+                lambda d=device: topology(d, pool_id, 2), 90, f"{device.name}: ring of 2"
+            )
             assert [m["position"] for m in ring["members"]] == [0, 1]
-            assert [m["shard"]["end"] - m["shard"]["start"] for m in ring["members"]] == [4096, 4096]
+            assert [m["shard"]["end"] - m["shard"]["start"] for m in ring["members"]] == [
+                4096,
+                4096,
+            ]
         assert topology(device1, pool_id, 2) == topology(device2, pool_id, 2)
         other = {device1.name: device2, device2.name: device1}
         for device in (device1, device2):
@@ -32,7 +37,9 @@ def test_quickstart_two_devices(lan: Lan, tmp_path: Path) -> None:
             pools = json.loads(mesh(device, "pool-list", "-o", "json").stdout)["items"]
             assert len(pools[0]["status"]["members"]) == 2
         answer = json.loads(
-            mesh(device2, "inference", "--prompt", "Hello world", "--max-tokens", "10", "-o", "json").stdout
+            mesh(
+                device2, "inference", "--prompt", "Hello world", "--max-tokens", "10", "-o", "json"
+            ).stdout
         )
         assert answer["completionTokens"] == 10 and answer["text"].strip()
         assert len(answer["members"]) == 2

@@ -6,27 +6,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.certs.identity import NodeIdentity
-from reconciler.certs.member import sign_member_certificate
 from reconciler.certs.root import PoolRoot, create_pool_root
-from reconciler.certs.x509util import der_to_pem
 from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import PeerIdentity, TlsFiles, client_context, server_context
 
-
-def _member(tmp: Path, root: PoolRoot, name: str) -> tuple[NodeIdentity, TlsFiles]:
-    identity = NodeIdentity(os.urandom(32))
-    cert = sign_member_certificate(
-        root, identity.public_key, identity.node_id, "member", time.time()
-    )
-    files = TlsFiles(tmp / f"{name}.crt", tmp / f"{name}.key", tmp / f"{name}-ca.crt")
-    files.cert.write_bytes(der_to_pem(cert))
-    files.key.write_bytes(identity.private_key_pem())
-    files.ca.write_bytes(root.anchor.cert_pem)
-    return identity, files
+MemberFactory = Callable[[Path, PoolRoot, str], tuple[NodeIdentity, TlsFiles]]
 
 
 def _links(
@@ -41,12 +30,14 @@ def _links(
     )
 
 
-def test_two_members_exchange_frames_and_a_stranger_is_refused(tmp_path: Path) -> None:
+def test_two_members_exchange_frames_and_a_stranger_is_refused(
+    tmp_path: Path, member_tls: MemberFactory
+) -> None:
     root = create_pool_root(os.urandom(32), "p", time.time())
     other_root = create_pool_root(os.urandom(32), "other", time.time())
-    a_id, a_files = _member(tmp_path, root, "a")
-    b_id, b_files = _member(tmp_path, root, "b")
-    s_id, s_files = _member(tmp_path, other_root, "stranger")
+    a_id, a_files = member_tls(tmp_path, root, "a")
+    b_id, b_files = member_tls(tmp_path, root, "b")
+    s_id, s_files = member_tls(tmp_path, other_root, "stranger")
 
     async def scenario() -> None:
         a_in: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
@@ -86,10 +77,10 @@ def test_two_members_exchange_frames_and_a_stranger_is_refused(tmp_path: Path) -
     asyncio.run(scenario())
 
 
-def test_refused_by_policy(tmp_path: Path) -> None:
+def test_refused_by_policy(tmp_path: Path, member_tls: MemberFactory) -> None:
     root = create_pool_root(os.urandom(32), "p", time.time())
-    a_id, a_files = _member(tmp_path, root, "a")
-    b_id, b_files = _member(tmp_path, root, "b")
+    a_id, a_files = member_tls(tmp_path, root, "a")
+    b_id, b_files = member_tls(tmp_path, root, "b")
 
     async def scenario() -> None:
         inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()

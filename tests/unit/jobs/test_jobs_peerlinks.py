@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.certs.identity import NodeIdentity
-from reconciler.certs.member import sign_member_certificate
 from reconciler.certs.root import PoolRoot, create_pool_root
-from reconciler.certs.x509util import der_to_pem
 from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import TlsFiles, client_context, server_context
@@ -27,17 +26,7 @@ from reconciler.jobs import (
 
 MODEL = "tiny-llama.gguf"
 
-
-def _member(tmp: Path, root: PoolRoot, name: str) -> tuple[NodeIdentity, TlsFiles]:
-    identity = NodeIdentity(os.urandom(32))
-    cert = sign_member_certificate(
-        root, identity.public_key, identity.node_id, "member", time.time()
-    )
-    files = TlsFiles(tmp / f"{name}.crt", tmp / f"{name}.key", tmp / f"{name}-ca.crt")
-    files.cert.write_bytes(der_to_pem(cert))
-    files.key.write_bytes(identity.private_key_pem())
-    files.ca.write_bytes(root.anchor.cert_pem)
-    return identity, files
+MemberFactory = Callable[[Path, PoolRoot, str], tuple[NodeIdentity, TlsFiles]]
 
 
 def _node(
@@ -63,9 +52,9 @@ def _node(
     return links, service
 
 
-def test_two_members_over_tls(tmp_path: Path, models: Path) -> None:
+def test_two_members_over_tls(tmp_path: Path, models: Path, member_tls: MemberFactory) -> None:
     root = create_pool_root(os.urandom(32), "p", time.time())
-    ids = [_member(tmp_path, root, name) for name in ("a", "b")]
+    ids = [member_tls(tmp_path, root, name) for name in ("a", "b")]
     info = load_model_info(models / MODEL)
     prompt = info.tokenizer.encode("Hello world")
     params = SamplingParams(max_tokens=6, ignore_eos=True)
