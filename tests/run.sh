@@ -28,6 +28,9 @@ echo "==> installing meshnet and its test dependencies"
 echo "==> ruff"
 "$VENV/bin/ruff" check manifests meshctl reconciler tests bench
 
+echo "==> mypy (strict)"
+"$VENV/bin/mypy"
+
 echo "==> pytest"
 set +e
 "$VENV/bin/pytest" "$@"
