@@ -31,6 +31,7 @@ from reconciler.relay.service_tls import (
 log = logging.getLogger("meshnet.relay")
 
 READ_CHUNK = 2**16
+REVOCATION_CHECK_SECONDS = 2.0
 
 
 @dataclass
@@ -39,6 +40,8 @@ class _Conn:
     writer: asyncio.StreamWriter
     queue: asyncio.Queue[bytes]
     task: asyncio.Task[None] | None = field(default=None)
+    pool_id: str = ""
+    fingerprints: tuple[str, ...] = ()  # of the key and of the certificate
 
 
 class RelayServer:
@@ -57,12 +60,16 @@ class RelayServer:
         self._next_client = 0
         self._server: asyncio.Server | None = None
         self._timer: asyncio.Task[None] | None = None
+        self._revocation_task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (0: any free port); the port bound."""
         self._server = await asyncio.start_server(self._handle, host, port, ssl=self._ctx)
-        self._timer = asyncio.get_running_loop().create_task(self._run_timer(), name="relay-timer")
+        loop = asyncio.get_running_loop()
+        self._timer = loop.create_task(self._run_timer(), name="relay-timer")
+        if self.home is not None:
+            self._revocation_task = loop.create_task(self._drop_revoked(), name="relay-revocations")
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
@@ -70,21 +77,23 @@ class RelayServer:
             self._server.close()
         for conn in list(self._conns.values()):
             conn.writer.close()
-        if self._timer is not None:
-            self._timer.cancel()
-            await asyncio.gather(self._timer, return_exceptions=True)
+        for task in (self._timer, self._revocation_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._handlers:  # they end on their own once their connection is closed
             await asyncio.wait(list(self._handlers), timeout=2.0)
 
-    def _identify(self, writer: asyncio.StreamWriter) -> tuple[str, str]:
-        """(node ID, pool ID) of the client's certificate; CertificateError if refused."""
+    def _identify(self, writer: asyncio.StreamWriter) -> tuple[str, str, tuple[str, str]]:
+        """(node ID, pool ID, fingerprints) of the client's certificate; CertificateError
+        if refused."""
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not der:
             raise CertificateError("no_certificate", "no client certificate")
         revoked = load_revocations(self.home, self.pools) if self.home is not None else {}
         pool, info = identify_client(der, self.pools, revoked, time.time())
-        return info.node_id, pool.anchor.pool_id
+        return info.node_id, pool.anchor.pool_id, (info.fingerprint, info.cert_fingerprint)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -92,14 +101,16 @@ class RelayServer:
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
         try:
-            node_id, pool_id = self._identify(writer)
+            node_id, pool_id, fingerprints = self._identify(writer)
         except CertificateError as err:
             self.refused += 1
             log.warning("refused %s: %s", writer.get_extra_info("peername"), err)
             writer.close()
             return
         client = self._next_client = self._next_client + 1
-        conn = _Conn(node_id, writer, asyncio.Queue(self.limits.queue_frames))
+        conn = _Conn(
+            node_id, writer, asyncio.Queue(self.limits.queue_frames), None, pool_id, fingerprints
+        )
         conn.task = asyncio.get_running_loop().create_task(
             self._write(conn), name=f"relay-w{client}"
         )
@@ -117,6 +128,17 @@ class RelayServer:
             conn.task.cancel()
             writer.close()
             log.info("client %s disconnected", node_id)
+
+    async def _drop_revoked(self) -> None:
+        """Close the connection of a member revoked after it connected."""
+        assert self.home is not None
+        while True:
+            await asyncio.sleep(REVOCATION_CHECK_SECONDS)
+            revoked = load_revocations(self.home, self.pools)
+            for conn in list(self._conns.values()):
+                if any(fp in revoked.get(conn.pool_id, ()) for fp in conn.fingerprints):
+                    log.warning("dropping %s of %s: revoked", conn.node_id, conn.pool_id)
+                    conn.writer.close()
 
     async def _read(self, client: int, reader: asyncio.StreamReader) -> None:
         loop = asyncio.get_running_loop()

@@ -291,3 +291,34 @@ def test_a_revoked_member_is_refused_after_the_handshake(pool: PoolKit) -> None:
                 await ca.close(), await cb.close()
 
     asyncio.run(scenario())
+
+
+def test_a_member_revoked_while_connected_is_dropped(
+    pool: PoolKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.relay import server as relay_server
+    from reconciler.store import Store
+    from reconciler.store_admin import add_revocations
+
+    monkeypatch.setattr(relay_server, "REVOCATION_CHECK_SECONDS", 0.05)
+    a, b = pool.member("a"), pool.member("b")
+
+    async def scenario() -> None:
+        async with _relay(pool) as (server, port):
+            ca, cb = _client(pool, a, port), _client(pool, b, port, _echo)
+            ca.start(), cb.start()
+            try:
+                await ca.wait_reserved(5)
+                await cb.wait_reserved(5)
+                with Store.open(pool.home.root) as store:
+                    add_revocations(store, "lab", {a.identity.fingerprint: b"entry"})
+                for _ in range(100):
+                    if server.core.reservation_count() == 1:
+                        break
+                    await asyncio.sleep(0.05)
+                assert server.core.reservation_count() == 1
+                assert not ca.reserved or server.refused >= 1
+            finally:
+                await ca.close(), await cb.close()
+
+    asyncio.run(scenario())
