@@ -9,6 +9,7 @@ retried with backoff and the failure is recorded as an event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Protocol
@@ -126,8 +127,8 @@ class Supervisor:
         await _quietly_stop(runtime)
 
     async def stop_all(self) -> None:
-        for key in list(self.running):
-            await self._stop(key)
+        """Stop every runtime at once (each leaves its pool gracefully)."""
+        await asyncio.gather(*(self._stop(key) for key in list(self.running)))
 
 
 async def _quietly_stop(runtime: Runtime) -> None:
