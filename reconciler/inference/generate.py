@@ -107,6 +107,7 @@ def _run(
     scanner = _StopScanner(params.stop)
     eos = set(engine.config.eos_ids) | set(tokenizer.eos_ids if tokenizer else ())
     engine.reset()
+    engine.greedy = params.temperature == 0.0
     step = _Step(meter, clock)
     logits = engine.prefill(list(prompt_ids))
     prefill_ms, comm_ms, sent = step.done()

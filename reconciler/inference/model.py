@@ -49,6 +49,7 @@ class Engine:
         self.cache_v = np.zeros(shape, dtype=np.float32)  # [L, Kl, S, E]
         self.cos, self.sin = rope_tables(config, self.cache_len)  # [S, E/2] each
         self.pos = 0
+        self.greedy = False  # set by generate() for temperature 0: see _greedy_logits
 
     def reset(self) -> None:
         """Forget the sequence (the cache is overwritten, not cleared)."""
@@ -121,4 +122,23 @@ class Engine:
         local = h @ self.weights.lm_head.T  # [T, Vl]
         if self.comm.world_size == 1:
             return local
+        if self.greedy and h.shape[0] == 1:
+            return self._greedy_logits(local[0])[None]  # [1, V]
         return np.concatenate(self.comm.all_gather(local), axis=-1)  # [T, V]
+
+    def _greedy_logits(self, local: F32) -> F32:
+        """Greedy decoding needs only the winner: each rank offers its best (value, id),
+        8 bytes instead of its slice of the logits. The result is a [V] vector with the
+        winner's logit and -inf elsewhere, so argmax picks exactly what it would pick in
+        the full logits (ranks hold the vocabulary in order; ties go to the lower id)."""
+        start = self.weights.share.vocab_start
+        if local.size:
+            i = int(np.argmax(local))
+            offer = np.array([local[i], start + i], dtype=np.float32)  # [2] (ids < 2**24)
+        else:
+            offer = np.array([-np.inf, 0.0], dtype=np.float32)  # [2]
+        offers = np.stack(self.comm.all_gather(offer))  # [N, 2]
+        winner = int(np.argmax(offers[:, 0]))
+        out = np.full(self.config.vocab, -np.inf, dtype=np.float32)  # [V]
+        out[int(offers[winner, 1])] = offers[winner, 0]
+        return out

@@ -81,3 +81,25 @@ def test_broken_group_raises_collective_error() -> None:
     group.abort()
     with pytest.raises(CollectiveError):
         member.all_reduce_sum(np.zeros(3, dtype=np.float32))
+
+
+@pytest.mark.parametrize("split", sorted(SPLITS))
+def test_greedy_offers_pick_what_full_logits_pick(
+    models_dir: Path, tiny_name: str, split: str
+) -> None:
+    """The greedy path gathers one (value, id) per rank instead of the logits: same winner,
+    same logit, and a fraction of the bytes."""
+    path = models_dir / tiny_name
+    info = load_model_info(path)
+    ids = info.tokenizer.encode(PROMPT)
+    full = make_engines(path, info.config, SPLITS[split], 8192, cache_len=64)
+    greedy = make_engines(path, info.config, SPLITS[split], 8192, cache_len=64)
+    for engine in greedy:
+        engine.greedy = True
+    want = run_ranks(full, lambda e: e.prefill(ids))
+    got = run_ranks(greedy, lambda e: e.prefill(ids))
+    for rank_want, rank_got in zip(want, got, strict=True):
+        winner = int(np.argmax(rank_want))
+        assert int(np.argmax(rank_got)) == winner
+        assert rank_got[winner] == rank_want[winner]
+        assert np.isfinite(rank_got).sum() == 1
