@@ -122,6 +122,12 @@ def _progress(store: Store, member: str, started: float) -> str:
     return f"waiting for the admin's certificate ({time.monotonic() - started:.0f}s): {reason}"
 
 
+def _denied(store: Store, member: str) -> str | None:
+    """The admin's reason when it refused us (the request goes on being retried)."""
+    state = store.get_observed(join_key(member)) or {}
+    return str(state.get("reason") or "denied") if state.get("state") == "denied" else None
+
+
 def _wait_for_agent(store: Store, member: str, timeout: float) -> bool:
     started = time.monotonic()
     with console.status(_progress(store, member, started)) as status:
@@ -129,6 +135,8 @@ def _wait_for_agent(store: Store, member: str, timeout: float) -> bool:
             obj = store.get("Member", member)
             if isinstance(obj, Member) and obj.status.phase == "Joined":
                 return True
+            if (reason := _denied(store, member)) is not None:
+                raise CliError(f"the admin refused this device: {reason}")
             status.update(_progress(store, member, started))
             time.sleep(0.2)
     return False
@@ -145,6 +153,8 @@ async def _join_here(device_home: Home, store: Store, member: Member, timeout: f
         with console.status(_progress(store, member.metadata.name, started)) as status:
             while not runtime.joined and time.monotonic() - started < timeout:
                 await asyncio.sleep(0.2)
+                if (reason := _denied(store, member.metadata.name)) is not None:
+                    raise CliError(f"the admin refused this device: {reason}")
                 status.update(_progress(store, member.metadata.name, started))
     finally:
         await runtime.stop()

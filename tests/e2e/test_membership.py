@@ -145,3 +145,17 @@ def test_revoked_member_is_dropped_and_cannot_rejoin(lan: Lan) -> None:
     bad.start_agent()  # asks again with the same key and a valid token
     wait_for(lambda: member_phase(bad) == "Denied", 20, "revoked key refused")
     assert ring_of(admin, 2) is not None
+
+
+def test_pool_join_reports_a_refusal_at_once(lan: Lan) -> None:
+    admin, joiner = lan.add("admin"), lan.add("joiner")
+    pool = start_admin(admin)
+    joiner.cli("init", "--network-id", "lan", "--name", "joiner")
+    assert pool.status.pool_id and pool.status.root_fingerprint
+    args = ["pool-join", "--pool-id", pool.status.pool_id, "--pool-root-pubkey",
+            pool.status.root_fingerprint, "--name", "test-pool", "--timeout", "30"]  # fmt: skip
+    refused = joiner.cli(*args, "--token", "abcdef.0123456789abcdef", tool="mesh", check=False)
+    assert refused.returncode == 1 and "refused this device: token rejected" in refused.stderr
+    joined = joiner.cli(*args, "--token", make_token(admin), tool="mesh", check=False)
+    assert joined.returncode == 0, joined.stderr
+    assert "Joined pool test-pool" in joined.stdout
