@@ -1,5 +1,6 @@
 """Two members that cannot reach each other directly (TCP between them dropped inside
-their namespaces) still form one ring and run a job, through the admin's relay."""
+their namespaces) still form one ring and run a job, through the admin's relay; when
+the network heals, their link goes back to direct."""
 
 from __future__ import annotations
 
@@ -22,21 +23,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _block_tcp(device: Device, other: Device) -> None:
+def _block_tcp(device: Device, other: Device, action: str = "-A") -> None:
+    """Drop TCP between two devices inside one's namespace (-A adds the rules, -D removes)."""
     for chain, flag in (("OUTPUT", "-d"), ("INPUT", "-s")):
-        command = [
-            *device.prefix(),
-            "iptables",
-            "-A",
-            chain,
-            flag,
-            other.address,
-            "-p",
-            "tcp",
-            "-j",
-            "DROP",
-        ]
-        subprocess.run(command, check=True, capture_output=True)
+        rule = [chain, flag, other.address, "-p", "tcp", "-j", "DROP"]
+        subprocess.run(
+            [*device.prefix(), "iptables", action, *rule], check=True, capture_output=True
+        )
 
 
 def _start_relay(admin: Device) -> subprocess.Popen[bytes]:
@@ -78,6 +71,9 @@ def test_blocked_members_converge_and_compute_through_the_relay(lan: Lan) -> Non
         local = a.cli("inference", "-o", "json", "--prompt", "hello", "--max-tokens", "5",
                       "--model", str(TINY), "--local", tool="mesh", timeout=120)  # fmt: skip
         assert json.loads(result.stdout)["tokenIds"] == json.loads(local.stdout)["tokenIds"]
+        _block_tcp(a, b, "-D")  # the network heals: the link goes back to direct
+        _block_tcp(b, a, "-D")
+        assert wait_for(lambda: _route(a, b_id) == "direct", 30, "back to direct")
     finally:
         relay.terminate()
         relay.wait(10)
