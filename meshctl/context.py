@@ -68,3 +68,16 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
 
 def option_output(default: str = "table") -> Any:
     return typer.Option(default, "-o", "--output", help="table, wide, yaml or json.")
+
+
+def new_app(name: str, help_text: str) -> typer.Typer:
+    """A command-line app with meshnet's settings (-h, no completion noise, plain errors)."""
+    return typer.Typer(
+        name=name,
+        help=help_text,
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )

@@ -12,20 +12,15 @@ import typer
 from manifests import KINDS, resolve_kind
 from manifests.schema import all_schemas, kind_schema
 from meshctl import admin_cmd, jobs_cmd, objects_cmd
-from meshctl.context import State, friendly, home
+from meshctl.context import State, friendly, home, new_app
 from meshctl.doctor import doctor
 from meshctl.render import console, emit
 from reconciler.home import Home
 from reconciler.node import init_node
 
-app = typer.Typer(
-    name="meshctl",
-    help="Declare a pool of LAN devices that serve LLM inference, and watch it converge.",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+app = new_app(
+    "meshctl",
+    "Declare a pool of LAN devices that serve LLM inference, and watch it converge.",
 )
 
 

@@ -8,7 +8,7 @@ import typer
 
 from manifests import Pool, to_document
 from manifests.pool import PoolSpec
-from meshctl.context import CliError, State, friendly, home, open_store
+from meshctl.context import CliError, State, friendly, home, new_app, open_store
 from meshctl.demo import demo
 from meshctl.doctor import doctor
 from meshctl.inference_cmd import inference
@@ -21,14 +21,9 @@ from meshctl.render import console, dump, emit, print_objects
 from reconciler.oneshot import reconcile_now
 from reconciler.store import Store
 
-app = typer.Typer(
-    name="mesh",
-    help="meshnet's quick-start commands (see also meshctl for the declarative API).",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+app = new_app(
+    "mesh",
+    "meshnet's quick-start commands (see also meshctl for the declarative API).",
 )
 app.callback()(_main)
 app.command("init")(init)
