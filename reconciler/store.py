@@ -19,16 +19,16 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from manifests import MeshObject, model_for
+from reconciler.store_records import Event, EventType, RecordsMixin, _dumps, isotime, utcnow
+
+__all__ = ["Conflict", "Event", "EventType", "NotFound", "Store", "StoreError", "isotime", "utcnow"]
 from reconciler.store_schema import MIGRATIONS, SCHEMA_VERSION
 
 ApplyOutcome = Literal["created", "configured", "unchanged"]
-EventType = Literal["Normal", "Warning"]
 
 
 class StoreError(Exception):
@@ -43,36 +43,7 @@ class NotFound(StoreError):
     """No object of that kind and name."""
 
 
-@dataclass(frozen=True)
-class Event:
-    """Something that happened to an object (deduplicated like Kubernetes events)."""
-
-    kind: str
-    name: str
-    type: str
-    reason: str
-    message: str
-    count: int
-    first_seen: str
-    last_seen: str
-
-
-def utcnow() -> datetime:
-    """The current UTC time, whole milliseconds."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def isotime(moment: datetime) -> str:
-    """RFC 3339 UTC text, spelled as pydantic spells it (so status round-trips exactly)."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-class Store:
+class Store(RecordsMixin):
     """One connection to the object store."""
 
     def __init__(self, path: Path) -> None:
@@ -311,80 +282,3 @@ class Store:
             "status": json.loads(row["status"]),
         }
         return model_for(row["kind"]).model_validate(document)
-
-    # -- inventory (GitOps) -----------------------------------------------------------
-
-    def inventory(self, source: str) -> builtins.list[tuple[str, str]]:
-        """(kind, name) of the objects last applied from a source file."""
-        rows = self._db.execute(
-            "SELECT kind, name FROM inventory WHERE source = ? ORDER BY kind, name", (source,)
-        ).fetchall()
-        return [(r["kind"], r["name"]) for r in rows]
-
-    def sources(self) -> builtins.list[str]:
-        """Every source file with objects in the inventory."""
-        rows = self._db.execute("SELECT DISTINCT source FROM inventory ORDER BY source")
-        return [r["source"] for r in rows.fetchall()]
-
-    def source_of(self, kind: str, name: str) -> str | None:
-        """The file an object was last applied from by the folder watch, if any."""
-        row = self._db.execute(
-            "SELECT source FROM inventory WHERE kind = ? AND name = ?", (kind, name)
-        ).fetchone()
-        return None if row is None else str(row["source"])
-
-    # -- events -------------------------------------------------------------------------
-
-    def record_event(
-        self, kind: str, name: str, type_: EventType, reason: str, message: str
-    ) -> None:
-        """Record an event; the same event again bumps the last one's count."""
-        now = isotime(utcnow())
-        with self._write():
-            last = self._db.execute(
-                "SELECT id, type, reason, message FROM events WHERE kind = ? AND name = ? "
-                "ORDER BY id DESC LIMIT 1",
-                (kind, name),
-            ).fetchone()
-            if last is not None and (last["type"], last["reason"], last["message"]) == (
-                type_, reason, message,
-            ):  # fmt: skip
-                self._db.execute(
-                    "UPDATE events SET count = count + 1, last_seen = ? WHERE id = ?",
-                    (now, last["id"]),
-                )
-            else:
-                self._db.execute(
-                    "INSERT INTO events (first_seen, last_seen, kind, name, type, reason, "
-                    "message) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (now, now, kind, name, type_, reason, message),
-                )
-
-    def events(
-        self, kind: str | None = None, name: str | None = None, limit: int = 50
-    ) -> builtins.list[Event]:
-        """The latest events, oldest first, optionally of one object."""
-        query, args = "SELECT * FROM events", []
-        if kind is not None and name is not None:
-            query, args = query + " WHERE kind = ? AND name = ?", [kind, name]
-        rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
-        return [
-            Event(r["kind"], r["name"], r["type"], r["reason"], r["message"], r["count"],
-                  r["first_seen"], r["last_seen"])
-            for r in reversed(rows)
-        ]  # fmt: skip
-
-    # -- observed state (peers, ring, ...) -----------------------------------------------
-
-    def put_observed(self, key: str, value: Any) -> None:
-        """Store a piece of observed state (JSON-serialisable) under a key; wakes agents."""
-        with self._write_bumping():
-            self._db.execute(
-                "INSERT OR REPLACE INTO observed VALUES (?, ?, ?)",
-                (key, _dumps(value), isotime(utcnow())),
-            )
-
-    def get_observed(self, key: str) -> Any:
-        """A piece of observed state, or None."""
-        row = self._db.execute("SELECT value FROM observed WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row["value"])
