@@ -107,7 +107,7 @@ def pool_join(
         else:
             joined = asyncio.run(_join_here(device_home, store, member, timeout))
     if not joined:
-        err_console.print(TROUBLESHOOTING)
+        err_console.print(TROUBLESHOOTING, highlight=False, markup=False)
         raise typer.Exit(1)
     info = read_pool_info(device_home, name)
     assert info is not None
