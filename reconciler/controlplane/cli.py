@@ -17,6 +17,7 @@ import typer
 from reconciler.controlplane.serve import DEFAULT_PORT, DEFAULT_RANGE_END, ControlPlane, NoFreePort
 from reconciler.home import Home
 from reconciler.logsetup import setup_logging
+from reconciler.relay.service_tls import wait_for_pools
 
 log = logging.getLogger("meshnet.control-plane")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -32,6 +33,10 @@ def main(
     """Serve the pool's HTTP API (join, pool, peers, ring, jobs)."""
     home = Home.default()
     setup_logging(home, "control-plane", log_level)
+    try:
+        wait_for_pools(home, "controlplane", None)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
     plane = ControlPlane(home, host, port, port_range_end)
     if not plane.pools:
         typer.echo("mesh-control-plane: no pool to serve (no usable pools/*/ca.crt)", err=True)

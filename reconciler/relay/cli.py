@@ -21,7 +21,7 @@ from reconciler.home import Home, write_atomic
 from reconciler.logsetup import setup_logging
 from reconciler.relay.core import RelayLimits
 from reconciler.relay.server import RelayServer
-from reconciler.relay.service_tls import default_ca_files, load_served_pools
+from reconciler.relay.service_tls import load_served_pools, wait_for_pools
 
 log = logging.getLogger("meshnet.relay")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -51,10 +51,16 @@ def main(
         max_reservations, max_circuits, max_circuit_bytes, max_circuit_seconds,
         queue_frames, queue_timeout,
     )  # fmt: skip
-    pools = load_served_pools(home, "relay", pool_ca or default_ca_files(home), time.time())
-    if not pools:
-        typer.echo("mesh-relay: no pool to serve (no usable pools/*/ca.crt)", err=True)
-        raise typer.Exit(2)
+    if pool_ca:
+        pools = load_served_pools(home, "relay", pool_ca, time.time())
+        if not pools:
+            typer.echo("mesh-relay: no pool to serve (no usable --pool-ca file)", err=True)
+            raise typer.Exit(2)
+    else:
+        try:
+            pools = wait_for_pools(home, "relay", None)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
     asyncio.run(_serve(RelayServer(pools, limits, home), host, port, home))
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,3 +160,19 @@ def load_revocations(home: Home, pools: Iterable[ServedPool]) -> dict[str, froze
         return {}
     with Store.open(home.root) as store:
         return {p.anchor.pool_id: frozenset(revocations(store, p.name)) for p in pools}
+
+
+def wait_for_pools(
+    home: Home, service: str, ca_files: list[Path] | None, poll: float = 1.0
+) -> list[ServedPool]:
+    """The pools to serve, waiting until there is one: the guide starts the relay and the
+    control plane before `mesh pool-create`. Ctrl+C while waiting raises KeyboardInterrupt."""
+    announced = False
+    while True:
+        pools = load_served_pools(home, service, ca_files or default_ca_files(home), time.time())
+        if pools:
+            return pools
+        if not announced:
+            log.info("no pool to serve yet in %s: waiting for `mesh pool-create`", home.root)
+            announced = True
+        time.sleep(poll)
