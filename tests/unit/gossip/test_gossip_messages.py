@@ -30,7 +30,7 @@ from reconciler.gossip.messages import (
 from reconciler.gossip.states import MemberState
 
 HASH = "ab" * 32
-META = NodeMeta("laptop-é", "192.168.1.20:7946", 16 << 30, 8)
+META = NodeMeta("laptop-é", "192.0.2.20:7946", 16 << 30, 8)
 BROADCASTS = (
     Alive("n1", 3, META),
     Suspect("n2", 1, "n1"),

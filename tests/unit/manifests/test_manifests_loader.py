@@ -18,7 +18,7 @@ metadata:
   name: test-pool
 spec:
   admission: approve
-  discovery: {beaconInterval: 2s, staticPeers: ["192.168.1.20:42424", "[::1]:42424"]}
+  discovery: {beaconInterval: 2s, staticPeers: ["192.0.2.20:42424", "[::1]:42424"]}
 """
 
 
@@ -32,7 +32,7 @@ def test_pool_defaults_and_camel_case_fields() -> None:
     assert pool.spec.discovery.group == "239.192.0.1"
     assert pool.spec.discovery.port == 42424
     assert pool.spec.ring.shard_columns == 8192
-    assert pool.spec.discovery.static_peers == ["192.168.1.20:42424", "[::1]:42424"]
+    assert pool.spec.discovery.static_peers == ["192.0.2.20:42424", "[::1]:42424"]
     assert (item.source, item.line) == ("pool.yaml", 1)
 
 
