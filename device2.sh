@@ -36,11 +36,12 @@ fi
 
 POOL_ID="${POOL_ID:-}" POOL_ROOT_PUBKEY="${POOL_ROOT_PUBKEY:-}" JOIN_TOKEN="${JOIN_TOKEN:-}"
 POOL_NAME="${POOL_NAME:-}" NETWORK_ID="${NETWORK_ID:-}" CONTROL_PLANE="${CONTROL_PLANE:-}"
+RELAY="${RELAY:-}" RING_WEIGHTING="${RING_WEIGHTING:-}" SHARD_COLUMNS="${SHARD_COLUMNS:-}"
 if [ -n "$POOL_INFO" ]; then
     say "Reading pool credentials from $POOL_INFO"
     while IFS='=' read -r key value; do
         case "$key" in
-            POOL_ID|POOL_ROOT_PUBKEY|POOL_NAME|NETWORK_ID|JOIN_TOKEN|CONTROL_PLANE)
+            POOL_ID|POOL_ROOT_PUBKEY|POOL_NAME|NETWORK_ID|JOIN_TOKEN|CONTROL_PLANE|RELAY|RING_WEIGHTING|SHARD_COLUMNS)
                 [ -n "${!key}" ] || printf -v "$key" '%s' "$value" ;;
         esac
     done <"$POOL_INFO"
@@ -70,6 +71,9 @@ say "Requesting a certificate from the pool admin (up to ${JOIN_TIMEOUT}s)"
 join=(mesh pool-join --pool-id "$POOL_ID" --pool-root-pubkey "$POOL_ROOT_PUBKEY" --name "$POOL_NAME" --timeout "$JOIN_TIMEOUT")
 [ -n "$JOIN_TOKEN" ] && join+=(--token "$JOIN_TOKEN")
 [ -n "$CONTROL_PLANE" ] && join+=(--control-plane "$CONTROL_PLANE")
+[ -n "$RELAY" ] && join+=(--relay "$RELAY")
+[ -n "$RING_WEIGHTING" ] && join+=(--weighting "$RING_WEIGHTING")
+[ -n "$SHARD_COLUMNS" ] && join+=(--shard-columns "$SHARD_COLUMNS")
 "${join[@]}" || exit 1
 
 say "Starting the agent (Ctrl+C stops it)"

@@ -25,6 +25,8 @@ from reconciler.runtime.context import DeviceContext
 from reconciler.runtime.joinruntime import (
     CONTROL_PLANE_ANNOTATION,
     RELAYS_ANNOTATION,
+    SHARD_COLUMNS_ANNOTATION,
+    WEIGHTING_ANNOTATION,
     JoinRuntime,
 )
 from reconciler.runtime.observed import join_key
@@ -84,6 +86,10 @@ def pool_join(
         None, "--control-plane", help="host:port of the pool's control plane (join fallback)."
     ),
     relay: str | None = typer.Option(None, "--relay", help="host:port of a relay of the pool."),
+    weighting: str | None = typer.Option(None, "--weighting", help="The pool's ring weighting."),
+    shard_columns: int | None = typer.Option(
+        None, "--shard-columns", help="The pool's ring columns."
+    ),
 ) -> None:
     """Join a pool: request a certificate from its admin over the LAN."""
     device_home = home()
@@ -94,7 +100,12 @@ def pool_join(
         path = device_home.pool_dir(name) / "join.token"
         write_atomic(path, token.strip().encode() + b"\n", mode=0o600)
         token_file = str(path)
-    services = {CONTROL_PLANE_ANNOTATION: control_plane or "", RELAYS_ANNOTATION: relay or ""}
+    services = {
+        CONTROL_PLANE_ANNOTATION: control_plane or "",
+        RELAYS_ANNOTATION: relay or "",
+        WEIGHTING_ANNOTATION: weighting or "",
+        SHARD_COLUMNS_ANNOTATION: str(shard_columns or ""),
+    }
     services = {k: v for k, v in services.items() if v}
     member = member_document(node.name, name, pool_id, root, token_file, services)
     with open_store() as store:

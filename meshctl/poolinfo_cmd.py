@@ -57,6 +57,8 @@ def pool_info(
             "POOL_NAME": pool.metadata.name,
             "NETWORK_ID": node.network_id,
             "ADMIN_ADDRESS": lan_address(pool),
+            "RING_WEIGHTING": pool.spec.ring.weighting,
+            "SHARD_COLUMNS": str(pool.spec.ring.shard_columns),
         }
         port = control_plane_port()
         if port is not None:

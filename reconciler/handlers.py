@@ -70,7 +70,13 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
         name = pool.metadata.name
         info = read_pool_info(home, name)
         if info is None:
-            return pool_controller.PoolObserved(initialized(), None)
+            joining = [
+                m.metadata.name for m in store.list("Member")
+                if isinstance(m, Member) and m.spec.pool.name == name
+            ]  # fmt: skip
+            return pool_controller.PoolObserved(
+                initialized(), None, joining_as=next(iter(joining), None)
+            )
         peers = store.get_observed(peers_key(name)) or []
         members = [_self_member(home)] if initialized() else []
         members += [{k: p.get(k) for k in ("nodeId", "name", "status")} for p in peers]

@@ -30,6 +30,7 @@ class PoolObserved:
     info: PoolInfo | None
     members: list[dict[str, Any]] = field(default_factory=list)
     ring: dict[str, Any] | None = None
+    joining_as: str | None = None  # a Member of this device names this pool: never a root
 
 
 JOINED_VIA = "meshnet.dev/joined-via"
@@ -42,8 +43,8 @@ def plan(pool: Pool, observed: PoolObserved, now: float) -> Plan:
     """What to do for a Pool, given what was observed."""
     if not observed.node_initialized:
         return Plan(conditions=[not_ready("NodeNotInitialized", NOT_INITIALIZED)], requeue_after=5)
-    if observed.info is None and JOINED_VIA in pool.metadata.annotations:
-        member = pool.metadata.annotations[JOINED_VIA]
+    member = pool.metadata.annotations.get(JOINED_VIA) or observed.joining_as
+    if observed.info is None and member:
         message = f"this device joins this pool as a member (Member {member!r}); no certificate yet"
         return Plan(conditions=[not_ready("NotJoined", message)], requeue_after=5)
     if observed.info is None:

@@ -33,6 +33,8 @@ HTTP_FALLBACK_AFTER = 5.0  # seconds of unanswered beacons before trying the con
 HTTP_RETRY_SECONDS = 10.0
 CONTROL_PLANE_ANNOTATION = "meshnet.dev/control-plane"
 RELAYS_ANNOTATION = "meshnet.dev/relays"
+WEIGHTING_ANNOTATION = "meshnet.dev/ring-weighting"
+SHARD_COLUMNS_ANNOTATION = "meshnet.dev/shard-columns"
 """Annotations on a Member carrying where the pool's services are (from .pool-info);
 the Pool made on joining gets them as spec.controlPlane and spec.relays."""
 
@@ -165,6 +167,13 @@ class JoinRuntime:
             spec["controlPlane"] = notes[CONTROL_PLANE_ANNOTATION]
         if notes.get(RELAYS_ANNOTATION):
             spec["relays"] = [r for r in notes[RELAYS_ANNOTATION].split(",") if r]
+        ring: dict[str, Any] = {}
+        if notes.get(WEIGHTING_ANNOTATION) in ("equal", "memory"):
+            ring["weighting"] = notes[WEIGHTING_ANNOTATION]
+        if notes.get(SHARD_COLUMNS_ANNOTATION, "").isdigit():
+            ring["shardColumns"] = int(notes[SHARD_COLUMNS_ANNOTATION])
+        if ring:
+            spec["ring"] = ring
         return spec
 
     async def _publish_loop(self) -> None:

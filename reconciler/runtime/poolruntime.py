@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from manifests import Pool
+from manifests import Member, Pool
 from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import DatagramDropped, JoinAnswered, JoinRequested, PeerSeen
@@ -81,6 +81,13 @@ class PoolRuntime:
         assert self._gossip is not None
         return self._gossip
 
+    def _memory_override(self) -> int | None:
+        """A member's `spec.capacity.memoryBytes` (what it offers the ring's weighting)."""
+        for obj in self.ctx.store.list("Member"):
+            if isinstance(obj, Member) and obj.spec.pool.name == self.info.name:
+                return obj.spec.capacity.memory_bytes
+        return None
+
     def ring_converged(self) -> bool:
         return self._gossip is not None and self.gossip.ring is not None and self.gossip.converged
 
@@ -104,7 +111,8 @@ class PoolRuntime:
         interface = choose_interface(discovery)
         bind = interface.address if interface.is_loopback else "0.0.0.0"
         port = await self.links.listen(bind, 0)
-        meta = NodeMeta(ctx.node.name, f"{interface.address}:{port}", memory_bytes(), cores())
+        memory = memory_bytes(self._memory_override())
+        meta = NodeMeta(ctx.node.name, f"{interface.address}:{port}", memory, cores())
         config = GossipConfig(
             pool_id=info.pool_id,
             shard_columns=spec.ring.shard_columns,
@@ -128,7 +136,7 @@ class PoolRuntime:
         if info.role == "admin":
             self._desk = AdminDesk(load_root(ctx.home, info.name), mode=spec.admission)
             self.refresh()
-        advert = Advert(ctx.node.name, interface.address, port, memory_bytes(), cores())
+        advert = Advert(ctx.node.name, interface.address, port, memory, cores())
         beacon_config = BeaconConfig(
             info.pool_id, destinations(discovery), interval=discovery.beacon_interval
         )

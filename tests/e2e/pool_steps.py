@@ -20,19 +20,22 @@ spec:
   discovery:
     beaconInterval: 1s
   relays: [{relays}]
+  ring: {{weighting: {weighting}}}
 """
 
 MEMBER_YAML = """apiVersion: meshnet.dev/v1alpha1
 kind: Member
 metadata:
   name: {name}
-  annotations: {{meshnet.dev/relays: "{relays}", meshnet.dev/control-plane: "{control_plane}"}}
+  annotations: {{meshnet.dev/relays: "{relays}", meshnet.dev/control-plane: "{control_plane}",
+                meshnet.dev/ring-weighting: "{weighting}"}}
 spec:
   pool:
     name: test-pool
     id: {pool_id}
     rootFingerprint: "{fingerprint}"
-{token_line}"""
+{token_line}  capacity: {{memoryBytes: {memory}}}
+"""
 
 
 def get(device: Device, kind: str, name: str) -> Any:
@@ -45,10 +48,12 @@ def observed(device: Device, key: str) -> Any:
         return store.get_observed(key)
 
 
-def start_admin(device: Device, admission: str = "token", relays: str = "") -> Pool:
+def start_admin(
+    device: Device, admission: str = "token", relays: str = "", weighting: str = "equal"
+) -> Pool:
     device.cli("init", "--network-id", "lan", "--name", device.name)
     manifest = device.home.root / "pool.yaml"
-    manifest.write_text(POOL_YAML.format(admission=admission, relays=relays))
+    manifest.write_text(POOL_YAML.format(admission=admission, relays=relays, weighting=weighting))
     device.cli("apply", "-f", str(manifest))
     device.start_agent()
 
@@ -64,7 +69,13 @@ def make_token(admin: Device) -> str:
 
 
 def request_join(
-    device: Device, pool: Pool, token: str | None, relays: str = "", control_plane: str = ""
+    device: Device,
+    pool: Pool,
+    token: str | None,
+    relays: str = "",
+    control_plane: str = "",
+    memory: int | None = None,
+    weighting: str = "",
 ) -> None:
     """init, then apply a Member manifest naming the pool, then start the agent."""
     device.cli("init", "--network-id", "lan", "--name", device.name)
@@ -76,6 +87,7 @@ def request_join(
     manifest = device.home.root / "member.yaml"
     manifest.write_text(MEMBER_YAML.format(
         name=device.name, pool_id=pool.status.pool_id, relays=relays, control_plane=control_plane,
+        memory=memory if memory is not None else "null", weighting=weighting,
         fingerprint=pool.status.root_fingerprint, token_line=token_line,
     ))  # fmt: skip
     device.cli("apply", "-f", str(manifest))

@@ -159,3 +159,14 @@ def test_pool_join_reports_a_refusal_at_once(lan: Lan) -> None:
     joined = joiner.cli(*args, "--token", make_token(admin), tool="mesh", check=False)
     assert joined.returncode == 0, joined.stderr
     assert "Joined pool test-pool" in joined.stdout
+
+
+def test_memory_weighting_uses_the_members_declared_capacity(lan: Lan) -> None:
+    admin, small = lan.add("admin"), lan.add("small")
+    pool = start_admin(admin, weighting="memory")
+    request_join(small, pool, make_token(admin), memory=1 << 30, weighting="memory")
+    wait_joined(small)
+    ring = wait_for(lambda: ring_of(admin, 2), 30, "ring of 2")
+    widths = {m["name"]: m["shard"]["end"] - m["shard"]["start"] for m in ring["members"]}
+    assert sum(widths.values()) == 8192
+    assert widths["small"] < widths["admin"]

@@ -135,3 +135,11 @@ def test_pool_held_as_member_never_makes_a_root() -> None:
     plan = pool.plan(joined, pool.PoolObserved(True, None), 0.0)
     assert plan.actions == []
     assert plan.conditions[0].reason == "NotJoined"
+
+
+def test_pool_that_a_member_of_this_device_joins_never_makes_a_root() -> None:
+    """The same pool.yaml can be applied on every device: where a Member names the pool,
+    the device waits for its certificate instead of founding a second pool."""
+    plan = pool.plan(POOL, pool.PoolObserved(True, None, joining_as="laptop"), 0.0)
+    assert plan.actions == []
+    assert plan.conditions[0].reason == "NotJoined" and "laptop" in plan.conditions[0].message

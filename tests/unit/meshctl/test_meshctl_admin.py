@@ -81,3 +81,27 @@ def test_get_peers_and_ring_read_observed_state(home: Home) -> None:
     assert out.exit_code == 1 and "no pool with ID nope" in out.stderr
     described = runner.invoke(app, ["describe", "pool", "test-pool"]).stdout
     assert "Peers:" in described and "node-b" in described and "Ring:" in described
+
+
+def test_inference_job_documents() -> None:
+    from meshctl.inference_cmd import job_document, result_document
+
+    args = {
+        "prompt": "Hi",
+        "max_tokens": 4,
+        "model": "demo",
+        "temperature": 0.0,
+        "seed": 3,
+        "chat": True,
+    }
+    job = job_document("j", "p", args)
+    assert job.spec.prompt is None and job.spec.messages is not None
+    assert job.spec.messages[0].content == "Hi" and job.spec.seed == 3
+    plain = job_document("j", "p", {**args, "chat": False})
+    assert plain.spec.prompt == "Hi" and plain.spec.messages is None
+    doc = result_document(
+        {"output": "x", "tokenIds": [1], "promptTokenIds": [5, 6], "completionTokens": 1}
+    )
+    assert set(doc) == {"text", "tokenIds", "promptTokenIds", "promptTokens", "completionTokens",
+                        "tokensPerSecond", "timeToFirstTokenMs", "members"}  # fmt: skip
+    assert doc["text"] == "x" and doc["promptTokenIds"] == [5, 6]
