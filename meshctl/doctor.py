@@ -53,6 +53,12 @@ def verdict(findings: list[Finding]) -> list[str]:
         causes.append(
             "a relay or the control plane named by the Pool is unreachable: is it running there?"
         )
+    if any(f.topic == "ring" and f.message.startswith("not converged") for f in findings):
+        causes.append(
+            "the ring does not converge: every device must use the same Pool ring settings "
+            "(shardColumns, weighting); apply the same pool.yaml everywhere or pass "
+            "--weighting/--shard-columns to mesh pool-join"
+        )
     if any(f.topic == "certificate" and f.level != "ok" for f in findings):
         causes.append(
             "the certificate is missing or expiring: keep the agent running so it can renew it"

@@ -37,6 +37,8 @@ def test_verdict_blames_multicast_when_nothing_is_heard() -> None:
         "no problem found"
     ]
     assert "mesh init" in verdict([Finding("fail", "node", "not initialised")])[0]
+    stuck = verdict([Finding("warn", "ring", "not converged: epoch 9, 2 member(s)")])
+    assert "same Pool ring settings" in stuck[0]
 
 
 def test_doctor_reports_json_and_fails_without_an_agent(home: Home) -> None:
