@@ -31,6 +31,11 @@ def _check_name(value: str) -> str:
 ObjectName = Annotated[str, AfterValidator(_check_name)]
 
 
+def object_name_from(text: str, limit: int = 50, fallback: str = "member") -> str:
+    """A valid object name made from free text (a device name): `Bob's Laptop` -> `bob-s-laptop`."""
+    return re.sub(r"[^a-z0-9.-]+", "-", text.lower())[:limit].strip("-.") or fallback
+
+
 class StrictModel(BaseModel):
     """Base for what users write: unknown fields are errors."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import typer
@@ -13,10 +12,9 @@ from manifests.durations import parse_duration
 from meshctl.context import CliError, friendly, home, open_store
 from meshctl.render import console, emit, err_console, table
 from reconciler.certs.revocation import RevocationList, revoke
-from reconciler.certs.tokens import TokenRecord, generate_token
 from reconciler.pools import load_root
 from reconciler.store import Store
-from reconciler.store_admin import add_revocations, delete_token, put_token, set_approval, tokens
+from reconciler.store_admin import add_revocations, delete_token, issue_token, set_approval, tokens
 
 token_app = typer.Typer(
     help="Join tokens (kubeadm style: abcdef.0123456789abcdef).", no_args_is_help=True
@@ -59,12 +57,7 @@ def token_create(
     seconds = _duration(ttl)
     with open_store() as store:
         target = admin_pool(store, pool)
-        token = generate_token(os.urandom(64))
-        record = TokenRecord.create(token, time.time(), seconds, usages)
-        record = TokenRecord(
-            record.token_id, record.key, record.expires, record.usages_left, description
-        )
-        put_token(store, target.metadata.name, record)
+        token, record = issue_token(store, target.metadata.name, seconds, usages, description)
     if output == "json":
         emit(json.dumps({"token": token, "pool": target.metadata.name, "expires": record.expires,
                          "usages": usages}))  # fmt: skip

@@ -28,12 +28,11 @@ from manifests import Member, MeshObject, Pool
 from meshctl.inference_cmd import follow_job, job_document, print_figures, result_document
 from meshctl.observed_cmd import print_rings, rings
 from meshctl.render import console
-from reconciler.certs.tokens import TokenRecord, generate_token
 from reconciler.home import Home
 from reconciler.node import init_node
 from reconciler.oneshot import reconcile_now
 from reconciler.store import Store
-from reconciler.store_admin import put_token
+from reconciler.store_admin import issue_token
 
 T = TypeVar("T")
 POOL = "demo-pool"
@@ -131,8 +130,7 @@ def _create_pool(admin: DemoDevice) -> tuple[Pool, str]:
         )
         reconcile_now(admin.home, store, "Pool", POOL)
         pool = store.require("Pool", POOL)
-        token = generate_token(os.urandom(64))
-        put_token(store, POOL, TokenRecord.create(token, time.time(), 3600.0, usages=1))
+        token, _ = issue_token(store, POOL, 3600.0, usages=1)
     assert isinstance(pool, Pool)
     return pool, token
 

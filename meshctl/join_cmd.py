@@ -14,6 +14,7 @@ import time
 import typer
 
 from manifests import Member
+from manifests.base import object_name_from
 from manifests.pool import DiscoverySpec
 from meshctl.context import CliError, friendly, home, open_store
 from meshctl.render import console, err_console
@@ -63,7 +64,7 @@ def member_document(
     token_file: str | None,
     services: dict[str, str] | None = None,
 ) -> Member:
-    name = re.sub(r"[^a-z0-9.-]+", "-", device.lower()).strip("-.")[:50] or "member"
+    name = object_name_from(device)
     spec: dict[str, object] = {"pool": {"name": pool, "id": pool_id, "rootFingerprint": root}}
     if token_file is not None:
         spec["tokenFile"] = token_file

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import time
-
 import typer
 
 from manifests import Pool
 from meshctl.admin_cmd import admin_pool
 from meshctl.context import CliError, friendly, home, open_store
 from meshctl.render import emit
-from reconciler.certs.tokens import TokenRecord, generate_token
 from reconciler.drivers.netif import InterfaceError, resolve_interface
 from reconciler.node import load_node_config
-from reconciler.store_admin import put_token
+from reconciler.store_admin import issue_token
 
 TOKEN_TTL = 24 * 3600.0
 
@@ -66,8 +62,5 @@ def pool_info(
         if relay_port is not None:
             lines["RELAY"] = f"{lines['ADMIN_ADDRESS']}:{relay_port}"
         if token:
-            secret = generate_token(os.urandom(64))
-            record = TokenRecord.create(secret, time.time(), TOKEN_TTL)
-            put_token(store, pool.metadata.name, record)
-            lines["JOIN_TOKEN"] = secret
+            lines["JOIN_TOKEN"], _ = issue_token(store, pool.metadata.name, TOKEN_TTL)
     emit("\n".join(f"{key}={value}" for key, value in lines.items() if value is not None))

@@ -19,19 +19,17 @@ from reconciler.inference.errors import ModelError
 from reconciler.node import load_node_config
 from reconciler.pools import create_root, read_pool_info
 from reconciler.runtime.jobrunner import RunState
+from reconciler.runtime.joinruntime import JoinError, read_token
 from reconciler.runtime.material import certificate_status
 from reconciler.runtime.observed import join_key, peers_key, ring_key
 from reconciler.store import Store
 
 
 def _token_problem(member: Member) -> str | None:
-    if member.spec.token_file is None:
-        return None
-    path = Path(member.spec.token_file).expanduser()
     try:
-        path.read_text()
-    except OSError as err:
-        return f"cannot read token file {path}: {err.strerror or err}"
+        read_token(member)
+    except JoinError as err:
+        return str(err)
     return None
 
 

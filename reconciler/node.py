@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 
+from reconciler.certs import files
+from reconciler.certs.files import new_seed, save_identity
 from reconciler.certs.identity import NodeIdentity
 from reconciler.home import Home, write_atomic
 
@@ -32,10 +33,10 @@ def init_node(home: Home, network_id: str, name: str, force: bool = False) -> No
             f"{home.root} is already initialised as {existing.node_id} ({existing.name}); "
             "use --force to make a new identity (peers will no longer recognise this device)"
         )
-    identity = NodeIdentity(os.urandom(32))
+    identity = NodeIdentity(new_seed())
     config = NodeConfig(identity.node_id, network_id, name, identity.fingerprint)
     home.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_atomic(home.node_key, identity.private_key_pem(), mode=0o600)
+    save_identity(home.node_key, identity)
     write_atomic(home.node_config, json.dumps(asdict(config), indent=2).encode() + b"\n")
     return config
 
@@ -54,7 +55,7 @@ def load_node_config(home: Home) -> NodeConfig:
 def load_identity(home: Home) -> NodeIdentity:
     """The node's private key; NodeError when missing or unreadable."""
     try:
-        return NodeIdentity.from_private_key_pem(home.node_key.read_bytes())
+        return files.load_identity(home.node_key)
     except FileNotFoundError as err:
         raise NodeError(f"{home.root} is not initialised: run `meshctl init` first") from err
     except (OSError, ValueError) as err:

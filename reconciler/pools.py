@@ -13,11 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from reconciler.certs.identity import NodeIdentity
-from reconciler.certs.root import PoolRoot, TrustAnchor, create_pool_root
+from reconciler.certs.files import load_certificate, load_identity, save_certificate, save_identity
+from reconciler.certs.root import PoolRoot, create_pool_root
 from reconciler.home import Home, write_atomic
 
 Role = Literal["admin", "member"]
@@ -58,8 +55,8 @@ def create_root(home: Home, name: str) -> PoolInfo:
     """Make a new pool root CA on this device (the admin) and record it."""
     root = create_pool_root(os.urandom(32), name, now=time.time())
     directory = home.pool_dir(name)
-    write_atomic(directory / "root.key", root.identity.private_key_pem(), mode=0o600)
-    write_atomic(directory / "ca.crt", root.anchor.cert_pem)
+    save_identity(directory / "root.key", root.identity)
+    save_certificate(directory / "ca.crt", root.cert_der)
     info = PoolInfo(name, root.pool_id, root.fingerprint, "admin")
     write_pool_info(home, info)
     return info
@@ -68,15 +65,5 @@ def create_root(home: Home, name: str) -> PoolInfo:
 def load_root(home: Home, name: str) -> PoolRoot:
     """The pool root CA (admin device only)."""
     directory = home.pool_dir(name)
-    identity = NodeIdentity.from_private_key_pem((directory / "root.key").read_bytes())
-    return PoolRoot.load(identity.seed, _pem_to_der((directory / "ca.crt").read_bytes()), name)
-
-
-def load_anchor(home: Home, name: str, pinned_fingerprint: str) -> TrustAnchor:
-    """The pool's root certificate, checked against the pinned fingerprint."""
-    der = _pem_to_der((home.pool_dir(name) / "ca.crt").read_bytes())
-    return TrustAnchor.from_cert_der(der, pinned_fingerprint=pinned_fingerprint)
-
-
-def _pem_to_der(pem: bytes) -> bytes:
-    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    identity = load_identity(directory / "root.key")
+    return PoolRoot.load(identity.seed, load_certificate(directory / "ca.crt"), name)

@@ -7,9 +7,11 @@ machines. Token secrets are never stored: only the HMAC key derived from them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import time
+from dataclasses import dataclass, replace
 
-from reconciler.certs.tokens import TokenRecord
+from reconciler.certs.tokens import TokenRecord, generate_token
 from reconciler.store import Store, isotime, utcnow
 
 
@@ -29,6 +31,17 @@ def put_token(store: Store, pool: str, record: TokenRecord) -> None:
             (record.token_id, pool, record.key.hex(), record.expires, record.usages_left,
              record.description, isotime(utcnow())),
         )  # fmt: skip
+
+
+def issue_token(
+    store: Store, pool: str, ttl: float, usages: int | None = None, description: str = ""
+) -> tuple[str, TokenRecord]:
+    """Make a fresh join token for a pool and store its record; the token is returned
+    once and never stored."""
+    token = generate_token(os.urandom(64))
+    record = replace(TokenRecord.create(token, time.time(), ttl, usages), description=description)
+    put_token(store, pool, record)
+    return token, record
 
 
 def tokens(store: Store, pool: str | None = None) -> list[StoredToken]:

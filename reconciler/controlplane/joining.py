@@ -25,9 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from manifests import Pool
 from reconciler.beacon.admin import AdminDesk, Answer
-from reconciler.beacon.events import JoinRequested
+from reconciler.beacon.handlers import join_requested
 from reconciler.certs.admission import JoinClaim
-from reconciler.certs.identity import fingerprint, node_id_for, verify_signature
+from reconciler.certs.identity import node_id_for, verify_signature
 from reconciler.controlplane.state import AppState
 from reconciler.pools import load_root, read_pool_info
 from reconciler.runtime.admin_records import record_join
@@ -110,10 +110,7 @@ def _record(state: AppState, name: str, desk: AdminDesk, claim: JoinClaim, answe
     info = read_pool_info(state.home, name)
     if info is None:
         return
-    event = JoinRequested(
-        claim.node_id, claim.device_name, fingerprint(claim.joiner_pubkey), ("http", 0),
-        answer.status, answer.reason, answer.token_id, answer.cert_der,
-    )  # fmt: skip
+    event = join_requested(claim, answer, ("http", 0))
     record_join(state.store(), info, desk, event)
 
 

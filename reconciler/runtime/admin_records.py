@@ -3,10 +3,10 @@ usages and events (the machine decides; this records)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from manifests import Member
+from manifests.base import object_name_from
 from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.events import JoinRequested
 from reconciler.certs.member import read_member_certificate
@@ -21,7 +21,7 @@ REASONS = {"approved": "JoinApproved", "pending": "JoinPending", "denied": "Join
 
 def member_name(store: Store, device_name: str, node_id: str) -> str:
     """A Member name for a device: its name made DNS-safe, or with its node ID when taken."""
-    base = re.sub(r"[^a-z0-9.-]+", "-", device_name.lower()).strip("-.")[:40] or "member"
+    base = object_name_from(device_name, limit=40)
     for candidate in (base, f"{base}-{node_id.removeprefix('node-')[:8]}"):
         existing = store.get("Member", candidate)
         if not isinstance(existing, Member) or existing.status.node_id in (None, node_id):

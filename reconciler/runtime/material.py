@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import time
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from reconciler.beacon.config import Membership
 from reconciler.certs.errors import CertError
+from reconciler.certs.files import load_certificate, save_certificate
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import (
     MemberCertInfo,
@@ -25,14 +23,9 @@ from reconciler.certs.member import (
     verify_member_certificate,
 )
 from reconciler.certs.root import TrustAnchor
-from reconciler.certs.x509util import der_to_pem
 from reconciler.drivers.tls import TlsFiles
-from reconciler.home import Home, write_atomic
+from reconciler.home import Home
 from reconciler.pools import PoolInfo, load_root, write_pool_info
-
-
-def pem_to_der(pem: bytes) -> bytes:
-    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
 
 
 def tls_files(home: Home, pool_name: str) -> TlsFiles:
@@ -44,14 +37,14 @@ def read_member_cert(home: Home, pool_name: str) -> bytes | None:
     """This device's member certificate (DER), if it has one."""
     path = home.pool_dir(pool_name) / "member.crt"
     try:
-        return pem_to_der(path.read_bytes())
+        return load_certificate(path)
     except (OSError, ValueError):
         return None
 
 
 def anchor(home: Home, info: PoolInfo) -> TrustAnchor:
     """The pool's root certificate, checked against the pinned fingerprint and pool ID."""
-    der = pem_to_der((home.pool_dir(info.name) / "ca.crt").read_bytes())
+    der = load_certificate(home.pool_dir(info.name) / "ca.crt")
     return TrustAnchor.from_cert_der(der, info.root_fingerprint, info.pool_id)
 
 
@@ -69,15 +62,15 @@ def ensure_admin_certificate(
             pass
     root = load_root(home, info.name)
     der = sign_member_certificate(root, identity.public_key, device_name, "admin", now)
-    write_atomic(home.pool_dir(info.name) / "member.crt", der_to_pem(der))
+    save_certificate(home.pool_dir(info.name) / "member.crt", der)
 
 
 def save_joined(home: Home, pool_name: str, cert_der: bytes, root_der: bytes) -> PoolInfo:
     """Record a certificate the admin issued: member.crt, ca.crt, then pool.json."""
     root_anchor = TrustAnchor.from_cert_der(root_der)
     directory = home.pool_dir(pool_name)
-    write_atomic(directory / "ca.crt", root_anchor.cert_pem)
-    write_atomic(directory / "member.crt", der_to_pem(cert_der))
+    save_certificate(directory / "ca.crt", root_der)
+    save_certificate(directory / "member.crt", cert_der)
     info = PoolInfo(pool_name, root_anchor.pool_id, root_anchor.fingerprint, "member")
     write_pool_info(home, info)
     return info
@@ -85,7 +78,7 @@ def save_joined(home: Home, pool_name: str, cert_der: bytes, root_der: bytes) ->
 
 def save_renewed(home: Home, pool_name: str, cert_der: bytes) -> None:
     """Replace this device's member certificate with a renewed one (same pool, same role)."""
-    write_atomic(home.pool_dir(pool_name) / "member.crt", der_to_pem(cert_der))
+    save_certificate(home.pool_dir(pool_name) / "member.crt", cert_der)
 
 
 def membership(home: Home, info: PoolInfo, revoked: frozenset[str] = frozenset()) -> Membership:
