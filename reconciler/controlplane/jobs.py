@@ -20,6 +20,9 @@ from fastapi.responses import StreamingResponse
 from manifests import Job, to_document
 from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.state import AppState
+from reconciler.jobs.errors import Reason
+from reconciler.runtime.jobrunner import job_prompt_problem
+from reconciler.runtime.observed import ring_key
 from reconciler.store import Conflict, Store
 
 router = APIRouter(prefix="/v1/jobs")
@@ -44,12 +47,17 @@ def _job(store: Store, caller: Caller, name: str) -> Job:
 
 @router.post("", status_code=201)
 def submit(job: Job, request: Request, caller: Member) -> dict[str, Any]:
-    """Create a Job (its status is ignored); 409 if one of that name exists."""
+    """Create a Job (its status is ignored); 409 if one of that name exists, 422 if its
+    prompt + maxTokens is beyond the model's context or a job frame limit."""
     if job.spec.pool != caller.pool.name:
         raise HTTPException(403, f"you are a member of {caller.pool.name}, not {job.spec.pool}")
     store = _store(request)
     if store.get("Job", job.metadata.name) is not None:
         raise HTTPException(409, f'job "{job.metadata.name}" already exists')
+    ring = store.get_observed(ring_key(job.spec.pool)) or {}
+    problem = job_prompt_problem(job, max(len(ring.get("members") or []), 1))
+    if problem is not None:
+        raise HTTPException(422, f"{Reason.PROMPT_TOO_LONG}: {problem}")
     try:
         created, _ = store.apply(job)
     except Conflict as err:
