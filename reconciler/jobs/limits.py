@@ -33,13 +33,6 @@ class PromptLimits:
     offer_tokens: int  # prompt tokens one JOB_OFFER message can carry
     step_tokens: int | None  # prompt tokens one prefill step can send; None: no limit
 
-    @property
-    def prompt_tokens(self) -> int:
-        """The longest prompt the frame limits allow (before the context)."""
-        if self.step_tokens is None:
-            return self.offer_tokens
-        return min(self.offer_tokens, self.step_tokens)
-
 
 def prompt_limits(
     config: ModelConfig, world_size: int = 1, prefill_chunk: int | None = None

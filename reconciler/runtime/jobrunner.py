@@ -49,7 +49,11 @@ _INFOS = ShardCache()  # model infos for submission checks (a GGUF's metadata ta
 
 
 def prompt_ids(job: Job, path: Path, cache: ShardCache = _INFOS) -> list[int]:
-    return encode_prompt(job, cache.info(path).tokenizer)
+    try:
+        info = cache.info(path)
+    except OSError as err:  # gone since the controller looked
+        raise ModelError(path, str(err)) from err
+    return encode_prompt(job, info.tokenizer)
 
 
 def encode_prompt(job: Job, tokenizer: Tokenizer) -> list[int]:
