@@ -154,9 +154,9 @@ def member_main(args: argparse.Namespace) -> None:
     config = load_config(path)
     cuts = [SHARD_COLUMNS * r // world for r in range(world + 1)]
     share = plan_shares(config, list(itertools.pairwise(cuts)), SHARD_COLUMNS)[rank]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     weights = load_shard(path, config, share)
-    load_s = time.perf_counter() - start
+    load_s, load_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     load_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     loaded_rss = proc.memory_info().rss
     engine = Engine(config, weights, SingleRank(), cache_len=args.cache_len)
@@ -179,6 +179,7 @@ def member_main(args: argparse.Namespace) -> None:
                 "world": world,
                 "rank": rank,
                 "load_s": load_s,
+                "load_cpu_s": load_cpu,
                 "base_rss": base_rss,
                 "load_peak_rss": load_peak,
                 "loaded_rss": loaded_rss,
@@ -222,7 +223,8 @@ def print_row(r: dict[str, Any], file_size: int) -> None:
     decode = f"{r['decode_tok_s']:6.2f}" if r["decode_tok_s"] else "     -"
     weights = f"{r['weights_bytes'] / GiB:6.2f}" if r["weights_bytes"] else "     -"
     print(
-        f"{label:14} {r['load_s']:7.1f} {r['base_rss'] / 2**20:8.0f} {r['peak_rss'] / GiB:9.2f} "
+        f"{label:14} {r['load_s']:7.1f} {r['load_cpu_s']:6.1f} {r['base_rss'] / 2**20:8.0f} "
+        f"{r['peak_rss'] / GiB:9.2f} "
         f"{r['loaded_rss'] / GiB:9.2f} "
         f"{weights} {r['kv_bytes'] / 2**20:7.1f} {target / GiB:9.2f} "
         f"{r['peak_rss'] / target:6.2f}x {decode}"
@@ -270,11 +272,12 @@ def main() -> None:
         rows.insert(0, {"world": 1, "rank": 0, "skipped": why})
     else:
         rows.insert(0, run_member(args, path, 1, 0))
-    print(f"{'member':14} {'load s':>7} {'base MiB':>8} {'peak GiB':>9} {'after GiB':>9} {'wts GiB':>6} "
+    print(f"{'member':14} {'load s':>7} {'CPU s':>6} {'base MiB':>8} {'peak GiB':>9} {'after GiB':>9} {'wts GiB':>6} "
           f"{'KV MiB':>7} {'target GiB':>9} {'ratio':>7} {'tok/s':>6}")  # fmt: skip
     for r in rows:
         print_row(r, file_size)
-    print("base = RSS after imports, before loading; peak = peak RSS of the member's process;")
+    print("load s / CPU s = wall / CPU seconds of load_shard; base = RSS after imports;")
+    print("peak = peak RSS of the member's process (from its start);")
     print("after = RSS once loaded; target = file size / N + 15% + the member's KV cache;")
     print("ratio = peak / target; tok/s = decode on the member's share alone (--tokens)")
     if args.keep and tmp is not None:
