@@ -13,6 +13,7 @@ from reconciler.drivers.frames import MAX_FRAME
 from reconciler.inference import SamplingParams, load_model_info
 from reconciler.inference.config import ModelConfig
 from reconciler.jobs import JobFailed, JobRequest, Reason
+from reconciler.jobs import messages as m
 from reconciler.jobs.limits import cache_len, prompt_limits, prompt_problem
 from reconciler.jobs.messages import MAX_MESSAGE
 
@@ -106,3 +107,17 @@ def test_members_size_their_kv_cache_to_the_job(
 
     asyncio.run(main())
     assert sizes == [3 + 4, 3 + 4]  # one Engine per member, 3 prompt + 4 new positions
+
+
+def test_the_longest_allowed_prompt_fits_one_offer(models: Path) -> None:
+    offer_tokens = prompt_limits(_config(models, max_seq=10_000_000)).offer_tokens
+    members = tuple(m.Participant(f"node-{i:058d}", i * 128, (i + 1) * 128) for i in range(64))
+    sampling = SamplingParams(max_tokens=1, stop=tuple("s" * 100 for _ in range(16)))
+    offer = m.JobOffer(
+        "j" * 63, 2**64 - 1, "/" + "m" * 400, (2**31 - 1,) * offer_tokens, sampling,
+        2**31, "h" * 64, 8192, members,
+    )  # fmt: skip
+    payload = m.encode(offer)
+    assert len(payload) <= MAX_MESSAGE
+    decoded = m.decode(payload)
+    assert isinstance(decoded, m.JobOffer) and len(decoded.prompt_ids) == offer_tokens
