@@ -13,7 +13,16 @@ from reconciler.inference import Engine, load_model_info, load_shard
 from reconciler.inference.errors import ModelError
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share
+from reconciler.inference.tokenizer import Tokenizer
+from reconciler.jobs.limits import cache_len, prompt_problem
 from reconciler.runtime.jobrunner import resolve_model
+
+
+def _encode(tokenizer: Tokenizer, args: dict[str, Any]) -> list[int]:
+    if args["chat"]:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": args["prompt"]}])
+        return tokenizer.encode(text, add_special=False)
+    return tokenizer.encode(args["prompt"])
 
 
 def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
@@ -21,6 +30,10 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
     try:
         path = resolve_model(args["model"])
         info = load_model_info(path)
+        prompt_ids = _encode(info.tokenizer, args)
+        problem = prompt_problem(len(prompt_ids), args["max_tokens"], info.config)
+        if problem is not None:  # refused before any weight is read
+            raise CliError(problem)
         with Progress(TextColumn("loading {task.description}"), BarColumn(), TimeElapsedColumn(),
                       console=console, transient=True, disable=quiet) as bar:  # fmt: skip
             task = bar.add_task(path.name, total=1.0)
@@ -29,14 +42,10 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
     except ModelError as err:
         raise CliError(str(err)) from err
     tokenizer = info.tokenizer
-    if args["chat"]:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": args["prompt"]}])
-        prompt_ids = tokenizer.encode(text, add_special=False)
-    else:
-        prompt_ids = tokenizer.encode(args["prompt"])
     params = SamplingParams(max_tokens=args["max_tokens"], temperature=args["temperature"],
                             seed=args["seed"] or 0)  # fmt: skip
-    engine = Engine(info.config, weights)
+    size = cache_len(len(prompt_ids), args["max_tokens"], info.config)
+    engine = Engine(info.config, weights, cache_len=size)
     ids, text, started, first, compute = [], "", time.perf_counter(), None, 0.0
     for event in engine.generate(prompt_ids, params, tokenizer):
         first = first if first is not None else time.perf_counter()

@@ -4,6 +4,12 @@ It waits (phase Pending, with the reason) until the pool is Ready, the model is 
 and the ring has converged, then starts the job once; the runner fills the status as
 the job goes. A job found Scheduled or Running that this agent is not running was
 interrupted (the agent restarted): it is Failed, not run twice.
+
+A prompt that cannot fit (prompt + maxTokens beyond the model's context, or beyond a
+job frame limit: ``reconciler.jobs.limits``) is refused by the job service before any
+member is offered the job or loads anything: phase Failed, reason PromptTooLong, and
+Stalled (the spec itself must change; apply the Job anew). The check needs the model's
+tokenizer, so it runs in the runner's thread, never in the agent's reconcile loop.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import ClassVar
 
 from manifests import Job
 from reconciler.controllers.base import Action, ConditionSpec, Plan, not_ready, ready
+from reconciler.jobs.errors import Reason
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,18 @@ def _finished(job: Job) -> Plan:
     extra = job.status.model_extra or {}
     reason = str(extra.get("failureReason") or "Failed")
     message = str(extra.get("failureMessage") or "the job failed")
+    if reason in REFUSALS:
+        return _refused(reason, message)
     return Plan(status={"phase": "Failed"}, conditions=[not_ready(reason, message)])
+
+
+REFUSALS = (Reason.PROMPT_TOO_LONG,)  # failures of the spec itself: the Job is Stalled
+
+
+def _refused(reason: str, message: str) -> Plan:
+    status = {"phase": "Failed", "failureReason": reason, "failureMessage": message}
+    stalled = ConditionSpec("Stalled", "True", reason, message)
+    return Plan(status=status, conditions=[not_ready(reason, message), stalled])
 
 
 def _pending(reason: str, message: str) -> Plan:

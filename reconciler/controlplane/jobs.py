@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -20,6 +22,9 @@ from fastapi.responses import StreamingResponse
 from manifests import Job, to_document
 from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.state import AppState
+from reconciler.jobs.errors import Reason
+from reconciler.runtime.jobrunner import job_prompt_problem
+from reconciler.runtime.observed import ring_key
 from reconciler.store import Conflict, Store
 
 router = APIRouter(prefix="/v1/jobs")
@@ -27,6 +32,9 @@ Member = Annotated[Caller, Depends(require_member)]
 JobName = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")]
 Wait = Annotated[float, Query(ge=0.0, le=3600.0, description="Longest the stream lasts (s).")]
 POLL_SECONDS = 0.05
+CHECK_SECONDS = 3.0  # longest a submission waits for the prompt check
+_CHECKS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-check")
+log = logging.getLogger("meshnet.control-plane")
 FINAL = ("Succeeded", "Failed")
 
 
@@ -44,17 +52,35 @@ def _job(store: Store, caller: Caller, name: str) -> Job:
 
 @router.post("", status_code=201)
 def submit(job: Job, request: Request, caller: Member) -> dict[str, Any]:
-    """Create a Job (its status is ignored); 409 if one of that name exists."""
+    """Create a Job (its status is ignored); 409 if one of that name exists, 422 if its
+    prompt + maxTokens is beyond the model's context or a job frame limit."""
     if job.spec.pool != caller.pool.name:
         raise HTTPException(403, f"you are a member of {caller.pool.name}, not {job.spec.pool}")
     store = _store(request)
     if store.get("Job", job.metadata.name) is not None:
         raise HTTPException(409, f'job "{job.metadata.name}" already exists')
+    problem = _prompt_problem(store, job)
+    if problem is not None:
+        raise HTTPException(422, f"{Reason.PROMPT_TOO_LONG}: {problem}")
     try:
         created, _ = store.apply(job)
     except Conflict as err:
         raise HTTPException(409, str(err)) from err
     return to_document(created)
+
+
+def _prompt_problem(store: Store, job: Job) -> str | None:
+    """Why the Job's prompt cannot run, if that is known within CHECK_SECONDS. Reading a
+    large GGUF's metadata the first time can take longer on a busy device: the Job is then
+    accepted, the read goes on (later submissions find it cached) and the agent refuses
+    the Job (PromptTooLong) before any member loads anything."""
+    ring = store.get_observed(ring_key(job.spec.pool)) or {}
+    check = _CHECKS.submit(job_prompt_problem, job, max(len(ring.get("members") or []), 1))
+    try:
+        return check.result(timeout=CHECK_SECONDS)
+    except TimeoutError:
+        log.info("job %s: the prompt check goes on; the agent checks too", job.metadata.name)
+        return None
 
 
 @router.get("")

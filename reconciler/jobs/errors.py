@@ -28,6 +28,7 @@ class Reason:
     GENERATION_FAILED = "GenerationFailed"
     ABORTED = "Aborted"
     INVALID_REQUEST = "InvalidRequest"
+    PROMPT_TOO_LONG = "PromptTooLong"  # beyond the context or a frame limit (jobs/limits.py)
 
 
 class JobProtocolError(ValueError):

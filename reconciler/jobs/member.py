@@ -22,6 +22,7 @@ from reconciler.inference.model import Engine
 from reconciler.inference.sharding import plan_shares
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.jobs.errors import CollectiveTimeout, Reason
+from reconciler.jobs.limits import cache_len
 from reconciler.jobs.messages import JobOffer, MemberStats
 from reconciler.jobs.netcollectives import NetworkCollectives
 from reconciler.jobs.shards import ShardCache
@@ -141,8 +142,8 @@ class MemberRun:
         ranges = [(p.start, p.end) for p in offer.participants]
         share = plan_shares(info.config, ranges, offer.shard_columns)[self.rank]
         weights = self.cache.shard(self.model_path, info.config, share, self._progress)
-        cache_len = min(len(offer.prompt_ids) + offer.sampling.max_tokens, info.config.max_seq)
-        return Engine(info.config, weights, self.collectives, cache_len), info.tokenizer
+        positions = cache_len(len(offer.prompt_ids), offer.sampling.max_tokens, info.config)
+        return Engine(info.config, weights, self.collectives, positions), info.tokenizer
 
     def _progress(self, fraction: float) -> None:
         if fraction >= 1.0 or fraction - self._reported >= PROGRESS_STEP:

@@ -26,6 +26,7 @@ from reconciler.inference.generate import TokenEvent
 from reconciler.jobs import messages as m
 from reconciler.jobs.coordinator import Coordination, ProgressCallback, TokenCallback, make_offer
 from reconciler.jobs.errors import JobFailed, JobProtocolError, Reason
+from reconciler.jobs.limits import prompt_problem
 from reconciler.jobs.member import MemberRun, MemberSink
 from reconciler.jobs.netcollectives import (
     DEFAULT_TIMEOUT,
@@ -130,6 +131,7 @@ class JobService:
         offer = make_offer(request, self.new_session())
         if offer.rank_of(self.self_id) is None:
             raise JobFailed(Reason.NOT_IN_RING, f"{self.self_id} is not a member of the ring")
+        await self._check_prompt(offer)
         coord = Coordination(offer, self.self_id, loop, on_progress, on_token)
         self.coordinations[offer.session] = coord
         try:
@@ -140,6 +142,19 @@ class JobService:
             raise
         finally:
             del self.coordinations[offer.session]
+
+    async def _check_prompt(self, offer: m.JobOffer) -> None:
+        """Refuse a prompt beyond the model's context or a frame limit before anything is
+        offered or loaded (a model that cannot be read is reported by the load itself)."""
+        try:
+            path = Path(self.model_resolver(offer.model_ref))
+            info = await asyncio.to_thread(self.cache.info, path)
+        except Exception:  # the resolver's or the reader's errors: the load reports them
+            return
+        tokens, world = len(offer.prompt_ids), len(offer.participants)
+        problem = prompt_problem(tokens, offer.sampling.max_tokens, info.config, world)
+        if problem is not None:
+            raise JobFailed(Reason.PROMPT_TOO_LONG, problem)
 
     async def _coordinate(self, coord: Coordination) -> JobResult:
         offer = coord.offer

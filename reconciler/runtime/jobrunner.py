@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from manifests import Job
-from reconciler.inference import load_model_info
 from reconciler.inference.demo import demo_model_path
 from reconciler.inference.errors import ModelError
 from reconciler.inference.generate import TokenEvent
 from reconciler.inference.sampling import SamplingParams
+from reconciler.inference.tokenizer import Tokenizer
 from reconciler.jobs import JobFailed, JobRequest
+from reconciler.jobs.limits import prompt_problem
+from reconciler.jobs.shards import ShardCache
 from reconciler.store import NotFound, Store
 
 log = logging.getLogger("meshnet.jobs")
@@ -43,12 +45,35 @@ def sampling_of(job: Job) -> SamplingParams:
     )
 
 
-def prompt_ids(job: Job, path: Path) -> list[int]:
-    tokenizer = load_model_info(path).tokenizer
+_INFOS = ShardCache()  # model infos for submission checks (a GGUF's metadata takes seconds)
+
+
+def prompt_ids(job: Job, path: Path, cache: ShardCache = _INFOS) -> list[int]:
+    try:
+        info = cache.info(path)
+    except OSError as err:  # gone since the controller looked
+        raise ModelError(path, str(err)) from err
+    return encode_prompt(job, info.tokenizer)
+
+
+def encode_prompt(job: Job, tokenizer: Tokenizer) -> list[int]:
+    """The Job's prompt (or chat messages, through the chat template) as token ids."""
     if job.spec.messages is not None:
         messages = [m.model_dump() for m in job.spec.messages]
         return tokenizer.encode(tokenizer.apply_chat_template(messages), add_special=False)
     return tokenizer.encode(job.spec.prompt or "")
+
+
+def job_prompt_problem(job: Job, world_size: int = 1) -> str | None:
+    """Why the Job's prompt + maxTokens cannot run on ``world_size`` members (the model's
+    context, the job frame limits), or None. Reads the model's metadata and tokenizer,
+    never its weights; a model that cannot be read here is None (ModelUnavailable says so)."""
+    try:
+        info = _INFOS.info(resolve_model(job.spec.model))
+    except (ModelError, OSError):
+        return None
+    tokens = len(encode_prompt(job, info.tokenizer))
+    return prompt_problem(tokens, job.spec.max_tokens, info.config, world_size)
 
 
 @dataclass
@@ -92,7 +117,7 @@ class JobRunner:
         name, state = job.metadata.name, self.runs[job.metadata.name]
         try:
             path = resolve_model(job.spec.model)
-            ids = await asyncio.to_thread(prompt_ids, job, path)
+            ids = await asyncio.to_thread(prompt_ids, job, path, runtime.jobs.cache)
             ring = runtime.gossip.ring
             columns = [{"nodeId": s.node_id, "columns": [s.start, s.end]} for s in ring.members]
             scheduled = {"promptTokens": len(ids), "promptTokenIds": ids, "members": columns}

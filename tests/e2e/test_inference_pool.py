@@ -12,6 +12,7 @@ from lan import Device, Lan
 from pool_steps import get, make_token, request_join, ring_of, start_admin, wait_joined
 
 from manifests import Job
+from reconciler.store import Store
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 TINY = FIXTURES / "tiny-llama.gguf"
@@ -56,7 +57,7 @@ def test_member_lost_mid_job_fails_it_quickly(lan: Lan) -> None:
     manifest = admin.home.root / "job.yaml"
     manifest.write_text(
         "apiVersion: meshnet.dev/v1alpha1\nkind: Job\nmetadata: {name: long}\n"
-        f"spec: {{pool: test-pool, model: {TINY}, prompt: hello, maxTokens: 5000}}\n"
+        f"spec: {{pool: test-pool, model: {TINY}, prompt: hello, maxTokens: 240}}\n"
     )
     admin.cli("apply", "-f", str(manifest))
 
@@ -69,3 +70,15 @@ def test_member_lost_mid_job_fails_it_quickly(lan: Lan) -> None:
     wait_for(lambda: phase() == "Failed", 10, "job failed within 10 s")
     job = get(admin, "Job", "long")
     assert (job.status.model_extra or {}).get("failureReason") == "MemberLost"
+
+
+def test_a_too_long_prompt_is_refused_before_any_member_loads(lan: Lan) -> None:
+    admin, _ = _two_device_pool(lan)
+    args = ["--model", str(TINY), "--prompt", "hello world " * 30, "--max-tokens", "200"]
+    result = admin.cli("inference", *args, tool="mesh", check=False, timeout=120)
+    assert result.returncode != 0
+    assert "PromptTooLong" in result.stderr and "context of 256" in result.stderr
+    with Store.open(admin.home.root) as store:
+        [job] = [j for j in store.list("Job") if isinstance(j, Job)]
+    assert job.status.phase == "Failed"
+    assert "loadProgress" not in (job.status.model_extra or {})  # no member loaded a slice

@@ -235,5 +235,5 @@ def test_a_prompt_longer_than_the_model_fails_the_job(fake_net: Any, ring_of: An
     outcome, _, _ = _run_job(
         fake_net, ring_of(SPLITS["tp2-uneven"]), [5] * 300, SamplingParams(), "a"
     )
-    assert isinstance(outcome, JobFailed) and outcome.reason == Reason.GENERATION_FAILED
-    assert "exceeds the cache" in outcome.message
+    assert isinstance(outcome, JobFailed) and outcome.reason == Reason.PROMPT_TOO_LONG
+    assert "context of 256" in outcome.message  # refused up front, not midway

@@ -1,0 +1,314 @@
+"""Memory and load time of one pool member holding its share of a ~1.5B-parameter model.
+
+No download: the model is a synthetic llama-shaped GGUF with random weights, written by
+``gguf.GGUFWriter`` one tensor at a time (the writer never holds the model), with valid
+random Q4_0 or Q4_K blocks made directly in their byte layout (gguf's Python quantizer
+has no Q4_K, and quantizing 1.5B floats would be slow). Then, each in a fresh process,
+one member loads its share through the public loader (``load_config``, ``plan_shares``,
+``load_shard``) at TP=1 and at TP=2 (rank 0 and rank 1 separately, as on two devices)
+and reports its load time and peak RSS beside the issue's target::
+
+    file size / N + 15% + KV cache
+
+    .venv/bin/python bench/large_model.py                      # Q4_0, temp file, removed after
+    .venv/bin/python bench/large_model.py --path /tmp/s.gguf    # write once, reuse, keep
+    .venv/bin/python bench/large_model.py --qtype Q4_K --tokens 4
+
+``--tokens N`` also prefills a few tokens and decodes N on each member's share alone
+(SingleRank: the member's own compute, no network). TP=1 is skipped, with a message,
+when its estimated peak exceeds the memory available now. Figures only: no assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARD_COLUMNS = 8192
+# TinyLlama-like, wider MLP: 22 x 62.9M + 2 x 65.5M (embedding, LM head) = 1.51B parameters.
+SHAPE = {
+    "vocab": 32000,
+    "dim": 2048,
+    "hidden": 8192,
+    "layers": 22,
+    "heads": 16,
+    "kv_heads": 8,
+    "context": 4096,
+}
+# Block layout (bytes) and where its fp16 scales sit: Q4_0 = d, 16 bytes of nibbles;
+# Q4_K = d, dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles.
+QTYPES = {"Q4_0": (32, 18, (0,)), "Q4_K": (256, 144, (0, 2))}
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+GiB = float(1 << 30)
+
+
+# -- writing the synthetic model ------------------------------------------------------
+
+
+def tensor_plan(qtype: str) -> list[tuple[str, tuple[int, int] | tuple[int], str]]:
+    """(name, numpy shape [out, in] or [n], type) of every tensor, in file order."""
+    s = SHAPE
+    e = s["dim"] // s["heads"]
+    plan: list[tuple[str, tuple[int, int] | tuple[int], str]] = [
+        ("token_embd.weight", (s["vocab"], s["dim"]), qtype),
+        ("output.weight", (s["vocab"], s["dim"]), qtype),
+        ("output_norm.weight", (s["dim"],), "F32"),
+    ]
+    mats = {
+        "attn_q": (s["heads"] * e, s["dim"]),
+        "attn_k": (s["kv_heads"] * e, s["dim"]),
+        "attn_v": (s["kv_heads"] * e, s["dim"]),
+        "attn_output": (s["dim"], s["heads"] * e),
+        "ffn_gate": (s["hidden"], s["dim"]),
+        "ffn_up": (s["hidden"], s["dim"]),
+        "ffn_down": (s["dim"], s["hidden"]),
+    }
+    for i in range(s["layers"]):
+        plan.append((f"blk.{i}.attn_norm.weight", (s["dim"],), "F32"))
+        plan.append((f"blk.{i}.ffn_norm.weight", (s["dim"],), "F32"))
+        plan += [(f"blk.{i}.{n}.weight", shape, qtype) for n, shape in mats.items()]
+    return plan
+
+
+def random_blocks(rng: np.random.Generator, shape: tuple[int, int], qtype: str) -> np.ndarray:
+    """[out, bytes per row] of random blocks whose fp16 scales are small and finite."""
+    block, size, scale_offsets = QTYPES[qtype]
+    rows, cols = shape
+    n = rows * cols // block
+    data = np.frombuffer(rng.bytes(n * size), dtype=np.uint8).reshape(n, size).copy()
+    for off in scale_offsets:
+        scale = rng.uniform(2e-4, 1e-3 if qtype == "Q4_K" else 1.5e-2, n).astype("<f2")
+        data[:, off : off + 2] = scale.view(np.uint8).reshape(n, 2)
+    return data.reshape(rows, cols // block * size)
+
+
+def write_model(path: Path, qtype: str, seed: int = 0) -> None:
+    """Stream the synthetic GGUF to ``path`` (written to a side file, then renamed)."""
+    import gguf
+
+    s = SHAPE
+    tmp = path.with_suffix(".partial")
+    writer = gguf.GGUFWriter(str(tmp), "llama")
+    writer.add_name(f"synthetic-llama-1.5b-{qtype.lower()}")
+    writer.add_context_length(s["context"])
+    writer.add_embedding_length(s["dim"])
+    writer.add_block_count(s["layers"])
+    writer.add_feed_forward_length(s["hidden"])
+    writer.add_head_count(s["heads"])
+    writer.add_head_count_kv(s["kv_heads"])
+    writer.add_rope_freq_base(10000.0)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(s["vocab"])
+    plan = tensor_plan(qtype)
+    for name, shape, t in plan:
+        raw = gguf.GGMLQuantizationType[t]
+        if t == "F32":
+            writer.add_tensor_info(name, shape, np.dtype(np.float32), shape[0] * 4, raw)
+        else:
+            block, size, _ = QTYPES[t]
+            byte_shape = (shape[0], shape[1] // block * size)
+            nbytes = byte_shape[0] * byte_shape[1]
+            writer.add_tensor_info(name, byte_shape, np.dtype(np.uint8), nbytes, raw)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    rng = np.random.default_rng(seed)
+    for _, shape, t in plan:
+        if t == "F32":
+            writer.write_tensor_data(np.ones(shape, dtype=np.float32))
+        else:
+            writer.write_tensor_data(random_blocks(rng, shape, t))  # type: ignore[arg-type]
+    writer.close()
+    tmp.rename(path)
+
+
+def n_params() -> int:
+    return sum(int(np.prod(shape)) for _, shape, _ in tensor_plan("Q4_0"))
+
+
+# -- one member, in a fresh process ----------------------------------------------------
+
+
+def member_main(args: argparse.Namespace) -> None:
+    """Load one rank's share, print one JSON line of figures."""
+    sys.path.insert(0, str(ROOT))
+    import psutil
+
+    from reconciler.inference import Engine, SingleRank, load_config, load_shard, plan_shares
+
+    proc = psutil.Process()
+    base_rss = proc.memory_info().rss
+    path, world, rank = Path(args.path), args.world, args.rank
+    config = load_config(path)
+    cuts = [SHARD_COLUMNS * r // world for r in range(world + 1)]
+    share = plan_shares(config, list(itertools.pairwise(cuts)), SHARD_COLUMNS)[rank]
+    start, cpu_start = time.perf_counter(), time.process_time()
+    weights = load_shard(path, config, share)
+    load_s, load_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    load_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    loaded_rss = proc.memory_info().rss
+    engine = Engine(config, weights, SingleRank(), cache_len=args.cache_len)
+    positions = min(args.cache_len, config.max_seq)
+    kv_fp32 = 2 * config.n_layers * share.n_kv_heads * positions * config.head_dim * 4
+    caches = [getattr(engine, name, None) for name in ("cache_k", "cache_v")]
+    kv = sum(c.nbytes for c in caches if c is not None) or kv_fp32
+    decode: float | str | None = None
+    if args.tokens:
+        try:
+            decode = decode_smoke(engine, share.vocab_end - share.vocab_start, args.tokens)
+        except Exception as exc:  # the load figures stand; say why the smoke failed
+            decode = f"{type(exc).__name__}: {exc}"[:60]
+    nbytes = getattr(weights, "nbytes", None)
+    print(
+        json.dumps(
+            {
+                "world": world,
+                "rank": rank,
+                "load_s": load_s,
+                "load_cpu_s": load_cpu,
+                "base_rss": base_rss,
+                "load_peak_rss": load_peak,
+                "loaded_rss": loaded_rss,
+                "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                "weights_bytes": nbytes() if callable(nbytes) else None,
+                "kv_bytes": kv,
+                "decode_tok_s": decode,
+            }
+        )
+    )
+
+
+def decode_smoke(engine: Any, vocab_held: int, tokens: int) -> float:
+    """Tokens/s of a member's share alone (SingleRank embeds its own vocabulary rows only)."""
+    logits = engine.prefill([i % vocab_held for i in range(1, 9)])
+    start = time.perf_counter()
+    for _ in range(tokens):
+        logits = engine.decode(int(np.argmax(logits)) % vocab_held)
+    return tokens / (time.perf_counter() - start)
+
+
+def run_member(args: argparse.Namespace, path: Path, world: int, rank: int) -> dict[str, Any]:
+    """Run ``member_main`` in a fresh interpreter; its figures, or an ``error``."""
+    env = {**os.environ, **{v: str(args.threads) for v in THREAD_VARS}}
+    env["PYTHONPATH"] = str(ROOT)
+    cmd = [sys.executable, __file__, "--member", "--path", str(path), "--world", str(world),
+           "--rank", str(rank), "--cache-len", str(args.cache_len), "--tokens", str(args.tokens)]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"world": world, "rank": rank, "error": f"exit {done.returncode}: {tail}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+# -- the report -------------------------------------------------------------------------
+
+
+def target_bytes(file_size: int, world: int, kv: int) -> float:
+    return file_size / world * 1.15 + kv
+
+
+def print_row(r: dict[str, Any], file_size: int) -> None:
+    label = f"TP={r['world']} rank {r['rank']}"
+    if "error" in r or "skipped" in r:
+        print(f"{label:14} {r.get('error') or r.get('skipped')}")
+        return
+    target = target_bytes(file_size, r["world"], r["kv_bytes"])
+    smoke = r["decode_tok_s"]
+    decode = f"{smoke:6.2f}" if isinstance(smoke, float) else str(smoke or "     -")
+    weights = f"{r['weights_bytes'] / GiB:6.2f}" if r["weights_bytes"] else "     -"
+    print(
+        f"{label:14} {r['load_s']:7.1f} {r['load_cpu_s']:6.1f} {r['base_rss'] / 2**20:8.0f} "
+        f"{r['peak_rss'] / GiB:9.2f} "
+        f"{r['loaded_rss'] / GiB:9.2f} "
+        f"{weights} {r['kv_bytes'] / 2**20:7.1f} {target / GiB:9.2f} "
+        f"{r['peak_rss'] / target:6.2f}x {decode}"
+    )
+
+
+def available_bytes() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:
+    tmp = None
+    if args.path:
+        path = Path(args.path).expanduser()
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="meshnet-large-")
+        path = Path(tmp.name) / f"synthetic-llama-1.5b-{args.qtype.lower()}.gguf"
+    if not path.exists():
+        start = time.perf_counter()
+        write_model(path, args.qtype)
+        print(f"wrote {path} in {time.perf_counter() - start:.1f} s")
+    else:
+        print(f"reusing {path}")
+    return path, tmp
+
+
+def main() -> None:
+    args = parse_args()
+    if args.member:
+        member_main(args)
+        return
+    path, tmp = prepare(args)
+    file_size = path.stat().st_size
+    params = n_params()
+    print(f"model            {params / 1e9:.2f}B parameters, {file_size / GiB:.2f} GiB on disk "
+          f"({args.qtype}), {args.threads} thread(s), KV cache for {args.cache_len} positions")  # fmt: skip
+    rows = [run_member(args, path, 2, rank) for rank in (0, 1)]
+    peaks = [r["peak_rss"] for r in rows if "peak_rss" in r]
+    estimate = 2 * max(peaks) if peaks else params * 4.4  # fp32 plus scratch, if TP=2 failed
+    free = available_bytes()
+    if estimate > 0.85 * free:
+        why = f"skipped: estimated peak {estimate / GiB:.1f} GiB > 85% of {free / GiB:.1f} GiB free"
+        rows.insert(0, {"world": 1, "rank": 0, "skipped": why})
+    else:
+        rows.insert(0, run_member(args, path, 1, 0))
+    print(f"{'member':14} {'load s':>7} {'CPU s':>6} {'base MiB':>8} {'peak GiB':>9} {'after GiB':>9} {'wts GiB':>6} "
+          f"{'KV MiB':>7} {'target GiB':>9} {'ratio':>7} {'tok/s':>6}")  # fmt: skip
+    for r in rows:
+        print_row(r, file_size)
+    print("load s / CPU s = wall / CPU seconds of load_shard; base = RSS after imports;")
+    print("peak = peak RSS of the member's process (from its start);")
+    print("after = RSS once loaded; target = file size / N + 15% + the member's KV cache;")
+    print("ratio = peak / target; tok/s = decode on the member's share alone (--tokens)")
+    if args.keep and tmp is not None:
+        kept = Path.cwd() / path.name
+        path.rename(kept)
+        print(f"kept {kept}")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--path", help="GGUF to use; written there first if missing, then kept")
+    p.add_argument("--keep", action="store_true", help="keep the temporary GGUF (moved to .)")
+    p.add_argument("--qtype", choices=sorted(QTYPES), default="Q4_0")
+    p.add_argument("--tokens", type=int, default=0, help="decode smoke: tokens per member")
+    p.add_argument("--cache-len", type=int, default=512, help="KV positions (prompt + max tokens)")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads per member")
+    p.add_argument("--member", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--world", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    main()
