@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from reconciler.certs import files
 from reconciler.certs.files import new_seed, save_identity
 from reconciler.certs.identity import NodeIdentity
-from reconciler.home import Home, write_atomic
+from reconciler.home import Home, HomeError, make_private, write_atomic
 
 
 class NodeError(Exception):
@@ -35,7 +35,10 @@ def init_node(home: Home, network_id: str, name: str, force: bool = False) -> No
         )
     identity = NodeIdentity(new_seed())
     config = NodeConfig(identity.node_id, network_id, name, identity.fingerprint)
-    home.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        make_private(home.root)
+    except HomeError as err:
+        raise NodeError(str(err)) from err
     save_identity(home.node_key, identity)
     write_atomic(home.node_config, json.dumps(asdict(config), indent=2).encode() + b"\n")
     return config
