@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from manifests import Pool
-from meshctl.render import age, console, dump, emit, err_console, table
+from meshctl.render import age, console, dump, emit, err_console, markup_escape, table
 from reconciler.runtime.observed import beacons_key, peers_key, ring_key
 from reconciler.store import Store
 
@@ -69,7 +69,8 @@ def print_rings(items: list[dict[str, Any]], fmt: str) -> None:
     for ring in items:
         state = "converged" if ring.get("converged") else "converging"
         console.print(
-            f"[bold]{ring['pool']}[/bold] {ring.get('poolId')}  epoch {ring.get('epoch')}  "
+            f"[bold]{markup_escape(ring['pool'])}[/bold] {markup_escape(ring.get('poolId'))}  "
+            f"epoch {ring.get('epoch')}  "
             f"{state}  hash {str(ring.get('hash'))[:16]}  shardColumns {ring.get('shardColumns')}"
         )
         rows = [_slot_row(m) for m in ring.get("members", [])]
@@ -99,9 +100,10 @@ def describe_pool_extras(store: Store, pool: str) -> Callable[[], None]:
             interface = beacons.get("interface", {})
             drops = ", ".join(f"{k}={v}" for k, v in sorted(beacons.get("drops", {}).items()))
             console.print(
-                f"[bold]Beacons:[/bold] on {interface.get('name')} ({interface.get('address')}), "
+                f"[bold]Beacons:[/bold] on {markup_escape(interface.get('name'))} "
+                f"({markup_escape(interface.get('address'))}), "
                 f"sent {beacons.get('sent', 0)}, received {beacons.get('received', 0)}, "
-                f"dropped: {drops or 'none'}",
+                f"dropped: {markup_escape(drops or 'none')}",
                 highlight=False,
             )
 

@@ -32,6 +32,7 @@ from reconciler.controlplane.state import AppState
 from reconciler.pools import load_root, read_pool_info
 from reconciler.runtime.admin_records import record_join
 from reconciler.store_admin import approvals, tokens
+from reconciler.textsafe import printable
 
 log = logging.getLogger("meshnet.control-plane")
 
@@ -81,7 +82,8 @@ def join(state: AppState, body: JoinRequest, now: float | None = None) -> JoinRe
     if pool is None or not (pool.files.ca.parent / "root.key").exists():
         raise HTTPException(404, f"this control plane does not admit members to {body.pool_id}")
     claim = JoinClaim(
-        body.pool_id, pubkey, node_id_for(pubkey), body.device_name, nonce, body.timestamp,
+        body.pool_id, pubkey, node_id_for(pubkey), printable(body.device_name), nonce,
+        body.timestamp,
         body.root_fingerprint, body.token_id, bytes.fromhex(body.proof),
     )  # fmt: skip
     with state.join_lock:
