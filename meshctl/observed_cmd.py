@@ -9,6 +9,7 @@ from manifests import Pool
 from meshctl.render import age, console, dump, emit, err_console, markup_escape, table
 from reconciler.runtime.observed import beacons_key, peers_key, ring_key
 from reconciler.store import Store
+from reconciler.store_admin import denials
 
 OBSERVED_KINDS = {"peers": "peers", "peer": "peers", "ring": "ring", "rings": "ring"}
 
@@ -88,8 +89,13 @@ def describe_pool_extras(store: Store, pool: str) -> Callable[[], None]:
     """What `describe pool` adds: peers, the ring, and beacon health."""
     found_peers, found_rings = peers(store, pool), rings(store, pool)
     beacons = store.get_observed(beacons_key(pool)) or {}
+    refused = denials(store, pool)
 
     def show() -> None:
+        if refused:
+            console.print("[bold]Refused join requests:[/bold]")
+            rows = [[d.reason, d.count, d.last_seen, d.last_source, d.last_device] for d in refused]
+            console.print(table(rows, ["REASON", "COUNT", "LAST", "LAST SOURCE", "LAST DEVICE"]))
         console.print("[bold]Peers:[/bold]" + ("" if found_peers else " <none>"))
         if found_peers:
             print_peers(found_peers, "wide")

@@ -184,6 +184,21 @@ class Store(RecordsMixin):
                 )
         return self.require(obj.kind, obj.metadata.name), outcome
 
+    def create(self, obj: MeshObject, status: dict[str, Any] | None = None) -> MeshObject:
+        """Create an object with an initial status in one write; Conflict if the name
+        is taken (two writers creating the same name cannot both win)."""
+        kind, name = obj.kind, obj.metadata.name
+        with self._write():
+            if self._row(kind, name) is not None:
+                raise Conflict(f'{kind} "{name}" already exists')
+            self._insert(obj)
+            self._db.execute(
+                "UPDATE objects SET status = ? WHERE kind = ? AND name = ?",
+                (_dumps(status or {}), kind, name),
+            )
+            self._db.execute("DELETE FROM inventory WHERE kind = ? AND name = ?", (kind, name))
+        return self.require(kind, name)
+
     def _insert(self, obj: MeshObject) -> None:
         revision = self._next_revision()
         meta = obj.metadata

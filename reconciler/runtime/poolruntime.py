@@ -10,6 +10,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from manifests import Member, Pool
@@ -40,6 +41,7 @@ from reconciler.runtime.context import DeviceContext, cores, memory_bytes
 from reconciler.runtime.jobrunner import resolve_model
 from reconciler.runtime.relays import PoolRelays
 from reconciler.runtime.revocations import Revocations
+from reconciler.store_admin import charge_token
 
 log = logging.getLogger("meshnet.pool")
 
@@ -134,7 +136,8 @@ class PoolRuntime:
         self.gossip.add_revocations(self.revocations.entries())
         self._gossip_pump.flush()
         if info.role == "admin":
-            self._desk = AdminDesk(load_root(ctx.home, info.name), mode=spec.admission)
+            self._desk = AdminDesk(load_root(ctx.home, info.name), mode=spec.admission,
+                                   charge=partial(charge_token, ctx.store))  # fmt: skip
             self.refresh()
         advert = Advert(ctx.node.name, interface.address, port, memory, cores())
         beacon_config = BeaconConfig(
