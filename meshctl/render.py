@@ -49,6 +49,12 @@ def reason_text(obj: MeshObject) -> str:
     return condition.reason if condition is not None else "-"
 
 
+def short_fingerprint(value: str | None) -> str:
+    """sha256: and the first 16 hex digits (what `certificate approve --fingerprint`
+    accepts at least)."""
+    return value[: len("sha256:") + 16] if value else "-"
+
+
 Column = tuple[str, Callable[[Any], Any]]
 
 _POOL: list[Column] = [
@@ -69,10 +75,12 @@ _MEMBER: list[Column] = [
     ("POOL", lambda o: o.spec.pool.name),
     ("PHASE", lambda o: o.status.phase or "-"),
     ("NODE", lambda o: o.status.node_id or "-"),
+    ("KEY", lambda o: short_fingerprint(o.status.key_fingerprint)),
     ("READY", ready_text),
     ("AGE", lambda o: age(o.metadata.creation_timestamp)),
 ]
 _MEMBER_WIDE: list[Column] = [
+    ("KEY FINGERPRINT", lambda o: o.status.key_fingerprint or "-"),
     ("POOL ID", lambda o: o.spec.pool.id),
     ("EXPIRES", lambda o: o.status.not_after.isoformat() if o.status.not_after else "-"),
 ]

@@ -30,7 +30,8 @@ def init_node(home: Home, network_id: str, name: str, force: bool = False) -> No
     if home.node_key.exists() and not force:
         existing = load_node_config(home)
         raise NodeError(
-            f"{home.root} is already initialised as {existing.node_id} ({existing.name}); "
+            f"{home.root} is already initialised as {existing.node_id} ({existing.name}, key "
+            f"{existing.fingerprint}); "
             "use --force to make a new identity (peers will no longer recognise this device)"
         )
     identity = NodeIdentity(new_seed())
