@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from manifests import Job, to_document
 from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.state import AppState
+from reconciler.runtime.models import SUBMITTED_BY, is_model_name
 from reconciler.store import Conflict, Store
 
 router = APIRouter(prefix="/v1/jobs")
@@ -47,6 +48,10 @@ def submit(job: Job, request: Request, caller: Member) -> dict[str, Any]:
     """Create a Job (its status is ignored); 409 if one of that name exists."""
     if job.spec.pool != caller.pool.name:
         raise HTTPException(403, f"you are a member of {caller.pool.name}, not {job.spec.pool}")
+    if not is_model_name(job.spec.model):
+        raise HTTPException(422, "model must be 'demo' or the name of a model in the admin's "
+                                 "model folders (MESHNET_HOME/models), not a path")  # fmt: skip
+    job.metadata.annotations[SUBMITTED_BY] = caller.cert.node_id  # resolved by name only
     store = _store(request)
     if store.get("Job", job.metadata.name) is not None:
         raise HTTPException(409, f'job "{job.metadata.name}" already exists')

@@ -13,12 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from manifests import Job
+from reconciler.home import Home
 from reconciler.inference import load_model_info
-from reconciler.inference.demo import demo_model_path
 from reconciler.inference.errors import ModelError
 from reconciler.inference.generate import TokenEvent
 from reconciler.inference.sampling import SamplingParams
 from reconciler.jobs import JobFailed, JobRequest
+from reconciler.runtime.models import (
+    SUBMITTED_BY,
+    ModelRefused,
+    job_model,
+    offered_name,
+    resolve_local,
+)
 from reconciler.store import NotFound, Store
 
 log = logging.getLogger("meshnet.jobs")
@@ -27,8 +34,8 @@ FLUSH_SECONDS = 0.05
 
 
 def resolve_model(ref: str) -> Path:
-    """A Job's model: 'demo' (the packaged SmolLM2) or a path on this device."""
-    return demo_model_path() if ref == "demo" else Path(ref).expanduser()
+    """The local user's model: 'demo', a name in this device's model folders, or a path."""
+    return resolve_local(ref, Home.default())
 
 
 def sampling_of(job: Job) -> SamplingParams:
@@ -91,20 +98,22 @@ class JobRunner:
     async def _run(self, job: Job, runtime: Any) -> None:
         name, state = job.metadata.name, self.runs[job.metadata.name]
         try:
-            path = resolve_model(job.spec.model)
+            submitted = SUBMITTED_BY in job.metadata.annotations
+            path = job_model(job.spec.model, runtime.ctx.home, submitted)
             ids = await asyncio.to_thread(prompt_ids, job, path)
             ring = runtime.gossip.ring
             columns = [{"nodeId": s.node_id, "columns": [s.start, s.end]} for s in ring.members]
             scheduled = {"promptTokens": len(ids), "promptTokenIds": ids, "members": columns}
             self._patch(name, {"phase": "Scheduled", **scheduled})
-            request = JobRequest(name, job.spec.model, ids, sampling_of(job), ring)
+            offered = offered_name(job.spec.model, path)  # members look the name up
+            request = JobRequest(name, offered, ids, sampling_of(job), ring, str(path))
             result = await runtime.jobs.run(
                 request, lambda node, fraction: self._progress(name, node, fraction),
                 lambda event: self._token(name, state, event),
             )  # fmt: skip
         except JobFailed as err:
             self._fail(name, state, str(err.reason), err.message)
-        except ModelError as err:
+        except (ModelError, ModelRefused) as err:
             self._fail(name, state, "ModelUnavailable", str(err))
         except asyncio.CancelledError:
             self._fail(name, state, "Interrupted", "the agent stopped while the job ran")

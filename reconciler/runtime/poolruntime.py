@@ -38,7 +38,7 @@ from reconciler.runtime.beaconsockets import (
     open_beacon_sockets,
 )
 from reconciler.runtime.context import DeviceContext, cores, memory_bytes
-from reconciler.runtime.jobrunner import resolve_model
+from reconciler.runtime.models import resolve_name
 from reconciler.runtime.relays import PoolRelays
 from reconciler.runtime.revocations import Revocations
 from reconciler.store_admin import charge_token
@@ -130,7 +130,7 @@ class PoolRuntime:
             ctx.node_id,
             send_control=ControlSender(self.links),
             tensor_transport_factory=lambda: LinksTensorSender(self.links, loop),
-            model_resolver=resolve_model,
+            model_resolver=partial(resolve_name, home=ctx.home),  # names only, from peers
             ring_view=lambda: self.gossip.ring,
         )
         self.gossip.add_revocations(self.revocations.entries())
