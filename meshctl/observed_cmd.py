@@ -112,5 +112,9 @@ def describe_pool_extras(store: Store, pool: str) -> Callable[[], None]:
                 f"dropped: {markup_escape(drops or 'none')}",
                 highlight=False,
             )
+            limited = beacons.get("joinsRateLimited") or {}
+            if any(limited.values()):
+                counts = ", ".join(f"per {k}: {v}" for k, v in sorted(limited.items()))
+                console.print(f"[bold]Join requests rate limited:[/bold] {markup_escape(counts)}")
 
     return show

@@ -304,4 +304,6 @@ class PoolRuntime:
         if self._beacon is not None and self._sockets is not None:
             stats = beacon_stats(self._beacon, self._sockets, self.beacon_peers)
             stats["relays"] = self.relays.status() if self.relays is not None else []
+            if self._desk is not None and self._desk.limiter is not None:
+                stats["joinsRateLimited"] = dict(self._desk.limiter.limited)
             observed.publish(store, observed.beacons_key(name), stats, self._cache)

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 from fastapi import HTTPException
+from typer.testing import CliRunner
 
+from meshctl.main import app
 from reconciler.beacon.admin import AdminDesk, Answer
 from reconciler.beacon.handlers import join_requested
 from reconciler.certs.admission import JoinClaim
@@ -29,6 +31,7 @@ from reconciler.controlplane.state import AppState
 from reconciler.pools import PoolInfo, read_pool_info
 from reconciler.relay.service_tls import default_ca_files, load_served_pools
 from reconciler.runtime.admin_records import MAX_PENDING_MEMBERS, record_join
+from reconciler.runtime.observed import beacons_key
 from reconciler.store import Store
 from reconciler.store_admin import denials, tokens
 
@@ -64,13 +67,13 @@ def test_refused_requests_are_counted_not_stored(kit: Any) -> None:
         assert store.list("Member") == [] and store.events() == []
         [row] = denials(store, "lab")
         assert (row.reason, row.count, row.last_source) == ("token required", 300, "10.0.1.99")
-    from typer.testing import CliRunner
-
-    from meshctl.main import app
-
+    with Store.open(kit.home.root) as store:  # what the agent publishes from its limiter
+        limited = {"key": 0, "source": 165, "pool": 0}
+        store.put_observed(beacons_key("lab"), {"sent": 1, "joinsRateLimited": limited})
     shown = CliRunner().invoke(app, ["--home", str(kit.home.root), "describe", "pool", "lab"])
     assert shown.exit_code == 0 and "Refused join requests" in shown.stdout
     assert re.search(r"token required\s+300\s", shown.stdout)
+    assert "rate limited: per key: 0, per pool: 0, per source: 165" in shown.stdout
 
 
 def test_pending_requests_in_approve_mode_are_bounded(kit: Any) -> None:
