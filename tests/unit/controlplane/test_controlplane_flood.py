@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -215,3 +216,40 @@ def test_members_are_found_through_the_node_id_index(kit: Any) -> None:
             "json_extract(status, '$.nodeId') = ?", ("node-0123456789abcdef",)
         ).fetchall()  # fmt: skip
     assert any("objects_node_id" in str(tuple(row)) for row in plan)
+
+
+CHARGER = """
+import sys, time
+from pathlib import Path
+from reconciler.store import Store
+from reconciler.store_admin import charge_token
+with Store.open(Path(sys.argv[1])) as store:
+    while time.time() < float(sys.argv[3]):
+        pass  # start together
+    print(sum(charge_token(store, sys.argv[2], time.time()) for _ in range(5)))
+"""
+
+
+def test_token_uses_are_one_count_across_processes(kit: Any) -> None:
+    """Four processes (as the agent, the control plane and two more would be) spend a
+    3-use token five times each: three spends succeed in all."""
+    import subprocess
+    import sys
+
+    token = kit.token(usages=3)
+    start = str(time.time() + 1.5)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHARGER, str(kit.home.root), token[:6], start],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
+    spent = [int(p.communicate(timeout=60)[0]) for p in procs]
+    assert sum(spent) == 3, spent
+    with Store.open(kit.home.root) as store:
+        [stored] = tokens(store, "lab")
+    assert stored.record.usages_left == 0
