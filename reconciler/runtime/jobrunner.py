@@ -18,7 +18,7 @@ from reconciler.inference import load_model_info
 from reconciler.inference.errors import ModelError
 from reconciler.inference.generate import TokenEvent
 from reconciler.inference.sampling import SamplingParams
-from reconciler.jobs import JobFailed, JobRequest
+from reconciler.jobs import JobFailed, JobRequest, Reason
 from reconciler.runtime.models import (
     SUBMITTED_BY,
     ModelRefused,
@@ -31,6 +31,10 @@ from reconciler.store import NotFound, Store
 log = logging.getLogger("meshnet.jobs")
 
 FLUSH_SECONDS = 0.05
+MISSING_MODEL_HINT = (
+    " (members open only models they keep: put the model file, or a symlink to it, in"
+    " ~/.meshnet/models on every member, or in a folder of MESHNET_MODEL_DIRS)"
+)
 
 
 def resolve_model(ref: str) -> Path:
@@ -112,7 +116,8 @@ class JobRunner:
                 lambda event: self._token(name, state, event),
             )  # fmt: skip
         except JobFailed as err:
-            self._fail(name, state, str(err.reason), err.message)
+            hint = MISSING_MODEL_HINT if err.reason == Reason.MODEL_NOT_FOUND else ""
+            self._fail(name, state, str(err.reason), err.message + hint)
         except (ModelError, ModelRefused) as err:
             self._fail(name, state, "ModelUnavailable", str(err))
         except asyncio.CancelledError:
