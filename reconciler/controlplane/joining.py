@@ -12,7 +12,7 @@ approvals and revocations of the store; a token use is spent by one atomic UPDAT
 (``store_admin.charge_token``), shared with the agent. Requests are rate limited per
 client address and per key, and refusals are counted, not stored as Members.
 Errors: 400 (stale timestamp, bad signature), 403 (denied, with the reason), 404
-(not a pool this control plane administers).
+(not a pool this control plane administers), 429 (rate limited: retry later).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from reconciler.beacon.admin import AdminDesk, Answer
 from reconciler.beacon.handlers import join_requested
 from reconciler.certs.admission import JoinClaim
 from reconciler.certs.identity import node_id_for, verify_signature
+from reconciler.certs.joinlimits import RATE_LIMITED
 from reconciler.controlplane.state import AppState
 from reconciler.pools import load_root, read_pool_info
 from reconciler.runtime.admin_records import record_join
@@ -96,7 +97,8 @@ def join(
         answer = desk.answer(claim, (source, 0), _revoked(state, pool.name), now)
         _record(state, pool.name, desk, claim, answer, source)
         if answer.status != "approved":
-            raise HTTPException(403, f"join {answer.status}: {answer.reason}")
+            code = 429 if answer.reason == RATE_LIMITED else 403
+            raise HTTPException(code, f"join {answer.status}: {answer.reason}")
     log.info("admitted %s (%s) to %s over HTTP", claim.node_id, claim.device_name, pool.name)
     state.store().record_event(
         "Pool",
