@@ -16,6 +16,8 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reconciler.inference.demo import demo_model_path
 from reconciler.inference.errors import ModelError
@@ -185,3 +187,30 @@ def test_a_gguf_embedding_smaller_than_the_vocabulary_is_refused(tmp_path: Path)
     config = load_config(path)
     with pytest.raises(ModelError, match=r"token_embd\.weight has shape \[4, 8\]"):
         load_shard(path, config, full_share(config))
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.lists(
+        st.one_of(
+            st.binary(max_size=24),
+            st.integers(0, 2**64 - 1).map(lambda n: struct.pack("<Q", n)),
+            st.integers(0, 12).map(lambda n: struct.pack("<I", n)),
+        ),
+        max_size=24,
+    ).map(b"".join),
+    counts=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+)
+def test_any_gguf_header_is_checked_or_refused_never_crashes(
+    tmp_path: Path, body: bytes, counts: tuple[int, int]
+) -> None:
+    """Whatever follows the magic, the check answers with ModelError or lets it through;
+    it never raises anything else."""
+    path = tmp_path / "fuzz.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, *counts) + body)
+    try:
+        check_gguf(path)
+    except ModelError as err:
+        assert "refused GGUF file" in str(err)
