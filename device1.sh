@@ -6,6 +6,7 @@
 # 8080-8179 is used), MESHNET_HOME (~/.meshnet), POOL_INFO (./.pool-info).
 # Ctrl+C stops the agent, the control plane and the relay.
 set -euo pipefail
+umask 077  # the home, state.db (token keys) and .pool-info (a join token) stay private
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 NETWORK_ID="${NETWORK_ID:-test-network}"
@@ -44,6 +45,7 @@ fi
 for tool in mesh meshctl mesh-relay mesh-control-plane; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found on PATH (run ./install.sh)"
 done
+mkdir -p "$MESHNET_HOME" && chmod 700 "$MESHNET_HOME"
 mkdir -p "$LOGS"
 
 # 2. identity and pool (kept across runs)
@@ -72,9 +74,10 @@ done
 [ -s "$MESHNET_HOME/control-plane.port" ] || die "the control plane did not report its port"
 
 # 4. credentials for device 2
+rm -f "$POOL_INFO.tmp"
 mesh pool-info --name "$POOL_NAME" --relay-port "$RELAY_PORT" --token >"$POOL_INFO.tmp"
+chmod 600 "$POOL_INFO.tmp"
 mv "$POOL_INFO.tmp" "$POOL_INFO"
-chmod 600 "$POOL_INFO"
 echo
 echo "==================== share with device 2 ===================="
 sed 's/^/  /' "$POOL_INFO"

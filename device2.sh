@@ -7,6 +7,7 @@
 # Environment: DEVICE_NAME (<hostname>-member), MESHNET_HOME (~/.meshnet), POOL_INFO,
 # JOIN_TIMEOUT (60). Ctrl+C stops the agent.
 set -euo pipefail
+umask 077  # the home and the join token stay private
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DEVICE_NAME="${DEVICE_NAME:-$(hostname -s 2>/dev/null || echo device2)-member}"
@@ -38,6 +39,11 @@ POOL_ID="${POOL_ID:-}" POOL_ROOT_PUBKEY="${POOL_ROOT_PUBKEY:-}" JOIN_TOKEN="${JO
 POOL_NAME="${POOL_NAME:-}" NETWORK_ID="${NETWORK_ID:-}" CONTROL_PLANE="${CONTROL_PLANE:-}"
 RELAY="${RELAY:-}" RING_WEIGHTING="${RING_WEIGHTING:-}" SHARD_COLUMNS="${SHARD_COLUMNS:-}"
 if [ -n "$POOL_INFO" ]; then
+    mode="$(stat -c %a "$POOL_INFO" 2>/dev/null || echo 600)"
+    case "$mode" in
+        *00) ;;
+        *) die "$POOL_INFO is readable by group or others (mode $mode) and holds a join token; fix it with: chmod 600 $POOL_INFO" ;;
+    esac
     say "Reading pool credentials from $POOL_INFO"
     while IFS='=' read -r key value; do
         case "$key" in
@@ -69,12 +75,14 @@ fi
 
 say "Requesting a certificate from the pool admin (up to ${JOIN_TIMEOUT}s)"
 join=(mesh pool-join --pool-id "$POOL_ID" --pool-root-pubkey "$POOL_ROOT_PUBKEY" --name "$POOL_NAME" --timeout "$JOIN_TIMEOUT")
-[ -n "$JOIN_TOKEN" ] && join+=(--token "$JOIN_TOKEN")
+# the token goes through the environment, never argv (argv is visible in /proc)
+if [ -n "$JOIN_TOKEN" ]; then export MESHNET_JOIN_TOKEN="$JOIN_TOKEN"; fi
 [ -n "$CONTROL_PLANE" ] && join+=(--control-plane "$CONTROL_PLANE")
 [ -n "$RELAY" ] && join+=(--relay "$RELAY")
 [ -n "$RING_WEIGHTING" ] && join+=(--weighting "$RING_WEIGHTING")
 [ -n "$SHARD_COLUMNS" ] && join+=(--shard-columns "$SHARD_COLUMNS")
 "${join[@]}" || exit 1
+unset MESHNET_JOIN_TOKEN JOIN_TOKEN
 
 say "Starting the agent (Ctrl+C stops it)"
 set +e

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import typer
@@ -129,22 +130,73 @@ def _member(store: Store, name: str) -> Member:
     return obj
 
 
-def _decide(name: str, state: str) -> None:
+def _decide(name: str, state: str, fingerprint: str | None = None) -> None:
     with open_store() as store:
         member = _member(store, name)
         if member.status.phase not in (None, "Pending", "Denied", "Approved"):
             raise CliError(f"Member {name!r} is {member.status.phase}, not pending")
         assert member.status.node_id is not None
+        if state == "approved":
+            _confirm_key(name, member.status.key_fingerprint or "", fingerprint)
         set_approval(store, member.spec.pool.name, member.status.node_id, state)
         store.record_event("Member", name, "Normal", state.capitalize(), f"{state} by the admin")
     console.print(f"certificate request {name} {state}", highlight=False)
 
 
+MIN_FINGERPRINT_HEX = 16
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def fingerprint_matches(given: str, recorded: str) -> bool:
+    """``given`` names ``recorded``: the whole sha256:HEX, or at least 16 of its first
+    hex digits (with or without the sha256: prefix, any case, colons ignored)."""
+    wanted = given.strip().lower().removeprefix("sha256:").replace(":", "")
+    actual = recorded.lower().removeprefix("sha256:")
+    return len(wanted) >= MIN_FINGERPRINT_HEX and bool(actual) and actual.startswith(wanted)
+
+
+def _confirm_key(name: str, recorded: str, given: str | None) -> None:
+    """The admin confirms the requester's key, so a squatter cannot take a device's name."""
+    if not recorded:
+        raise CliError(f"Member {name!r} has no key fingerprint recorded; it cannot be approved")
+    if given is not None:
+        if not fingerprint_matches(given, recorded):
+            raise CliError(
+                f"the request {name!r} is from key {recorded}, not {given.strip()}: another "
+                "device may have taken this name (meshctl certificate deny " + name + ")"
+            )
+        return
+    hint = (
+        f"the request {name!r} is from key {recorded}; compare it with the Fingerprint that "
+        "`mesh init` printed on that device"
+    )
+    if not _interactive():
+        raise CliError(f"{hint}, then run: meshctl certificate approve {name} --fingerprint "
+                       f"{recorded}")  # fmt: skip
+    console.print(hint, highlight=False, markup=False)
+    if not typer.confirm("Is it the same key?", default=False):
+        raise CliError("not approved")
+
+
 @certificate_app.command("approve")
 @friendly
-def certificate_approve(name: str = typer.Argument(..., help="The pending Member's name.")) -> None:
-    """Approve a pending join request: the agent answers it with a certificate."""
-    _decide(name, "approved")
+def certificate_approve(
+    name: str = typer.Argument(..., help="The pending Member's name."),
+    fingerprint: str | None = typer.Option(
+        None,
+        "--fingerprint",
+        help="The requester's key fingerprint, as `mesh init` printed it on the device "
+        "(sha256:..., or its first 16+ hex digits). Without it, asked interactively.",
+    ),
+) -> None:
+    """Approve a pending join request: the agent answers it with a certificate.
+
+    The request's key fingerprint must be confirmed (--fingerprint, or at the prompt):
+    the name of a request is chosen by whoever sent it."""
+    _decide(name, "approved", fingerprint)
 
 
 @certificate_app.command("deny")

@@ -154,6 +154,20 @@ def _joined(member: DemoDevice) -> bool:
     return isinstance(obj, Member) and obj.status.phase == "Joined"
 
 
+def _share_model(devices: list[DemoDevice], model: str) -> None:
+    """A model given by path is offered to members by name: put it in their models
+    folders (members never open a path a peer names)."""
+    if model == "demo":
+        return
+    source = Path(model).expanduser().resolve()
+    for device in devices:
+        folder = device.home.root / "models"
+        folder.mkdir(parents=True, exist_ok=True)
+        link = folder / source.name
+        if not link.exists():
+            link.symlink_to(source)
+
+
 def _ring_of_two(device: DemoDevice) -> Callable[[], bool]:
     return lambda: device.ring_size() == 2
 
@@ -167,6 +181,7 @@ def run_demo(root: Path, args: dict[str, Any], timeout: float) -> None:
         clock.step(f"device1 created pool {pool.status.pool_id} and a join token")
         admin.start_agent()
         _request_join(member, pool, token)
+        _share_model([admin, member], str(args["model"]))
         member.start_agent()
         clock.step("device2 asks to join by beacon (loopback, TTL 0)")
         wait_until(lambda: _joined(member), timeout, "waiting for device2's certificate", member)

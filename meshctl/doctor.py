@@ -10,7 +10,7 @@ import typer
 from manifests import Member, Pool
 from meshctl.context import friendly, home, open_store
 from meshctl.doctor_checks import Finding, check_pool
-from meshctl.render import console, emit
+from meshctl.render import console, emit, markup_escape
 from reconciler.node import NodeError, load_node_config
 from reconciler.runtime.observed import join_key
 from reconciler.singleton import running_pid
@@ -114,10 +114,11 @@ def doctor(output: str = typer.Option("text", "-o", "--output", help="text or js
         console.print(f"[bold]{name}[/bold]")
         for finding in items:
             console.print(
-                f"  {MARK[finding.level]} {finding.topic:13s} {finding.message}", highlight=False
+                f"  {MARK[finding.level]} {finding.topic:13s} {markup_escape(finding.message)}",
+                highlight=False,
             )
     console.print("[bold]verdict[/bold]")
     for cause in causes:
-        console.print(f"  - {cause}", highlight=False)
+        console.print(f"  - {markup_escape(cause)}", highlight=False)
     if any(f.level == "fail" for f in findings):
         raise typer.Exit(1)

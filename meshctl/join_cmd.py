@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import time
+from pathlib import Path
 
 import typer
 
@@ -74,13 +76,21 @@ def member_document(
 
 @friendly
 def pool_join(
+    ctx: typer.Context,
     pool_id: str = typer.Option(..., "--pool-id", help="The Pool ID the admin printed."),
     pool_root_pubkey: str = typer.Option(
         ..., "--pool-root-pubkey", help="The Pool Root Public Key (sha256:...)."
     ),
     name: str = typer.Option("test-pool", "--name", help="The pool's name."),
     token: str | None = typer.Option(
-        None, "--token", envvar="MESHNET_JOIN_TOKEN", help="A join token."
+        None,
+        "--token",
+        envvar="MESHNET_JOIN_TOKEN",
+        help="A join token. Prefer the MESHNET_JOIN_TOKEN environment variable or "
+        "--token-file: a command line is visible to every local user.",
+    ),
+    token_file: Path | None = typer.Option(
+        None, "--token-file", help="Read the join token from this file ('-': standard input)."
     ),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the certificate."),
     control_plane: str | None = typer.Option(
@@ -96,11 +106,12 @@ def pool_join(
     device_home = home()
     node = load_node_config(device_home)
     root = root_fingerprint(pool_root_pubkey)
-    token_file = None
+    token = _token_from(token, token_file, ctx.get_parameter_source("token"))
+    stored_token = None
     if token:
         path = device_home.pool_dir(name) / "join.token"
         write_atomic(path, token.strip().encode() + b"\n", mode=0o600)
-        token_file = str(path)
+        stored_token = str(path)
     services = {
         CONTROL_PLANE_ANNOTATION: control_plane or "",
         RELAYS_ANNOTATION: relay or "",
@@ -108,12 +119,18 @@ def pool_join(
         SHARD_COLUMNS_ANNOTATION: str(shard_columns or ""),
     }
     services = {k: v for k, v in services.items() if v}
-    member = member_document(node.name, name, pool_id, root, token_file, services)
+    member = member_document(node.name, name, pool_id, root, stored_token, services)
     with open_store() as store:
         store.apply(member)
         if read_pool_info(device_home, name) is not None:
             console.print(f"Already a member of {name} ({pool_id}).")
             return
+        console.print(
+            f"This device's key fingerprint: {node.fingerprint} (an admin who approves "
+            "requests by hand confirms it)",
+            highlight=False,
+            markup=False,
+        )
         if running_pid(device_home.agent_lock):
             joined = _wait_for_agent(store, member.metadata.name, timeout)
         else:
@@ -126,6 +143,24 @@ def pool_join(
     console.print(
         f"Joined pool [bold]{name}[/bold] ({info.pool_id}); start the agent with `mesh start`."
     )
+
+
+def _token_from(token: str | None, token_file: Path | None, source: object) -> str | None:
+    """The join token from --token-file, the environment or (warned) the command line."""
+    if token_file is not None:
+        try:
+            text = sys.stdin.read() if str(token_file) == "-" else token_file.read_text()
+        except OSError as err:
+            raise CliError(f"cannot read the token file {token_file}: {err.strerror}") from err
+        return text.strip() or None
+    if token and getattr(source, "name", "") == "COMMANDLINE":
+        err_console.print(
+            "note: a token on the command line is visible to other local users (ps); "
+            "prefer MESHNET_JOIN_TOKEN=... or --token-file",
+            highlight=False,
+            markup=False,
+        )
+    return token
 
 
 def _progress(store: Store, member: str, started: float) -> str:

@@ -27,6 +27,7 @@ from meshctl.render import (
     dump,
     emit,
     err_console,
+    markup_escape,
     print_objects,
     table,
 )
@@ -182,7 +183,9 @@ def describe(
         events = store.events(canonical, name, limit=20)
         extra = describe_pool_extras(store, name) if canonical == "Pool" else None
     doc = to_document(obj)
-    console.print(f"[bold]Name:[/bold] {obj.metadata.name}    [bold]Kind:[/bold] {obj.kind}")
+    console.print(
+        f"[bold]Name:[/bold] {markup_escape(obj.metadata.name)}    [bold]Kind:[/bold] {obj.kind}"
+    )
     console.print(
         f"[bold]UID:[/bold] {obj.metadata.uid}    [bold]Generation:[/bold] "
         f"{obj.metadata.generation}    [bold]Age:[/bold] {age(obj.metadata.creation_timestamp)}"

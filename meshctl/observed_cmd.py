@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from manifests import Pool
-from meshctl.render import age, console, dump, emit, err_console, table
+from meshctl.render import age, console, dump, emit, err_console, markup_escape, table
 from reconciler.runtime.observed import beacons_key, peers_key, ring_key
 from reconciler.store import Store
+from reconciler.store_admin import denials
 
 OBSERVED_KINDS = {"peers": "peers", "peer": "peers", "ring": "ring", "rings": "ring"}
 
@@ -69,7 +70,8 @@ def print_rings(items: list[dict[str, Any]], fmt: str) -> None:
     for ring in items:
         state = "converged" if ring.get("converged") else "converging"
         console.print(
-            f"[bold]{ring['pool']}[/bold] {ring.get('poolId')}  epoch {ring.get('epoch')}  "
+            f"[bold]{markup_escape(ring['pool'])}[/bold] {markup_escape(ring.get('poolId'))}  "
+            f"epoch {ring.get('epoch')}  "
             f"{state}  hash {str(ring.get('hash'))[:16]}  shardColumns {ring.get('shardColumns')}"
         )
         rows = [_slot_row(m) for m in ring.get("members", [])]
@@ -87,8 +89,13 @@ def describe_pool_extras(store: Store, pool: str) -> Callable[[], None]:
     """What `describe pool` adds: peers, the ring, and beacon health."""
     found_peers, found_rings = peers(store, pool), rings(store, pool)
     beacons = store.get_observed(beacons_key(pool)) or {}
+    refused = denials(store, pool)
 
     def show() -> None:
+        if refused:
+            console.print("[bold]Refused join requests:[/bold]")
+            rows = [[d.reason, d.count, d.last_seen, d.last_source, d.last_device] for d in refused]
+            console.print(table(rows, ["REASON", "COUNT", "LAST", "LAST SOURCE", "LAST DEVICE"]))
         console.print("[bold]Peers:[/bold]" + ("" if found_peers else " <none>"))
         if found_peers:
             print_peers(found_peers, "wide")
@@ -99,10 +106,15 @@ def describe_pool_extras(store: Store, pool: str) -> Callable[[], None]:
             interface = beacons.get("interface", {})
             drops = ", ".join(f"{k}={v}" for k, v in sorted(beacons.get("drops", {}).items()))
             console.print(
-                f"[bold]Beacons:[/bold] on {interface.get('name')} ({interface.get('address')}), "
+                f"[bold]Beacons:[/bold] on {markup_escape(interface.get('name'))} "
+                f"({markup_escape(interface.get('address'))}), "
                 f"sent {beacons.get('sent', 0)}, received {beacons.get('received', 0)}, "
-                f"dropped: {drops or 'none'}",
+                f"dropped: {markup_escape(drops or 'none')}",
                 highlight=False,
             )
+            limited = beacons.get("joinsRateLimited") or {}
+            if any(limited.values()):
+                counts = ", ".join(f"per {k}: {v}" for k, v in sorted(limited.items()))
+                console.print(f"[bold]Join requests rate limited:[/bold] {markup_escape(counts)}")
 
     return show

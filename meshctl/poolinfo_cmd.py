@@ -40,7 +40,10 @@ def pool_info(
         None, "--relay-port", help="Port of a relay running here."
     ),
     token: bool = typer.Option(
-        False, "--token", help="Also make a join token (24h) and include it."
+        False, "--token", help="Also make a join token (24h, single-use) and include it."
+    ),
+    token_usages: int = typer.Option(
+        1, "--token-usages", min=1, help="How many devices the token admits (with --token)."
     ),
 ) -> None:
     """Print the pool's credentials for other devices (POOL_ID=..., POOL_ROOT_PUBKEY=...)."""
@@ -62,5 +65,7 @@ def pool_info(
         if relay_port is not None:
             lines["RELAY"] = f"{lines['ADMIN_ADDRESS']}:{relay_port}"
         if token:
-            lines["JOIN_TOKEN"], _ = issue_token(store, pool.metadata.name, TOKEN_TTL)
+            lines["JOIN_TOKEN"], _ = issue_token(
+                store, pool.metadata.name, TOKEN_TTL, token_usages, "mesh pool-info"
+            )
     emit("\n".join(f"{key}={value}" for key, value in lines.items() if value is not None))

@@ -10,9 +10,12 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from manifests import Job, Member, MeshObject, Pool, to_document
+from reconciler.textsafe import printable
 
 # Off a terminal, long lines (fingerprints, file:line errors) are not folded.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 250)
@@ -46,6 +49,12 @@ def reason_text(obj: MeshObject) -> str:
     return condition.reason if condition is not None else "-"
 
 
+def short_fingerprint(value: str | None) -> str:
+    """sha256: and the first 16 hex digits (what `certificate approve --fingerprint`
+    accepts at least)."""
+    return value[: len("sha256:") + 16] if value else "-"
+
+
 Column = tuple[str, Callable[[Any], Any]]
 
 _POOL: list[Column] = [
@@ -66,10 +75,12 @@ _MEMBER: list[Column] = [
     ("POOL", lambda o: o.spec.pool.name),
     ("PHASE", lambda o: o.status.phase or "-"),
     ("NODE", lambda o: o.status.node_id or "-"),
+    ("KEY", lambda o: short_fingerprint(o.status.key_fingerprint)),
     ("READY", ready_text),
     ("AGE", lambda o: age(o.metadata.creation_timestamp)),
 ]
 _MEMBER_WIDE: list[Column] = [
+    ("KEY FINGERPRINT", lambda o: o.status.key_fingerprint or "-"),
     ("POOL ID", lambda o: o.spec.pool.id),
     ("EXPIRES", lambda o: o.status.not_after.isoformat() if o.status.not_after else "-"),
 ]
@@ -96,13 +107,24 @@ COLUMNS: dict[type, tuple[list[Column], list[Column]]] = {
 }
 
 
+def safe(value: object) -> Text:
+    """A cell or line as plain text: no Rich markup, no control characters (names,
+    reasons and messages may come from peers or anonymous join requests)."""
+    return Text(printable(str(value), limit=100_000) if str(value) else "")
+
+
+def markup_escape(value: object) -> str:
+    """A peer-supplied string to embed in a markup string (``f"[bold]{x}[/bold]"``)."""
+    return escape(printable(str(value), limit=100_000)) if str(value) else ""
+
+
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | None = None) -> Table:
-    """A plain kubectl-like table."""
+    """A plain kubectl-like table; every cell is shown as plain text."""
     out = Table(box=None, pad_edge=False, show_edge=False, title=title, header_style="bold")
     for header in headers:
         out.add_column(header, overflow="fold")
     for row in rows:
-        out.add_row(*(str(cell) for cell in row))
+        out.add_row(*(safe(cell) for cell in row))
     return out
 
 

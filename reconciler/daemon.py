@@ -19,7 +19,7 @@ from typing import Any
 from reconciler.executor import Executor
 from reconciler.gitops import FolderSync, watch_folder
 from reconciler.handlers import build_handlers
-from reconciler.home import Home
+from reconciler.home import Home, HomeError, make_private
 from reconciler.logsetup import setup_logging
 from reconciler.runtime.agentjobs import AgentJobs
 from reconciler.runtime.jobrunner import JobRunner
@@ -153,7 +153,11 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
 def run_agent(options: AgentOptions) -> int:
     """Run the agent in the foreground until a signal; the process exit code."""
     home = options.home
-    home.root.mkdir(parents=True, exist_ok=True)
+    try:
+        make_private(home.root)  # 0700 on every start (state.db holds token keys)
+    except HomeError as err:
+        print(f"error: {err}", flush=True)
+        return 1
     lock = PidLock(home.agent_lock)
     try:
         lock.acquire()

@@ -5,7 +5,6 @@ This is where the pure controllers meet the device's files and store.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 from manifests import Job, Member, Pool
@@ -14,13 +13,12 @@ from reconciler.controllers import member as member_controller
 from reconciler.controllers import pool as pool_controller
 from reconciler.executor import KindHandler
 from reconciler.home import Home
-from reconciler.inference.demo import demo_model_path
-from reconciler.inference.errors import ModelError
 from reconciler.node import load_node_config
 from reconciler.pools import create_root, read_pool_info
 from reconciler.runtime.jobrunner import RunState
 from reconciler.runtime.joinruntime import JoinError, read_token
 from reconciler.runtime.material import certificate_status
+from reconciler.runtime.models import SUBMITTED_BY, model_problem
 from reconciler.runtime.observed import join_key, peers_key, ring_key
 from reconciler.store import Store
 
@@ -30,18 +28,6 @@ def _token_problem(member: Member) -> str | None:
         read_token(member)
     except JoinError as err:
         return str(err)
-    return None
-
-
-def _model_problem(model: str) -> str | None:
-    if model == "demo":
-        try:
-            demo_model_path()
-        except ModelError as err:
-            return str(err)
-        return None
-    if not Path(model).expanduser().exists():
-        return f"model path {model} does not exist on this device"
     return None
 
 
@@ -104,7 +90,9 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
         return job_controller.JobObserved(
             pool_exists=pool is not None,
             pool_ready=pool_ready,
-            model_problem=_model_problem(job.spec.model),
+            model_problem=model_problem(
+                job.spec.model, home, SUBMITTED_BY in job.metadata.annotations
+            ),
             ring_converged=jobs.ring_converged(job.spec.pool) if jobs else False,
             runner_available=jobs is not None,
             running=state is not None and state.phase in ("Scheduled", "Running"),

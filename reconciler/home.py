@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+class HomeError(Exception):
+    """MESHNET_HOME cannot be made private (it belongs to another user)."""
 
 
 def default_home() -> Path:
@@ -54,6 +62,35 @@ class Home:
 
     def ring_topology(self, pool_id: str) -> Path:
         return self.root / f"ring_topology_{pool_id}.json"
+
+
+def make_private(root: Path) -> None:
+    """Create ``root`` 0700, or tighten it to 0700 when group or others can read it.
+
+    The home holds the node key, the pool root key and, in ``state.db``, the token keys
+    that mint join proofs: no other local user may read it. A home this user does not
+    own cannot be tightened, and is refused with the command that fixes it.
+    """
+    root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    info = root.stat()
+    if stat.S_IMODE(info.st_mode) & 0o077 == 0:
+        return
+    if info.st_uid != os.geteuid():
+        raise HomeError(
+            f"{root} is readable by group or others (mode {stat.S_IMODE(info.st_mode):o}) "
+            f"and belongs to another user; fix it with: chmod 700 {root}"
+        )
+    os.chmod(root, PRIVATE_DIR)
+
+
+def make_private_file(path: Path) -> None:
+    """chmod 0600 a file of ours that exists (state.db and its -wal and -shm files)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if stat.S_IMODE(info.st_mode) & 0o077 and info.st_uid == os.geteuid():
+        os.chmod(path, PRIVATE_FILE)
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

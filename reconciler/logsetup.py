@@ -6,13 +6,18 @@ import logging
 import logging.handlers
 import sys
 
-from reconciler.home import Home
+from reconciler.home import Home, HomeError, make_private
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 def setup_logging(home: Home, name: str, level: str = "INFO") -> None:
     """Log to stderr and $MESHNET_HOME/logs/<name>.log (rotated at 10 MB)."""
+    try:
+        make_private(home.root)  # every start: the home and its secrets stay 0700
+    except HomeError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from err
     home.logs.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     root.handlers.clear()

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from reconciler.certs import files
 from reconciler.certs.files import new_seed, save_identity
 from reconciler.certs.identity import NodeIdentity
-from reconciler.home import Home, write_atomic
+from reconciler.home import Home, HomeError, make_private, write_atomic
 
 
 class NodeError(Exception):
@@ -30,12 +30,16 @@ def init_node(home: Home, network_id: str, name: str, force: bool = False) -> No
     if home.node_key.exists() and not force:
         existing = load_node_config(home)
         raise NodeError(
-            f"{home.root} is already initialised as {existing.node_id} ({existing.name}); "
+            f"{home.root} is already initialised as {existing.node_id} ({existing.name}, key "
+            f"{existing.fingerprint}); "
             "use --force to make a new identity (peers will no longer recognise this device)"
         )
     identity = NodeIdentity(new_seed())
     config = NodeConfig(identity.node_id, network_id, name, identity.fingerprint)
-    home.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        make_private(home.root)
+    except HomeError as err:
+        raise NodeError(str(err)) from err
     save_identity(home.node_key, identity)
     write_atomic(home.node_config, json.dumps(asdict(config), indent=2).encode() + b"\n")
     return config

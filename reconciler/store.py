@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from manifests import MeshObject, model_for
+from reconciler.home import HomeError, make_private, make_private_file
 from reconciler.store_records import Event, EventType, RecordsMixin, _dumps, isotime, utcnow
 
 __all__ = ["Conflict", "Event", "EventType", "NotFound", "Store", "StoreError", "isotime", "utcnow"]
@@ -48,12 +50,20 @@ class Store(RecordsMixin):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            make_private(path.parent)
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        except HomeError as err:
+            raise StoreError(str(err)) from err
+        except OSError as err:
+            raise StoreError(f"cannot create {path}: {err.strerror or err}") from err
         try:
             self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 10000")
             self._db.execute("PRAGMA journal_mode = WAL")
+            for suffix in ("", "-wal", "-shm"):
+                make_private_file(path.with_name(path.name + suffix))
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as err:
@@ -173,6 +183,21 @@ class Store(RecordsMixin):
                     (obj.kind, obj.metadata.name),
                 )
         return self.require(obj.kind, obj.metadata.name), outcome
+
+    def create(self, obj: MeshObject, status: dict[str, Any] | None = None) -> MeshObject:
+        """Create an object with an initial status in one write; Conflict if the name
+        is taken (two writers creating the same name cannot both win)."""
+        kind, name = obj.kind, obj.metadata.name
+        with self._write():
+            if self._row(kind, name) is not None:
+                raise Conflict(f'{kind} "{name}" already exists')
+            self._insert(obj)
+            self._db.execute(
+                "UPDATE objects SET status = ? WHERE kind = ? AND name = ?",
+                (_dumps(status or {}), kind, name),
+            )
+            self._db.execute("DELETE FROM inventory WHERE kind = ? AND name = ?", (kind, name))
+        return self.require(kind, name)
 
     def _insert(self, obj: MeshObject) -> None:
         revision = self._next_revision()

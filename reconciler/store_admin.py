@@ -60,17 +60,94 @@ def tokens(store: Store, pool: str | None = None) -> list[StoredToken]:
     ]  # fmt: skip
 
 
-def set_token_usages(store: Store, token_id: str, usages_left: int | None) -> None:
+def charge_token(store: Store, token_id: str, now: float) -> bool:
+    """Spend one use of a token, atomically: True if it was usable (unexpired, uses left).
+
+    The agent and the control plane both admit with the same tokens; one conditional
+    UPDATE is the only place a use is spent, so an N-use token admits at most N keys
+    whoever answers and however concurrently."""
     with store.transaction():
-        store.db.execute(
-            "UPDATE tokens SET usages_left = ? WHERE token_id = ?", (usages_left, token_id)
+        cursor = store.db.execute(
+            "UPDATE tokens SET usages_left = usages_left - 1 WHERE token_id = ? AND expires > ? "
+            "AND (usages_left IS NULL OR usages_left > 0)",
+            (token_id, now),
         )
+    return cursor.rowcount == 1
 
 
 def delete_token(store: Store, token_id: str) -> bool:
     with store.transaction():
         cursor = store.db.execute("DELETE FROM tokens WHERE token_id = ?", (token_id,))
     return cursor.rowcount > 0
+
+
+MAX_DENIAL_REASONS = 32  # rows per pool; further reasons are counted under "other"
+
+
+@dataclass(frozen=True)
+class DenialCount:
+    """How often join requests were refused for one reason, and the latest of them."""
+
+    pool: str
+    reason: str
+    count: int
+    first_seen: str
+    last_seen: str
+    last_source: str
+    last_device: str
+
+
+def count_denial(store: Store, pool: str, reason: str, source: str, device: str) -> None:
+    """Count a refused join request (no object, no event: a flood stays a few rows)."""
+    now = isotime(utcnow())
+    with store.transaction():
+        known = store.db.execute(
+            "SELECT COUNT(*) FROM join_denials WHERE pool = ?", (pool,)
+        ).fetchone()[0]
+        exists = store.db.execute(
+            "SELECT 1 FROM join_denials WHERE pool = ? AND reason = ?", (pool, reason)
+        ).fetchone()
+        if exists is None and known >= MAX_DENIAL_REASONS - 1:
+            reason = "other"
+        store.db.execute(
+            "INSERT INTO join_denials VALUES (?, ?, 1, ?, ?, ?, ?) ON CONFLICT (pool, reason) "
+            "DO UPDATE SET count = count + 1, last_seen = excluded.last_seen, "
+            "last_source = excluded.last_source, last_device = excluded.last_device",
+            (pool, reason[:120], now, now, source[:64], device[:64]),
+        )
+
+
+def denials(store: Store, pool: str | None = None) -> list[DenialCount]:
+    query, args = "SELECT * FROM join_denials", tuple[str, ...]()
+    if pool is not None:
+        query, args = query + " WHERE pool = ?", (pool,)
+    rows = store.db.execute(query + " ORDER BY count DESC", args).fetchall()
+    return [DenialCount(*tuple(r)) for r in rows]
+
+
+def member_name_by_node_id(store: Store, node_id: str) -> str | None:
+    """The Member recorded for a node ID (through the objects_node_id index)."""
+    row = store.db.execute(
+        "SELECT name FROM objects WHERE kind = 'Member' AND json_extract(status, '$.nodeId') = ?",
+        (node_id,),
+    ).fetchone()
+    return None if row is None else str(row["name"])
+
+
+def pending_member_names(store: Store) -> list[str]:
+    """Members waiting for approval, oldest first."""
+    rows = store.db.execute(
+        "SELECT name FROM objects WHERE kind = 'Member' AND "
+        "json_extract(status, '$.phase') = 'Pending' ORDER BY resource_version"
+    ).fetchall()
+    return [str(r["name"]) for r in rows]
+
+
+def drop_pending_member(store: Store, name: str) -> None:
+    """Forget a pending join request: its Member and its events."""
+    store.delete("Member", name)
+    with store.transaction():
+        store.db.execute("DELETE FROM events WHERE kind = 'Member' AND name = ?", (name,))
 
 
 def set_approval(store: Store, pool: str, node_id: str, state: str) -> None:

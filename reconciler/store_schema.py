@@ -73,6 +73,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (pool, fingerprint)
     );
     """,
+    # 3: join requests at scale: Members found by node ID through an index, denied
+    # requests kept as bounded counters (one row per pool and reason), not objects
+    """
+    CREATE INDEX objects_node_id ON objects (kind, json_extract(status, '$.nodeId'));
+    CREATE TABLE join_denials (
+        pool TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        last_source TEXT NOT NULL,
+        last_device TEXT NOT NULL,
+        PRIMARY KEY (pool, reason)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

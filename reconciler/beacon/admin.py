@@ -13,7 +13,7 @@ is revoked.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from reconciler.beacon.events import Addr
@@ -28,6 +28,7 @@ from reconciler.certs.admission import (
 )
 from reconciler.certs.errors import CertificateError
 from reconciler.certs.identity import fingerprint
+from reconciler.certs.joinlimits import RATE_LIMITED, JoinLimiter
 from reconciler.certs.member import (
     MEMBER_TTL_SECONDS,
     cert_fingerprint,
@@ -70,6 +71,8 @@ class AdminDesk:
     pending: dict[str, PendingJoin] = field(default_factory=dict)
     cert_ttl: float = MEMBER_TTL_SECONDS
     max_pending: int = 256  # bounds memory against a flood of self-made keys
+    limiter: JoinLimiter | None = field(default_factory=JoinLimiter)
+    charge: Callable[[str, float], bool] | None = None  # spend one token use; False if none
     _issued: dict[str, bytes] = field(default_factory=dict)  # key fp -> latest cert
     _cert_fps: dict[str, set[str]] = field(default_factory=dict)  # key fp -> cert fps
 
@@ -81,6 +84,8 @@ class AdminDesk:
     ) -> Answer:
         """Decide one verified join claim (and issue a certificate when admitted)."""
         key_fp = fingerprint(claim.joiner_pubkey)
+        if not self._allowed(claim, source, key_fp, now):
+            return Answer("denied", RATE_LIMITED)
         revoked = set(revoked)
         if self._is_revoked(key_fp, revoked):
             revoked.add(key_fp)
@@ -92,7 +97,7 @@ class AdminDesk:
             claim, self.mode, self.tokens, revoked, self.approvals, now, self.root.anchor
         )
         if isinstance(decision, Approve):
-            return self._issue(claim, decision.token_id, revoked, now)
+            return self._issue(claim, decision, revoked, now)
         if isinstance(decision, Deny):
             return Answer("denied", decision.reason)
         old = self.pending.get(claim.node_id)
@@ -102,6 +107,11 @@ class AdminDesk:
             stalest = min(self.pending.values(), key=lambda p: p.last_seen)
             del self.pending[stalest.claim.node_id]
         return Answer("pending", decision.reason)
+
+    def _allowed(self, claim: JoinClaim, source: Addr, key_fp: str, now: float) -> bool:
+        if self.limiter is None or self.approvals.get(claim.node_id) == "approved":
+            return True
+        return self.limiter.allow(str(source[0]), key_fp, now)
 
     def approve(self, name: str) -> PendingJoin:
         """Approve a pending request by node ID or device name; LookupError if unknown."""
@@ -124,13 +134,14 @@ class AdminDesk:
         return matches[0]
 
     def _issue(
-        self, claim: JoinClaim, token_id: str | None, revoked: Collection[str], now: float
+        self, claim: JoinClaim, decision: Approve, revoked: Collection[str], now: float
     ) -> Answer:
+        token_id = decision.token_id
         try:
             cert = sign_member_certificate(
                 self.root,
                 claim.joiner_pubkey,
-                claim.device_name,
+                decision.device_name or claim.device_name,
                 "member",
                 now,
                 self.cert_ttl,
@@ -139,6 +150,8 @@ class AdminDesk:
         except CertificateError as exc:
             return Answer("denied", f"cannot certify: {exc}")
         if token_id is not None:
+            if self.charge is not None and not self.charge(token_id, now):
+                return Answer("denied", "token rejected: token used up")
             self.tokens[token_id] = self.tokens[token_id].used()
         key_fp = fingerprint(claim.joiner_pubkey)
         self._issued[key_fp] = cert

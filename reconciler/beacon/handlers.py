@@ -27,6 +27,7 @@ from reconciler.certs.errors import CertificateError
 from reconciler.certs.identity import NodeIdentity, fingerprint, node_id_for, verify_signature
 from reconciler.certs.member import MemberCertInfo, verify_member_certificate
 from reconciler.certs.root import TrustAnchor
+from reconciler.textsafe import printable
 
 
 class Drop(Exception):
@@ -128,7 +129,7 @@ def peer_seen(
 ) -> PeerSeen:
     return PeerSeen(
         node_id=msg.node_id,
-        name=msg.name,
+        name=printable(msg.name),
         host=msg.host,
         port=msg.port,
         memory_bytes=msg.memory_bytes,
@@ -161,7 +162,7 @@ def claim_from(msg: JoinRequest, common: Common) -> JoinClaim:
         pool_id=common.pool_id,
         joiner_pubkey=msg.joiner_pubkey,
         node_id=msg.node_id,
-        device_name=msg.device_name,
+        device_name=printable(msg.device_name),
         nonce=msg.nonce,
         timestamp=common.timestamp,
         root_fingerprint=msg.root_fingerprint,

@@ -8,7 +8,8 @@ Admission modes (the Pool's ``admission``):
 - ``auto``: anyone naming the pool ID and the root fingerprint is admitted.
 
 A member renewing its certificate presents its current one: a valid, unrevoked
-certificate for the same key admits in every mode (renewal before expiry).
+certificate for the same key admits in every mode (renewal before expiry), under the
+device name of that certificate (names stay fixed across renewals).
 A valid token admits in every mode (creating one is the admin's consent); a token
 that is present but unknown, expired, used up or wrongly proved is refused in every
 mode. A revoked key is refused before anything else.
@@ -49,9 +50,11 @@ class JoinClaim:
 
 @dataclass(frozen=True)
 class Approve:
-    """Issue a certificate; ``token_id`` names the token to charge one use, if any."""
+    """Issue a certificate; ``token_id`` names the token to charge one use, if any;
+    ``device_name``, when set, is the name to certify (a renewal keeps its name)."""
 
     token_id: str | None = None
+    device_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def _decide_renewal(
         return Deny(f"renewal refused: {exc.reason}")
     if info.public_key != request.joiner_pubkey:
         return Deny("renewal refused: certificate is for another key")
-    return Approve()
+    return Approve(device_name=info.device_name)
 
 
 def _decide_token(

@@ -73,7 +73,7 @@ def _routes(app: FastAPI) -> None:
     @app.post("/v1/join", response_model=JoinResponse, response_model_by_alias=True)
     def post_join(body: JoinRequest, request: Request) -> JoinResponse:
         """A member certificate for a token holder (see joining.py)."""
-        return join(_state(request), body)
+        return join(_state(request), body, source=request.client.host if request.client else "")
 
     @app.get("/v1/join/root")
     def join_root(

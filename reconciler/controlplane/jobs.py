@@ -22,8 +22,10 @@ from fastapi.responses import StreamingResponse
 from manifests import Job, to_document
 from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.state import AppState
+from reconciler.home import Home
 from reconciler.jobs.errors import Reason
 from reconciler.runtime.jobrunner import job_prompt_problem
+from reconciler.runtime.models import SUBMITTED_BY, is_model_name
 from reconciler.runtime.observed import ring_key
 from reconciler.store import Conflict, Store
 
@@ -56,10 +58,14 @@ def submit(job: Job, request: Request, caller: Member) -> dict[str, Any]:
     prompt + maxTokens is beyond the model's context or a job frame limit."""
     if job.spec.pool != caller.pool.name:
         raise HTTPException(403, f"you are a member of {caller.pool.name}, not {job.spec.pool}")
+    if not is_model_name(job.spec.model):
+        raise HTTPException(422, "model must be 'demo' or the name of a model in the admin's "
+                                 "model folders (MESHNET_HOME/models), not a path")  # fmt: skip
+    job.metadata.annotations[SUBMITTED_BY] = caller.cert.node_id  # resolved by name only
     store = _store(request)
     if store.get("Job", job.metadata.name) is not None:
         raise HTTPException(409, f'job "{job.metadata.name}" already exists')
-    problem = _prompt_problem(store, job)
+    problem = _prompt_problem(store, job, request.app.state.meshnet.home)
     if problem is not None:
         raise HTTPException(422, f"{Reason.PROMPT_TOO_LONG}: {problem}")
     try:
@@ -69,13 +75,14 @@ def submit(job: Job, request: Request, caller: Member) -> dict[str, Any]:
     return to_document(created)
 
 
-def _prompt_problem(store: Store, job: Job) -> str | None:
+def _prompt_problem(store: Store, job: Job, home: Home) -> str | None:
     """Why the Job's prompt cannot run, if that is known within CHECK_SECONDS. Reading a
     large GGUF's metadata the first time can take longer on a busy device: the Job is then
     accepted, the read goes on (later submissions find it cached) and the agent refuses
     the Job (PromptTooLong) before any member loads anything."""
     ring = store.get_observed(ring_key(job.spec.pool)) or {}
-    check = _CHECKS.submit(job_prompt_problem, job, max(len(ring.get("members") or []), 1))
+    members = max(len(ring.get("members") or []), 1)
+    check = _CHECKS.submit(job_prompt_problem, job, members, home)
     try:
         return check.result(timeout=CHECK_SECONDS)
     except TimeoutError:

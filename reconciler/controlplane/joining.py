@@ -8,9 +8,11 @@ and a timestamp. It is also signed by the joiner's key (proof of possession)::
                         || public_key || nonce || timestamp (u64 ms BE) || device_name)
 
 The admin decides with ``AdminDesk`` (reconciler/beacon/admin.py) over the tokens,
-approvals and revocations of the store, then charges the token use in the store.
+approvals and revocations of the store; a token use is spent by one atomic UPDATE
+(``store_admin.charge_token``), shared with the agent. Requests are rate limited per
+client address and per key, and refusals are counted, not stored as Members.
 Errors: 400 (stale timestamp, bad signature), 403 (denied, with the reason), 404
-(not a pool this control plane administers).
+(not a pool this control plane administers), 429 (rate limited: retry later).
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from reconciler.beacon.admin import AdminDesk, Answer
 from reconciler.beacon.handlers import join_requested
 from reconciler.certs.admission import JoinClaim
 from reconciler.certs.identity import node_id_for, verify_signature
+from reconciler.certs.joinlimits import RATE_LIMITED
 from reconciler.controlplane.state import AppState
 from reconciler.pools import load_root, read_pool_info
 from reconciler.runtime.admin_records import record_join
-from reconciler.store_admin import approvals, tokens
+from reconciler.store_admin import approvals, charge_token, tokens
+from reconciler.textsafe import printable
 
 log = logging.getLogger("meshnet.control-plane")
 
@@ -69,7 +73,10 @@ def signed_message(pool_id: str, pubkey: bytes, nonce: bytes, timestamp: float, 
     return SIGN_DOMAIN + pool_id.encode() + b"\x00" + pubkey + nonce + millis + name.encode()
 
 
-def join(state: AppState, body: JoinRequest, now: float | None = None) -> JoinResponse:
+def join(
+    state: AppState, body: JoinRequest, now: float | None = None, source: str = "http"
+) -> JoinResponse:
+    """Decide an HTTP join request from ``source`` (the client's address)."""
     now = time.time() if now is None else now
     pubkey, nonce = bytes.fromhex(body.public_key), bytes.fromhex(body.nonce)
     if abs(now - body.timestamp) > MAX_SKEW:
@@ -81,15 +88,17 @@ def join(state: AppState, body: JoinRequest, now: float | None = None) -> JoinRe
     if pool is None or not (pool.files.ca.parent / "root.key").exists():
         raise HTTPException(404, f"this control plane does not admit members to {body.pool_id}")
     claim = JoinClaim(
-        body.pool_id, pubkey, node_id_for(pubkey), body.device_name, nonce, body.timestamp,
+        body.pool_id, pubkey, node_id_for(pubkey), printable(body.device_name), nonce,
+        body.timestamp,
         body.root_fingerprint, body.token_id, bytes.fromhex(body.proof),
     )  # fmt: skip
     with state.join_lock:
         desk = _desk(state, pool.name, body.pool_id)
-        answer = desk.answer(claim, ("http", 0), _revoked(state, pool.name), now)
-        _record(state, pool.name, desk, claim, answer)
+        answer = desk.answer(claim, (source, 0), _revoked(state, pool.name), now)
+        _record(state, pool.name, desk, claim, answer, source)
         if answer.status != "approved":
-            raise HTTPException(403, f"join {answer.status}: {answer.reason}")
+            code = 429 if answer.reason == RATE_LIMITED else 403
+            raise HTTPException(code, f"join {answer.status}: {answer.reason}")
     log.info("admitted %s (%s) to %s over HTTP", claim.node_id, claim.device_name, pool.name)
     state.store().record_event(
         "Pool",
@@ -105,12 +114,14 @@ def join(state: AppState, body: JoinRequest, now: float | None = None) -> JoinRe
     )
 
 
-def _record(state: AppState, name: str, desk: AdminDesk, claim: JoinClaim, answer: Answer) -> None:
-    """Mirror the decision into the store as the beacon path does (a Member record)."""
+def _record(
+    state: AppState, name: str, desk: AdminDesk, claim: JoinClaim, answer: Answer, source: str
+) -> None:
+    """Mirror the decision into the store as the beacon path does."""
     info = read_pool_info(state.home, name)
     if info is None:
         return
-    event = join_requested(claim, answer, ("http", 0))
+    event = join_requested(claim, answer, (source, 0))
     record_join(state.store(), info, desk, event)
 
 
@@ -120,6 +131,7 @@ def _desk(state: AppState, name: str, pool_id: str) -> AdminDesk:
     if desk is None:
         desk = state.desks[pool_id] = AdminDesk(load_root(state.home, name))
     store = state.store()
+    desk.charge = lambda token_id, now: charge_token(store, token_id, now)
     desk.tokens = {t.record.token_id: t.record for t in tokens(store, name)}
     desk.approvals = dict(approvals(store, name))  # type: ignore[arg-type]
     obj = store.get("Pool", name)

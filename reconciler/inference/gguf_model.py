@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from reconciler.inference.config import ModelConfig, RopeScaling
 from reconciler.inference.errors import ModelError
+from reconciler.inference.filecheck import check_gguf
 from reconciler.inference.weights import F32
 
 _LAYER_NAMES = {
@@ -51,6 +52,7 @@ def open_gguf(path: str | Path) -> gguf.GGUFReader:
     p = Path(path)
     if not p.is_file():
         raise ModelError(p, "no such model file")
+    check_gguf(p)  # bounded sizes before the reader allocates per element
     try:
         reader = gguf.GGUFReader(p)
     except Exception as exc:  # gguf raises ValueError, IndexError, struct errors ...

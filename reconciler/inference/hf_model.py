@@ -17,6 +17,7 @@ from safetensors import safe_open
 
 from reconciler.inference.config import ModelConfig, RopeScaling
 from reconciler.inference.errors import ModelError
+from reconciler.inference.filecheck import check_safetensors_header, check_weight_map
 from reconciler.inference.weights import F32
 
 _LAYER_NAMES = {
@@ -104,7 +105,7 @@ def weight_files(directory: Path) -> dict[str, Path]:
     """Tensor name -> safetensors file, from the index or by listing every file."""
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        return {name: directory / f for name, f in read_json(index)["weight_map"].items()}
+        return check_weight_map(directory, read_json(index).get("weight_map"))
     files = sorted(directory.glob("*.safetensors"))
     if not files:
         raise ModelError(directory, "no *.safetensors files")
@@ -119,9 +120,11 @@ def _header(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             (n,) = struct.unpack("<Q", fh.read(8))
+            check_safetensors_header(path, n)
             header: dict[str, Any] = json.loads(fh.read(n))
     except (OSError, ValueError, struct.error) as exc:
         raise ModelError(path, f"not a safetensors file ({exc})") from exc
+    check_safetensors_header(path, n, header)
     header.pop("__metadata__", None)
     size = path.stat().st_size
     for name, info in header.items():

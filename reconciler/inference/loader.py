@@ -11,8 +11,9 @@ from pathlib import Path
 
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.errors import ModelError
+from reconciler.inference.filecheck import check_shapes, gguf_shapes, safetensors_shapes
 from reconciler.inference.gguf_model import GGUFSource, field, gguf_config, open_gguf
-from reconciler.inference.hf_model import HFSource, hf_config
+from reconciler.inference.hf_model import HFSource, hf_config, weight_files
 from reconciler.inference.sharding import RankShare
 from reconciler.inference.tokenizer import Tokenizer, tokenizer_from_gguf, tokenizer_from_hf
 from reconciler.inference.weights import ShardWeights, TensorSource, build_shard
@@ -79,8 +80,11 @@ def open_source(path: str | Path, config: ModelConfig) -> TensorSource:
     """A TensorSource over the model's tensors."""
     p = Path(path)
     if _format(p) == "hf":
+        check_shapes(config, safetensors_shapes(weight_files(p)), p)
         return HFSource(p)
-    return GGUFSource(open_gguf(p), config, p)
+    reader = open_gguf(p)
+    check_shapes(config, gguf_shapes(reader.tensors), p)
+    return GGUFSource(reader, config, p)
 
 
 def load_shard(

@@ -19,6 +19,7 @@ class JobRequest:
     prompt_ids: tuple[int, ...] | list[int]
     sampling: SamplingParams
     ring: Ring
+    model_path: str | None = None  # the coordinator's own copy (model_ref is offered)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,12 @@ every READY, send START, run its own rank of the generation loop (streaming toke
 JOB_OFFER load the slice in a thread (LOAD_PROGRESS), reply JOB_READY, on JOB_START run
 the same loop with :class:`NetworkCollectives`, then send JOB_DONE.
 
+Offers from peers are bounded: a member runs at most ``max_runs_per_peer`` jobs offered
+by one coordinator and ``max_runs`` in all, takes a job's column ranges only as its own
+ring has them, and answers load failures toward a remote coordinator with a generic
+message (the details stay in its own log), so an offer cannot probe its files. The
+model of an offer is a name the ``model_resolver`` looks up (runtime/models.py).
+
 Failure never hangs: ``member_lost`` (from gossip), a collective timeout, a member's
 JOB_ABORT or LOAD_FAILED fail the coordination at once with :class:`JobFailed`, and the
 coordinator then sends JOB_ABORT to every member so their threads stop. Malformed or
@@ -39,6 +45,11 @@ from reconciler.jobs.shards import ShardCache
 
 log = logging.getLogger("meshnet.jobs")
 
+MAX_RUNS_PER_PEER = 2
+MAX_RUNS = 4
+MODEL_NOT_AVAILABLE = "the model is not available on this member"
+LOAD_FAILED_TO_PEER = "could not load the model on this member (its agent log says why)"
+
 SendControl = Callable[[str, bytes], object]  # (node id, payload); False means not sent
 
 
@@ -58,6 +69,8 @@ class JobService:
         ring_view: Callable[[], Ring | None] | None = None,
         cache: ShardCache | None = None,
         new_session: Callable[[], int] = lambda: secrets.randbits(64),
+        max_runs_per_peer: int = MAX_RUNS_PER_PEER,
+        max_runs: int = MAX_RUNS,
     ) -> None:
         self.self_id = self_id
         self.send_control = send_control
@@ -72,6 +85,8 @@ class JobService:
         self.coordinations: dict[int, Coordination] = {}
         self.dropped: Counter[str] = Counter()
         self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._local_paths: dict[int, str] = {}  # session -> the coordinator's model path
+        self.max_runs_per_peer, self.max_runs = max_runs_per_peer, max_runs
 
     # -- frames from peers (event loop) --------------------------------------------------
 
@@ -131,9 +146,11 @@ class JobService:
         offer = make_offer(request, self.new_session())
         if offer.rank_of(self.self_id) is None:
             raise JobFailed(Reason.NOT_IN_RING, f"{self.self_id} is not a member of the ring")
-        await self._check_prompt(offer)
+        await self._check_prompt(offer, request.model_path)
         coord = Coordination(offer, self.self_id, loop, on_progress, on_token)
         self.coordinations[offer.session] = coord
+        if request.model_path is not None:
+            self._local_paths[offer.session] = request.model_path
         try:
             return await self._coordinate(coord)
         except BaseException as exc:
@@ -142,12 +159,14 @@ class JobService:
             raise
         finally:
             del self.coordinations[offer.session]
+            self._local_paths.pop(offer.session, None)
 
-    async def _check_prompt(self, offer: m.JobOffer) -> None:
+    async def _check_prompt(self, offer: m.JobOffer, local: str | Path | None) -> None:
         """Refuse a prompt beyond the model's context or a frame limit before anything is
-        offered or loaded (a model that cannot be read is reported by the load itself)."""
+        offered or loaded (a model that cannot be read is reported by the load itself);
+        ``local`` is the coordinator's own path of the model, if it resolved one."""
         try:
-            path = Path(self.model_resolver(offer.model_ref))
+            path = Path(local if local is not None else self.model_resolver(offer.model_ref))
             info = await asyncio.to_thread(self.cache.info, path)
         except Exception:  # the resolver's or the reader's errors: the load reports them
             return
@@ -213,20 +232,34 @@ class JobService:
             return self._drop("duplicate-offer")
         if offer.rank_of(self.self_id) is None or offer.rank_of(coordinator) is None:
             return self._drop("not-a-participant")
+        if any(r.offer.job_id == offer.job_id and r.coordinator != coordinator
+               for r in self.runs.values()):  # fmt: skip
+            return self._drop("job-of-another-coordinator")
         sink = _RemoteSink(self, coordinator, offer)
+        from_peer = sum(r.coordinator == coordinator for r in self.runs.values())
+        if from_peer >= self.max_runs_per_peer or len(self.runs) >= self.max_runs:
+            self._drop("too-many-runs")
+            return sink.load_failed(self.self_id, Reason.LOAD_FAILED, "this member is busy")
         ring = self.ring_view() if self.ring_view is not None else None
         if ring is not None and ring.hash != offer.ring_hash:
             message = (
                 f"my ring is {ring.hash[:12]} (epoch {ring.epoch}), not {offer.ring_hash[:12]}"
             )
             return sink.load_failed(self.self_id, Reason.RING_MISMATCH, message)
+        if ring is not None and _slots(ring) != [(p.node_id, p.start, p.end)
+                                                 for p in offer.participants]:  # fmt: skip
+            message = "the offer's column ranges are not the ring's"
+            return sink.load_failed(self.self_id, Reason.RING_MISMATCH, message)
         self._accept(offer, coordinator, sink)
 
     def _accept(self, offer: m.JobOffer, coordinator: str, sink: MemberSink) -> None:
+        local = self._local_paths.get(offer.session) if coordinator == self.self_id else None
         try:
-            path = Path(self.model_resolver(offer.model_ref))
+            path = Path(local if local is not None else self.model_resolver(offer.model_ref))
         except Exception as exc:  # the resolver's own errors: say which model and why
-            sink.load_failed(self.self_id, Reason.MODEL_NOT_FOUND, f"{offer.model_ref}: {exc}")
+            log.info("job %s: model %r: %s", offer.job_id, offer.model_ref,
+                     getattr(exc, "detail", exc))  # fmt: skip
+            sink.load_failed(self.self_id, Reason.MODEL_NOT_FOUND, MODEL_NOT_AVAILABLE)
             return
         session = offer.session
         rank = offer.rank_of(self.self_id)
@@ -297,6 +330,8 @@ class _RemoteSink:
         self._send(m.JobReady(self.job_id, self.session, node_id, load_ms, resident_bytes))
 
     def load_failed(self, node_id: str, reason: str, message: str) -> None:
+        if reason == Reason.LOAD_FAILED and message != "this member is busy":
+            message = LOAD_FAILED_TO_PEER  # no file names, errors or existence to a peer
         self._send(m.JobLoadFailed(self.job_id, self.session, node_id, reason, message))
 
     def token(self, event: TokenEvent) -> None:
@@ -307,6 +342,11 @@ class _RemoteSink:
 
     def failed(self, node_id: str, reason: str, message: str) -> None:
         self._send(m.JobAbort(self.job_id, self.session, reason, message))
+
+
+def _slots(ring: Ring) -> list[tuple[str, int, int]]:
+    """The ring's ranks as an offer lists them: position order, with column ranges."""
+    return [(s.node_id, s.start, s.end) for s in sorted(ring.members, key=lambda s: s.position)]
 
 
 async def _within(fut: asyncio.Future[None], timeout: float, late: Callable[[], JobFailed]) -> None:

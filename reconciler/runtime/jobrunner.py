@@ -13,24 +13,35 @@ from pathlib import Path
 from typing import Any
 
 from manifests import Job
-from reconciler.inference.demo import demo_model_path
+from reconciler.home import Home
 from reconciler.inference.errors import ModelError
 from reconciler.inference.generate import TokenEvent
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.tokenizer import Tokenizer
-from reconciler.jobs import JobFailed, JobRequest
+from reconciler.jobs import JobFailed, JobRequest, Reason
 from reconciler.jobs.limits import prompt_problem
 from reconciler.jobs.shards import ShardCache
+from reconciler.runtime.models import (
+    SUBMITTED_BY,
+    ModelRefused,
+    job_model,
+    offered_name,
+    resolve_local,
+)
 from reconciler.store import NotFound, Store
 
 log = logging.getLogger("meshnet.jobs")
 
 FLUSH_SECONDS = 0.05
+MISSING_MODEL_HINT = (
+    " (members open only models they keep: put the model file, or a symlink to it, in"
+    " ~/.meshnet/models on every member, or in a folder of MESHNET_MODEL_DIRS)"
+)
 
 
 def resolve_model(ref: str) -> Path:
-    """A Job's model: 'demo' (the packaged SmolLM2) or a path on this device."""
-    return demo_model_path() if ref == "demo" else Path(ref).expanduser()
+    """The local user's model: 'demo', a name in this device's model folders, or a path."""
+    return resolve_local(ref, Home.default())
 
 
 def sampling_of(job: Job) -> SamplingParams:
@@ -64,13 +75,15 @@ def encode_prompt(job: Job, tokenizer: Tokenizer) -> list[int]:
     return tokenizer.encode(job.spec.prompt or "")
 
 
-def job_prompt_problem(job: Job, world_size: int = 1) -> str | None:
+def job_prompt_problem(job: Job, world_size: int = 1, home: Home | None = None) -> str | None:
     """Why the Job's prompt + maxTokens cannot run on ``world_size`` members (the model's
     context, the job frame limits), or None. Reads the model's metadata and tokenizer,
-    never its weights; a model that cannot be read here is None (ModelUnavailable says so)."""
+    never its weights; a model that cannot be read here is None (ModelUnavailable says so).
+    The model is looked up as the coordinator of ``home`` (default: this device) will."""
+    submitted = SUBMITTED_BY in job.metadata.annotations
     try:
-        info = _INFOS.info(resolve_model(job.spec.model))
-    except (ModelError, OSError):
+        info = _INFOS.info(job_model(job.spec.model, home or Home.default(), submitted))
+    except (ModelError, ModelRefused, OSError):
         return None
     tokens = len(encode_prompt(job, info.tokenizer))
     return prompt_problem(tokens, job.spec.max_tokens, info.config, world_size)
@@ -116,20 +129,23 @@ class JobRunner:
     async def _run(self, job: Job, runtime: Any) -> None:
         name, state = job.metadata.name, self.runs[job.metadata.name]
         try:
-            path = resolve_model(job.spec.model)
+            submitted = SUBMITTED_BY in job.metadata.annotations
+            path = job_model(job.spec.model, runtime.ctx.home, submitted)
             ids = await asyncio.to_thread(prompt_ids, job, path, runtime.jobs.cache)
             ring = runtime.gossip.ring
             columns = [{"nodeId": s.node_id, "columns": [s.start, s.end]} for s in ring.members]
             scheduled = {"promptTokens": len(ids), "promptTokenIds": ids, "members": columns}
             self._patch(name, {"phase": "Scheduled", **scheduled})
-            request = JobRequest(name, job.spec.model, ids, sampling_of(job), ring)
+            offered = offered_name(job.spec.model, path)  # members look the name up
+            request = JobRequest(name, offered, ids, sampling_of(job), ring, str(path))
             result = await runtime.jobs.run(
                 request, lambda node, fraction: self._progress(name, node, fraction),
                 lambda event: self._token(name, state, event),
             )  # fmt: skip
         except JobFailed as err:
-            self._fail(name, state, str(err.reason), err.message)
-        except ModelError as err:
+            hint = MISSING_MODEL_HINT if err.reason == Reason.MODEL_NOT_FOUND else ""
+            self._fail(name, state, str(err.reason), err.message + hint)
+        except (ModelError, ModelRefused) as err:
             self._fail(name, state, "ModelUnavailable", str(err))
         except asyncio.CancelledError:
             self._fail(name, state, "Interrupted", "the agent stopped while the job ran")

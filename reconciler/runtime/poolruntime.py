@@ -10,6 +10,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from manifests import Member, Pool
@@ -37,9 +38,10 @@ from reconciler.runtime.beaconsockets import (
     open_beacon_sockets,
 )
 from reconciler.runtime.context import DeviceContext, cores, memory_bytes
-from reconciler.runtime.jobrunner import resolve_model
+from reconciler.runtime.models import resolve_name
 from reconciler.runtime.relays import PoolRelays
 from reconciler.runtime.revocations import Revocations
+from reconciler.store_admin import charge_token
 
 log = logging.getLogger("meshnet.pool")
 
@@ -128,13 +130,14 @@ class PoolRuntime:
             ctx.node_id,
             send_control=ControlSender(self.links),
             tensor_transport_factory=lambda: LinksTensorSender(self.links, loop),
-            model_resolver=resolve_model,
+            model_resolver=partial(resolve_name, home=ctx.home),  # names only, from peers
             ring_view=lambda: self.gossip.ring,
         )
         self.gossip.add_revocations(self.revocations.entries())
         self._gossip_pump.flush()
         if info.role == "admin":
-            self._desk = AdminDesk(load_root(ctx.home, info.name), mode=spec.admission)
+            self._desk = AdminDesk(load_root(ctx.home, info.name), mode=spec.admission,
+                                   charge=partial(charge_token, ctx.store))  # fmt: skip
             self.refresh()
         advert = Advert(ctx.node.name, interface.address, port, memory, cores())
         beacon_config = BeaconConfig(
@@ -301,4 +304,6 @@ class PoolRuntime:
         if self._beacon is not None and self._sockets is not None:
             stats = beacon_stats(self._beacon, self._sockets, self.beacon_peers)
             stats["relays"] = self.relays.status() if self.relays is not None else []
+            if self._desk is not None and self._desk.limiter is not None:
+                stats["joinsRateLimited"] = dict(self._desk.limiter.limited)
             observed.publish(store, observed.beacons_key(name), stats, self._cache)

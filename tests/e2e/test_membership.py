@@ -77,7 +77,10 @@ def test_approval_mode_waits_for_the_admin(lan: Lan) -> None:
 
     wait_for(pending_on_admin, 30, "pending request on the admin")
     assert member_phase(member) == "Pending"
-    admin.cli("certificate", "approve", "laptop")
+    from reconciler.node import load_node_config
+
+    key = load_node_config(member.home).fingerprint  # what `mesh init` printed there
+    admin.cli("certificate", "approve", "laptop", "--fingerprint", key)
     wait_joined(member)
     wait_for(lambda: ring_of(member, 2), 30, "ring of 2")
 

@@ -58,6 +58,9 @@ def test_blocked_members_converge_and_compute_through_the_relay(lan: Lan) -> Non
         for device in (a, b):
             device.extra_env = {"OPENBLAS_NUM_THREADS": "1"}
             request_join(device, pool, token, relays=relay_address)
+        for device in (admin, a, b):  # peers name models; each keeps its own copy
+            (device.home.root / "models").mkdir(parents=True, exist_ok=True)
+            (device.home.root / "models" / TINY.name).symlink_to(TINY)
         for device in (a, b):
             wait_joined(device)
         rings = [

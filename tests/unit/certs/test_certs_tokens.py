@@ -121,7 +121,9 @@ def test_certs_decide_join_renewal(
     def decide(c: JoinClaim, revoked: set[str] = set()) -> object:  # noqa: B006
         return decide_join(c, "token", {}, revoked, {}, now, root.anchor)
 
-    assert decide(claim) == Approve()
+    assert decide(claim) == Approve(device_name="alice")
+    # finding 5: a renewal keeps the certified name, whatever the request says
+    assert decide(replace(claim, device_name="admin-laptop")) == Approve(device_name="alice")
     assert decide(claim, {alice.fingerprint}) == Deny("revoked")
     bob = NodeIdentity(b"\x0b" * 32)
     stolen = replace(_claim(root, bob, None, now), renewal_cert=cert)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,8 +15,16 @@ from reconciler.controlplane import jobs
 MODEL = Path(__file__).resolve().parents[2] / "fixtures" / "models" / "tiny-llama.gguf"
 
 
+@pytest.fixture(autouse=True)
+def model_in_the_admins_folder(kit: Any) -> None:
+    """Members name models; the admin keeps them in MESHNET_HOME/models."""
+    folder = kit.home.root / "models"
+    folder.mkdir(exist_ok=True)
+    (folder / MODEL.name).symlink_to(MODEL)
+
+
 def _job(name: str, prompt: str, max_tokens: int) -> dict[str, object]:
-    spec = {"pool": "lab", "model": str(MODEL), "prompt": prompt, "maxTokens": max_tokens}
+    spec = {"pool": "lab", "model": MODEL.name, "prompt": prompt, "maxTokens": max_tokens}
     return {"apiVersion": "meshnet.dev/v1alpha1", "kind": "Job",
             "metadata": {"name": name}, "spec": spec}  # fmt: skip
 
@@ -34,7 +43,7 @@ def test_a_slow_prompt_check_accepts_the_job_for_the_agent_to_check(
 ) -> None:
     release = threading.Event()
 
-    def slow_check(job: object, world_size: int) -> str:
+    def slow_check(job: object, world_size: int, home: object) -> str:
         release.wait(30)  # a GGUF whose metadata takes long to read
         return "too long"
 

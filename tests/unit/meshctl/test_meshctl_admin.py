@@ -58,8 +58,12 @@ def test_approve_needs_a_pending_request(home: Home) -> None:
             "spec": {"pool": {"name": "test-pool", "id": "pool-1", "rootFingerprint": "sha256:" + "a" * 64}},
         })  # fmt: skip
         store.apply(member)
-        store.update_status("Member", "laptop", {"phase": "Pending", "nodeId": "node-x"})
-    assert runner.invoke(app, ["certificate", "approve", "laptop"]).exit_code == 0
+        key = "sha256:" + "b" * 64
+        store.update_status(
+            "Member", "laptop", {"phase": "Pending", "nodeId": "node-x", "keyFingerprint": key}
+        )
+    approve = ["certificate", "approve", "laptop", "--fingerprint", key]
+    assert runner.invoke(app, approve).exit_code == 0
     with Store.open(home.root) as store:
         assert approvals(store, "test-pool") == {"node-x": "approved"}
 

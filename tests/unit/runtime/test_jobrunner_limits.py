@@ -67,7 +67,11 @@ def test_the_agent_refuses_a_too_long_job_before_offering_it(tmp_path: Path) -> 
         tensor_transport_factory=lambda: None,  # type: ignore[arg-type, return-value]
         model_resolver=Path,
     )
-    runtime = SimpleNamespace(gossip=SimpleNamespace(ring=_ring()), jobs=service)
+    runtime = SimpleNamespace(
+        gossip=SimpleNamespace(ring=_ring()),
+        jobs=service,
+        ctx=SimpleNamespace(home=Home(tmp_path / "home")),
+    )
 
     async def main() -> None:
         runner = JobRunner(store)
