@@ -246,7 +246,7 @@ class PoolRuntime:
         self._gossip_pump.flush()
 
     def _on_gossip(self, event: object) -> None:
-        if isinstance(event, gossip_events.MemberJoined):
+        if isinstance(event, gossip_events.MemberJoined | gossip_events.MemberHinted):
             self._learn_address(event.node_id, event.meta.address)
         elif isinstance(event, gossip_events.MemberStateChanged):
             log.info("member %s: %s -> %s", event.node_id, event.old.name, event.new.name)
