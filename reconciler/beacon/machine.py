@@ -76,7 +76,9 @@ class BeaconProtocol:
         self.revoked: frozenset[str] = frozenset(revoked)
         self.drops: Counter[str] = Counter()
         self._rng = rng
-        self._guard = ReplayGuard(config.replay_window)
+        limits = (config.replay_window, config.replay_senders, config.max_skew)
+        self._members_guard = ReplayGuard(*limits)  # certificate holders and the root
+        self._joiners_guard = ReplayGuard(*limits)  # anyone's fresh key
         self._events: deque[Event] = deque()
         self._outbox: list[tuple[bytes, Addr]] = []
         self._seq = 0
@@ -208,7 +210,8 @@ class BeaconProtocol:
             data, self.config.pool_id, lambda msg: self._signer_for(msg, now)
         )
         common, msg, signer = verified.common, verified.message, verified.signer
-        self._check_fresh(signer.sender, common, now)
+        guard = self._joiners_guard if isinstance(msg, JoinRequest) else self._members_guard
+        self._check_fresh(guard, signer.sender, common, now)
         if isinstance(msg, Presence):
             assert signer.info is not None
             self._events.append(handlers.peer_seen(msg, common, signer.info, addr, now))
@@ -217,7 +220,7 @@ class BeaconProtocol:
         else:
             assert signer.anchor is not None
             self._on_join_response(msg, signer.anchor, now)
-        self._guard.commit(signer.sender, common.seq)
+        guard.commit(signer.sender, common.seq, common.timestamp)
 
     def _signer_for(self, msg: Message, now: float) -> handlers.Signer:
         """Who must have signed ``msg``; Drop if we cannot or will not accept it."""
@@ -234,13 +237,13 @@ class BeaconProtocol:
             raise Drop(DropReason.UNEXPECTED, "join response while not joining")
         return handlers.join_response_signer(msg, self._joiner, self.identity)
 
-    def _check_fresh(self, sender: str, common: Common, now: float) -> None:
+    def _check_fresh(self, guard: ReplayGuard, sender: str, common: Common, now: float) -> None:
         skew = common.timestamp - now
         if skew < -self.config.max_skew:
             raise Drop(DropReason.EXPIRED, f"{-skew:.0f} s old")
         if skew > self.config.max_skew:
             raise Drop(DropReason.CLOCK_SKEW, f"{skew:.0f} s in the future")
-        problem = self._guard.check(sender, common.seq)
+        problem = guard.check(sender, common.seq, now)
         if problem is not None:
             raise Drop(DropReason(problem), f"seq {common.seq}")
 
