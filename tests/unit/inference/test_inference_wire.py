@@ -91,3 +91,14 @@ def test_truncated_and_trailing_bytes_are_rejected() -> None:
 def test_unsendable_dtype_is_refused() -> None:
     with pytest.raises(WireError):
         encode(Op.ALL_GATHER, 0, np.zeros(3, dtype=np.complex64))
+
+
+def test_a_shape_whose_product_wraps_around_is_refused() -> None:
+    """Finding 13: 2**32 x 2**32 elements wrap to 0 in uint64 and used to pass as an
+    empty payload, then failed in numpy with a ValueError that is not a WireError."""
+    header = bytearray(_good()[:24])
+    header[7] = 2  # ndim
+    header[16:24] = (0).to_bytes(8, "little")  # payload length 0
+    frame = bytes(header) + (2**32).to_bytes(8, "little") * 2
+    with pytest.raises(WireError, match="does not match shape"):
+        decode(frame)
