@@ -200,7 +200,10 @@ def test_beacon_flood_of_fresh_keys_cannot_reopen_the_replay_window(lan) -> None
     for i in range(12):
         joiner = NodeIdentity(bytes([i + 1]) * 32)
         request = JoinRequest(joiner.public_key, joiner.node_id, f"j{i}", b"n" * 16)
-        admin.receive_datagram(forge(request, joiner, lan.root.pool_id, 1, lan.now), TX, lan.now)
+        source = (f"10.0.1.{i}", 42424)  # a flood comes from (forged) sources everywhere
+        admin.receive_datagram(
+            forge(request, joiner, lan.root.pool_id, 1, lan.now), source, lan.now
+        )
     while admin.next_event() is not None:
         pass
     assert deliver(admin, first, lan.now + 1) == "replay"
