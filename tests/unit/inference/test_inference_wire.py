@@ -94,11 +94,21 @@ def test_unsendable_dtype_is_refused() -> None:
 
 
 def test_a_shape_whose_product_wraps_around_is_refused() -> None:
-    """Finding 13: 2**32 x 2**32 elements wrap to 0 in uint64 and used to pass as an
-    empty payload, then failed in numpy with a ValueError that is not a WireError."""
+    """Finding 13: 2**31 x 2**31 x 2**31 elements wrap to 0 in uint64 and used to pass
+    as an empty payload, then failed in numpy with a ValueError that is not a WireError."""
     header = bytearray(_good()[:24])
-    header[7] = 2  # ndim
+    header[7] = 3  # ndim
     header[16:24] = (0).to_bytes(8, "little")  # payload length 0
-    frame = bytes(header) + (2**32).to_bytes(8, "little") * 2
+    frame = bytes(header) + (2**31).to_bytes(8, "little") * 3
     with pytest.raises(WireError, match="does not match shape"):
+        decode(frame)
+
+
+def test_a_huge_dimension_beside_a_zero_is_refused() -> None:
+    """Found by bench/fuzz.py: shape (2**62, 0) is 0 elements, but numpy cannot make it."""
+    header = bytearray(_good()[:24])
+    header[7] = 2
+    header[16:24] = (0).to_bytes(8, "little")
+    frame = bytes(header) + (2**62).to_bytes(8, "little") + (0).to_bytes(8, "little")
+    with pytest.raises(WireError, match="larger than any payload"):
         decode(frame)
