@@ -132,6 +132,11 @@ class GossipProtocol:
     def incarnation(self) -> int:
         return self._members.local.incarnation
 
+    def wanted(self, node_id: str) -> bool:
+        """True while ``node_id`` is a member, a seed or a hint: a peer worth a link."""
+        known = node_id in self._members.members or node_id in self._seeds
+        return node_id != self.self_id and (known or node_id in self._hints.entries)
+
     def members(self) -> list[MemberInfo]:
         """Snapshot of every known member, self included, sorted by node id."""
         table = self._members.members
