@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rich.markup import escape
+
 from manifests import Pool
 from meshctl.render import age, console, dump, emit, err_console, table
 from reconciler.runtime.observed import beacons_key, peers_key, ring_key
@@ -104,5 +106,9 @@ def describe_pool_extras(store: Store, pool: str) -> Callable[[], None]:
                 f"dropped: {drops or 'none'}",
                 highlight=False,
             )
+            refused = beacons.get("gossipDrops", {})
+            if refused:
+                listed = ", ".join(f"{k}={v}" for k, v in sorted(refused.items()))
+                console.print(f"[bold]Gossip refused:[/bold] {escape(listed)}", highlight=False)
 
     return show
