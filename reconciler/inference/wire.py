@@ -113,8 +113,8 @@ class FrameDecoder:
         if len(self._buf) < shape_end:
             return None
         shape = struct.unpack_from(f"<{ndim}Q", self._buf, _HEADER.size)
-        if any(dim > MAX_PAYLOAD for dim in shape):
-            raise WireError(f"a dimension of shape {shape} is larger than any payload")
+        if _elements(tuple(max(dim, 1) for dim in shape)) > MAX_PAYLOAD:
+            raise WireError(f"shape {shape} is larger than any payload, even if empty")
         if _elements(shape) * dtype.itemsize != length:
             raise WireError(f"payload length {length} does not match shape {shape} of {dtype}")
         end = shape_end + length
