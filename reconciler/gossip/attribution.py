@@ -27,7 +27,8 @@ from reconciler.gossip.states import MemberState
 
 MemberClaim = Alive | Suspect | Dead | Leave
 Drop = Callable[[str, str], None]
-Hint = Callable[[str, NodeMeta, int, float], None]
+Hint = Callable[[str, NodeMeta, int, str, float], None]
+"""(node ID, claimed meta, claimed incarnation, sender, now)."""
 
 
 @dataclass(slots=True)
@@ -79,7 +80,7 @@ class Attribution:
             return self._about_self(b, sender, now)
         match b:
             case Alive(node_id, inc, meta) if node_id != sender:
-                self._hint(node_id, meta, inc, now)
+                self._hint(node_id, meta, inc, sender, now)
             case Alive():
                 if self._room_for(b.node_id, sender):
                     self.members.on_alive(b)

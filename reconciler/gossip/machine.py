@@ -80,6 +80,7 @@ class GossipProtocol:
         self._outbox: list[tuple[str, Body, tuple[Broadcast, ...]]] = []
         self._seeds: dict[str, NodeMeta] = {}
         self._hints = Hints(config.max_hints)
+        self._hints_refused = False
         self._claims = Attribution(self._members, config.max_members, self._hint, self._drop)
         self._prober = Prober(self._members, config, rng, self._send)
         self._last_catch_up = float("-inf")
@@ -154,6 +155,7 @@ class GossipProtocol:
         if msg.ring_epoch > MAX_EPOCH:
             return self._drop(from_node_id, "ring epoch near the 64-bit limit")
         self._members.refuted = False
+        self._hints_refused = False
         self._book.refill()
         try:
             self._receive(msg, from_node_id, now)
@@ -313,7 +315,9 @@ class GossipProtocol:
         if lost:
             self._send(self._rng.choice(lost), self._push_pull(is_reply=False))
 
-    def _hint(self, node_id: str, meta: NodeMeta, incarnation: int, now: float) -> None:
+    def _hint(
+        self, node_id: str, meta: NodeMeta, incarnation: int, sender: str, now: float
+    ) -> None:
         """A third party says ``node_id`` is alive: if that is news, ask it directly."""
         if node_id in self._members.revoked or node_id in self._seeds:
             return
@@ -324,7 +328,10 @@ class GossipProtocol:
             return
         offer = self._hints.offer(node_id, meta, now, self._config.probe_interval)
         if offer is None:
-            return self._drop(node_id, "too many unconfirmed members")
+            if not self._hints_refused:  # one report per message, not one per ghost
+                self._hints_refused = True
+                self._drop(sender, "too many unconfirmed members")
+            return
         if offer:
             if held is None:
                 self._emit(MemberHinted(node_id, meta))
