@@ -103,6 +103,9 @@ def _documents(text: str, source: str) -> Iterator[CommentedMap]:
         ) from err
     except YAMLError as err:
         raise ManifestError([Problem(source, 0, 0, "", f"invalid YAML: {err}")]) from err
+    except (TypeError, ValueError, RecursionError) as err:  # e.g. a mapping as a key
+        problem = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise ManifestError([Problem(source, 0, 0, "", f"invalid YAML: {problem}")]) from err
     for index, doc in enumerate(docs):
         if doc is None:
             continue
