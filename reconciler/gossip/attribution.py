@@ -34,7 +34,8 @@ Hint = Callable[[str, NodeMeta, int, str, float], None]
 @dataclass(slots=True)
 class HintEntry:
     meta: NodeMeta
-    at: float
+    since: float  # first heard of: the hint expires some time after
+    at: float  # last asked
 
 
 class Hints:
@@ -54,11 +55,18 @@ class Hints:
             return True
         if len(self.entries) >= self.limit:
             return None
-        self.entries[node_id] = HintEntry(meta, now)
+        self.entries[node_id] = HintEntry(meta, now, now)
         return True
 
+    def due(self, now: float, every: float) -> list[str]:
+        """Hints not asked for ``every`` seconds (their question may have been lost)."""
+        due = sorted(k for k, e in self.entries.items() if now - e.at >= every)
+        for node_id in due:
+            self.entries[node_id].at = now
+        return due
+
     def expire(self, now: float, ttl: float) -> None:
-        self.entries = {k: e for k, e in self.entries.items() if now - e.at < ttl}
+        self.entries = {k: e for k, e in self.entries.items() if now - e.since < ttl}
 
     def discard(self, node_ids: Iterable[str]) -> None:
         for node_id in node_ids:

@@ -206,6 +206,8 @@ class GossipProtocol:
         if now >= self._next_probe:
             self._next_probe = self._advance(self._next_probe, self._config.probe_interval, now)
             self._prober.start(now)
+            for node_id in self._hints.due(now, self._config.probe_interval):
+                self._send(node_id, self._introduction())  # asked again: it may have been lost
         self._members.expire_suspicions(now)
         if now >= self._next_gossip:
             self._next_gossip = self._advance(self._next_gossip, self._config.gossip_interval, now)
@@ -266,6 +268,12 @@ class GossipProtocol:
             for n, m in self._members.members.items()
         )
         return PushPull(is_reply, records, tuple(self._book.accepted))
+
+    def _introduction(self) -> PushPull:
+        """A push-pull request carrying only our own record: the answer is what we want."""
+        local = self._members.local
+        mine = MemberRecord(local.node_id, local.meta, local.state, local.incarnation)
+        return PushPull(False, (mine,))
 
     def _on_broadcast(self, b: Broadcast, sender: str, now: float) -> None:
         problem = broadcast_problem(b)
@@ -335,7 +343,7 @@ class GossipProtocol:
         if offer:
             if held is None:
                 self._emit(MemberHinted(node_id, meta))
-            self._send(node_id, self._push_pull(is_reply=False))
+            self._send(node_id, self._introduction())
 
     def _accept_revocation(self, entry: bytes, sender: str, budgeted: bool = True) -> None:
         outcome = self._book.check(entry, budgeted)
