@@ -123,3 +123,9 @@ def test_yaml_the_parser_chokes_on_is_a_manifest_error(text: str) -> None:
     with pytest.raises(ManifestError) as err:
         load_text(text, "bad.yaml")
     assert "invalid YAML" in str(err.value)
+
+
+def test_a_kind_that_is_not_a_string_is_a_manifest_error() -> None:
+    """Found by bench/fuzz.py: ``kind: {maxTokens: 32}`` raised TypeError (unhashable)."""
+    with pytest.raises(ManifestError, match="unknown kind"):
+        load_text("apiVersion: meshnet.dev/v1alpha1\nkind:\n  maxTokens: 32\n", "bad.yaml")
