@@ -226,3 +226,25 @@ def test_every_node_a_revocation_blob_names_is_revoked() -> None:
     a2.receive_message(EVIL, encode(Message(Gossip(), 0, "", (Alive(EVIL, 0, meta_of("e")),))), 1.0)
     a2.add_revocations([b"two"])
     assert {m.node_id for m in a2.members() if m.state is MemberState.ALIVE} == {A}
+
+
+def test_ghost_hints_are_asked_a_few_times_then_forgotten() -> None:
+    nodes = pool()
+    a = nodes[A]
+    ghosts = tuple(MemberRecord(node_id(i), meta_of("g"), MemberState.ALIVE, 0) for i in range(50))
+    say(a, body=PushPull(True, ghosts))
+    asked: dict[str, int] = {}
+    now = 1.0
+    while now < 10.0:
+        now += 0.1
+        if (timer := a.get_timer()) is not None and timer <= now:
+            a.handle_timer(now)
+        for to, _ in a.messages_to_send():
+            asked[to] = asked.get(to, 0) + 1
+    hinted = [n for n in asked if n not in (B, EVIL)]
+    assert 0 < len(hinted) <= CONFIG.max_hints
+    assert (
+        max(asked[n] for n in hinted) <= 2 * CONFIG.push_pull_interval / CONFIG.probe_interval + 1
+    )
+    assert not any(a.wanted(n) for n in hinted)  # the agent drops their links
+    assert a.wanted(B) and set(table(a)) == {A, B, EVIL}
