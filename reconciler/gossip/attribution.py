@@ -4,8 +4,8 @@ The driver passes ``sender``, the node ID of the authenticated TLS peer. From th
 
 - ``Alive`` (and an ALIVE push-pull record) about X is taken only from X itself: X
   alone states its address, capacity and incarnation. Heard from anyone else it is a
-  *hint*: news that X may exist or be back, checked by a push-pull with X directly.
-  Hints are few (``max_hints``), expire, and are never members or ring positions.
+  *hint*: news that X may exist or be back, checked by a push-pull with X directly
+  (``contacts.py``). Hints are few, expire, and are never members or ring positions.
 - ``Leave`` (and a LEFT record) about X is taken only from X itself.
 - ``Suspect`` and ``Dead`` about X may come from anyone (that is SWIM), but they
   cannot raise X's incarnation: they apply at most at the incarnation we hold, so no
@@ -18,7 +18,6 @@ The driver passes ``sender``, the node ID of the authenticated TLS peer. From th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from reconciler.gossip.claims import MAX_SELF_JUMP, record_problem
 from reconciler.gossip.membership import Membership
@@ -29,48 +28,6 @@ MemberClaim = Alive | Suspect | Dead | Leave
 Drop = Callable[[str, str], None]
 Hint = Callable[[str, NodeMeta, int, str, float], None]
 """(node ID, claimed meta, claimed incarnation, sender, now)."""
-
-
-@dataclass(slots=True)
-class HintEntry:
-    meta: NodeMeta
-    since: float  # first heard of: the hint expires some time after
-    at: float  # last asked
-
-
-class Hints:
-    """Node IDs heard of from third parties, waiting to be checked directly."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.entries: dict[str, HintEntry] = {}
-
-    def offer(self, node_id: str, meta: NodeMeta, now: float, every: float) -> bool | None:
-        """True: contact ``node_id`` now; False: recently done; None: table full."""
-        entry = self.entries.get(node_id)
-        if entry is not None:
-            if now - entry.at < every:
-                return False
-            entry.at = now
-            return True
-        if len(self.entries) >= self.limit:
-            return None
-        self.entries[node_id] = HintEntry(meta, now, now)
-        return True
-
-    def due(self, now: float, every: float) -> list[str]:
-        """Hints not asked for ``every`` seconds (their question may have been lost)."""
-        due = sorted(k for k, e in self.entries.items() if now - e.at >= every)
-        for node_id in due:
-            self.entries[node_id].at = now
-        return due
-
-    def expire(self, now: float, ttl: float) -> None:
-        self.entries = {k: e for k, e in self.entries.items() if now - e.since < ttl}
-
-    def discard(self, node_ids: Iterable[str]) -> None:
-        for node_id in node_ids:
-            self.entries.pop(node_id, None)
 
 
 class Attribution:

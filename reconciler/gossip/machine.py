@@ -21,11 +21,12 @@ import struct
 from collections import deque
 from collections.abc import Iterable
 
-from reconciler.gossip.attribution import Attribution, Hints
+from reconciler.gossip.attribution import Attribution
 from reconciler.gossip.broadcasts import BroadcastQueue, retransmit_limit
 from reconciler.gossip.claims import MAX_EPOCH, broadcast_problem
 from reconciler.gossip.config import GossipConfig
-from reconciler.gossip.events import Event, MemberHinted, MessageDropped
+from reconciler.gossip.contacts import Contacts
+from reconciler.gossip.events import Event, MessageDropped
 from reconciler.gossip.membership import MemberInfo, Membership, member_info
 from reconciler.gossip.messages import (
     Ack,
@@ -78,10 +79,9 @@ class GossipProtocol:
         self._members = Membership(self_id, self_meta, config, self._queue, self._emit, now)
         self._view = RingView(self_id, config, self._queue, self._emit)
         self._outbox: list[tuple[str, Body, tuple[Broadcast, ...]]] = []
-        self._seeds: dict[str, NodeMeta] = {}
-        self._hints = Hints(config.max_hints)
-        self._hints_refused = False
-        self._claims = Attribution(self._members, config.max_members, self._hint, self._drop)
+        self._contacts = Contacts(config, self._members, self._send, self._emit)
+        hint = self._contacts.hint
+        self._claims = Attribution(self._members, config.max_members, hint, self._drop)
         self._prober = Prober(self._members, config, rng, self._send)
         self._last_catch_up = float("-inf")
         self._next_probe = now + rng.uniform(0, config.probe_interval)
@@ -101,7 +101,7 @@ class GossipProtocol:
         member = self._members.members.get(node_id)
         if member is not None and member.state is MemberState.ALIVE:
             return
-        self._seeds[node_id] = meta
+        self._contacts.seeds[node_id] = meta
         self._send(node_id, self._push_pull(is_reply=False))
 
     def leave(self, now: float) -> None:
@@ -135,8 +135,8 @@ class GossipProtocol:
 
     def wanted(self, node_id: str) -> bool:
         """True while ``node_id`` is a member, a seed or a hint: a peer worth a link."""
-        known = node_id in self._members.members or node_id in self._seeds
-        return node_id != self.self_id and (known or node_id in self._hints.entries)
+        wanted = node_id in self._members.members or self._contacts.wanted(node_id)
+        return node_id != self.self_id and wanted
 
     def members(self) -> list[MemberInfo]:
         """Snapshot of every known member, self included, sorted by node id."""
@@ -155,7 +155,7 @@ class GossipProtocol:
         if msg.ring_epoch > MAX_EPOCH:
             return self._drop(from_node_id, "ring epoch near the 64-bit limit")
         self._members.refuted = False
-        self._hints_refused = False
+        self._contacts.refused = False
         self._book.refill()
         try:
             self._receive(msg, from_node_id, now)
@@ -206,8 +206,7 @@ class GossipProtocol:
         if now >= self._next_probe:
             self._next_probe = self._advance(self._next_probe, self._config.probe_interval, now)
             self._prober.start(now)
-            for node_id in self._hints.due(now, self._config.probe_interval):
-                self._send(node_id, self._introduction())  # asked again: it may have been lost
+            self._contacts.tick(now)
         self._members.expire_suspicions(now)
         if now >= self._next_gossip:
             self._next_gossip = self._advance(self._next_gossip, self._config.gossip_interval, now)
@@ -217,7 +216,6 @@ class GossipProtocol:
             self._next_push_pull = self._advance(self._next_push_pull, interval, now)
             self._periodic_push_pull()
         self._prober.expire(now)
-        self._hints.expire(now, 2 * self._config.push_pull_interval)
         self._after_change()
 
     # -- internals ----------------------------------------------------------
@@ -240,9 +238,7 @@ class GossipProtocol:
         if self._members.changed:
             self._members.changed = False
             self._view.refresh(self._members.ring_members())
-            joined = set(self._members.others())
-            self._seeds = {k: v for k, v in self._seeds.items() if k not in joined}
-            self._hints.discard(joined)
+            self._contacts.forget(self._members.others())
         self._view.check_converged()
 
     def _note_report(self, node_id: str, epoch: int, ring_hash: str) -> None:
@@ -268,12 +264,6 @@ class GossipProtocol:
             for n, m in self._members.members.items()
         )
         return PushPull(is_reply, records, tuple(self._book.accepted))
-
-    def _introduction(self) -> PushPull:
-        """A push-pull request carrying only our own record: the answer is what we want."""
-        local = self._members.local
-        mine = MemberRecord(local.node_id, local.meta, local.state, local.incarnation)
-        return PushPull(False, (mine,))
 
     def _on_broadcast(self, b: Broadcast, sender: str, now: float) -> None:
         problem = broadcast_problem(b)
@@ -319,31 +309,9 @@ class GossipProtocol:
         peers = self._members.others()
         if peers:
             self._send(self._rng.choice(peers), self._push_pull(is_reply=False))
-        lost = sorted(set(self._seeds) | set(self._members.others([MemberState.DEAD])))
+        lost = sorted(set(self._contacts.seeds) | set(self._members.others([MemberState.DEAD])))
         if lost:
             self._send(self._rng.choice(lost), self._push_pull(is_reply=False))
-
-    def _hint(
-        self, node_id: str, meta: NodeMeta, incarnation: int, sender: str, now: float
-    ) -> None:
-        """A third party says ``node_id`` is alive: if that is news, ask it directly."""
-        if node_id in self._members.revoked or node_id in self._seeds:
-            return
-        held = self._members.members.get(node_id)
-        if held is not None and (
-            held.state is MemberState.ALIVE or incarnation <= held.incarnation
-        ):
-            return
-        offer = self._hints.offer(node_id, meta, now, self._config.probe_interval)
-        if offer is None:
-            if not self._hints_refused:  # one report per message, not one per ghost
-                self._hints_refused = True
-                self._drop(sender, "too many unconfirmed members")
-            return
-        if offer:
-            if held is None:
-                self._emit(MemberHinted(node_id, meta))
-            self._send(node_id, self._introduction())
 
     def _accept_revocation(self, entry: bytes, sender: str, budgeted: bool = True) -> None:
         outcome = self._book.check(entry, budgeted)
@@ -353,6 +321,5 @@ class GossipProtocol:
             return self._drop(sender, outcome)
         self._queue.push(Revoke(entry))
         for node_id in sorted(outcome):
-            self._seeds.pop(node_id, None)
-            self._hints.discard([node_id])
+            self._contacts.forget([node_id])
             self._members.revoke(node_id)
