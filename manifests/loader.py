@@ -103,6 +103,9 @@ def _documents(text: str, source: str) -> Iterator[CommentedMap]:
         ) from err
     except YAMLError as err:
         raise ManifestError([Problem(source, 0, 0, "", f"invalid YAML: {err}")]) from err
+    except (TypeError, ValueError, RecursionError) as err:  # e.g. a mapping as a key
+        problem = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise ManifestError([Problem(source, 0, 0, "", f"invalid YAML: {problem}")]) from err
     for index, doc in enumerate(docs):
         if doc is None:
             continue
@@ -120,7 +123,7 @@ def _validate(doc: CommentedMap, source: str) -> MeshObject:
         message = f"must be {API_VERSION!r}, got {api_version!r}"
         raise ManifestError([Problem(source, at_line, at_col, "apiVersion", message)])
     kind = doc.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         at_line, at_col = _key_position(doc, "kind") or (line, col)
         message = f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}"
         raise ManifestError([Problem(source, at_line, at_col, "kind", message)])

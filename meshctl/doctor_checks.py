@@ -128,6 +128,10 @@ def check_beacons(store: Store, pool: Pool) -> list[Finding]:
         found.append(
             Finding("warn", "dropped", ", ".join(f"{k}={v}" for k, v in sorted(foreign.items())))
         )
+    refused = stats.get("gossipDrops", {})
+    if refused:  # a member sent gossip that was refused: a bug, or a hostile member
+        listed = ", ".join(f"{k}={v}" for k, v in sorted(refused.items()))
+        found.append(Finding("warn", "gossip", f"refused from peers: {listed}"))
     for node_id, peer in sorted(peers.items()):
         skew = abs(peer.get("clockSkew") or 0.0)
         level: Level = (

@@ -116,5 +116,9 @@ def describe_pool_extras(store: Store, pool: str) -> Callable[[], None]:
             if any(limited.values()):
                 counts = ", ".join(f"per {k}: {v}" for k, v in sorted(limited.items()))
                 console.print(f"[bold]Join requests rate limited:[/bold] {markup_escape(counts)}")
+            refused = beacons.get("gossipDrops", {})
+            if refused:
+                listed = ", ".join(f"{k}={v}" for k, v in sorted(refused.items()))
+                console.print(f"[bold]Gossip refused:[/bold] {markup_escape(listed)}", highlight=False)
 
     return show

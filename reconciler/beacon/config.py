@@ -19,6 +19,7 @@ class BeaconConfig:
     max_skew: float = 120.0
     join_backoff: tuple[float, float] = (1.0, 30.0)
     replay_window: int = 64
+    replay_senders: int = 4096  # per table: members (and root) apart from joiners
 
 
 @dataclass(frozen=True)

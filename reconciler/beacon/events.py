@@ -24,6 +24,9 @@ class DropReason(StrEnum):
     REVOKED = "revoked"
     REPLAY = "replay"
     STALE_SEQ = "stale_seq"
+    REPLAY_TABLE_FULL = "replay_table_full"  # a new sender while every entry is live
+    UNPADDED = "unpadded"  # a join request too short to deserve an answer
+    RATE_LIMITED = "rate_limited"  # too many join requests from a source, or overall
     EXPIRED = "expired"  # timestamp too far in the past
     CLOCK_SKEW = "clock_skew"  # timestamp too far in the future
     NOT_FOR_US = "not_for_us"  # a join response for another node or attempt

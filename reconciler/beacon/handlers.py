@@ -75,12 +75,20 @@ def _cert_drop(exc: CertificateError) -> Drop:
     return Drop(reason, exc.reason)
 
 
+CertVerifier = Callable[[bytes, TrustAnchor, float, Collection[str]], MemberCertInfo]
+
+
 def presence_signer(
-    msg: Presence, anchor: TrustAnchor, own: NodeIdentity, revoked: Collection[str], now: float
+    msg: Presence,
+    anchor: TrustAnchor,
+    own: NodeIdentity,
+    revoked: Collection[str],
+    now: float,
+    verify: CertVerifier = verify_member_certificate,
 ) -> Signer:
     """The member whose certificate the presence carries (chain and revocation checked)."""
     try:
-        info = verify_member_certificate(msg.cert_der, anchor, now, revoked)
+        info = verify(msg.cert_der, anchor, now, revoked)
     except CertificateError as exc:
         raise _cert_drop(exc) from exc
     if info.public_key == own.public_key:

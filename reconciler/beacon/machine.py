@@ -38,8 +38,10 @@ from reconciler.beacon.messages import (
     encode_body,
 )
 from reconciler.beacon.replay import ReplayGuard
+from reconciler.beacon.shield import JoinShield
 from reconciler.beacon.wire import seal
 from reconciler.certs.admission import JoinClaim
+from reconciler.certs.cache import CertCache
 from reconciler.certs.codec import DecodeError
 from reconciler.certs.errors import CertificateError
 from reconciler.certs.identity import NodeIdentity
@@ -76,7 +78,11 @@ class BeaconProtocol:
         self.revoked: frozenset[str] = frozenset(revoked)
         self.drops: Counter[str] = Counter()
         self._rng = rng
-        self._guard = ReplayGuard(config.replay_window)
+        limits = (config.replay_window, config.replay_senders, config.max_skew)
+        self._members_guard = ReplayGuard(*limits)  # certificate holders and the root
+        self._joiners_guard = ReplayGuard(*limits)  # anyone's fresh key
+        self._shield = JoinShield()
+        self._certs = CertCache()
         self._events: deque[Event] = deque()
         self._outbox: list[tuple[bytes, Addr]] = []
         self._seq = 0
@@ -205,10 +211,11 @@ class BeaconProtocol:
 
     def _receive(self, data: bytes, addr: Addr, now: float) -> None:
         verified = handlers.open_verified(
-            data, self.config.pool_id, lambda msg: self._signer_for(msg, now)
+            data, self.config.pool_id, lambda msg: self._signer_for(msg, addr, len(data), now)
         )
         common, msg, signer = verified.common, verified.message, verified.signer
-        self._check_fresh(signer.sender, common, now)
+        guard = self._joiners_guard if isinstance(msg, JoinRequest) else self._members_guard
+        self._check_fresh(guard, signer.sender, common, now)
         if isinstance(msg, Presence):
             assert signer.info is not None
             self._events.append(handlers.peer_seen(msg, common, signer.info, addr, now))
@@ -217,30 +224,33 @@ class BeaconProtocol:
         else:
             assert signer.anchor is not None
             self._on_join_response(msg, signer.anchor, now)
-        self._guard.commit(signer.sender, common.seq)
+        guard.commit(signer.sender, common.seq, common.timestamp)
 
-    def _signer_for(self, msg: Message, now: float) -> handlers.Signer:
+    def _signer_for(self, msg: Message, addr: Addr, size: int, now: float) -> handlers.Signer:
         """Who must have signed ``msg``; Drop if we cannot or will not accept it."""
         if isinstance(msg, Presence):
             if self.membership is None:
                 raise Drop(DropReason.UNEXPECTED, "presence before joining")
-            anchor = self.membership.anchor
-            return handlers.presence_signer(msg, anchor, self.identity, self.revoked, now)
+            anchor, verify = self.membership.anchor, self._certs.verify
+            return handlers.presence_signer(msg, anchor, self.identity, self.revoked, now, verify)
         if isinstance(msg, JoinRequest):
             if self.admin is None:
                 raise Drop(DropReason.UNEXPECTED, "join request to a non-admin")
+            refused = self._shield.admit(addr[0], size, now)
+            if refused is not None:
+                raise Drop(DropReason(refused), f"{size} bytes from {addr[0]}")
             return handlers.join_request_signer(msg, self.identity)
         if self._joiner is None or self._joiner.state == "joined":
             raise Drop(DropReason.UNEXPECTED, "join response while not joining")
         return handlers.join_response_signer(msg, self._joiner, self.identity)
 
-    def _check_fresh(self, sender: str, common: Common, now: float) -> None:
+    def _check_fresh(self, guard: ReplayGuard, sender: str, common: Common, now: float) -> None:
         skew = common.timestamp - now
         if skew < -self.config.max_skew:
             raise Drop(DropReason.EXPIRED, f"{-skew:.0f} s old")
         if skew > self.config.max_skew:
             raise Drop(DropReason.CLOCK_SKEW, f"{skew:.0f} s in the future")
-        problem = self._guard.check(sender, common.seq)
+        problem = guard.check(sender, common.seq, now)
         if problem is not None:
             raise Drop(DropReason(problem), f"seq {common.seq}")
 

@@ -11,7 +11,8 @@ then, per type (``text``/``blob`` are u16-length-prefixed, see certs/codec.py):
   u16 cores, blob ring_hash (may be empty), blob member_cert_der.
 - JOIN_REQUEST: blob joiner_pubkey (32), text node_id, text device_name,
   blob nonce (16), text root_fingerprint (may be empty), text token_id (may be
-  empty), blob proof (32 or empty), blob current_cert_der (empty unless renewing).
+  empty), blob proof (32 or empty), blob current_cert_der (empty unless renewing),
+  blob padding (zeros: the datagram is at least ``wire.MIN_JOIN_REQUEST`` bytes).
 - JOIN_RESPONSE: text target_node_id, blob nonce, u8 status (1 approved,
   2 pending, 3 denied), text reason, blob cert_der (empty unless approved),
   blob root_cert_der.
@@ -22,9 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.beacon.wire import MsgType
+from reconciler.beacon.wire import HEADER, MIN_JOIN_REQUEST, MsgType
 from reconciler.certs.codec import DecodeError, Reader, Writer
-from reconciler.certs.identity import PUBKEY_LEN
+from reconciler.certs.identity import PUBKEY_LEN, SIGNATURE_LEN
+
+_MIN_JOIN_BODY = MIN_JOIN_REQUEST - HEADER.size - SIGNATURE_LEN
 
 NONCE_LEN = 16
 JoinStatusCode = Literal["approved", "pending", "denied"]
@@ -108,6 +111,7 @@ def encode_body(common: Common, msg: Message) -> bytes:
         out.blob(msg.joiner_pubkey).text(msg.node_id).text(msg.device_name).blob(msg.nonce)
         out.text(msg.root_fingerprint).text(msg.token_id).blob(msg.proof)
         out.blob(msg.current_cert_der)
+        out.blob(bytes(max(0, _MIN_JOIN_BODY - len(out.getvalue()) - 2)))
     else:
         out.text(msg.target_node_id).blob(msg.nonce).u8(_STATUS_CODES[msg.status])
         out.text(msg.reason).blob(msg.cert_der).blob(msg.root_cert_der)
@@ -140,6 +144,7 @@ def _read_join_request(r: Reader) -> JoinRequest:
     if len(proof) not in (0, 32) or bool(token_id) != bool(proof):
         raise DecodeError("garbage", "token id and 32-byte proof go together")
     current = r.blob()
+    r.blob()  # padding
     return JoinRequest(pubkey, node_id, device_name, nonce, root_fp, token_id, proof, current)
 
 

@@ -28,6 +28,9 @@ MAGIC = b"MB"
 VERSION = 1
 DOMAIN = b"meshnet-beacon-v1\x00"
 MAX_DATAGRAM = 1200
+AMPLIFICATION = 3
+MIN_JOIN_REQUEST = -(-MAX_DATAGRAM // AMPLIFICATION)
+"""A join request is padded to this size, so no answer is more than 3 times its request."""
 HEADER = struct.Struct("!2sBBH")
 
 

@@ -16,7 +16,8 @@ Encoding (``encode``/``decode``)::
     count × ( text fingerprint  u64 revoked_at_ms  text reason  blob signature[64] )
 
 where ``text``/``blob`` are u16-length-prefixed (codec.py). Entries are sorted by
-fingerprint, so equal lists encode to equal bytes.
+fingerprint, so equal lists encode to equal bytes. A list of more than
+``MAX_ENTRIES`` entries is refused before any signature is checked.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from reconciler.certs.root import PoolRoot, TrustAnchor
 DOMAIN = b"meshnet-revocation-v1\x00"
 MAGIC = b"MNRL"
 VERSION = 1
+MAX_ENTRIES = 1024
+"""Entries per encoded list: a bigger one is refused before any signature is checked."""
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,11 @@ def _decode_entries(data: bytes, pool_id: str) -> list[RevocationEntry]:
         raise DecodeError("garbage", "not a version-1 revocation list")
     if reader.text() != pool_id:
         raise DecodeError("other_pool", "revocation list of another pool")
+    count = reader.u16()
+    if count > MAX_ENTRIES:
+        raise DecodeError("too_many", f"{count} entries (at most {MAX_ENTRIES})")
     entries = []
-    for _ in range(reader.u16()):
+    for _ in range(count):
         fp, millis, reason = reader.text(), reader.u64(), reader.text()
         entries.append(RevocationEntry(fp, millis, reason, reader.fixed(SIGNATURE_LEN)))
     reader.done()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
@@ -54,7 +55,7 @@ def load_der(der: bytes) -> x509.Certificate:
     """Parse DER; any parse failure becomes CertificateError('malformed')."""
     try:
         return x509.load_der_x509_certificate(der)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, x509.InvalidVersion) as exc:
         raise CertificateError("malformed", f"not a DER certificate: {exc}") from exc
 
 
@@ -63,7 +64,7 @@ def malformed_as_error() -> Iterator[None]:
     """Turn the ValueError/TypeError that lazy X.509 parsing can raise into CertificateError."""
     try:
         yield
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
         raise CertificateError("malformed", f"malformed certificate: {exc}") from exc
 
 

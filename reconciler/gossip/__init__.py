@@ -7,6 +7,7 @@ function; ``states`` the member state table; ``messages`` the wire format.
 from reconciler.gossip.config import GossipConfig
 from reconciler.gossip.events import (
     Event,
+    MemberHinted,
     MemberJoined,
     MemberRevoked,
     MemberStateChanged,
@@ -24,6 +25,7 @@ __all__ = [
     "GossipConfig",
     "GossipDecodeError",
     "GossipProtocol",
+    "MemberHinted",
     "MemberInfo",
     "MemberJoined",
     "MemberRevoked",

@@ -18,6 +18,8 @@ Defaults and why (memberlist's LAN profile, scaled down for a fast LAN):
 - ``push_pull_interval=2.0`` s: full state exchange with one random member; the same
   tick also retries seeds and one DEAD member (this is how partitions heal).
 - ``piggyback_bytes=16384``: broadcast budget per message (links are TCP).
+- ``max_members=256``: the member table's cap (self included); ``max_hints=64``:
+  nodes heard of from third parties and not yet confirmed by themselves.
 """
 
 from __future__ import annotations
@@ -44,3 +46,5 @@ class GossipConfig:
     retransmit_mult: int = 4
     push_pull_interval: float = 2.0
     piggyback_bytes: int = 16384
+    max_members: int = 256
+    max_hints: int = 64

@@ -18,6 +18,17 @@ class MemberJoined:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberHinted:
+    """A third party named a node we do not know: the machine asks it directly.
+
+    Not a member yet (it becomes one only when it answers for itself); ``meta`` is
+    the third party's word, good only as an address to try."""
+
+    node_id: str
+    meta: NodeMeta
+
+
+@dataclass(frozen=True, slots=True)
 class MemberStateChanged:
     """A member moved between ALIVE, SUSPECT, DEAD and LEFT."""
 
@@ -57,5 +68,11 @@ class MessageDropped:
 
 
 Event = (
-    MemberJoined | MemberStateChanged | MemberRevoked | RingChanged | RingConverged | MessageDropped
+    MemberJoined
+    | MemberHinted
+    | MemberStateChanged
+    | MemberRevoked
+    | RingChanged
+    | RingConverged
+    | MessageDropped
 )

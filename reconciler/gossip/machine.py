@@ -17,14 +17,17 @@ full PUSH_PULL with one random member every ``push_pull_interval``.
 from __future__ import annotations
 
 import random
+import struct
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 
+from reconciler.gossip.attribution import Attribution
 from reconciler.gossip.broadcasts import BroadcastQueue, retransmit_limit
+from reconciler.gossip.claims import MAX_EPOCH, broadcast_problem
 from reconciler.gossip.config import GossipConfig
+from reconciler.gossip.contacts import Contacts
 from reconciler.gossip.events import Event, MessageDropped
-from reconciler.gossip.membership import Member, Membership
+from reconciler.gossip.membership import MemberInfo, Membership, member_info
 from reconciler.gossip.messages import (
     Ack,
     Alive,
@@ -46,40 +49,13 @@ from reconciler.gossip.messages import (
     decode,
     encode,
 )
-from reconciler.gossip.probing import Forward, Probe, ProbeRound
+from reconciler.gossip.probing import Prober
+from reconciler.gossip.revoking import RevocationBook, Verifier
 from reconciler.gossip.ring import Ring
 from reconciler.gossip.ringview import RingView
-from reconciler.gossip.states import MemberState, display_status
+from reconciler.gossip.states import MemberState
 
-Verifier = Callable[[bytes], str | None]
-"""Checks one revocation entry; returns the revoked node id, or None if invalid."""
-
-
-@dataclass(frozen=True, slots=True)
-class MemberInfo:
-    """One row of the peers listing."""
-
-    node_id: str
-    name: str
-    address: str
-    state: MemberState
-    status: str
-    incarnation: int
-    last_seen: float | None
-    meta: NodeMeta
-
-
-def _info(m: Member) -> MemberInfo:
-    return MemberInfo(
-        node_id=m.node_id,
-        name=m.meta.name,
-        address=m.meta.address,
-        state=m.state,
-        status=display_status(m.state),
-        incarnation=m.incarnation,
-        last_seen=m.last_seen,
-        meta=m.meta,
-    )
+__all__ = ["GossipProtocol", "MemberInfo", "Verifier"]
 
 
 class GossipProtocol:
@@ -97,18 +73,16 @@ class GossipProtocol:
         self.self_id = self_id
         self._config = config
         self._rng = rng
-        self._verify = verify
+        self._book = RevocationBook(verify)
         self._events: deque[Event] = deque()
         self._queue = BroadcastQueue()
         self._members = Membership(self_id, self_meta, config, self._queue, self._emit, now)
         self._view = RingView(self_id, config, self._queue, self._emit)
         self._outbox: list[tuple[str, Body, tuple[Broadcast, ...]]] = []
-        self._seeds: dict[str, NodeMeta] = {}
-        self._revocations: dict[bytes, str] = {}
-        self._round = ProbeRound(rng)
-        self._probe: Probe | None = None
-        self._forwards: dict[int, Forward] = {}
-        self._seq = 0
+        self._contacts = Contacts(config, self._members, self._send, self._emit)
+        hint = self._contacts.hint
+        self._claims = Attribution(self._members, config.max_members, hint, self._drop)
+        self._prober = Prober(self._members, config, rng, self._send)
         self._last_catch_up = float("-inf")
         self._next_probe = now + rng.uniform(0, config.probe_interval)
         self._next_gossip = now + rng.uniform(0, config.gossip_interval)
@@ -127,7 +101,7 @@ class GossipProtocol:
         member = self._members.members.get(node_id)
         if member is not None and member.state is MemberState.ALIVE:
             return
-        self._seeds[node_id] = meta
+        self._contacts.seeds[node_id] = meta
         self._send(node_id, self._push_pull(is_reply=False))
 
     def leave(self, now: float) -> None:
@@ -139,13 +113,13 @@ class GossipProtocol:
         local = self._members.local
         for node_id in targets:
             self._send(node_id, Gossip(), (Leave(self.self_id, local.incarnation),))
-        self._probe = None
+        self._prober.probe = None
         self._after_change()
 
     def add_revocations(self, entries: Iterable[bytes]) -> None:
         """Revocation entries from the pool admin; spread and applied if verified."""
         for entry in entries:
-            self._accept_revocation(entry, self.self_id)
+            self._accept_revocation(entry, self.self_id, budgeted=False)
 
     @property
     def ring(self) -> Ring | None:
@@ -159,10 +133,15 @@ class GossipProtocol:
     def incarnation(self) -> int:
         return self._members.local.incarnation
 
+    def wanted(self, node_id: str) -> bool:
+        """True while ``node_id`` is a member, a seed or a hint: a peer worth a link."""
+        wanted = node_id in self._members.members or self._contacts.wanted(node_id)
+        return node_id != self.self_id and wanted
+
     def members(self) -> list[MemberInfo]:
         """Snapshot of every known member, self included, sorted by node id."""
         table = self._members.members
-        return [_info(table[node_id]) for node_id in sorted(table)]
+        return [member_info(table[node_id]) for node_id in sorted(table)]
 
     def receive_message(self, from_node_id: str, data: bytes, now: float) -> None:
         if self._members.leaving:
@@ -173,6 +152,18 @@ class GossipProtocol:
             msg = decode(data)
         except GossipDecodeError as exc:
             return self._drop(from_node_id, f"decode error: {exc}")
+        if msg.ring_epoch > MAX_EPOCH:
+            return self._drop(from_node_id, "ring epoch near the 64-bit limit")
+        self._members.refuted = False
+        self._contacts.refused = False
+        self._book.refill()
+        try:
+            self._receive(msg, from_node_id, now)
+        except (ValueError, KeyError, OverflowError, struct.error) as exc:  # a bug, not a crash
+            self._drop(from_node_id, f"message not applied: {type(exc).__name__}: {exc}")
+        self._after_change()
+
+    def _receive(self, msg: Message, from_node_id: str, now: float) -> None:
         sender = self._members.members.get(from_node_id)
         if sender is not None:
             sender.last_seen = now
@@ -181,7 +172,6 @@ class GossipProtocol:
         for b in msg.broadcasts:
             self._on_broadcast(b, from_node_id, now)
         self._on_body(msg.body, from_node_id, now)
-        self._after_change()
 
     def messages_to_send(self) -> list[tuple[str, bytes]]:
         limit = retransmit_limit(self._config.retransmit_mult, len(self._members.in_ring()))
@@ -192,7 +182,10 @@ class GossipProtocol:
             if isinstance(body, Gossip) and not broadcasts:
                 continue
             msg = Message(body, self._view.epoch, self._view.hash, broadcasts)
-            out.append((to, encode(msg)))
+            try:
+                out.append((to, encode(msg)))
+            except (ValueError, OverflowError, struct.error) as exc:
+                self._drop(self.self_id, f"message to {to} not encodable: {exc}")
         self._outbox.clear()
         return out
 
@@ -200,23 +193,20 @@ class GossipProtocol:
         if self._members.leaving:
             return None
         deadlines = [self._next_probe, self._next_gossip, self._next_push_pull]
-        if self._probe is not None:
-            deadlines.append(self._probe.end_at)
-            if not self._probe.indirect_sent:
-                deadlines.append(self._probe.indirect_at)
+        deadlines.extend(self._prober.deadlines())
         suspicion = self._members.next_suspicion_deadline()
         if suspicion is not None:
             deadlines.append(suspicion)
-        deadlines.extend(f.expires for f in self._forwards.values())
         return min(deadlines)
 
     def handle_timer(self, now: float) -> None:
         if self._members.leaving:
             return
-        self._check_probe(now)
+        self._prober.check(now)
         if now >= self._next_probe:
             self._next_probe = self._advance(self._next_probe, self._config.probe_interval, now)
-            self._start_probe(now)
+            self._prober.start(now)
+            self._contacts.tick(now)
         self._members.expire_suspicions(now)
         if now >= self._next_gossip:
             self._next_gossip = self._advance(self._next_gossip, self._config.gossip_interval, now)
@@ -225,7 +215,7 @@ class GossipProtocol:
             interval = self._config.push_pull_interval
             self._next_push_pull = self._advance(self._next_push_pull, interval, now)
             self._periodic_push_pull()
-        self._forwards = {s: f for s, f in self._forwards.items() if f.expires > now}
+        self._prober.expire(now)
         self._after_change()
 
     # -- internals ----------------------------------------------------------
@@ -239,10 +229,6 @@ class GossipProtocol:
     def _send(self, to: str, body: Body, extra: tuple[Broadcast, ...] = ()) -> None:
         self._outbox.append((to, body, extra))
 
-    def _next_seq(self) -> int:
-        self._seq = (self._seq + 1) & 0xFFFFFFFF
-        return self._seq
-
     @staticmethod
     def _advance(deadline: float, interval: float, now: float) -> float:
         deadline += interval
@@ -252,12 +238,13 @@ class GossipProtocol:
         if self._members.changed:
             self._members.changed = False
             self._view.refresh(self._members.ring_members())
-            joined = set(self._members.others())
-            self._seeds = {k: v for k, v in self._seeds.items() if k not in joined}
+            self._contacts.forget(self._members.others())
         self._view.check_converged()
 
     def _note_report(self, node_id: str, epoch: int, ring_hash: str) -> None:
         """Record a member's ring report and pass it on if it is news."""
+        if node_id not in self._members.members or epoch > MAX_EPOCH:
+            return
         if self._view.note(node_id, epoch, ring_hash):
             self._queue.push(RingReport(node_id, epoch, ring_hash))
 
@@ -276,18 +263,15 @@ class GossipProtocol:
             MemberRecord(m.node_id, m.meta, m.state, m.incarnation, *self._view.report_of(n))
             for n, m in self._members.members.items()
         )
-        return PushPull(is_reply, records, tuple(self._revocations))
+        return PushPull(is_reply, records, tuple(self._book.accepted))
 
     def _on_broadcast(self, b: Broadcast, sender: str, now: float) -> None:
+        problem = broadcast_problem(b)
+        if problem is not None:
+            return self._drop(sender, problem)
         match b:
-            case Alive():
-                self._members.on_alive(b)
-            case Suspect():
-                self._members.on_suspect(b, now)
-            case Dead():
-                self._members.on_dead(b)
-            case Leave():
-                self._members.on_leave(b)
+            case Alive() | Suspect() | Dead() | Leave():
+                self._claims.claim(b, sender, now)
             case RingReport(node_id, epoch, ring_hash):
                 self._note_report(node_id, epoch, ring_hash)
             case Revoke(entry):
@@ -302,55 +286,17 @@ class GossipProtocol:
             case PingReq(seq, target) if target == self.self_id:
                 self._send(sender, Ack(seq))
             case PingReq(seq, target) if target not in self._members.revoked:
-                own = self._next_seq()
-                expires = now + self._config.probe_interval
-                self._forwards[own] = Forward(sender, seq, expires)
-                self._send(target, Ping(own, target))
+                self._prober.forward(sender, seq, target, now)
             case Ack(seq):
-                self._on_ack(seq, now)
+                self._prober.on_ack(seq, now)
             case PushPull(is_reply, records, revocations):
                 for entry in revocations:
                     self._accept_revocation(entry, sender)
-                self._members.merge(records, sender, now)
+                self._claims.records(records, sender, now)
                 for r in records:
                     self._note_report(r.node_id, r.ring_epoch, r.ring_hash)
                 if not is_reply:
                     self._send(sender, self._push_pull(is_reply=True))
-
-    def _on_ack(self, seq: int, now: float) -> None:
-        probe = self._probe
-        if probe is not None and probe.seq == seq:
-            target = self._members.members.get(probe.target)
-            if target is not None:
-                target.last_seen = now
-            self._probe = None
-            return
-        forward = self._forwards.pop(seq, None)
-        if forward is not None:
-            self._send(forward.requester, Ack(forward.seq))
-
-    def _check_probe(self, now: float) -> None:
-        probe = self._probe
-        if probe is None:
-            return
-        if now >= probe.end_at:
-            self._probe = None
-            self._members.suspect_local(probe.target, now)
-        elif now >= probe.indirect_at and not probe.indirect_sent:
-            probe.indirect_sent = True
-            helpers = [n for n in self._members.others([MemberState.ALIVE]) if n != probe.target]
-            count = min(self._config.indirect_checks, len(helpers))
-            for helper in self._rng.sample(helpers, count):
-                self._send(helper, PingReq(probe.seq, probe.target))
-
-    def _start_probe(self, now: float) -> None:
-        target = self._round.next_target(self._members.others())
-        if target is None:
-            return
-        seq = self._next_seq()
-        cfg = self._config
-        self._probe = Probe(target, seq, now + cfg.probe_timeout, now + cfg.probe_interval)
-        self._send(target, Ping(seq, target))
 
     def _gossip(self) -> None:
         if not len(self._queue):
@@ -363,25 +309,17 @@ class GossipProtocol:
         peers = self._members.others()
         if peers:
             self._send(self._rng.choice(peers), self._push_pull(is_reply=False))
-        lost = sorted(set(self._seeds) | set(self._members.others([MemberState.DEAD])))
+        lost = sorted(set(self._contacts.seeds) | set(self._members.others([MemberState.DEAD])))
         if lost:
             self._send(self._rng.choice(lost), self._push_pull(is_reply=False))
 
-    def _accept_revocation(self, entry: bytes, sender: str) -> None:
-        if entry in self._revocations:
+    def _accept_revocation(self, entry: bytes, sender: str, budgeted: bool = True) -> None:
+        outcome = self._book.check(entry, budgeted)
+        if outcome is None:
             return
-        node_id = self._verified(entry)
-        if node_id is None:
-            return self._drop(sender, "invalid revocation entry")
-        self._revocations[entry] = node_id
+        if isinstance(outcome, str):
+            return self._drop(sender, outcome)
         self._queue.push(Revoke(entry))
-        self._seeds.pop(node_id, None)
-        self._members.revoke(node_id)
-
-    def _verified(self, entry: bytes) -> str | None:
-        if self._verify is None:
-            return None
-        try:
-            return self._verify(entry)
-        except Exception:
-            return None
+        for node_id in sorted(outcome):
+            self._contacts.forget([node_id])
+            self._members.revoke(node_id)

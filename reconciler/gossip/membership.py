@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from reconciler.gossip.broadcasts import BroadcastQueue
 from reconciler.gossip.config import GossipConfig
 from reconciler.gossip.events import Event, MemberJoined, MemberRevoked, MemberStateChanged
-from reconciler.gossip.messages import Alive, Dead, Leave, MemberRecord, NodeMeta, Suspect
+from reconciler.gossip.messages import Alive, Dead, Leave, NodeMeta, Suspect
 from reconciler.gossip.ring import RingMember
-from reconciler.gossip.states import IN_RING, Input, MemberState, next_state
+from reconciler.gossip.states import IN_RING, Input, MemberState, display_status, next_state
 from reconciler.gossip.suspicion import Suspicion, min_suspicion_timeout
 
 
@@ -29,6 +29,33 @@ class Member:
     incarnation: int
     last_seen: float | None = None
     revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """One row of the peers listing."""
+
+    node_id: str
+    name: str
+    address: str
+    state: MemberState
+    status: str
+    incarnation: int
+    last_seen: float | None
+    meta: NodeMeta
+
+
+def member_info(m: Member) -> MemberInfo:
+    return MemberInfo(
+        node_id=m.node_id,
+        name=m.meta.name,
+        address=m.meta.address,
+        state=m.state,
+        status=display_status(m.state),
+        incarnation=m.incarnation,
+        last_seen=m.last_seen,
+        meta=m.meta,
+    )
 
 
 class Membership:
@@ -54,6 +81,8 @@ class Membership:
         self._suspicions: dict[str, Suspicion] = {}
         self.changed = True
         self.leaving = False
+        self.refuted = False
+        """Set by a refutation; the machine clears it per message (one refutation each)."""
 
     @property
     def local(self) -> Member:
@@ -92,6 +121,9 @@ class Membership:
 
     def refute(self, incarnation: int) -> None:
         """Someone suspects us (or holds a newer entry about us): outbid it."""
+        if self.refuted:
+            return
+        self.refuted = True
         local = self.local
         local.incarnation = max(local.incarnation, incarnation) + 1
         self._queue.push(Alive(self.self_id, local.incarnation, local.meta))
@@ -202,13 +234,3 @@ class Membership:
                 m = self.members[node_id]
                 self._apply(m, Input.SUSPICION_TIMEOUT)
                 self._queue.push(Dead(node_id, m.incarnation, self.self_id))
-
-    def merge(self, records: Iterable[MemberRecord], sender: str, now: float) -> None:
-        """Merge a push-pull state; a remote DEAD is taken as a suspicion (memberlist)."""
-        for r in records:
-            if r.state is MemberState.ALIVE:
-                self.on_alive(Alive(r.node_id, r.incarnation, r.meta))
-            elif r.state is MemberState.LEFT:
-                self.on_leave(Leave(r.node_id, r.incarnation))
-            else:
-                self.on_suspect(Suspect(r.node_id, r.incarnation, sender), now)

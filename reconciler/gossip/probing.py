@@ -5,7 +5,15 @@ probes this node forwards for others (PING_REQ)."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from reconciler.gossip.config import GossipConfig
+from reconciler.gossip.membership import Membership
+from reconciler.gossip.messages import Ack, Body, Ping, PingReq
+from reconciler.gossip.states import MemberState
+
+Send = Callable[[str, Body], None]
 
 
 @dataclass(slots=True)
@@ -49,3 +57,75 @@ class ProbeRound:
             self._rng.shuffle(self._order)
             self._index = 0
         return None
+
+
+class Prober:
+    """SWIM failure detection of one node: its probe in flight and forwarded pings."""
+
+    def __init__(
+        self, members: Membership, config: GossipConfig, rng: random.Random, send: Send
+    ) -> None:
+        self._members = members
+        self._config = config
+        self._rng = rng
+        self._send = send
+        self._round = ProbeRound(rng)
+        self.probe: Probe | None = None
+        self._forwards: dict[int, Forward] = {}
+        self._seq = 0
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        return self._seq
+
+    def deadlines(self) -> list[float]:
+        out = [f.expires for f in self._forwards.values()]
+        if self.probe is not None:
+            out.append(self.probe.end_at)
+            if not self.probe.indirect_sent:
+                out.append(self.probe.indirect_at)
+        return out
+
+    def expire(self, now: float) -> None:
+        self._forwards = {s: f for s, f in self._forwards.items() if f.expires > now}
+
+    def forward(self, requester: str, seq: int, target: str, now: float) -> None:
+        """PING_REQ: ping ``target`` for ``requester`` and pass its ack back."""
+        own = self._next_seq()
+        self._forwards[own] = Forward(requester, seq, now + self._config.probe_interval)
+        self._send(target, Ping(own, target))
+
+    def on_ack(self, seq: int, now: float) -> None:
+        probe = self.probe
+        if probe is not None and probe.seq == seq:
+            target = self._members.members.get(probe.target)
+            if target is not None:
+                target.last_seen = now
+            self.probe = None
+            return
+        forward = self._forwards.pop(seq, None)
+        if forward is not None:
+            self._send(forward.requester, Ack(forward.seq))
+
+    def check(self, now: float) -> None:
+        probe = self.probe
+        if probe is None:
+            return
+        if now >= probe.end_at:
+            self.probe = None
+            self._members.suspect_local(probe.target, now)
+        elif now >= probe.indirect_at and not probe.indirect_sent:
+            probe.indirect_sent = True
+            helpers = [n for n in self._members.others([MemberState.ALIVE]) if n != probe.target]
+            count = min(self._config.indirect_checks, len(helpers))
+            for helper in self._rng.sample(helpers, count):
+                self._send(helper, PingReq(probe.seq, probe.target))
+
+    def start(self, now: float) -> None:
+        target = self._round.next_target(self._members.others())
+        if target is None:
+            return
+        seq = self._next_seq()
+        cfg = self._config
+        self.probe = Probe(target, seq, now + cfg.probe_timeout, now + cfg.probe_interval)
+        self._send(target, Ping(seq, target))

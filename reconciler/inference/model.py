@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from reconciler.inference.collectives import Collectives, SingleRank
 from reconciler.inference.config import ModelConfig
+from reconciler.inference.errors import CollectiveError
 from reconciler.inference.generate import TokenEvent, generate
 from reconciler.inference.layers import F32, apply_rope, attention, rms_norm, rope_tables, silu_mul
 from reconciler.inference.sampling import SamplingParams
@@ -80,7 +81,11 @@ class Engine:
             raise ValueError(
                 f"sequence of {self.pos + t} tokens exceeds the cache of {self.cache_len}"
             )
-        x = self._embed(np.asarray(tokens, dtype=np.int64))  # [T, D]
+        ids = np.asarray(tokens, dtype=np.int64)  # [T]
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab):
+            bad = next(i for i in tokens if not 0 <= i < self.config.vocab)
+            raise ValueError(f"token id {bad} is outside the vocabulary of {self.config.vocab}")
+        x = self._embed(ids)  # [T, D]
         for i, layer in enumerate(self.weights.layers):
             x = self._layer(i, layer, x)  # [T, D]
         self.pos += t
@@ -124,7 +129,10 @@ class Engine:
             return local
         if self.greedy and h.shape[0] == 1:
             return self._greedy_logits(local[0])[None]  # [1, V]
-        return np.concatenate(self.comm.all_gather(local), axis=-1)  # [T, V]
+        logits = np.concatenate(self.comm.all_gather(local), axis=-1)  # [T, V]
+        if logits.shape != (h.shape[0], self.config.vocab):
+            raise CollectiveError(f"gathered logits of shape {logits.shape}, not [T, V]")
+        return logits
 
     def _greedy_logits(self, local: F32) -> F32:
         """Greedy decoding needs only the winner: each rank offers its best (value, id),
@@ -137,8 +145,14 @@ class Engine:
             offer = np.array([local[i], start + i], dtype=np.float32)  # [2] (ids < 2**24)
         else:
             offer = np.array([-np.inf, 0.0], dtype=np.float32)  # [2]
-        offers = np.stack(self.comm.all_gather(offer))  # [N, 2]
+        gathered = self.comm.all_gather(offer)
+        if any(o.shape != (2,) for o in gathered):
+            raise CollectiveError("a rank offered a greedy winner that is not (value, id)")
+        offers = np.stack(gathered)  # [N, 2]
         winner = int(np.argmax(offers[:, 0]))
+        token = float(offers[winner, 1])
+        if not (0 <= token < self.config.vocab and token == int(token)):
+            raise CollectiveError(f"a rank offered token id {token}, outside the vocabulary")
         out = np.full(self.config.vocab, -np.inf, dtype=np.float32)  # [V]
-        out[int(offers[winner, 1])] = offers[winner, 0]
+        out[int(token)] = offers[winner, 0]
         return out

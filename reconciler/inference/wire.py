@@ -113,7 +113,9 @@ class FrameDecoder:
         if len(self._buf) < shape_end:
             return None
         shape = struct.unpack_from(f"<{ndim}Q", self._buf, _HEADER.size)
-        if int(np.prod(shape, dtype=np.uint64)) * dtype.itemsize != length:
+        if _elements(tuple(max(dim, 1) for dim in shape)) > MAX_PAYLOAD:
+            raise WireError(f"shape {shape} is larger than any payload, even if empty")
+        if _elements(shape) * dtype.itemsize != length:
             raise WireError(f"payload length {length} does not match shape {shape} of {dtype}")
         end = shape_end + length
         if len(self._buf) < end:
@@ -126,6 +128,14 @@ class FrameDecoder:
         n = min(len(self._buf), len(MAGIC))
         if bytes(self._buf[:n]) != MAGIC[:n]:
             raise WireError(f"bad magic {bytes(self._buf[:n])!r}")
+
+
+def _elements(shape: tuple[int, ...]) -> int:
+    """The element count of ``shape``, in Python integers (no uint64 wrap-around)."""
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
 
 
 def _validate(

@@ -9,6 +9,7 @@ import json
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -61,6 +62,8 @@ class PoolRuntime:
         self.revocations = Revocations(ctx.store, info)
         self.extra_frames: dict[Channel, FrameHandler] = {}
         self.beacon_peers: dict[str, dict[str, Any]] = {}
+        self.gossip_drops: Counter[str] = Counter()
+        self._hinted: set[str] = set()  # links made for hinted nodes, dropped with the hint
         self._cache: dict[str, Any] = {}
         self._links: PeerLinks | None = None
         self._gossip: GossipProtocol | None = None
@@ -249,8 +252,13 @@ class PoolRuntime:
         self._gossip_pump.flush()
 
     def _on_gossip(self, event: object) -> None:
-        if isinstance(event, gossip_events.MemberJoined):
+        if isinstance(event, gossip_events.MemberJoined | gossip_events.MemberHinted):
             self._learn_address(event.node_id, event.meta.address)
+            if isinstance(event, gossip_events.MemberHinted):
+                self._hinted.add(event.node_id)
+        elif isinstance(event, gossip_events.MessageDropped):
+            self.gossip_drops[event.reason.split(":")[0][:60]] += 1
+            log.debug("gossip from %s dropped: %s", event.from_node_id, event.reason)
         elif isinstance(event, gossip_events.MemberStateChanged):
             log.info("member %s: %s -> %s", event.node_id, event.old.name, event.new.name)
             if event.new.name in ("DEAD", "LEFT") and self.jobs is not None:
@@ -293,6 +301,9 @@ class PoolRuntime:
     def _publish(self, final: bool = False) -> None:
         if self._gossip is None:
             return
+        for node_id in [n for n in self._hinted if not self.gossip.wanted(n)]:
+            self._hinted.discard(node_id)
+            self.links.disconnect(node_id)
         from reconciler.runtime.publishing import beacon_stats, peer_rows, ring_document
 
         store, name = self.ctx.store, self.info.name
@@ -306,4 +317,5 @@ class PoolRuntime:
             stats["relays"] = self.relays.status() if self.relays is not None else []
             if self._desk is not None and self._desk.limiter is not None:
                 stats["joinsRateLimited"] = dict(self._desk.limiter.limited)
+            stats["gossipDrops"] = dict(self.gossip_drops)
             observed.publish(store, observed.beacons_key(name), stats, self._cache)

@@ -55,17 +55,16 @@ class Revocations:
     def blocks(self, node_id: str, cert_fingerprint: str) -> bool:
         return cert_fingerprint in self._encoded or node_id in self.node_ids()
 
-    def verify(self, encoded: bytes) -> str | None:
-        """Gossip's verifier: the revoked node ID of a valid entry (and remember it)."""
+    def verify(self, encoded: bytes) -> frozenset[str] | None:
+        """Gossip's verifier: every node ID a valid blob revokes (and remember them)."""
         decoded = self._decode(encoded)
-        if decoded is None:
+        if decoded is None or not len(decoded):
             return None
         new = {e.fingerprint: encoded for e in decoded if e.fingerprint not in self._encoded}
         if new:
             self._encoded.update(new)
             add_revocations(self.store, self.info.name, new)
-        first = next(iter(decoded), None)
-        return None if first is None else node_id_of_key(first.fingerprint)
+        return frozenset(node_id_of_key(e.fingerprint) for e in decoded)
 
     def _valid(self, encoded: bytes) -> bool:
         return self._decode(encoded) is not None

@@ -48,11 +48,11 @@ class SimNode:
 
 
 def node_name(i: int) -> str:
-    return f"node-{i:03d}"
+    return f"node-{i:016x}"
 
 
 def default_meta(node_id: str, memory_bytes: int = 8 << 30) -> NodeMeta:
-    port = 7000 + int(node_id.rsplit("-", 1)[-1]) if node_id[-1].isdigit() else 7000
+    port = 7000 + int(node_id.rsplit("-", 1)[-1], 16) % 1000
     return NodeMeta(node_id.replace("node", "dev"), f"10.0.0.1:{port}", memory_bytes, 4)
 
 

@@ -179,3 +179,32 @@ def test_beacon_framing_errors_are_counted(lan, rx, sender) -> None:
     assert deliver(rx, good[:2] + b"\x09" + good[3:], lan.now) == "bad_version"
     assert deliver(rx, good[:3] + b"\x09" + good[4:], lan.now) == "unknown_type"
     assert sum(rx.drops.values()) == 7
+
+
+def test_beacon_flood_of_fresh_keys_cannot_reopen_the_replay_window(lan) -> None:
+    """Finding 11: join requests signed by thousands of fresh keys (anyone can make
+    them) used to evict the sender table, after which old presences replayed."""
+    from dataclasses import replace
+
+    admin = lan.admin(RX)
+    admin.config = replace(admin.config, replay_senders=4)
+    admin.__init__(  # type: ignore[misc]
+        admin.config, admin.identity, admin.advert, admin._rng,
+        membership=admin.membership, admin=admin.admin,
+    )  # fmt: skip
+    ident = NodeIdentity(MEMBER_SEED)
+    cert = sign_member_certificate(lan.root, ident.public_key, "m", "member", lan.now)
+    first = forge(presence(cert, ident), ident, lan.root.pool_id, 1000, lan.now)
+    admin.receive_datagram(first, TX, lan.now)
+    assert isinstance(admin.next_event(), PeerSeen)
+    for i in range(12):
+        joiner = NodeIdentity(bytes([i + 1]) * 32)
+        request = JoinRequest(joiner.public_key, joiner.node_id, f"j{i}", b"n" * 16)
+        source = (f"10.0.1.{i}", 42424)  # a flood comes from (forged) sources everywhere
+        admin.receive_datagram(
+            forge(request, joiner, lan.root.pool_id, 1, lan.now), source, lan.now
+        )
+    while admin.next_event() is not None:
+        pass
+    assert deliver(admin, first, lan.now + 1) == "replay"
+    assert admin.drops["replay_table_full"] == 12 - 4

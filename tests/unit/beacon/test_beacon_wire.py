@@ -147,19 +147,29 @@ def test_beacon_machine_never_raises_on_garbage(data: bytes) -> None:
 
 
 def test_beacon_replay_guard_window() -> None:
-    guard = ReplayGuard(window=8, max_senders=2)
-    assert guard.check("a", 100) is None
-    guard.commit("a", 100)
-    assert guard.check("a", 100) == "replay"
-    assert guard.check("a", 95) is None
-    guard.commit("a", 95)
-    assert guard.check("a", 95) == "replay"
-    assert guard.check("a", 92) == "stale_seq"
-    guard.commit("a", 120)
-    assert guard.check("a", 112) == "stale_seq" and guard.check("a", 113) is None
-    guard.commit("b", 1)
-    guard.commit("c", 1)  # evicts "a", the least recently seen
-    assert guard.check("a", 100) is None and guard.check("c", 1) == "replay"
+    guard = ReplayGuard(window=8, max_senders=2, horizon=120.0)
+    assert guard.check("a", 100, NOW) is None
+    guard.commit("a", 100, NOW)
+    assert guard.check("a", 100, NOW) == "replay"
+    assert guard.check("a", 95, NOW) is None
+    guard.commit("a", 95, NOW)
+    assert guard.check("a", 95, NOW) == "replay"
+    assert guard.check("a", 92, NOW) == "stale_seq"
+    guard.commit("a", 120, NOW)
+    assert guard.check("a", 112, NOW) == "stale_seq" and guard.check("a", 113, NOW) is None
+
+
+def test_beacon_replay_guard_full_of_live_senders_refuses_newcomers() -> None:
+    """Finding 11: fresh keys must not push out a sender whose beacons can still replay."""
+    guard = ReplayGuard(window=8, max_senders=2, horizon=120.0)
+    guard.commit("a", 100, NOW)
+    guard.commit("b", 1, NOW + 60)  # b's clock runs ahead: its entry lives longer
+    assert guard.check("c", 1, NOW + 100) == "replay_table_full"
+    assert guard.refused == 1 and guard.check("a", 100, NOW + 100) == "replay"
+    assert guard.check("c", 1, NOW + 121) is None  # a's beacons have all expired by now
+    guard.commit("c", 1, NOW + 121)
+    assert len(guard) == 2 and guard.check("b", 1, NOW + 121) == "replay"
+    assert guard.check("a", 101, NOW + 121) == "replay_table_full"  # b and c are live
 
 
 def test_beacon_worst_case_join_response_fits() -> None:

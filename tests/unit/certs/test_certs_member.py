@@ -83,3 +83,16 @@ def test_certs_needs_renewal_in_last_third(root: PoolRoot, alice: NodeIdentity, 
     assert not needs_renewal(info, now)
     assert not needs_renewal(info, info.not_after - 11 * 86400)
     assert needs_renewal(info, info.not_after - 9 * 86400)
+
+
+def test_a_certificate_with_an_invalid_version_is_malformed(root, alice, now) -> None:
+    """Found by bench/fuzz.py: a flipped bit in the version field raised
+    cryptography's InvalidVersion (not a ValueError) out of the beacon machine."""
+    from reconciler.certs.member import sign_member_certificate, verify_member_certificate
+
+    der = bytearray(sign_member_certificate(root, alice.public_key, "a", "member", now))
+    at = der.index(bytes([0xA0, 0x03, 0x02, 0x01, 0x02]))  # [0] EXPLICIT INTEGER 2 (v3)
+    der[at + 4] = 34
+    with pytest.raises(CertificateError) as err:
+        verify_member_certificate(bytes(der), root.anchor, now)
+    assert err.value.reason == "malformed"

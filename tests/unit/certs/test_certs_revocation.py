@@ -52,3 +52,21 @@ def test_certs_revocation_decode_never_raises_other_errors(root: PoolRoot, now: 
         flipped[i] ^= 0x40
         with contextlib.suppress(RevocationError):
             RevocationList.decode(bytes(flipped), root.anchor)
+
+
+def test_certs_revocation_refuses_oversized_lists_before_verifying(
+    root: PoolRoot, now: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 7: a blob of 65,535 entries must not cost 65,535 signature checks."""
+    from reconciler.certs import revocation
+
+    entry = revoke(root, "sha256:aa", now)
+    big = RevocationList(root.anchor, [entry])
+    big._entries = {f"sha256:{i:04x}": entry for i in range(revocation.MAX_ENTRIES + 1)}
+    data = big.encode()
+    checks: list[bytes] = []
+    real = revocation.verify_signature
+    monkeypatch.setattr(revocation, "verify_signature", lambda *a: checks.append(a[1]) or real(*a))
+    with pytest.raises(RevocationError) as err:
+        RevocationList.decode(data, root.anchor)
+    assert err.value.reason == "too_many" and checks == []

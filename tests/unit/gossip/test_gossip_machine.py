@@ -29,6 +29,7 @@ from reconciler.gossip.messages import (
 from reconciler.gossip.states import MemberState
 
 CONFIG = GossipConfig(pool_id="pool-x")
+A, B, C = ("node-" + x * 16 for x in "abc")
 
 
 def make(node_id: str, seed: int = 0) -> GossipProtocol:
@@ -66,14 +67,14 @@ def tick(nodes: dict[str, GossipProtocol], until: float, step: float = 0.05) -> 
 
 
 def joined_pair() -> dict[str, GossipProtocol]:
-    nodes = {"a": make("a", 1), "b": make("b", 2)}
-    nodes["b"].add_seed("a", NodeMeta("dev-a", "10.0.0.1:7000"))
+    nodes = {A: make(A, 1), B: make(B, 2)}
+    nodes[B].add_seed(A, NodeMeta("dev-a", "10.0.0.1:7000"))
     exchange(nodes, 0.0)
     return nodes
 
 
 def test_single_node_has_a_converged_ring_of_itself() -> None:
-    p = make("solo")
+    p = make("node-" + "5" * 16)
     events = drain(p)
     assert isinstance(events[0], RingChanged) and isinstance(events[1], RingConverged)
     assert p.ring is not None and [(s.start, s.end) for s in p.ring.members] == [(0, 8192)]
@@ -81,25 +82,25 @@ def test_single_node_has_a_converged_ring_of_itself() -> None:
 
 def test_join_by_seed_and_convergence() -> None:
     nodes = joined_pair()
-    a_events = drain(nodes["a"])
-    assert any(isinstance(e, MemberJoined) and e.node_id == "b" for e in a_events)
-    assert nodes["a"].converged and nodes["b"].converged
-    assert nodes["a"].ring == nodes["b"].ring
-    assert {m.node_id: m.status for m in nodes["a"].members()} == {"a": "ONLINE", "b": "ONLINE"}
+    a_events = drain(nodes[A])
+    assert any(isinstance(e, MemberJoined) and e.node_id == B for e in a_events)
+    assert nodes[A].converged and nodes[B].converged
+    assert nodes[A].ring == nodes[B].ring
+    assert {m.node_id: m.status for m in nodes[A].members()} == {A: "ONLINE", B: "ONLINE"}
 
 
 def test_ping_is_answered_with_ack_of_same_seq() -> None:
-    a = make("a")
-    a.receive_message("b", encode(Message(Ping(77, "a"))), 1.0)
+    a = make(A)
+    a.receive_message(B, encode(Message(Ping(77, A))), 1.0)
     [(to, data)] = a.messages_to_send()
-    assert to == "b" and decode(data).body == Ack(77)
+    assert to == B and decode(data).body == Ack(77)
 
 
 def test_misaddressed_ping_and_garbage_are_dropped_with_reason() -> None:
-    a = make("a")
+    a = make(A)
     drain(a)
-    a.receive_message("b", encode(Message(Ping(1, "zzz"))), 1.0)
-    a.receive_message("b", b"MG\x01garbage", 1.0)
+    a.receive_message(B, encode(Message(Ping(1, "node-" + "f" * 16))), 1.0)
+    a.receive_message(B, b"MG\x01garbage", 1.0)
     reasons = [e.reason for e in drain(a) if isinstance(e, MessageDropped)]
     assert reasons[0] == "ping for another node" and reasons[1].startswith("decode error")
     assert a.messages_to_send() == []
@@ -107,37 +108,37 @@ def test_misaddressed_ping_and_garbage_are_dropped_with_reason() -> None:
 
 def test_unanswered_probes_lead_to_suspect_then_dead_and_a_new_ring() -> None:
     nodes = joined_pair()
-    drain(nodes["a"])
-    alone = {"a": nodes["a"]}  # b crashed: nothing reaches it any more
+    drain(nodes[A])
+    alone = {A: nodes[A]}  # b crashed: nothing reaches it any more
     tick(alone, 1.0)
-    assert {m.node_id: m.state for m in nodes["a"].members()}["b"] is MemberState.SUSPECT
+    assert {m.node_id: m.state for m in nodes[A].members()}[B] is MemberState.SUSPECT
     tick(alone, 4.0)
-    changes = [e for e in drain(nodes["a"]) if isinstance(e, MemberStateChanged)]
+    changes = [e for e in drain(nodes[A]) if isinstance(e, MemberStateChanged)]
     assert [(c.old, c.new) for c in changes] == [
         (MemberState.ALIVE, MemberState.SUSPECT),
         (MemberState.SUSPECT, MemberState.DEAD),
     ]
-    assert nodes["a"].ring is not None and len(nodes["a"].ring.members) == 1
+    assert nodes[A].ring is not None and len(nodes[A].ring.members) == 1
 
 
 def test_suspicion_of_self_is_refuted_with_a_higher_incarnation() -> None:
     nodes = joined_pair()
-    b = nodes["b"]
-    rumour = Message(Gossip(), 0, "", (Suspect("b", 0, "a"),))
-    b.receive_message("a", encode(rumour), 1.0)
+    b = nodes[B]
+    rumour = Message(Gossip(), 0, "", (Suspect(B, 0, A),))
+    b.receive_message(A, encode(rumour), 1.0)
     assert b.incarnation == 1
     b.handle_timer(b.get_timer() or 0.0)  # the next gossip tick carries the refutation
     out = [decode(d) for _, d in b.messages_to_send()]
-    assert Alive("b", 1, b.members()[1].meta) in [x for m in out for x in m.broadcasts]
+    assert Alive(B, 1, b.members()[1].meta) in [x for m in out for x in m.broadcasts]
 
 
 def test_indirect_probe_keeps_member_alive_when_direct_path_fails() -> None:
-    nodes = {n: make(n, i) for i, n in enumerate("abc")}
-    nodes["b"].add_seed("a", NodeMeta("", ""))
-    nodes["c"].add_seed("a", NodeMeta("", ""))
+    nodes = {n: make(n, i) for i, n in enumerate((A, B, C))}
+    nodes[B].add_seed(A, NodeMeta("", ""))
+    nodes[C].add_seed(A, NodeMeta("", ""))
     exchange(nodes, 0.0)
     tick(nodes, 1.0)
-    drain(nodes["a"])
+    drain(nodes[A])
 
     now = 1.0
     for _ in range(60):  # a <-> c direct messages are lost, everything else flows
@@ -148,39 +149,39 @@ def test_indirect_probe_keeps_member_alive_when_direct_path_fails() -> None:
         for _ in range(4):
             for src, p in nodes.items():
                 for to, data in p.messages_to_send():
-                    if {src, to} != {"a", "c"}:
+                    if {src, to} != {A, C}:
                         nodes[to].receive_message(src, data, now)
-    states = {m.node_id: m.state for m in nodes["a"].members()}
-    assert states["c"] is MemberState.ALIVE
-    assert not any(isinstance(e, MemberStateChanged) for e in drain(nodes["a"]))
+    states = {m.node_id: m.state for m in nodes[A].members()}
+    assert states[C] is MemberState.ALIVE
+    assert not any(isinstance(e, MemberStateChanged) for e in drain(nodes[A]))
 
 
 def test_revocation_is_verified_spread_and_final() -> None:
     nodes = joined_pair()
-    drain(nodes["b"])
-    nodes["a"].add_revocations([b"revoke:b", b"forged"])
-    events_a = drain(nodes["a"])
-    assert MemberRevoked("b") in events_a
+    drain(nodes[B])
+    nodes[A].add_revocations([b"revoke:" + B.encode(), b"forged"])
+    events_a = drain(nodes[A])
+    assert MemberRevoked(B) in events_a
     assert any(isinstance(e, MessageDropped) for e in events_a)
-    out = [decode(d) for _, d in nodes["a"].messages_to_send()]
+    out = [decode(d) for _, d in nodes[A].messages_to_send()]
     assert out == []  # nothing queued to b (revoked) and no other peer
-    nodes["c"] = make("c", 3)
-    nodes["c"].add_seed("a", NodeMeta("", ""))
+    nodes[C] = make(C, 3)
+    nodes[C].add_seed(A, NodeMeta("", ""))
     exchange(nodes, 0.1)
-    assert MemberRevoked("b") in drain(nodes["c"])
-    nodes["c"].receive_message("b", encode(Message(Gossip())), 0.2)
-    assert [e for e in drain(nodes["c"]) if isinstance(e, MessageDropped)] == [
-        MessageDropped("b", "revoked sender")
+    assert MemberRevoked(B) in drain(nodes[C])
+    nodes[C].receive_message(B, encode(Message(Gossip())), 0.2)
+    assert [e for e in drain(nodes[C]) if isinstance(e, MessageDropped)] == [
+        MessageDropped(B, "revoked sender")
     ]
-    assert "b" not in [s.node_id for s in nodes["c"].ring.members]  # type: ignore[union-attr]
+    assert B not in [s.node_id for s in nodes[C].ring.members]  # type: ignore[union-attr]
 
 
 def test_leave_tells_peers_and_goes_quiet() -> None:
     nodes = joined_pair()
-    drain(nodes["a"])
-    nodes["b"].leave(1.0)
-    assert nodes["b"].get_timer() is None
+    drain(nodes[A])
+    nodes[B].leave(1.0)
+    assert nodes[B].get_timer() is None
     exchange(nodes, 1.0)
-    states = {m.node_id: m.state for m in nodes["a"].members()}
-    assert states["b"] is MemberState.LEFT
-    assert nodes["a"].ring is not None and [s.node_id for s in nodes["a"].ring.members] == ["a"]
+    states = {m.node_id: m.state for m in nodes[A].members()}
+    assert states[B] is MemberState.LEFT
+    assert nodes[A].ring is not None and [s.node_id for s in nodes[A].ring.members] == [A]

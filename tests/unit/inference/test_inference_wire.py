@@ -91,3 +91,35 @@ def test_truncated_and_trailing_bytes_are_rejected() -> None:
 def test_unsendable_dtype_is_refused() -> None:
     with pytest.raises(WireError):
         encode(Op.ALL_GATHER, 0, np.zeros(3, dtype=np.complex64))
+
+
+def test_a_shape_whose_product_wraps_around_is_refused() -> None:
+    """Finding 13: 2**31 x 2**31 x 2**31 elements wrap to 0 in uint64 and used to pass
+    as an empty payload, then failed in numpy with a ValueError that is not a WireError."""
+    header = bytearray(_good()[:24])
+    header[7] = 3  # ndim
+    header[16:24] = (0).to_bytes(8, "little")  # payload length 0
+    frame = bytes(header) + (2**31).to_bytes(8, "little") * 3
+    with pytest.raises(WireError, match="larger than any payload"):
+        decode(frame)
+
+
+def test_a_huge_dimension_beside_a_zero_is_refused() -> None:
+    """Found by bench/fuzz.py: shape (2**62, 0) is 0 elements, but numpy cannot make it."""
+    header = bytearray(_good()[:24])
+    header[7] = 2
+    header[16:24] = (0).to_bytes(8, "little")
+    frame = bytes(header) + (2**62).to_bytes(8, "little") + (0).to_bytes(8, "little")
+    with pytest.raises(WireError, match="larger than any payload"):
+        decode(frame)
+
+
+def test_dimensions_whose_product_is_too_large_beside_a_zero_are_refused() -> None:
+    """Found by bench/fuzz.py: each dimension fits, their product (zero aside) does not."""
+    dims = (17170948, 536870912, 0)
+    header = bytearray(_good()[:24])
+    header[7] = len(dims)
+    header[16:24] = (0).to_bytes(8, "little")
+    frame = bytes(header) + b"".join(d.to_bytes(8, "little") for d in dims)
+    with pytest.raises(WireError, match="larger than any payload"):
+        decode(frame)

@@ -110,3 +110,22 @@ def test_bad_durations(text: str) -> None:
 def test_durations_round_trip() -> None:
     for seconds in (0.5, 5.0, 90.0, 3600.0, 86400.0):
         assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["? {a: {b: 1}}\n: x\n", "{{a: {b: 1}}: x}\n", "[" * 5000 + "]" * 5000],
+    ids=["mapping-key", "flow-mapping-key", "deep-nesting"],
+)
+def test_yaml_the_parser_chokes_on_is_a_manifest_error(text: str) -> None:
+    """Found by bench/fuzz.py: a mapping used as a key raised TypeError from ruamel,
+    and deep nesting a RecursionError, instead of the loader's ManifestError."""
+    with pytest.raises(ManifestError) as err:
+        load_text(text, "bad.yaml")
+    assert "invalid YAML" in str(err.value)
+
+
+def test_a_kind_that_is_not_a_string_is_a_manifest_error() -> None:
+    """Found by bench/fuzz.py: ``kind: {maxTokens: 32}`` raised TypeError (unhashable)."""
+    with pytest.raises(ManifestError, match="unknown kind"):
+        load_text("apiVersion: meshnet.dev/v1alpha1\nkind:\n  maxTokens: 32\n", "bad.yaml")

@@ -58,3 +58,23 @@ def test_doctor_reports_json_and_fails_without_an_agent(home: Home) -> None:
     assert any("multicast is probably blocked" in cause for cause in data["verdict"])
     assert any("agent is not running" in cause for cause in data["verdict"])
     assert runner.invoke(app, ["doctor"]).exit_code == 1
+
+
+def test_doctor_warns_about_refused_gossip(tmp_path: Path) -> None:
+    """A member whose gossip is refused (a bug, or a hostile member) shows in doctor."""
+    from manifests.pool import Pool
+    from meshctl.doctor_checks import check_beacons
+    from reconciler.runtime.observed import beacons_key
+
+    pool = Pool.model_validate(
+        {"apiVersion": "meshnet.dev/v1alpha1", "kind": "Pool", "metadata": {"name": "p"}}
+    )
+    with Store.open(tmp_path) as store:
+        stats = {"sent": 1, "received": 1, "drops": {}, "peers": {}}
+        store.put_observed(beacons_key("p"), stats)
+        assert [f.topic for f in check_beacons(store, pool)] == ["beacons"]
+        stats["gossipDrops"] = {"leave not sent by its subject": 3}
+        store.put_observed(beacons_key("p"), stats)
+        gossip = [f for f in check_beacons(store, pool) if f.topic == "gossip"]
+    assert len(gossip) == 1 and gossip[0].level == "warn"
+    assert "leave not sent by its subject=3" in gossip[0].message

@@ -89,3 +89,17 @@ def test_revocations_refuse_forged_entries(home: Home) -> None:
         assert revocations.fingerprints() == frozenset()
     assert other.pool_id != info.pool_id
     assert node_id_of_key("sha256:" + "ab" * 32) == "node-" + "ab" * 8
+
+
+def test_revocations_verify_names_every_entry_of_a_blob(home: Home) -> None:
+    """Finding 7: gossip applies every entry of a revocation blob, not only the first."""
+    info = create_root(home, "p")
+    root = load_root(home, "p")
+    keys = [NodeIdentity(os.urandom(32)) for _ in range(3)]
+    entries = [revoke(root, k.fingerprint, time.time(), "lost") for k in keys]
+    with Store.open(home.root) as store:
+        revocations = Revocations(store, info)
+        revocations.attach(root.anchor)
+        named = revocations.verify(RevocationList(root.anchor, entries).encode())
+        assert named == {k.node_id for k in keys}
+        assert revocations.node_ids() == {k.node_id for k in keys}
