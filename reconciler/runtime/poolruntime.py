@@ -18,6 +18,7 @@ from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import DatagramDropped, JoinAnswered, JoinRequested, PeerSeen
 from reconciler.beacon.machine import BeaconProtocol
 from reconciler.drivers.frames import Channel
+from reconciler.drivers.netif import Interface, dial_host
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import PeerIdentity, client_context, server_context
 from reconciler.gossip import events as gossip_events
@@ -31,7 +32,7 @@ from reconciler.runtime import material, observed
 from reconciler.runtime.admin_records import mark_revoked, record_join
 from reconciler.runtime.beaconsockets import (
     BeaconSockets,
-    choose_interface,
+    choose_interfaces,
     destinations,
     effective_discovery,
     open_beacon_sockets,
@@ -70,6 +71,8 @@ class PoolRuntime:
         self.jobs: JobService | None = None
         self.relays: PoolRelays | None = None
         self.renewed = False
+        self.interfaces: list[Interface] = []
+        self.firsthand: set[str] = set()  # peers whose address a beacon or rendezvous gave
 
     @property
     def links(self) -> PeerLinks:
@@ -108,7 +111,8 @@ class PoolRuntime:
         )
         self.relays = PoolRelays(ctx.home, self.pool.spec.relays, ctx.node_id, info.pool_id)
         self.relays.start(files, self.links, self._allowed)
-        interface = choose_interface(discovery)
+        self.interfaces = choose_interfaces(discovery)
+        interface = self.interfaces[0]
         bind = interface.address if interface.is_loopback else "0.0.0.0"
         port = await self.links.listen(bind, 0)
         memory = memory_bytes(self._memory_override())
@@ -146,12 +150,12 @@ class PoolRuntime:
         )  # fmt: skip
         self._beacon.start(time.time())
         self._sockets = await open_beacon_sockets(
-            discovery, interface, self._beacon, self._on_beacon
+            discovery, self.interfaces, self._beacon, self._on_beacon
         )
         self._publisher = loop.create_task(self._publish_loop(), name=f"publish-{info.name}")
         log.info(
-            "pool %s (%s): %s on %s, peer links on port %d",
-            info.name, info.pool_id, info.role, interface.name, port,
+            "pool %s (%s): %s, beacons on %s, peer links on port %d",
+            info.name, info.pool_id, info.role, ", ".join(i.name for i in self.interfaces), port,
         )  # fmt: skip
 
     async def stop(self) -> None:
@@ -240,7 +244,9 @@ class PoolRuntime:
             beacons=seen["beacons"] + 1, name=event.name, source=f"{event.source[0]}",
             clockSkew=round(event.clock_skew, 3), lastBeacon=time.time(),
         )  # fmt: skip
-        self.links.set_address(event.node_id, event.host, event.port)
+        host = dial_host(event.host, event.source[0], self.interfaces)
+        self.firsthand.add(event.node_id)
+        self.links.set_address(event.node_id, host, event.port)
         meta = NodeMeta(event.name, f"{event.host}:{event.port}", event.memory_bytes, event.cores)
         self.gossip.add_seed(event.node_id, meta)
         self._gossip_pump.flush()
@@ -265,7 +271,11 @@ class PoolRuntime:
             self._publish()
 
     def _learn_address(self, node_id: str, address: str) -> None:
+        """A gossiped address, unless a beacon or the rendezvous told us one first hand
+        (a peer with several legs gossips one of them, maybe not ours)."""
         host, _, port = address.rpartition(":")
+        if node_id in self.firsthand:
+            return
         if node_id != self.ctx.node_id and host and port.isdigit():
             self.links.set_address(node_id, host, int(port))
 

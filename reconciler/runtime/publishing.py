@@ -52,6 +52,7 @@ def beacon_stats(
     """Beacon counters for doctor and `get peers -o wide`."""
     return {
         "interface": {"name": sockets.interface.name, "address": sockets.interface.address},
+        "interfaces": [{"name": i.name, "address": i.address} for i in sockets.interfaces],
         "sent": sockets.pump.sent,
         "received": sockets.pump.received,
         "drops": dict(beacon.drops),
