@@ -165,3 +165,12 @@ def dial_host(advertised: str, source: str, interfaces: Sequence[Interface]) -> 
     if any(i.holds(source) for i in interfaces):
         return source
     return advertised
+
+
+def rendezvous_address(addresses: Sequence[str], interfaces: Sequence[Interface]) -> str:
+    """Of the host:port addresses a rendezvous lists for a peer, the first on one of
+    our subnets, else the first (a routed network, or only the relay reaches it)."""
+    for address in addresses:
+        if any(i.holds(address.rpartition(":")[0]) for i in interfaces):
+            return address
+    return addresses[0]

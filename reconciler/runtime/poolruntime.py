@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,8 +18,9 @@ from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import DatagramDropped, JoinAnswered, JoinRequested, PeerSeen
 from reconciler.beacon.machine import BeaconProtocol
+from reconciler.controlplane.rendezvous import self_key, table_key
 from reconciler.drivers.frames import Channel
-from reconciler.drivers.netif import Interface, dial_host
+from reconciler.drivers.netif import Interface, dial_host, rendezvous_address
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import PeerIdentity, client_context, server_context
 from reconciler.gossip import events as gossip_events
@@ -28,6 +30,7 @@ from reconciler.gossip.messages import NodeMeta
 from reconciler.home import write_atomic
 from reconciler.jobs import ControlSender, JobService, LinksTensorSender, route_frame
 from reconciler.pools import PoolInfo, load_root
+from reconciler.relay.messages import PeerEntry, Register
 from reconciler.runtime import material, observed
 from reconciler.runtime.admin_records import mark_revoked, record_join
 from reconciler.runtime.beaconsockets import (
@@ -40,6 +43,11 @@ from reconciler.runtime.beaconsockets import (
 from reconciler.runtime.context import DeviceContext, cores, memory_bytes
 from reconciler.runtime.jobrunner import resolve_model
 from reconciler.runtime.relays import PoolRelays
+from reconciler.runtime.rendezvous import (
+    ControlPlaneRendezvous,
+    entries_from_json,
+    self_entry,
+)
 from reconciler.runtime.revocations import Revocations
 
 log = logging.getLogger("meshnet.pool")
@@ -49,6 +57,8 @@ PROBE_INTERVAL = 0.3  # crash -> re-formed ring in about 2 s on a LAN (bench/mem
 LEAVE_GRACE_SECONDS = 0.3
 
 FrameHandler = Callable[[str, Channel, bytes], None]
+NODE_ID = re.compile(r"node-[0-9a-f]{16}")
+RESEED_SECONDS = 5.0
 
 
 class PoolRuntime:
@@ -73,6 +83,11 @@ class PoolRuntime:
         self.renewed = False
         self.interfaces: list[Interface] = []
         self.firsthand: set[str] = set()  # peers whose address a beacon or rendezvous gave
+        self.rendezvous_peers: set[str] = set()  # peers met through a rendezvous
+        self._seeded: dict[str, float] = {}
+        self.registration = Register("", (), 0, 0)
+        self.peer_port = 0
+        self.cp_rendezvous: ControlPlaneRendezvous | None = None
 
     @property
     def links(self) -> PeerLinks:
@@ -117,6 +132,11 @@ class PoolRuntime:
         port = await self.links.listen(bind, 0)
         memory = memory_bytes(self._memory_override())
         meta = NodeMeta(ctx.node.name, f"{interface.address}:{port}", memory, cores())
+        addresses = tuple(f"{i.address}:{port}" for i in self.interfaces)
+        self.relays.on_peers = self._on_rendezvous
+        self.registration = Register(ctx.node.name, addresses, memory, cores())
+        self.relays.register(self.registration)
+        self.peer_port = port
         config = GossipConfig(
             pool_id=info.pool_id,
             shard_columns=spec.ring.shard_columns,
@@ -152,6 +172,11 @@ class PoolRuntime:
         self._sockets = await open_beacon_sockets(
             discovery, self.interfaces, self._beacon, self._on_beacon
         )
+        if info.role != "admin" and spec.control_plane:
+            self.cp_rendezvous = ControlPlaneRendezvous(
+                spec.control_plane, info.pool_id, files, self.registration, self._on_rendezvous
+            )
+            self.cp_rendezvous.start()
         self._publisher = loop.create_task(self._publish_loop(), name=f"publish-{info.name}")
         log.info(
             "pool %s (%s): %s, beacons on %s, peer links on port %d",
@@ -175,6 +200,8 @@ class PoolRuntime:
             await self.links.close()
         if self.relays is not None:
             await self.relays.close()
+        if self.cp_rendezvous is not None:
+            await self.cp_rendezvous.close()
         self._publish(final=True)
 
     # -- store changes ------------------------------------------------------------------
@@ -251,6 +278,34 @@ class PoolRuntime:
         self.gossip.add_seed(event.node_id, meta)
         self._gossip_pump.flush()
 
+    def _on_rendezvous(self, entries: tuple[PeerEntry, ...]) -> None:
+        """Members a relay's rendezvous knows: seed gossip with those we have not met
+        (no beacon heard from them: multicast does not get through)."""
+        if self._gossip is None or self._gossip_pump is None:
+            return
+        now = time.monotonic()
+        for entry in entries:
+            if not NODE_ID.fullmatch(entry.node_id) or entry.node_id == self.ctx.node_id:
+                continue
+            if entry.node_id in self.beacon_peers or not entry.addresses:
+                continue
+            if self.revocations.blocks(entry.node_id, ""):
+                continue
+            if now - self._seeded.get(entry.node_id, -RESEED_SECONDS) < RESEED_SECONDS:
+                continue
+            self._seeded[entry.node_id] = now
+            self.rendezvous_peers.add(entry.node_id)
+            address = rendezvous_address(entry.addresses, self.interfaces)
+            self.firsthand.add(entry.node_id)
+            self._learn_first_hand(entry.node_id, address)
+            meta = NodeMeta(entry.name, address, entry.memory_bytes, entry.cores)
+            self.gossip.add_seed(entry.node_id, meta)
+        self._gossip_pump.flush()
+
+    def _learn_first_hand(self, node_id: str, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        self.links.set_address(node_id, host, int(port))
+
     def _on_gossip(self, event: object) -> None:
         if isinstance(event, gossip_events.MemberJoined):
             self._learn_address(event.node_id, event.meta.address)
@@ -311,4 +366,19 @@ class PoolRuntime:
         if self._beacon is not None and self._sockets is not None:
             stats = beacon_stats(self._beacon, self._sockets, self.beacon_peers)
             stats["relays"] = self.relays.status() if self.relays is not None else []
+            stats["rendezvous"] = self._rendezvous_status()
             observed.publish(store, observed.beacons_key(name), stats, self._cache)
+        if self.info.role == "admin" and not final:
+            self._admin_rendezvous(store)
+
+    def _admin_rendezvous(self, store: Any) -> None:
+        """Hand out where we listen (through our control plane); seed gossip with the
+        members that registered there."""
+        mine = self_entry(self.ctx.node_id, self.registration, self.peer_port)
+        observed.publish(store, self_key(self.info.name), mine, self._cache)
+        table = store.get_observed(table_key(self.info.name))
+        self._on_rendezvous(entries_from_json(table, time.time()))
+
+    def _rendezvous_status(self) -> dict[str, Any]:
+        cp = self.cp_rendezvous.status() if self.cp_rendezvous is not None else None
+        return {"controlPlane": cp, "peers": sorted(self.rendezvous_peers)}
