@@ -193,6 +193,8 @@ def check_services(pool: Pool, timeout: float = 1.0) -> list[Finding]:
 
 
 def check_pool(home: Home, store: Store, pool: Pool) -> list[Finding]:
+    from meshctl.doctor_discovery import check_discovery
+
     if read_pool_info(home, pool.metadata.name) is None:
         return [
             Finding(
@@ -203,6 +205,7 @@ def check_pool(home: Home, store: Store, pool: Pool) -> list[Finding]:
         *check_interfaces(pool),
         *check_certificate(home, pool, time.time()),
         *check_beacons(store, pool),
+        *check_discovery(store, pool),
         *check_links(store, pool),
         *check_services(pool),
     ]
