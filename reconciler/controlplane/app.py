@@ -24,6 +24,7 @@ from manifests import to_document
 from reconciler.controlplane import jobs, rendezvous
 from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.joining import JoinRequest, JoinResponse, join
+from reconciler.controlplane.limits import BodyLimit, StreamSlots
 from reconciler.controlplane.state import AppState
 from reconciler.home import Home
 from reconciler.relay.service_tls import ServedPool, default_ca_files, load_served_pools
@@ -51,6 +52,8 @@ def create_app(home: Home, pools: list[ServedPool] | None = None) -> FastAPI:
         responses=ERRORS,
     )
     app.state.meshnet = AppState(home, pools)
+    app.state.streams = StreamSlots()
+    app.add_middleware(BodyLimit)
     _error_handlers(app)
     _routes(app)
     app.include_router(jobs.router)

@@ -44,8 +44,11 @@ class RelayLimits:
     max_circuits_per_member: int = 64
     max_circuit_bytes: int = 1 << 30
     max_circuit_seconds: float = 3600.0
-    queue_frames: int = 256
+    queue_frames: int = 64  # of at most 64 KiB: 4 MiB queued per client at most
     queue_timeout: float = 5.0
+    max_connections: int = 1024
+    max_connections_per_address: int = 32
+    max_connections_per_member: int = 4
 
 
 @dataclass(frozen=True)
