@@ -137,3 +137,21 @@ def test_connections_over_the_per_address_cap_are_closed(
             await links.close()
 
     asyncio.run(scenario())
+
+
+def test_a_control_frame_over_the_limit_is_dropped_and_counted_when_sent(
+    tmp_path: Path, member_tls: MemberFactory
+) -> None:
+    root = create_pool_root(os.urandom(32), "p", time.time())
+    identity, files = member_tls(tmp_path, root, "a")
+
+    async def scenario() -> None:
+        links = _links(identity, files)
+        links.set_address("node-0000000000000001", "127.0.0.1", 9)
+        try:
+            assert not links.send("node-0000000000000001", Channel.GOSSIP, b"g" * CONTROL_FRAME)
+            assert links.stats["node-0000000000000001"].frames_dropped == 1
+        finally:
+            await links.close()
+
+    asyncio.run(scenario())
