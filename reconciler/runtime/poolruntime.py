@@ -8,7 +8,6 @@ import asyncio
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,7 @@ from reconciler.beacon.events import DatagramDropped, JoinAnswered, JoinRequeste
 from reconciler.beacon.machine import BeaconProtocol
 from reconciler.controlplane.rendezvous import self_key, table_key
 from reconciler.drivers.frames import Channel
-from reconciler.drivers.netif import Interface, dial_host, rendezvous_address
+from reconciler.drivers.netif import Interface, dial_host
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import PeerIdentity, client_context, server_context
 from reconciler.gossip import events as gossip_events
@@ -45,6 +44,7 @@ from reconciler.runtime.jobrunner import resolve_model
 from reconciler.runtime.relays import PoolRelays
 from reconciler.runtime.rendezvous import (
     ControlPlaneRendezvous,
+    Seeds,
     entries_from_json,
     self_entry,
 )
@@ -57,8 +57,6 @@ PROBE_INTERVAL = 0.3  # crash -> re-formed ring in about 2 s on a LAN (bench/mem
 LEAVE_GRACE_SECONDS = 0.3
 
 FrameHandler = Callable[[str, Channel, bytes], None]
-NODE_ID = re.compile(r"node-[0-9a-f]{16}")
-RESEED_SECONDS = 5.0
 
 
 class PoolRuntime:
@@ -83,8 +81,7 @@ class PoolRuntime:
         self.renewed = False
         self.interfaces: list[Interface] = []
         self.firsthand: set[str] = set()  # peers whose address a beacon or rendezvous gave
-        self.rendezvous_peers: set[str] = set()  # peers met through a rendezvous
-        self._seeded: dict[str, float] = {}
+        self.seeds = Seeds(ctx.node_id)
         self.registration = Register("", (), 0, 0)
         self.peer_port = 0
         self.cp_rendezvous: ControlPlaneRendezvous | None = None
@@ -279,32 +276,21 @@ class PoolRuntime:
         self._gossip_pump.flush()
 
     def _on_rendezvous(self, entries: tuple[PeerEntry, ...]) -> None:
-        """Members a relay's rendezvous knows: seed gossip with those we have not met
-        (no beacon heard from them: multicast does not get through)."""
+        """Members a rendezvous knows: seed gossip with those we have not met (no beacon
+        heard from them: multicast does not get through)."""
         if self._gossip is None or self._gossip_pump is None:
             return
-        now = time.monotonic()
-        for entry in entries:
-            if not NODE_ID.fullmatch(entry.node_id) or entry.node_id == self.ctx.node_id:
-                continue
-            if entry.node_id in self.beacon_peers or not entry.addresses:
-                continue
-            if self.revocations.blocks(entry.node_id, ""):
-                continue
-            if now - self._seeded.get(entry.node_id, -RESEED_SECONDS) < RESEED_SECONDS:
-                continue
-            self._seeded[entry.node_id] = now
-            self.rendezvous_peers.add(entry.node_id)
-            address = rendezvous_address(entry.addresses, self.interfaces)
+        picked = self.seeds.pick(
+            entries, self.beacon_peers, lambda node: self.revocations.blocks(node, ""),
+            self.interfaces, time.monotonic(),
+        )  # fmt: skip
+        for entry, address in picked:
+            host, _, port = address.rpartition(":")
             self.firsthand.add(entry.node_id)
-            self._learn_first_hand(entry.node_id, address)
+            self.links.set_address(entry.node_id, host, int(port))
             meta = NodeMeta(entry.name, address, entry.memory_bytes, entry.cores)
             self.gossip.add_seed(entry.node_id, meta)
         self._gossip_pump.flush()
-
-    def _learn_first_hand(self, node_id: str, address: str) -> None:
-        host, _, port = address.rpartition(":")
-        self.links.set_address(node_id, host, int(port))
 
     def _on_gossip(self, event: object) -> None:
         if isinstance(event, gossip_events.MemberJoined):
@@ -381,4 +367,4 @@ class PoolRuntime:
 
     def _rendezvous_status(self) -> dict[str, Any]:
         cp = self.cp_rendezvous.status() if self.cp_rendezvous is not None else None
-        return {"controlPlane": cp, "peers": sorted(self.rendezvous_peers)}
+        return {"controlPlane": cp, "peers": sorted(self.seeds.met)}

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import httpx
 
 from reconciler.controlplane.rendezvous import TTL_SECONDS
+from reconciler.drivers.netif import Interface, rendezvous_address
 from reconciler.drivers.tls import TlsFiles, client_context
 from reconciler.relay.messages import PeerEntry, Register
 
@@ -22,6 +24,8 @@ log = logging.getLogger("meshnet.rendezvous")
 
 REGISTER_SECONDS = 5.0
 TIMEOUT = 5.0
+RESEED_SECONDS = 5.0
+NODE_ID = re.compile(r"node-[0-9a-f]{16}")
 PeersHandler = Callable[[tuple[PeerEntry, ...]], None]
 
 
@@ -58,6 +62,39 @@ def self_entry(node_id: str, registration: Register, port: int) -> dict[str, Any
     return {"nodeId": node_id, "name": registration.name, "port": port,
             "addresses": list(registration.addresses), "memoryBytes": registration.memory_bytes,
             "cores": registration.cores}  # fmt: skip
+
+
+class Seeds:
+    """Which members a rendezvous handed us are worth seeding gossip with, and where to
+    dial them: well-formed node IDs, not us, not heard by beacon (that path works),
+    not revoked, each at most once per RESEED_SECONDS."""
+
+    def __init__(self, self_id: str) -> None:
+        self.self_id = self_id
+        self.met: set[str] = set()  # members we met only through a rendezvous
+        self._seeded: dict[str, float] = {}
+
+    def pick(
+        self,
+        entries: Sequence[PeerEntry],
+        by_beacon: Collection[str],
+        blocked: Callable[[str], bool],
+        interfaces: Sequence[Interface],
+        now: float,
+    ) -> list[tuple[PeerEntry, str]]:
+        picked = []
+        for entry in entries:
+            node = entry.node_id
+            if not NODE_ID.fullmatch(node) or node == self.self_id or not entry.addresses:
+                continue
+            if node in by_beacon or blocked(node):
+                continue
+            if now - self._seeded.get(node, now - RESEED_SECONDS) < RESEED_SECONDS:
+                continue
+            self._seeded[node] = now
+            self.met.add(node)
+            picked.append((entry, rendezvous_address(entry.addresses, interfaces)))
+        return picked
 
 
 class ControlPlaneRendezvous:
