@@ -81,6 +81,8 @@ def test_a_pool_forms_across_two_legs_with_multicast_dropped_on_one(lan: Lan) ->
         assert wait_for(lambda: _route(admin, bob_id), 60, "admin -> bob link") == "direct"
         wide = alice.cli("get", "peers", "-o", "wide").stdout
         assert "ROUTE" in wide and "relay" in wide
+        rows = {row["nodeId"]: row for row in observed(bob, "peers/test-pool")}
+        assert rows[node_id(admin)]["foundBy"] == "rendezvous"  # bob heard no beacon
         doctor = json.loads(bob.cli("doctor", "-o", "json", check=False).stdout)
         findings = [f for items in doctor["sections"].values() for f in items]
         discovery = [f["message"] for f in findings if f["topic"] == "discovery"]
