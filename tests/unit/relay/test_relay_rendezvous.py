@@ -3,7 +3,11 @@ of their own pool back, under the node ID of their certificate, within bounds.""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.certs.codec import Reader, Writer
 from reconciler.relay.core import RelayCore, Send
@@ -74,3 +78,32 @@ def test_hostile_registrations_are_refused_as_bad_frames() -> None:
     out = core.receive(A, frame, 0.0)
     assert core.registered("pool-1") == []
     assert core.counters["bad_frame"] == 1 and len(out) == 1
+
+
+addresses = st.lists(
+    st.builds(lambda h, p: f"{h}:{p}", st.from_regex(r"[a-z0-9.]{1,20}", fullmatch=True),
+              st.integers(1, 65535)),
+    max_size=MAX_ADDRESSES,
+).map(tuple)  # fmt: skip
+names = st.text(max_size=20)
+registers = st.builds(Register, names, addresses, st.integers(0, 2**64 - 1), st.integers(0, 0xFFFF))
+
+
+@settings(max_examples=200, deadline=None)
+@given(registers)
+def test_fuzz_registrations_round_trip(message: Register) -> None:
+    assert FrameParser().feed(encode(message)) == [message]
+    entry = PeerEntry("node-aaaaaaaaaaaaaaaa", *dataclasses.astuple(message))
+    assert FrameParser().feed(encode(Peers((entry,)))) == [Peers((entry,))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([FrameType.REGISTER, FrameType.PEERS]), st.binary(max_size=300))
+def test_fuzz_garbage_rendezvous_bodies_never_raise_or_register(kind: int, body: bytes) -> None:
+    core = RelayCore()
+    core.connect(A, "node-aaaaaaaaaaaaaaaa", "pool-1")
+    frame = (len(body) + 1).to_bytes(4, "big") + bytes([kind]) + body
+    core.receive(A, frame, 0.0)
+    for entry in core.registered("pool-1"):  # a valid REGISTER by chance: bounded, ours
+        assert entry.node_id == "node-aaaaaaaaaaaaaaaa"
+        assert len(entry.addresses) <= MAX_ADDRESSES
