@@ -7,7 +7,8 @@
   (429 beyond); a slot also expires after the longest stream lifetime, so a stream
   whose end was never seen cannot hold it for ever.
 - uvicorn's settings (serve.py): ``LIMIT_CONCURRENCY`` connections and tasks,
-  ``KEEP_ALIVE_SECONDS``, and the TLS handshake deadline of drivers/gate.py.
+  ``KEEP_ALIVE_SECONDS``, and the TLS handshake deadline of drivers/gate.py; at most
+  ``CONNECTIONS_PER_ADDRESS`` open connections per remote address (auth.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 DEFAULT_BODY = 64 * 1024
 BODY_LIMITS = {"/v1/join": 16 * 1024, "/v1/jobs": 1024 * 1024}
 LIMIT_CONCURRENCY = 64
+CONNECTIONS_PER_ADDRESS = 16  # applied by auth.PeerCertH11Protocol
 KEEP_ALIVE_SECONDS = 5
 STREAMS_PER_CALLER = 4
 STREAMS_TOTAL = 32

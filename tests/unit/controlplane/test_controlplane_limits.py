@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 from typing import Any
 
 import httpx
+import pytest
 
 from reconciler.controlplane import limits
 from reconciler.controlplane.limits import StreamSlots
@@ -72,3 +74,23 @@ def test_uvicorn_runs_with_bounded_concurrency(plane: Any) -> None:
     config = plane.plane._server.config
     assert config.limit_concurrency == limits.LIMIT_CONCURRENCY
     assert config.timeout_keep_alive == limits.KEEP_ALIVE_SECONDS
+
+
+def test_connections_over_the_per_address_cap_are_closed(
+    plane: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "CONNECTIONS_PER_ADDRESS", 2)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    opened = []
+    try:
+        for _ in range(3):
+            raw = socket.create_connection(("127.0.0.1", plane.plane.port), timeout=30)
+            opened.append(ctx.wrap_socket(raw))
+        opened[2].sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert opened[2].recv(100) == b""  # closed at once, not answered
+        opened[0].sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert opened[0].recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in opened:
+            sock.close()
