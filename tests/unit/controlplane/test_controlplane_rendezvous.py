@@ -51,3 +51,15 @@ def test_anonymous_and_malformed_registrations_are_refused(kit: Any, plane: Any)
         assert member.post("/v1/rendezvous", json=bad).status_code == 422
     with Store.open(kit.home.root) as store:
         assert store.get_observed(table_key("lab")) is None
+
+
+def test_a_full_rendezvous_refuses_newcomers_but_keeps_its_members(
+    kit: Any, plane: Any, monkeypatch: Any
+) -> None:
+    from reconciler.controlplane import rendezvous
+
+    monkeypatch.setattr(rendezvous, "MAX_ENTRIES", 1)
+    with plane.client(kit.member_files("a")) as a, plane.client(kit.member_files("b")) as b:
+        assert a.post("/v1/rendezvous", json=_body("a", "192.0.2.1:1")).status_code == 200
+        assert b.post("/v1/rendezvous", json=_body("b", "192.0.2.2:1")).status_code == 429
+        assert a.post("/v1/rendezvous", json=_body("a", "192.0.2.1:2")).status_code == 200
