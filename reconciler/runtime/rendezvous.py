@@ -22,6 +22,16 @@ from reconciler.relay.messages import PeerEntry, Register
 
 log = logging.getLogger("meshnet.rendezvous")
 
+
+class _QuietRegistrations(logging.Filter):
+    """httpx logs every request at INFO: not the registration repeated every 5 s."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "/v1/rendezvous" not in record.getMessage()
+
+
+logging.getLogger("httpx").addFilter(_QuietRegistrations())
+
 REGISTER_SECONDS = 5.0
 TIMEOUT = 5.0
 RESEED_SECONDS = 5.0
@@ -144,5 +154,7 @@ class ControlPlaneRendezvous:
             self.last_error = f"{type(err).__name__}: {err}"
             log.debug("rendezvous at %s: %s", self.address, self.last_error)
             return
+        if self.last_success is None:
+            log.info("rendezvous at %s: %d member(s) handed out", self.address, len(entries))
         self.last_error, self.peers_heard, self.last_success = "", len(entries), time.time()
         self.on_peers(entries)
