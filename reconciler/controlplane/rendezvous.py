@@ -24,6 +24,7 @@ router = APIRouter(prefix="/v1")
 Member = Annotated[Caller, Depends(require_member)]
 TTL_SECONDS = 60.0
 MAX_ENTRIES = 256
+REWRITE_SECONDS = 2.0  # an unchanged registration is written to the store at most this often
 ADDRESS = r"^[A-Za-z0-9.:\[\]-]{1,58}:[0-9]{1,5}$"
 _lock = threading.Lock()
 
@@ -52,6 +53,14 @@ def _entry(node_id: str, body: Registration, now: float) -> dict[str, Any]:
             "memoryBytes": body.memory_bytes, "cores": body.cores, "seen": now}  # fmt: skip
 
 
+def _same_and_recent(old: Any, new: dict[str, Any], now: float) -> bool:
+    if not isinstance(old, dict) or now - float(old.get("seen", 0)) >= REWRITE_SECONDS:
+        return False
+    return {k: v for k, v in old.items() if k != "seen"} == {
+        k: v for k, v in new.items() if k != "seen"
+    }
+
+
 def register(state: AppState, caller: Caller, body: Registration, local_host: str) -> list[Any]:
     """Record the caller; the peers it should know (the admin first)."""
     store, pool, node_id, now = state.store(), caller.pool.name, caller.cert.node_id, time.time()
@@ -61,8 +70,10 @@ def register(state: AppState, caller: Caller, body: Registration, local_host: st
         table = {k: v for k, v in table.items() if now - float(v.get("seen", 0)) < TTL_SECONDS}
         if node_id not in table and len(table) >= MAX_ENTRIES:
             raise HTTPException(429, f"the rendezvous holds its maximum of {MAX_ENTRIES} members")
-        table[node_id] = _entry(node_id, body, now)
-        store.put_observed(table_key(pool), table)
+        entry, old = _entry(node_id, body, now), table.get(node_id)
+        if not _same_and_recent(old, entry, now):  # a repeat does not rewrite the store
+            table[node_id] = entry
+            store.put_observed(table_key(pool), table)
     peers = [{k: v for k, v in e.items() if k != "seen"} for k, e in table.items() if k != node_id]
     admin = store.get_observed(self_key(pool))
     if isinstance(admin, dict) and admin.get("nodeId") not in (None, node_id):

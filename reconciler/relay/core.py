@@ -49,6 +49,7 @@ class RelayLimits:
     max_connections: int = 1024
     max_connections_per_address: int = 32
     max_connections_per_member: int = 4
+    register_interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class _Client:
     circuits: set[int] = field(default_factory=set)
     next_incoming: int = 0
     entry: PeerEntry | None = None
+    registered_at: float = float("-inf")
 
 
 @dataclass
@@ -149,7 +151,7 @@ class RelayCore:
 
     def _handle(self, client: int, state: _Client, msg: Message, now: float) -> list[Output]:
         if isinstance(msg, Register):
-            return self._register(client, state, msg)
+            return self._register(client, state, msg, now)
         if isinstance(msg, Data):
             return self._data((client, msg.circuit_id), msg.payload)
         if isinstance(msg, Reserve):
@@ -179,9 +181,14 @@ class RelayCore:
         self.counters["reservations"] += 1
         return [Send(client, encode(Reserved(node_id)))]
 
-    def _register(self, client: int, state: _Client, msg: Register) -> list[Output]:
+    def _register(self, client: int, state: _Client, msg: Register, now: float) -> list[Output]:
         """Rendezvous: remember where this member listens (under its certificate's node
-        ID), answer with the other registered members of its pool."""
+        ID), answer with the other registered members of its pool; at most one answer
+        per ``register_interval`` per client (an answer is much bigger than a request)."""
+        if now - state.registered_at < self.limits.register_interval:
+            self.counters["register_too_often"] += 1
+            return []
+        state.registered_at = now
         state.entry = PeerEntry(state.node_id, msg.name, msg.addresses, msg.memory_bytes, msg.cores)
         self.counters["registrations"] += 1
         others = tuple(

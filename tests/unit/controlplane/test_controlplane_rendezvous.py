@@ -63,3 +63,24 @@ def test_a_full_rendezvous_refuses_newcomers_but_keeps_its_members(
         assert a.post("/v1/rendezvous", json=_body("a", "192.0.2.1:1")).status_code == 200
         assert b.post("/v1/rendezvous", json=_body("b", "192.0.2.2:1")).status_code == 429
         assert a.post("/v1/rendezvous", json=_body("a", "192.0.2.1:2")).status_code == 200
+
+
+def test_a_repeated_registration_does_not_rewrite_the_store(
+    kit: Any, plane: Any, monkeypatch: Any
+) -> None:
+    from reconciler.controlplane import rendezvous
+
+    monkeypatch.setattr(rendezvous, "REWRITE_SECONDS", 3600.0)
+    with plane.client(kit.member_files("a")) as a:
+        assert a.post("/v1/rendezvous", json=_body("a", "192.0.2.1:1")).status_code == 200
+        with Store.open(kit.home.root) as store:
+            (first,) = store.get_observed(table_key("lab")).values()
+        for _ in range(5):
+            assert a.post("/v1/rendezvous", json=_body("a", "192.0.2.1:1")).status_code == 200
+        with Store.open(kit.home.root) as store:
+            (same,) = store.get_observed(table_key("lab")).values()
+        assert same == first  # not rewritten
+        assert a.post("/v1/rendezvous", json=_body("a", "192.0.2.1:2")).status_code == 200
+        with Store.open(kit.home.root) as store:
+            (moved,) = store.get_observed(table_key("lab")).values()
+    assert moved["addresses"] == ["192.0.2.1:2"]

@@ -18,9 +18,9 @@ from reconciler.relay.rendezvous import MAX_ADDRESSES, MAX_ENTRIES, decode_field
 A, B, X = 1, 2, 9
 
 
-def _register(core: RelayCore, client: int, message: Register) -> list[Message]:
+def _register(core: RelayCore, client: int, message: Register, now: float = 0.0) -> list[Message]:
     found: list[Message] = []
-    for out in core.receive(client, encode(message), 0.0):
+    for out in core.receive(client, encode(message), now):
         assert isinstance(out, Send) and out.client == client
         found += [e for e in FrameParser().feed(out.data) if not isinstance(e, BadFrame)]  # type: ignore[misc]
     return found
@@ -37,7 +37,7 @@ def test_members_of_one_pool_meet_and_other_pools_stay_apart() -> None:
     alice = PeerEntry("node-aaaaaaaaaaaaaaaa", "alice", ("192.0.2.1:7000",), 8, 4)
     assert answer == [Peers((alice,))]
     core.disconnect(A)
-    assert _register(core, B, Register("bob", ("192.0.2.2:7001",), 16, 2)) == [Peers(())]
+    assert _register(core, B, Register("bob", ("192.0.2.2:7001",), 16, 2), 5.0) == [Peers(())]
 
 
 def test_an_entry_is_filed_under_the_certificate_node_id_not_a_claimed_one() -> None:
@@ -107,3 +107,13 @@ def test_fuzz_garbage_rendezvous_bodies_never_raise_or_register(kind: int, body:
     for entry in core.registered("pool-1"):  # a valid REGISTER by chance: bounded, ours
         assert entry.node_id == "node-aaaaaaaaaaaaaaaa"
         assert len(entry.addresses) <= MAX_ADDRESSES
+
+
+def test_registrations_are_answered_at_most_once_a_second() -> None:
+    core = RelayCore()
+    core.connect(A, "node-aaaaaaaaaaaaaaaa", "pool-1")
+    message = encode(Register("alice", ("192.0.2.1:7000",), 8, 4))
+    assert len(core.receive(A, message, 10.0)) == 1
+    assert core.receive(A, message * 50, 10.5) == []  # a flood gets nothing back
+    assert core.counters["register_too_often"] == 50
+    assert len(core.receive(A, message, 11.0)) == 1
