@@ -20,7 +20,18 @@ class DiscoverySpec(StrictModel):
     port: int = Field(default=42424, gt=0, lt=65536, description="UDP port for beacons.")
     interface: str = Field(
         default="auto",
-        description="Interface for beacons: 'auto', an interface name, or one of its IPs.",
+        description="Interface for beacons: 'auto' (every up, multicast-capable, "
+        "non-loopback interface but virtual bridges), an interface name, or one of its IPs.",
+    )
+    include_interfaces: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="With 'auto': name patterns (docker0, br-*) of virtual bridges to beacon on too.",
+    )
+    exclude_interfaces: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="With 'auto': name patterns (wg*, tun*) of interfaces never to beacon on.",
     )
     beacon_interval: Duration = Field(
         default=5.0, description="How often beacons are sent, e.g. '5s'."

@@ -31,7 +31,13 @@ def verdict(findings: list[Finding]) -> list[str]:
                 "the agent is not running: start it with `mesh start` (or `meshctl agent`)"
             )
     beacons = text.get("beacons", "")
-    if "from 0 peer(s)" in beacons and "sent 0," not in beacons:
+    met = any(f.topic == "discovery" and f.message.startswith("rendezvous: met") for f in findings)
+    if "from 0 peer(s)" in beacons and "sent 0," not in beacons and met:
+        causes.append(
+            "hearing no beacons (multicast is probably blocked here), but the rendezvous at "
+            "the relay or control plane found the pool's members: nothing to fix"
+        )
+    elif "from 0 peer(s)" in beacons and "sent 0," not in beacons:
         causes.append(
             "sending beacons but hearing none: multicast is probably blocked (client "
             "isolation on the access point, or a firewall on UDP 42424); add staticPeers "

@@ -7,6 +7,7 @@ connections to the relay and control-plane addresses the pools name.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -17,10 +18,17 @@ from manifests import Pool
 from manifests.fields import split_host_port
 from reconciler.certs.errors import CertError
 from reconciler.certs.member import read_member_certificate
-from reconciler.drivers.netif import InterfaceError, ipv4_interfaces, resolve_interface
+from reconciler.drivers.netif import (
+    EXCLUDE_ENV,
+    INCLUDE_ENV,
+    OVERRIDE_ENV,
+    VIRTUAL_BRIDGES,
+    InterfaceError,
+    ipv4_interfaces,
+)
 from reconciler.home import Home
 from reconciler.pools import read_pool_info
-from reconciler.runtime.beaconsockets import effective_discovery
+from reconciler.runtime.beaconsockets import choose_interfaces, effective_discovery
 from reconciler.runtime.material import read_member_cert
 from reconciler.runtime.observed import beacons_key, peers_key, ring_key
 from reconciler.store import Store
@@ -63,28 +71,36 @@ def check_interfaces(pool: Pool) -> list[Finding]:
         )
     ]
     try:
-        chosen = resolve_interface(discovery.interface, discovery.group)
+        chosen = choose_interfaces(discovery)
     except InterfaceError as err:
         return [*found, Finding("fail", "beacons", str(err))]
+    why = _why_interfaces(discovery.interface)
+    names = ", ".join(f"{c.name} ({c.address})" for c in chosen)
     found.append(
-        Finding(
-            "ok",
-            "beacons",
-            f"on {chosen.name} ({chosen.address}) to {discovery.group}:{discovery.port}",
-        )
+        Finding("ok", "beacons", f"on {names} to {discovery.group}:{discovery.port} ({why})")
     )
-    joined = multicast_groups().get(chosen.name, set())
-    if discovery.group in joined:
-        found.append(Finding("ok", "multicast", f"{chosen.name} is in group {discovery.group}"))
-    else:
-        found.append(
-            Finding(
-                "warn",
-                "multicast",
-                f"{chosen.name} is not in group {discovery.group} (is the agent running?)",
+    groups = multicast_groups()
+    for interface in chosen:
+        if discovery.group in groups.get(interface.name, set()):
+            found.append(
+                Finding("ok", "multicast", f"{interface.name} is in group {discovery.group}")
             )
-        )
+        else:
+            found.append(Finding("warn", "multicast", f"{interface.name} is not in group "
+                                                      f"{discovery.group} (is the agent running?)"))  # fmt: skip
     return found
+
+
+def _why_interfaces(wanted: str) -> str:
+    if os.environ.get(OVERRIDE_ENV):
+        return f"pinned by ${OVERRIDE_ENV}"
+    if wanted != "auto":
+        return f"the Pool's discovery.interface is {wanted!r}"
+    return (
+        "auto: every up, multicast-capable interface but loopback and virtual bridges "
+        f"({', '.join(VIRTUAL_BRIDGES)}); change with discovery.includeInterfaces/"
+        f"excludeInterfaces or ${INCLUDE_ENV}/${EXCLUDE_ENV}"
+    )
 
 
 def check_certificate(home: Home, pool: Pool, now: float) -> list[Finding]:
@@ -181,6 +197,8 @@ def check_services(pool: Pool, timeout: float = 1.0) -> list[Finding]:
 
 
 def check_pool(home: Home, store: Store, pool: Pool) -> list[Finding]:
+    from meshctl.doctor_discovery import check_discovery
+
     if read_pool_info(home, pool.metadata.name) is None:
         return [
             Finding(
@@ -191,6 +209,7 @@ def check_pool(home: Home, store: Store, pool: Pool) -> list[Finding]:
         *check_interfaces(pool),
         *check_certificate(home, pool, time.time()),
         *check_beacons(store, pool),
+        *check_discovery(store, pool),
         *check_links(store, pool),
         *check_services(pool),
     ]

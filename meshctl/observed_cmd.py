@@ -46,13 +46,14 @@ def print_peers(items: list[dict[str, Any]], fmt: str) -> None:
     headers = ["NODE ID", "NAME", "ADDRESS", "STATUS", "LAST SEEN"]
     wide = fmt == "wide"
     if wide:
-        headers += ["POOL", "ROUTE", "LINK", "SENT", "RECEIVED", "BEACONS", "SKEW"]
+        headers += ["POOL", "ROUTE", "FOUND BY", "LINK", "SENT", "RECEIVED", "BEACONS", "SKEW"]
     rows = []
     for p in items:
         seen = f"{p['lastSeen']} ({age(p['lastSeen'])} ago)" if p.get("lastSeen") else "-"
         row = [p["nodeId"], p.get("name", ""), p.get("address", ""), p.get("status", ""), seen]
         if wide:
-            row += [p["pool"], p.get("route", "direct"), "up" if p.get("linkConnected") else "down",
+            row += [p["pool"], p.get("route", "direct"), p.get("foundBy", "-"),
+                    "up" if p.get("linkConnected") else "down",
                     p.get("bytesSent", 0), p.get("bytesReceived", 0), p.get("beacons", 0),
                     p.get("clockSkew") if p.get("clockSkew") is not None else "-"]  # fmt: skip
         rows.append(row)
@@ -116,9 +117,9 @@ def describe_pool_extras(store: Store, pool: str) -> Callable[[], None]:
             if any(limited.values()):
                 counts = ", ".join(f"per {k}: {v}" for k, v in sorted(limited.items()))
                 console.print(f"[bold]Join requests rate limited:[/bold] {markup_escape(counts)}")
-            refused = beacons.get("gossipDrops", {})
-            if refused:
-                listed = ", ".join(f"{k}={v}" for k, v in sorted(refused.items()))
+            gossip_refused = beacons.get("gossipDrops", {})
+            if gossip_refused:
+                listed = ", ".join(f"{k}={v}" for k, v in sorted(gossip_refused.items()))
                 console.print(f"[bold]Gossip refused:[/bold] {markup_escape(listed)}", highlight=False)
 
     return show

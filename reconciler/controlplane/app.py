@@ -3,9 +3,10 @@
 Anonymous clients get ``GET /healthz``, ``GET /v1/join/root`` (a pool's public root
 certificate, as beacons carry it) and ``POST /v1/join`` (authenticated by a join
 token proof). Everything else, the OpenAPI document included, needs a client
-certificate of a served pool (mutual TLS): ``/v1/pool``, ``/v1/peers``, ``/v1/ring``
-and the jobs of the caller's pool. Errors are JSON ``{"error": "..."}`` (422 adds
-``problems``: one ``{loc, msg}`` per invalid field); client input never causes a 500.
+certificate of a served pool (mutual TLS): ``/v1/pool``, ``/v1/peers``, ``/v1/ring``,
+the jobs of the caller's pool and ``POST /v1/rendezvous`` (rendezvous.py). Errors are
+JSON ``{"error": "..."}`` (422 adds ``problems``: one ``{loc, msg}`` per invalid
+field); client input never causes a 500.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manifests import to_document
-from reconciler.controlplane import jobs
+from reconciler.controlplane import jobs, rendezvous
 from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.joining import JoinRequest, JoinResponse, join
+from reconciler.controlplane.limits import BodyLimit, StreamSlots
 from reconciler.controlplane.state import AppState
 from reconciler.home import Home
 from reconciler.relay.service_tls import ServedPool, default_ca_files, load_served_pools
@@ -50,9 +52,12 @@ def create_app(home: Home, pools: list[ServedPool] | None = None) -> FastAPI:
         responses=ERRORS,
     )
     app.state.meshnet = AppState(home, pools)
+    app.state.streams = StreamSlots()
+    app.add_middleware(BodyLimit)
     _error_handlers(app)
     _routes(app)
     app.include_router(jobs.router)
+    app.include_router(rendezvous.router)
     return app
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
@@ -20,6 +21,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from reconciler.certs.errors import CertificateError
 from reconciler.certs.member import MemberCertInfo
+from reconciler.controlplane import limits
 from reconciler.controlplane.state import AppState
 from reconciler.relay.service_tls import ServedPool, identify_client
 
@@ -27,13 +29,42 @@ PEER_CERT = "meshnet_peer_cert"
 
 
 class PeerCertH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, exposing the peer certificate (DER) in scope state."""
+    """uvicorn's h11 protocol, exposing the peer certificate (DER) in scope state, and
+    closing a connection from an address that already has
+    ``limits.CONNECTIONS_PER_ADDRESS`` open on this server."""
+
+    _address = ""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        per_address = _open_per_address(self.server_state)
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        if per_address[address] >= limits.CONNECTIONS_PER_ADDRESS:
+            transport.close()
+            return
+        per_address[address] += 1
+        self._address = address
         super().connection_made(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         self.app_state = {**self.app_state, PEER_CERT: der}
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._address:
+            return  # refused in connection_made: uvicorn never saw it
+        per_address = _open_per_address(self.server_state)
+        per_address[self._address] -= 1
+        if per_address[self._address] <= 0:
+            del per_address[self._address]
+        super().connection_lost(exc)
+
+
+def _open_per_address(server_state: object) -> Counter[str]:
+    counts: Counter[str] | None = getattr(server_state, "meshnet_per_address", None)
+    if counts is None:
+        counts = Counter()
+        setattr(server_state, "meshnet_per_address", counts)  # noqa: B010
+    return counts
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 conditions, on every change), ``token`` (``{index, id, output}`` for each new token
 id the agent writes to ``status.tokenIds``, with the output so far), and a final
 ``end`` (phase Succeeded or Failed) or ``deleted``. It follows the store by polling
-its revision.
+its revision. Streams are capped per caller and in total (429 beyond) and last at most
+``STREAM_SECONDS`` (limits.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from fastapi.responses import StreamingResponse
 
 from manifests import Job, to_document
 from reconciler.controlplane.auth import Caller, require_member
+from reconciler.controlplane.limits import STREAM_SECONDS, StreamSlots
 from reconciler.controlplane.state import AppState
 from reconciler.home import Home
 from reconciler.jobs.errors import Reason
@@ -32,8 +34,10 @@ from reconciler.store import Conflict, Store
 router = APIRouter(prefix="/v1/jobs")
 Member = Annotated[Caller, Depends(require_member)]
 JobName = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")]
-Wait = Annotated[float, Query(ge=0.0, le=3600.0, description="Longest the stream lasts (s).")]
-POLL_SECONDS = 0.05
+Wait = Annotated[
+    float, Query(ge=0.0, le=STREAM_SECONDS, description="Longest the stream lasts (s).")
+]
+POLL_SECONDS = 0.1
 CHECK_SECONDS = 3.0  # longest a submission waits for the prompt check
 _CHECKS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-check")
 log = logging.getLogger("meshnet.control-plane")
@@ -109,7 +113,22 @@ def job_events(
     """Server-sent events: status changes and generated tokens as they come (the stream
     ends with ``end`` when the job does, or ``timeout`` after ``wait`` seconds)."""
     _job(_store(request), caller, name)
-    return StreamingResponse(_follow(request, name, wait), media_type="text/event-stream")
+    slots: StreamSlots = request.app.state.streams
+    slot = slots.acquire(caller.cert.node_id)
+    if slot is None:
+        raise HTTPException(429, "too many event streams open; close one or try later")
+    return StreamingResponse(
+        _released(_follow(request, name, wait), lambda: slots.release(slot)),
+        media_type="text/event-stream",
+    )
+
+
+async def _released(events: AsyncIterator[str], release: Callable[[], None]) -> AsyncIterator[str]:
+    try:
+        async for event in events:
+            yield event
+    finally:
+        release()
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:

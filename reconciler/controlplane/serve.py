@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import socket
 import ssl
 import time
@@ -23,6 +24,8 @@ import uvicorn
 
 from reconciler.controlplane.app import create_app
 from reconciler.controlplane.auth import PeerCertH11Protocol
+from reconciler.controlplane.limits import KEEP_ALIVE_SECONDS, LIMIT_CONCURRENCY
+from reconciler.drivers.gate import HANDSHAKE_TIMEOUT
 from reconciler.home import Home, write_atomic
 from reconciler.relay.service_tls import (
     ServedPool,
@@ -86,6 +89,18 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
         return contextlib.nullcontext()
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's startup, its TLS handshakes bounded by HANDSHAKE_TIMEOUT (uvicorn has
+        no setting for it: the loop's create_server gets it for this call)."""
+        loop = asyncio.get_running_loop()
+        create_server = loop.create_server
+        bounded = functools.partial(create_server, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+        loop.create_server = bounded  # type: ignore[method-assign]
+        try:
+            await super().startup(sockets)
+        finally:
+            del loop.create_server
+
 
 class ControlPlane:
     """One control plane server, started and stopped from a running event loop."""
@@ -119,6 +134,8 @@ class ControlPlane:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,
+            limit_concurrency=LIMIT_CONCURRENCY,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         self._server = _Server(config)
         self._task = asyncio.get_running_loop().create_task(

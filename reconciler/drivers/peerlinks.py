@@ -4,6 +4,8 @@ Each node sends on the connection it dialled and receives on the ones it accepte
 two nodes never race to agree on one connection. Outbound frames wait in a bounded
 queue per peer; a dial that fails is retried with backoff. A peer whose certificate is
 refused by `allowed` (unknown or revoked) is disconnected before any frame is read.
+Inbound connections are capped (in total, per address and per node: drivers/gate.py)
+and their TLS handshake has a deadline.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.drivers.frames import Channel, FrameDecoder, FrameError, encode_frame
+from reconciler.drivers.gate import HANDSHAKE_TIMEOUT, ConnectionGate, remote_address
 from reconciler.drivers.tls import PeerIdentity, peer_identity
 
 log = logging.getLogger("meshnet.links")
@@ -62,8 +65,10 @@ class PeerLinks:
         client_ctx: ssl.SSLContext,
         on_frame: FrameHandler,
         allowed: Callable[[PeerIdentity], bool],
+        gate: ConnectionGate | None = None,
     ) -> None:
         self.self_id = self_id
+        self.gate = gate or ConnectionGate()
         self.server_ctx, self.client_ctx = server_ctx, client_ctx
         self.on_frame = on_frame
         self.allowed = allowed
@@ -78,7 +83,9 @@ class PeerLinks:
 
     async def listen(self, host: str, port: int) -> int:
         """Accept links on host:port (0: any free port); the port bound."""
-        self._server = await asyncio.start_server(self._accept, host, port, ssl=self.server_ctx)
+        self._server = await asyncio.start_server(
+            self._accept, host, port, ssl=self.server_ctx, ssl_handshake_timeout=HANDSHAKE_TIMEOUT
+        )
         return int(self._server.sockets[0].getsockname()[1])
 
     def set_address(self, node_id: str, host: str, port: int) -> None:
@@ -101,6 +108,10 @@ class PeerLinks:
         self._ensure_running(link)
         try:
             link.queue.put_nowait(encode_frame(channel, payload))
+        except ValueError as err:  # over the channel's frame limit
+            log.warning("frame to %s not sent: %s", node_id, err)
+            self._stats(node_id).frames_dropped += 1
+            return False
         except asyncio.QueueFull:
             self._stats(node_id).frames_dropped += 1
             return False
@@ -262,6 +273,18 @@ class PeerLinks:
         if task is not None:  # never cancelled (asyncio's stream protocol reads its result)
             self._accepting.add(task)
             task.add_done_callback(self._accepting.discard)
+        address = remote_address(writer)
+        if self._closing or not self.gate.enter(address):
+            writer.close()
+            return
+        try:
+            await self._serve_inbound(reader, writer)
+        finally:
+            self.gate.leave(address)
+
+    async def _serve_inbound(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         try:
             peer = peer_identity(writer.get_extra_info("ssl_object"))
         except ValueError:
@@ -271,6 +294,12 @@ class PeerLinks:
             log.warning("refused link from %s (%s)", peer.node_id, peer.fingerprint)
             writer.close()
             return
+        if not self.gate.claim(peer.node_id):
+            log.warning(
+                "refused link from %s: it has %d open", peer.node_id, self.gate.per_identity
+            )
+            writer.close()
+            return
         _nodelay(writer)
         self._inbound[writer] = peer.node_id
         try:
@@ -278,6 +307,7 @@ class PeerLinks:
         except (OSError, ssl.SSLError, FrameError, asyncio.IncompleteReadError) as err:
             log.debug("link from %s closed: %s", peer.node_id, err)
         finally:
+            self.gate.release(peer.node_id)
             self._inbound.pop(writer, None)
             writer.close()
 

@@ -8,10 +8,11 @@ the event loop's timer and the clock, and hands each event to a callback.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
 from reconciler.drivers.netif import Interface
@@ -49,8 +50,9 @@ def _udp_socket(setup: Callable[[socket.socket], None]) -> socket.socket:
     return sock
 
 
-def multicast_socket(group: str, port: int, interface: Interface) -> socket.socket:
-    """A UDP socket bound to the beacon port, in the group on that interface.
+def multicast_socket(group: str, port: int, interfaces: Sequence[Interface]) -> socket.socket:
+    """A UDP socket bound to the beacon port, in the group on each of the interfaces
+    (those whose kernel refuses the membership are skipped; OSError if all are).
 
     Several agents on one host share the port (SO_REUSEPORT) and hear each other
     (multicast loop on). On loopback the TTL is 0: nothing leaves the machine.
@@ -61,9 +63,20 @@ def multicast_socket(group: str, port: int, interface: Interface) -> socket.sock
         if hasattr(socket, "SO_REUSEPORT"):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(("", port))
-        group_on = struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton(interface.address))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group_on)
-        _send_multicast_on(sock, interface)
+        joined, errors = 0, []
+        for interface in interfaces:
+            group_on = struct.pack(
+                "4s4s", socket.inet_aton(group), socket.inet_aton(interface.address)
+            )
+            try:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group_on)
+                joined += 1
+            except OSError as err:
+                errors.append(f"{interface.name}: {err}")
+                log.warning("cannot join %s on %s: %s", group, interface.name, err)
+        if not joined:
+            raise OSError(f"cannot join {group} on any interface ({'; '.join(errors)})")
+        _send_multicast_on(sock, interfaces[0])
         if hasattr(socket, "IP_MULTICAST_ALL"):
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_ALL, 0)
 
@@ -82,6 +95,7 @@ class DatagramPump(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.sent = 0
         self.received = 0
+        self.senders: list[tuple[Interface, asyncio.DatagramTransport]] = []
         self._timer = MachineTimer(machine, clock, self.flush)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -101,16 +115,37 @@ class DatagramPump(asyncio.DatagramProtocol):
         if self.transport is None:
             return
         for data, addr in self.machine.datagrams_to_send(self.clock()):
-            try:
-                self.transport.sendto(data, addr)
-                self.sent += 1
-            except OSError as err:
-                log.warning("cannot send to %s:%s: %s", addr[0], addr[1], err)
+            for transport in self._routes(addr):
+                try:
+                    transport.sendto(data, addr)
+                    self.sent += 1
+                except OSError as err:
+                    log.warning("cannot send to %s:%s: %s", addr[0], addr[1], err)
         deliver_events(self.machine, self.on_event, log)
         self._timer.arm()
 
+    def add_sender(self, interface: Interface, transport: asyncio.DatagramTransport) -> None:
+        """Another interface's socket: multicast goes out on every one, unicast on the
+        one whose subnet holds the destination (else on the first)."""
+        self.senders.append((interface, transport))
+
+    def _routes(self, addr: Addr) -> list[asyncio.DatagramTransport]:
+        assert self.transport is not None
+        try:
+            multicast = ipaddress.ip_address(addr[0]).is_multicast
+        except ValueError:
+            multicast = False
+        if multicast:
+            return [self.transport, *(t for _i, t in self.senders)]
+        for interface, transport in self.senders:
+            if interface.holds(addr[0]):
+                return [transport]
+        return [self.transport]
+
     def close(self) -> None:
         self._timer.cancel()
+        for _interface, transport in self.senders:
+            transport.close()
         if self.transport is not None:
             self.transport.close()
 

@@ -32,6 +32,9 @@ from reconciler.relay.messages import (
     ErrorCode,
     Incoming,
     Message,
+    PeerEntry,
+    Peers,
+    Register,
     Reserve,
     Reserved,
 )
@@ -41,6 +44,7 @@ log = logging.getLogger("meshnet.relay.client")
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 CircuitHandler = Callable[[str, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 BACKOFF = (0.1, 5.0)
+REGISTER_SECONDS = 5.0
 
 
 class RelayError(ConnectionError):
@@ -144,6 +148,9 @@ class RelayClient:
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self.registration: Register | None = None
+        self.on_peers: Callable[[tuple[PeerEntry, ...]], None] | None = None
+        self.peers_heard = 0
 
     @property
     def reserved(self) -> bool:
@@ -198,7 +205,10 @@ class RelayClient:
         self._connected.set()
         link.send(Reserve(self.node_id))
         try:
-            await link.lost
+            while not link.lost.done():  # the rendezvous: register again now and then
+                if self.registration is not None:
+                    link.send(self.registration)
+                await asyncio.wait([link.lost], timeout=REGISTER_SECONDS)
         finally:
             self._link = None
             self._connected.clear()
@@ -264,8 +274,19 @@ class RelayClient:
         if inspect.isawaitable(result):
             await result
 
+    def register(self, registration: Register) -> None:
+        """Take part in the relay's rendezvous with these addresses (sent at once when
+        connected, then every REGISTER_SECONDS; PEERS answers go to ``on_peers``)."""
+        self.registration = registration
+        if self._link is not None:
+            self._link.send(registration)
+
     def _on_message(self, link: _Link, msg: Message) -> None:
-        if isinstance(msg, Data):
+        if isinstance(msg, Peers):
+            self.peers_heard = len(msg.entries)
+            if self.on_peers is not None:
+                self.on_peers(msg.entries)
+        elif isinstance(msg, Data):
             circuit = link.circuits.get(msg.circuit_id)
             if circuit is not None:
                 circuit.feed(msg.payload)

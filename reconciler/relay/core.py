@@ -24,10 +24,14 @@ from reconciler.relay.messages import (
     ErrorCode,
     Incoming,
     Message,
+    PeerEntry,
+    Peers,
+    Register,
     Reserve,
     Reserved,
 )
 from reconciler.relay.messages import Connected as ConnectedMsg
+from reconciler.relay.rendezvous import MAX_ENTRIES
 
 End = tuple[int, int]  # (client, circuit id on that client's connection)
 
@@ -40,8 +44,12 @@ class RelayLimits:
     max_circuits_per_member: int = 64
     max_circuit_bytes: int = 1 << 30
     max_circuit_seconds: float = 3600.0
-    queue_frames: int = 256
+    queue_frames: int = 64  # of at most 64 KiB: 4 MiB queued per client at most
     queue_timeout: float = 5.0
+    max_connections: int = 1024
+    max_connections_per_address: int = 32
+    max_connections_per_member: int = 4
+    register_interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,8 @@ class _Client:
     parser: FrameParser = field(default_factory=FrameParser)
     circuits: set[int] = field(default_factory=set)
     next_incoming: int = 0
+    entry: PeerEntry | None = None
+    registered_at: float = float("-inf")
 
 
 @dataclass
@@ -140,6 +150,8 @@ class RelayCore:
         return out
 
     def _handle(self, client: int, state: _Client, msg: Message, now: float) -> list[Output]:
+        if isinstance(msg, Register):
+            return self._register(client, state, msg, now)
         if isinstance(msg, Data):
             return self._data((client, msg.circuit_id), msg.payload)
         if isinstance(msg, Reserve):
@@ -168,6 +180,29 @@ class RelayCore:
         self._reservations[key] = client
         self.counters["reservations"] += 1
         return [Send(client, encode(Reserved(node_id)))]
+
+    def _register(self, client: int, state: _Client, msg: Register, now: float) -> list[Output]:
+        """Rendezvous: remember where this member listens (under its certificate's node
+        ID), answer with the other registered members of its pool; at most one answer
+        per ``register_interval`` per client (an answer is much bigger than a request)."""
+        if now - state.registered_at < self.limits.register_interval:
+            self.counters["register_too_often"] += 1
+            return []
+        state.registered_at = now
+        state.entry = PeerEntry(state.node_id, msg.name, msg.addresses, msg.memory_bytes, msg.cores)
+        self.counters["registrations"] += 1
+        others = tuple(
+            other.entry for key, other in self._clients.items()
+            if key != client and other.entry is not None and other.pool_id == state.pool_id
+            and other.entry.node_id != state.node_id
+        )  # fmt: skip
+        return [Send(client, encode(Peers(others[:MAX_ENTRIES])))]
+
+    def registered(self, pool_id: str) -> list[PeerEntry]:
+        """The members registered in a pool (for status pages and tests)."""
+        return [
+            c.entry for c in self._clients.values() if c.pool_id == pool_id and c.entry is not None
+        ]
 
     def _connect(self, client: int, state: _Client, msg: Connect, now: float) -> list[Output]:
         cid = msg.circuit_id

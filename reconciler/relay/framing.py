@@ -6,6 +6,7 @@ Bodies (``text`` = u16 length + UTF-8, ``cid`` = u32 BE circuit ID)::
     CONNECT    cid  text target        CONNECTED  cid
     INCOMING   cid  text source        DATA       cid  payload (rest of the frame)
     CLOSE      cid  text reason        ERROR      u16 code  cid  text message
+    REGISTER   entry fields (rendezvous.py)   PEERS  u16 count, entries
 
 ``FrameParser.feed(data)`` returns messages as they complete, however the stream is
 cut. A frame whose body does not decode is dropped and reported as ``BadFrame``; a
@@ -19,6 +20,7 @@ import struct
 from dataclasses import dataclass
 
 from reconciler.certs.codec import DecodeError, Reader, Writer
+from reconciler.relay import rendezvous
 from reconciler.relay.messages import (
     Close,
     Connect,
@@ -29,6 +31,8 @@ from reconciler.relay.messages import (
     FrameType,
     Incoming,
     Message,
+    Peers,
+    Register,
     Reserve,
     Reserved,
 )
@@ -79,6 +83,8 @@ def _body(m: Message) -> tuple[FrameType, bytes]:
         return FrameType.INCOMING, w.raw(CID.pack(m.circuit_id)).text(m.source).getvalue()
     if isinstance(m, Close):
         return FrameType.CLOSE, w.raw(CID.pack(m.circuit_id)).text(m.reason[:1000]).getvalue()
+    if isinstance(m, Register | Peers):
+        return rendezvous.encode_body(m)
     body = w.u16(m.code).raw(CID.pack(m.circuit_id)).text(m.message[:1000]).getvalue()
     return FrameType.ERROR, body
 
@@ -117,6 +123,8 @@ def _decode_fields(kind: int, r: Reader) -> Message:
         if code not in ErrorCode._value2member_map_:
             raise DecodeError("garbage", f"unknown error code {code}")
         return Error(ErrorCode(code), _cid(r), r.text())
+    if kind in (FrameType.REGISTER, FrameType.PEERS):
+        return rendezvous.decode_fields(kind, r)
     raise DecodeError("garbage", f"unknown frame type {kind}")
 
 

@@ -27,6 +27,8 @@ class FrameType(IntEnum):
     DATA = 6
     CLOSE = 7
     ERROR = 8
+    REGISTER = 9
+    PEERS = 10
 
 
 class ErrorCode(IntEnum):
@@ -107,4 +109,35 @@ class Error:
     message: str = ""
 
 
-Message = Reserve | Reserved | Connect | Connected | Incoming | Data | Close | Error
+@dataclass(frozen=True)
+class PeerEntry:
+    """A member as the rendezvous knows it: where it listens for peer links."""
+
+    node_id: str
+    name: str
+    addresses: tuple[str, ...]  # host:port, one per network leg
+    memory_bytes: int
+    cores: int
+
+
+@dataclass(frozen=True)
+class Register:
+    """Client: my peer-link addresses (rendezvous when multicast does not work); the
+    relay answers with PEERS. Refreshed while the connection lasts."""
+
+    name: str
+    addresses: tuple[str, ...]
+    memory_bytes: int
+    cores: int
+
+
+@dataclass(frozen=True)
+class Peers:
+    """Relay: the other registered members of your pool."""
+
+    entries: tuple[PeerEntry, ...]
+
+
+Message = (
+    Reserve | Reserved | Connect | Connected | Incoming | Data | Close | Error | Register | Peers
+)

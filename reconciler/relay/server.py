@@ -5,6 +5,8 @@ the TLS handshake and the certificate check; anything else is closed before a si
 frame is read. Each client has a bounded queue of outgoing frames: a sender whose
 peer's queue is full waits (backpressure: the relay stops reading it, so its TCP
 window closes); after ``queue_timeout`` the circuit is aborted with QUEUE_FULL.
+Connections are capped in total, per address and per member (``RelayLimits``), and the
+TLS handshake has a deadline.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from reconciler.certs.errors import CertificateError
+from reconciler.drivers.gate import HANDSHAKE_TIMEOUT, ConnectionGate, remote_address
 from reconciler.home import Home
 from reconciler.relay.core import Drop, Output, RelayCore, RelayLimits, Send
 from reconciler.relay.messages import ErrorCode
@@ -62,10 +65,17 @@ class RelayServer:
         self._timer: asyncio.Task[None] | None = None
         self._revocation_task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self.gate = ConnectionGate(
+            self.limits.max_connections,
+            self.limits.max_connections_per_address,
+            self.limits.max_connections_per_member,
+        )
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (0: any free port); the port bound."""
-        self._server = await asyncio.start_server(self._handle, host, port, ssl=self._ctx)
+        self._server = await asyncio.start_server(
+            self._handle, host, port, ssl=self._ctx, ssl_handshake_timeout=HANDSHAKE_TIMEOUT
+        )
         loop = asyncio.get_running_loop()
         self._timer = loop.create_task(self._run_timer(), name="relay-timer")
         if self.home is not None:
@@ -100,6 +110,17 @@ class RelayServer:
         if task is not None:
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
+        address = remote_address(writer)
+        if not self.gate.enter(address):
+            self.refused += 1
+            writer.close()
+            return
+        try:
+            await self._identified(reader, writer)
+        finally:
+            self.gate.leave(address)
+
+    async def _identified(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             node_id, pool_id, fingerprints = self._identify(writer)
         except CertificateError as err:
@@ -107,6 +128,24 @@ class RelayServer:
             log.warning("refused %s: %s", writer.get_extra_info("peername"), err)
             writer.close()
             return
+        if not self.gate.claim(f"{pool_id}/{node_id}"):
+            self.refused += 1
+            log.warning("refused %s of %s: too many connections", node_id, pool_id)
+            writer.close()
+            return
+        try:
+            await self._serve(reader, writer, node_id, pool_id, fingerprints)
+        finally:
+            self.gate.release(f"{pool_id}/{node_id}")
+
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        node_id: str,
+        pool_id: str,
+        fingerprints: tuple[str, str],
+    ) -> None:
         client = self._next_client = self._next_client + 1
         conn = _Conn(
             node_id, writer, asyncio.Queue(self.limits.queue_frames), None, pool_id, fingerprints

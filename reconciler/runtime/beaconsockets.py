@@ -1,13 +1,16 @@
-"""Opening the two beacon sockets of a runtime and pumping a beacon machine on them.
+"""Opening the beacon sockets of a runtime and pumping a beacon machine on them.
 
 One socket joins the multicast group on the beacon port (shared by every agent of the
-host); the other, on an ephemeral port, sends everything and hears unicast answers.
+host) on every beacon interface; one more per interface, on an ephemeral port, sends
+(multicast on every interface, unicast on the one that reaches the destination) and
+hears unicast answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +18,7 @@ from typing import Any
 
 from manifests.fields import split_host_port
 from manifests.pool import DiscoverySpec
-from reconciler.drivers.netif import Interface, resolve_interface
+from reconciler.drivers.netif import Interface, resolve_interfaces
 from reconciler.drivers.udp import (
     DatagramMachine,
     DatagramPump,
@@ -30,9 +33,14 @@ from reconciler.drivers.udp import (
 class BeaconSockets:
     """The pump and the group listener of one beacon machine."""
 
-    interface: Interface
+    interfaces: list[Interface]
     pump: DatagramPump
     group_transport: asyncio.DatagramTransport
+
+    @property
+    def interface(self) -> Interface:
+        """The first (primary) interface: the routing table's choice for multicast."""
+        return self.interfaces[0]
 
     def close(self) -> None:
         self.pump.close()
@@ -57,24 +65,33 @@ def effective_discovery(discovery: DiscoverySpec) -> DiscoverySpec:
     return discovery
 
 
-def choose_interface(discovery: DiscoverySpec) -> Interface:
-    return resolve_interface(discovery.interface, discovery.group)
+def choose_interfaces(discovery: DiscoverySpec) -> list[Interface]:
+    """The interfaces to beacon on, the primary first (see netif.resolve_interfaces)."""
+    return resolve_interfaces(
+        discovery.interface, discovery.group,
+        discovery.include_interfaces, discovery.exclude_interfaces,
+    )  # fmt: skip
 
 
 async def open_beacon_sockets(
     discovery: DiscoverySpec,
-    interface: Interface,
+    interfaces: list[Interface],
     machine: DatagramMachine,
     on_event: Callable[[Any], None],
 ) -> BeaconSockets:
     """Start pumping a beacon machine (its clock is the wall clock: beacons carry
     timestamps that peers check)."""
-    group_sock = multicast_socket(discovery.group, discovery.port, interface)
+    group_sock = multicast_socket(discovery.group, discovery.port, interfaces)
+    opened: list[socket.socket] = [group_sock]
     try:
-        send_sock = unicast_socket(interface)
+        for interface in interfaces:
+            opened.append(unicast_socket(interface))
     except OSError:
-        group_sock.close()
+        for sock in opened:
+            sock.close()
         raise
-    pump = await open_pump(send_sock, machine, on_event, time.time)
+    pump = await open_pump(opened[1], machine, on_event, time.time)
+    for interface, sock in zip(interfaces[1:], opened[2:], strict=True):
+        pump.add_sender(interface, await listen_into(sock, pump))
     transport = await listen_into(group_sock, pump)
-    return BeaconSockets(interface, pump, transport)
+    return BeaconSockets(interfaces, pump, transport)

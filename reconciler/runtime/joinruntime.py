@@ -19,7 +19,7 @@ from reconciler.controllers.pool import JOINED_VIA
 from reconciler.runtime import material, observed
 from reconciler.runtime.beaconsockets import (
     BeaconSockets,
-    choose_interface,
+    choose_interfaces,
     destinations,
     effective_discovery,
     open_beacon_sockets,
@@ -71,12 +71,13 @@ class JoinRuntime:
     async def start(self) -> None:
         spec = self.member.spec
         token = read_token(self.member)
-        interface = choose_interface(self.discovery)
+        interfaces = choose_interfaces(self.discovery)
+        interface = interfaces[0]
         log.info(
             "asking to join pool %s (%s) by beacon on %s",
             spec.pool.name,
             spec.pool.id,
-            interface.name,
+            ", ".join(i.name for i in interfaces),
         )
         name = spec.device_name or self.ctx.node.name
         advert = Advert(
@@ -90,7 +91,7 @@ class JoinRuntime:
             time.time(), token=token, pinned_root_fingerprint=spec.pool.root_fingerprint
         )
         self._sockets = await open_beacon_sockets(
-            self.discovery, interface, self._beacon, self._on_event
+            self.discovery, interfaces, self._beacon, self._on_event
         )
         loop = asyncio.get_running_loop()
         self._publisher = loop.create_task(

@@ -19,7 +19,9 @@ from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import DatagramDropped, JoinAnswered, JoinRequested, PeerSeen
 from reconciler.beacon.machine import BeaconProtocol
+from reconciler.controlplane.rendezvous import self_key, table_key
 from reconciler.drivers.frames import Channel
+from reconciler.drivers.netif import Interface, dial_host
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import PeerIdentity, client_context, server_context
 from reconciler.gossip import events as gossip_events
@@ -29,11 +31,12 @@ from reconciler.gossip.messages import NodeMeta
 from reconciler.home import write_atomic
 from reconciler.jobs import ControlSender, JobService, LinksTensorSender, route_frame
 from reconciler.pools import PoolInfo, load_root
+from reconciler.relay.messages import PeerEntry, Register
 from reconciler.runtime import material, observed
 from reconciler.runtime.admin_records import mark_revoked, record_join
 from reconciler.runtime.beaconsockets import (
     BeaconSockets,
-    choose_interface,
+    choose_interfaces,
     destinations,
     effective_discovery,
     open_beacon_sockets,
@@ -41,6 +44,12 @@ from reconciler.runtime.beaconsockets import (
 from reconciler.runtime.context import DeviceContext, cores, memory_bytes
 from reconciler.runtime.models import resolve_name
 from reconciler.runtime.relays import PoolRelays
+from reconciler.runtime.rendezvous import (
+    ControlPlaneRendezvous,
+    Seeds,
+    entries_from_json,
+    self_entry,
+)
 from reconciler.runtime.revocations import Revocations
 from reconciler.store_admin import charge_token
 
@@ -75,6 +84,12 @@ class PoolRuntime:
         self.jobs: JobService | None = None
         self.relays: PoolRelays | None = None
         self.renewed = False
+        self.interfaces: list[Interface] = []
+        self.firsthand: set[str] = set()  # peers whose address a beacon or rendezvous gave
+        self.seeds = Seeds(ctx.node_id)
+        self.registration = Register("", (), 0, 0)
+        self.peer_port = 0
+        self.cp_rendezvous: ControlPlaneRendezvous | None = None
 
     @property
     def links(self) -> PeerLinks:
@@ -113,11 +128,17 @@ class PoolRuntime:
         )
         self.relays = PoolRelays(ctx.home, self.pool.spec.relays, ctx.node_id, info.pool_id)
         self.relays.start(files, self.links, self._allowed)
-        interface = choose_interface(discovery)
+        self.interfaces = choose_interfaces(discovery)
+        interface = self.interfaces[0]
         bind = interface.address if interface.is_loopback else "0.0.0.0"
         port = await self.links.listen(bind, 0)
         memory = memory_bytes(self._memory_override())
         meta = NodeMeta(ctx.node.name, f"{interface.address}:{port}", memory, cores())
+        addresses = tuple(f"{i.address}:{port}" for i in self.interfaces)
+        self.relays.on_peers = self._on_rendezvous
+        self.registration = Register(ctx.node.name, addresses, memory, cores())
+        self.relays.register(self.registration)
+        self.peer_port = port
         config = GossipConfig(
             pool_id=info.pool_id,
             shard_columns=spec.ring.shard_columns,
@@ -152,12 +173,17 @@ class PoolRuntime:
         )  # fmt: skip
         self._beacon.start(time.time())
         self._sockets = await open_beacon_sockets(
-            discovery, interface, self._beacon, self._on_beacon
+            discovery, self.interfaces, self._beacon, self._on_beacon
         )
+        if info.role != "admin" and spec.control_plane:
+            self.cp_rendezvous = ControlPlaneRendezvous(
+                spec.control_plane, info.pool_id, files, self.registration, self._on_rendezvous
+            )
+            self.cp_rendezvous.start()
         self._publisher = loop.create_task(self._publish_loop(), name=f"publish-{info.name}")
         log.info(
-            "pool %s (%s): %s on %s, peer links on port %d",
-            info.name, info.pool_id, info.role, interface.name, port,
+            "pool %s (%s): %s, beacons on %s, peer links on port %d",
+            info.name, info.pool_id, info.role, ", ".join(i.name for i in self.interfaces), port,
         )  # fmt: skip
 
     async def stop(self) -> None:
@@ -177,6 +203,8 @@ class PoolRuntime:
             await self.links.close()
         if self.relays is not None:
             await self.relays.close()
+        if self.cp_rendezvous is not None:
+            await self.cp_rendezvous.close()
         self._publish(final=True)
 
     # -- store changes ------------------------------------------------------------------
@@ -246,9 +274,28 @@ class PoolRuntime:
             beacons=seen["beacons"] + 1, name=event.name, source=f"{event.source[0]}",
             clockSkew=round(event.clock_skew, 3), lastBeacon=time.time(),
         )  # fmt: skip
-        self.links.set_address(event.node_id, event.host, event.port)
+        host = dial_host(event.host, event.source[0], self.interfaces)
+        self.firsthand.add(event.node_id)
+        self.links.set_address(event.node_id, host, event.port)
         meta = NodeMeta(event.name, f"{event.host}:{event.port}", event.memory_bytes, event.cores)
         self.gossip.add_seed(event.node_id, meta)
+        self._gossip_pump.flush()
+
+    def _on_rendezvous(self, entries: tuple[PeerEntry, ...]) -> None:
+        """Members a rendezvous knows: seed gossip with those we have not met (no beacon
+        heard from them: multicast does not get through)."""
+        if self._gossip is None or self._gossip_pump is None:
+            return
+        picked = self.seeds.pick(
+            entries, self.beacon_peers, lambda node: self.revocations.blocks(node, ""),
+            self.interfaces, time.monotonic(),
+        )  # fmt: skip
+        for entry, address in picked:
+            host, _, port = address.rpartition(":")
+            self.firsthand.add(entry.node_id)
+            self.links.set_address(entry.node_id, host, int(port))
+            meta = NodeMeta(entry.name, address, entry.memory_bytes, entry.cores)
+            self.gossip.add_seed(entry.node_id, meta)
         self._gossip_pump.flush()
 
     def _on_gossip(self, event: object) -> None:
@@ -276,7 +323,11 @@ class PoolRuntime:
             self._publish()
 
     def _learn_address(self, node_id: str, address: str) -> None:
+        """A gossiped address, unless a beacon or the rendezvous told us one first hand
+        (a peer with several legs gossips one of them, maybe not ours)."""
         host, _, port = address.rpartition(":")
+        if node_id in self.firsthand:
+            return
         if node_id != self.ctx.node_id and host and port.isdigit():
             self.links.set_address(node_id, host, int(port))
 
@@ -318,4 +369,19 @@ class PoolRuntime:
             if self._desk is not None and self._desk.limiter is not None:
                 stats["joinsRateLimited"] = dict(self._desk.limiter.limited)
             stats["gossipDrops"] = dict(self.gossip_drops)
+            stats["rendezvous"] = self._rendezvous_status()
             observed.publish(store, observed.beacons_key(name), stats, self._cache)
+        if self.info.role == "admin" and not final:
+            self._admin_rendezvous(store)
+
+    def _admin_rendezvous(self, store: Any) -> None:
+        """Hand out where we listen (through our control plane); seed gossip with the
+        members that registered there."""
+        mine = self_entry(self.ctx.node_id, self.registration, self.peer_port)
+        observed.publish(store, self_key(self.info.name), mine, self._cache)
+        table = store.get_observed(table_key(self.info.name))
+        self._on_rendezvous(entries_from_json(table, time.time()))
+
+    def _rendezvous_status(self) -> dict[str, Any]:
+        cp = self.cp_rendezvous.status() if self.cp_rendezvous is not None else None
+        return {"controlPlane": cp, "peers": sorted(self.seeds.met)}

@@ -29,6 +29,7 @@ def peer_rows(runtime: PoolRuntime, now: float) -> list[dict[str, Any]]:
             "lastSeen": wall_time(member.last_seen, now),
             "incarnation": member.incarnation,
             "route": link.route if link else "direct",
+            "foundBy": found_by(runtime, member.node_id),
             "linkConnected": bool(link and link.connected),
             "bytesSent": link.bytes_sent if link else 0,
             "bytesReceived": link.bytes_received if link else 0,
@@ -38,6 +39,13 @@ def peer_rows(runtime: PoolRuntime, now: float) -> list[dict[str, Any]]:
             "cores": member.meta.cores,
         })  # fmt: skip
     return rows
+
+
+def found_by(runtime: PoolRuntime, node_id: str) -> str:
+    """How we first learnt of a peer: its beacon, a rendezvous, or gossip."""
+    if node_id in runtime.beacon_peers:
+        return "beacon"
+    return "rendezvous" if node_id in runtime.seeds.met else "gossip"
 
 
 def ring_document(gossip: GossipProtocol) -> dict[str, Any] | None:
@@ -52,6 +60,7 @@ def beacon_stats(
     """Beacon counters for doctor and `get peers -o wide`."""
     return {
         "interface": {"name": sockets.interface.name, "address": sockets.interface.address},
+        "interfaces": [{"name": i.name, "address": i.address} for i in sockets.interfaces],
         "sent": sockets.pump.sent,
         "received": sockets.pump.received,
         "drops": dict(beacon.drops),

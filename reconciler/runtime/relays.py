@@ -11,6 +11,7 @@ from reconciler.drivers.peerlinks import PeerLinks, Streams
 from reconciler.drivers.tls import PeerIdentity, TlsFiles, client_context, server_context
 from reconciler.home import Home
 from reconciler.relay.client import RelayClient
+from reconciler.relay.messages import PeerEntry, Register
 
 
 class PoolRelays:
@@ -21,6 +22,8 @@ class PoolRelays:
         self.configured = relays
         self.clients: list[RelayClient] = []
         self._links: PeerLinks | None = None
+        self._registration: Register | None = None
+        self.on_peers: Callable[[tuple[PeerEntry, ...]], None] | None = None
 
     def addresses(self) -> list[tuple[str, int]]:
         """The Pool's relays, and a relay running on this device (it wrote relay.port)."""
@@ -43,9 +46,22 @@ class PoolRelays:
                 on_circuit=self._on_circuit, allowed=allowed,
             )  # fmt: skip
             client.start()
+            if self._registration is not None:
+                client.register(self._registration)
+            client.on_peers = self._on_peers
             self.clients.append(client)
         if self.clients:
             links.relay_dial = self.dial
+
+    def register(self, registration: Register) -> None:
+        """Register our peer-link addresses on every relay (its rendezvous)."""
+        self._registration = registration
+        for client in self.clients:
+            client.register(registration)
+
+    def _on_peers(self, entries: tuple[PeerEntry, ...]) -> None:
+        if self.on_peers is not None:
+            self.on_peers(entries)
 
     async def _on_circuit(
         self, node_id: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -67,7 +83,8 @@ class PoolRelays:
         raise ConnectionError(f"no relay could reach {node_id}: " + "; ".join(errors))
 
     def status(self) -> list[dict[str, object]]:
-        return [{"address": f"{c.host}:{c.port}", "reserved": c.reserved, "lastError": c.last_error}
+        return [{"address": f"{c.host}:{c.port}", "reserved": c.reserved, "lastError": c.last_error,
+                 "registered": c.registration is not None, "peersHeard": c.peers_heard}
                 for c in self.clients]  # fmt: skip
 
     async def close(self) -> None:

@@ -91,7 +91,8 @@ class Lan:
                 _ip("-n", self.hub, "link", "add", bridge, "type", "bridge", "mcast_snooping", "0")
                 _ip("-n", self.hub, "link", "set", bridge, "up")
 
-    def add(self, name: str, bridge: str = "br0") -> Device:
+    def add(self, name: str, bridge: str = "br0", network: str = "10.77") -> Device:
+        """A device with one leg on `bridge`, at `network`.<lan>.<index>/24."""
         index = len(self.devices) + 1
         home = Home(self.root / name)
         if self.hub is None:
@@ -99,7 +100,7 @@ class Lan:
         else:
             netns = f"mn{self.tag}d{index}"
             hub_end = f"mn{self.tag}v{index}"
-            address = f"10.77.{self.beacon_port % 200}.{index}"
+            address = f"{network}.{self.beacon_port % 200}.{index}"
             _ip("netns", "add", netns)
             _ip(
                 "link",
@@ -123,6 +124,20 @@ class Lan:
             device = Device(name, home, netns, address, self.beacon_port)
         self.devices.append(device)
         return device
+
+    def add_leg(self, device: Device, bridge: str, network: str) -> str:
+        """A second interface (eth1) for a device, on another bridge and subnet; its
+        address."""
+        assert self.hub is not None and device.netns is not None
+        index = self.devices.index(device) + 1
+        hub_end = f"mn{self.tag}v{index}b"
+        address = f"{network}.{self.beacon_port % 200}.{index}"
+        _ip("link", "add", hub_end, "netns", self.hub, "type", "veth",
+            "peer", "name", "eth1", "netns", device.netns)  # fmt: skip
+        _ip("-n", self.hub, "link", "set", hub_end, "master", bridge, "up")
+        _ip("-n", device.netns, "addr", "add", f"{address}/24", "dev", "eth1")
+        _ip("-n", device.netns, "link", "set", "eth1", "up")
+        return address
 
     def unplug(self, device: Device) -> None:
         """Take a device's cable out (its veth down on the hub)."""
