@@ -40,6 +40,9 @@ def sampling_of(job: Job) -> SamplingParams:
         top_p=spec.top_p or 1.0,
         seed=spec.seed or 0,
         stop=tuple(spec.stop),
+        presence_penalty=spec.presence_penalty,
+        frequency_penalty=spec.frequency_penalty,
+        repetition_penalty=spec.repetition_penalty,
     )
 
 
