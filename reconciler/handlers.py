@@ -10,6 +10,7 @@ from typing import Protocol
 
 from manifests import Job, Member, Pool
 from reconciler.controllers import job as job_controller
+from reconciler.controllers import jobqueue
 from reconciler.controllers import member as member_controller
 from reconciler.controllers import pool as pool_controller
 from reconciler.executor import KindHandler
@@ -56,6 +57,33 @@ class JobSupport(Protocol):
     def run_state(self, name: str) -> RunState | None: ...
     def ring_converged(self, pool: str) -> bool: ...
     def start(self, name: str) -> str: ...
+    def cancel(self, name: str, reason: str) -> str: ...
+
+
+def _client(job: Job) -> str:
+    return job.metadata.annotations.get(jobqueue.CLIENT_ANNOTATION, "")
+
+
+def _jobs_ahead(store: Store, job: Job, jobs: JobSupport) -> int:
+    """Jobs of the same pool that start before this one (fair order, jobqueue.py)."""
+    if job.status.phase not in (None, "Pending"):
+        return 0
+    waiting, running = [], []
+    for other in store.list("Job"):
+        if not isinstance(other, Job) or other.spec.pool != job.spec.pool:
+            continue
+        state = jobs.run_state(other.metadata.name)
+        if state is not None and state.phase in ("Scheduled", "Running"):
+            running.append(_client(other))
+        elif (
+            other.status.phase in (None, "Pending")
+            and jobqueue.CANCEL_ANNOTATION not in other.metadata.annotations
+            and (other is job or _model_problem(other.spec.model) is None)
+        ):
+            created = other.metadata.creation_timestamp
+            stamp = created.isoformat() if created is not None else ""
+            waiting.append(jobqueue.Waiting(other.metadata.name, _client(other), stamp))
+    return jobqueue.jobs_ahead(job.metadata.name, waiting, running)
 
 
 def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> list[KindHandler]:
@@ -102,6 +130,8 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
         )
         state = jobs.run_state(job.metadata.name) if jobs else None
         return job_controller.JobObserved(
+            cancel_requested=job.metadata.annotations.get(jobqueue.CANCEL_ANNOTATION),
+            jobs_ahead=_jobs_ahead(store, job, jobs) if jobs else 0,
             pool_exists=pool is not None,
             pool_ready=pool_ready,
             model_problem=_model_problem(job.spec.model),
@@ -114,6 +144,10 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
         assert jobs is not None
         return jobs.start(action.name)
 
+    def cancel_job(action: job_controller.CancelJob) -> str:
+        assert jobs is not None
+        return jobs.cancel(action.name, action.reason)
+
     return [
         KindHandler(
             "Pool",
@@ -122,5 +156,10 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
             {pool_controller.CreatePoolRoot: create_pool_root},
         ),
         KindHandler("Member", observe_member, member_controller.plan),
-        KindHandler("Job", observe_job, job_controller.plan, {job_controller.StartJob: start_job}),
+        KindHandler(
+            "Job",
+            observe_job,
+            job_controller.plan,
+            {job_controller.StartJob: start_job, job_controller.CancelJob: cancel_job},
+        ),
     ]

@@ -6,6 +6,9 @@ token proof). Everything else, the OpenAPI document included, needs a client
 certificate of a served pool (mutual TLS): ``/v1/pool``, ``/v1/peers``, ``/v1/ring``
 and the jobs of the caller's pool. Errors are JSON ``{"error": "..."}`` (422 adds
 ``problems``: one ``{loc, msg}`` per invalid field); client input never causes a 500.
+The OpenAI-compatible routes (openai_api.py: ``/v1/models``, ``/v1/chat/completions``,
+``/v1/completions``) take a member certificate or an API key, and answer errors in
+OpenAI's body (apierrors.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manifests import to_document
-from reconciler.controlplane import jobs
+from reconciler.controlplane import apierrors, jobs, openai_api
 from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.joining import JoinRequest, JoinResponse, join
 from reconciler.controlplane.state import AppState
@@ -53,6 +56,23 @@ def create_app(home: Home, pools: list[ServedPool] | None = None) -> FastAPI:
     _error_handlers(app)
     _routes(app)
     app.include_router(jobs.router)
+    app.include_router(openai_api.router)
+    return app
+
+
+def create_api_app(home: Home) -> FastAPI:
+    """Only the OpenAI-compatible API (served by the agent with ``--api-port``, over plain
+    HTTP: API keys only, no member certificates)."""
+    app = FastAPI(title="meshnet OpenAI-compatible API", version="v1", docs_url=None,
+                  redoc_url=None, openapi_url=None)  # fmt: skip
+    app.state.meshnet = AppState(home, [])
+    _error_handlers(app)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(openai_api.router)
     return app
 
 
@@ -110,12 +130,18 @@ def _routes(app: FastAPI) -> None:
 
 
 def _error_handlers(app: FastAPI) -> None:
+    apierrors.install(app)
+
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if apierrors.is_openai_path(request.url.path):
+            return apierrors.ApiError(exc.status_code, str(exc.detail)).response()
         return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if apierrors.is_openai_path(request.url.path):
+            return apierrors.validation_error(exc).response()
         problems = [
             {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))}
             for err in exc.errors()

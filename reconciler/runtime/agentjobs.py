@@ -31,3 +31,8 @@ class AgentJobs:
         ring = runtime.gossip.ring
         members = len(ring.members) if ring else 0
         return f"coordinating on {members} member(s), ring epoch {ring.epoch if ring else '-'}"
+
+    def cancel(self, name: str, reason: str) -> str:
+        if self.runner.cancel(name, reason):
+            return f"stopped: {reason}"
+        return f"not running here: {reason}"
