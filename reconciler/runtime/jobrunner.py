@@ -20,6 +20,7 @@ from reconciler.inference.errors import ModelError
 from reconciler.inference.generate import TokenEvent
 from reconciler.inference.sampling import SamplingParams
 from reconciler.jobs import JobFailed, JobRequest
+from reconciler.jobs.shards import ShardCache
 from reconciler.store import NotFound, Store
 
 log = logging.getLogger("meshnet.jobs")
@@ -47,8 +48,10 @@ def sampling_of(job: Job) -> SamplingParams:
     )
 
 
-def prompt_ids(job: Job, path: Path) -> list[int]:
-    tokenizer = load_model_info(path).tokenizer
+def prompt_ids(job: Job, path: Path, infos: ShardCache | None = None) -> list[int]:
+    """The prompt's token ids (the model's tokenizer from ``infos``, the job service's
+    cache, when given: building a tokenizer takes seconds)."""
+    tokenizer = (infos.info(path) if infos is not None else load_model_info(path)).tokenizer
     if job.spec.messages is not None:
         messages = [m.model_dump() for m in job.spec.messages]
         return tokenizer.encode(tokenizer.apply_chat_template(messages), add_special=False)
@@ -107,7 +110,8 @@ class JobRunner:
         name, state = job.metadata.name, self.runs[job.metadata.name]
         try:
             path = resolve_model(job.spec.model)
-            ids = await asyncio.to_thread(prompt_ids, job, path)
+            cache = getattr(runtime.jobs, "cache", None)
+            ids = await asyncio.to_thread(prompt_ids, job, path, cache)
             ring = runtime.gossip.ring
             columns = [{"nodeId": s.node_id, "columns": [s.start, s.end]} for s in ring.members]
             scheduled = {"promptTokens": len(ids), "promptTokenIds": ids, "members": columns}
