@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,7 +58,7 @@ class Conversation:
 
 
 class Backend(Protocol):
-    def answer(self, messages: list[dict[str, str]]) -> Iterator[str]: ...
+    def answer(self, messages: list[dict[str, str]]) -> Generator[str, None, None]: ...
     def stop(self) -> None: ...
 
 
@@ -71,7 +71,7 @@ class PoolBackend:
     sampling: dict[str, Any]
     current: str | None = None
 
-    def answer(self, messages: list[dict[str, str]]) -> Iterator[str]:
+    def answer(self, messages: list[dict[str, str]]) -> Generator[str, None, None]:
         name = f"chat-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         spec = {"pool": self.pool, "model": self.model, "messages": messages, **self.sampling}
         job = Job.model_validate({"metadata": {"name": name, "annotations": {
@@ -113,7 +113,7 @@ class LocalBackend:
     tokenizer: Any
     params: Any
 
-    def answer(self, messages: list[dict[str, str]]) -> Iterator[str]:
+    def answer(self, messages: list[dict[str, str]]) -> Generator[str, None, None]:
         prompt = self.tokenizer.apply_chat_template(messages)
         ids = self.tokenizer.encode(prompt, add_special=False)
         for event in self.engine.generate(ids, self.params, self.tokenizer):
