@@ -7,6 +7,9 @@ A FastAPI dependency that accepts either
 - an API key: ``Authorization: Bearer mesh_...`` made with ``meshctl apikey create``
   (only its SHA-256 is stored; a deleted key is refused at its next request).
 
+On the control plane, API keys are taken only from this device (loopback) unless it was
+started with ``--api-lan``; members are taken from anywhere (mutual TLS).
+
 No credential -> 401, a bad or revoked one -> 401 (key) or 403 (certificate), in
 OpenAI's error body (apierrors.py). Its result names the client (for the fair job
 queue) and the pool its requests run on, when the credential fixes one.
@@ -14,6 +17,7 @@ queue) and the pool its requests run on, when the credential fixes one.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -38,6 +42,14 @@ class ApiClient:
 def _state(request: Request) -> AppState:
     state: AppState = request.app.state.meshnet
     return state
+
+
+def _loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def bearer_token(request: Request) -> str | None:
@@ -65,6 +77,9 @@ def require_client(request: Request) -> ApiClient:
             "an API key is required: Authorization: Bearer KEY (meshctl apikey create NAME)",
             code="invalid_api_key",
         )
+    if not state.api_keys_from_lan and not _loopback(request):
+        raise ApiError(403, "API keys are accepted from this device only (start the control "
+                            "plane with --api-lan to accept them from the LAN)", code="forbidden")  # fmt: skip
     key = verify_key(state.store(), token)
     if key is None:
         raise ApiError(401, "invalid or revoked API key", code="invalid_api_key")

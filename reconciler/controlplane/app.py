@@ -40,8 +40,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(home: Home, pools: list[ServedPool] | None = None) -> FastAPI:
-    """The API over a home's store, for its pools (default: every pools/*/ca.crt)."""
+def create_app(home: Home, pools: list[ServedPool] | None = None, api_lan: bool = False) -> FastAPI:
+    """The API over a home's store, for its pools (default: every pools/*/ca.crt).
+    API keys are accepted from this device only, unless ``api_lan``."""
     if pools is None:
         pools = load_served_pools(home, "controlplane", default_ca_files(home), time.time())
     app = FastAPI(
@@ -52,7 +53,7 @@ def create_app(home: Home, pools: list[ServedPool] | None = None) -> FastAPI:
         redoc_url=None,
         responses=ERRORS,
     )
-    app.state.meshnet = AppState(home, pools)
+    app.state.meshnet = AppState(home, pools, api_keys_from_lan=api_lan)
     _error_handlers(app)
     _routes(app)
     app.include_router(jobs.router)

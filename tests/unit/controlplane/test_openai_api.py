@@ -243,3 +243,29 @@ def test_waiting_client_that_disconnects_cancels_its_job(kit: Any, plane: Any, k
             with Store.open(kit.home.root) as store:
                 _wait(lambda: store.list("Job") != [], "the job to be created")
         _wait(lambda: _job_cancelled(kit), "the job to be cancelled")
+
+
+def _request(kit: Any, key: str, host: str, from_lan: bool) -> Any:
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    from reconciler.controlplane.state import AppState
+
+    app = SimpleNamespace(
+        state=SimpleNamespace(meshnet=AppState(kit.home, [], api_keys_from_lan=from_lan))
+    )
+    scope = {"type": "http", "app": app, "client": (host, 40000), "state": {},
+             "headers": [(b"authorization", f"Bearer {key}".encode())]}  # fmt: skip
+    return Request(scope)
+
+
+def test_control_plane_takes_api_keys_from_this_device_only_by_default(kit: Any, key: str) -> None:
+    from reconciler.controlplane.apiauth import require_client
+    from reconciler.controlplane.apierrors import ApiError
+
+    assert require_client(_request(kit, key, "127.0.0.1", False)).client_id == "apikey:tester"
+    with pytest.raises(ApiError) as refused:
+        require_client(_request(kit, key, "192.0.2.7", False))
+    assert refused.value.status == 403 and "--api-lan" in refused.value.message
+    assert require_client(_request(kit, key, "192.0.2.7", True)).client_id == "apikey:tester"
