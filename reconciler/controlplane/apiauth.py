@@ -58,8 +58,9 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def require_client(request: Request) -> ApiClient:
-    """The calling client; ApiError 401/403 otherwise."""
+async def require_client(request: Request) -> ApiClient:
+    """The calling client; ApiError 401/403 otherwise (async: no thread hop; the
+    checks are a signature verification or one indexed SQLite read)."""
     state = _state(request)
     der = peer_cert(request)
     if der is not None:

@@ -9,6 +9,7 @@ on every device (or use ``demo``).
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +35,8 @@ def models_dir(home: Home) -> Path:
 
 def list_models(home: Home) -> list[ModelEntry]:
     """Every model here, ``demo`` first (when installed)."""
-    found: list[ModelEntry] = []
-    try:
-        demo = demo_model_path()
-        found.append(ModelEntry("demo", "demo", int(demo.stat().st_mtime)))
-    except (ModelError, OSError):
-        pass
+    demo = _demo_entry()
+    found: list[ModelEntry] = [demo] if demo is not None else []
     folder = models_dir(home)
     try:
         entries = sorted(folder.iterdir())
@@ -51,6 +48,16 @@ def list_models(home: Home) -> list[ModelEntry]:
         if usable and entry.name != "demo":
             found.append(ModelEntry(entry.name, str(entry.resolve()), int(entry.stat().st_mtime)))
     return found
+
+
+@functools.cache
+def _demo_entry() -> ModelEntry | None:
+    """The packaged demo model (looked up once: importlib.metadata is slow)."""
+    try:
+        demo = demo_model_path()
+        return ModelEntry("demo", "demo", int(demo.stat().st_mtime))
+    except (ModelError, OSError):
+        return None
 
 
 def find_model(home: Home, model_id: str) -> ModelEntry | None:

@@ -56,14 +56,14 @@ def _state(request: Request) -> AppState:
 
 
 @router.get("/models", response_model=ModelList)
-def get_models(request: Request, _client: Client) -> ModelList:
+async def get_models(request: Request, _client: Client) -> ModelList:
     """The models this device can run: demo, and the model directory's files."""
     models = list_models(_state(request).home)
     return ModelList(data=[ModelCard(id=m.model_id, created=m.created) for m in models])
 
 
 @router.get("/models/{model_id}", response_model=ModelCard)
-def get_model(model_id: str, request: Request, _client: Client) -> ModelCard:
+async def get_model(model_id: str, request: Request, _client: Client) -> ModelCard:
     entry = find_model(_state(request).home, model_id)
     if entry is None:
         raise _no_model(model_id)

@@ -5,6 +5,7 @@ real runner does (the real agent is driven in tests/e2e/test_openai_api.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
@@ -264,8 +265,11 @@ def test_control_plane_takes_api_keys_from_this_device_only_by_default(kit: Any,
     from reconciler.controlplane.apiauth import require_client
     from reconciler.controlplane.apierrors import ApiError
 
-    assert require_client(_request(kit, key, "127.0.0.1", False)).client_id == "apikey:tester"
+    def client_id(host: str, from_lan: bool) -> str:
+        return asyncio.run(require_client(_request(kit, key, host, from_lan))).client_id
+
+    assert client_id("127.0.0.1", False) == "apikey:tester"
     with pytest.raises(ApiError) as refused:
-        require_client(_request(kit, key, "192.0.2.7", False))
+        client_id("192.0.2.7", False)
     assert refused.value.status == 403 and "--api-lan" in refused.value.message
-    assert require_client(_request(kit, key, "192.0.2.7", True)).client_id == "apikey:tester"
+    assert client_id("192.0.2.7", True) == "apikey:tester"
