@@ -5,7 +5,8 @@
   prompt with --max-tokens 1, process start to exit: it includes Python's start-up,
   shown apart as `mesh version`'s wall time); medians of several rounds, interleaved;
 - requests per second for `GET /v1/models` with 50 concurrent clients (httpx, bounded
-  count), with latency percentiles.
+  count), with latency percentiles, beside the same server's unauthenticated `/healthz`
+  (the floor of uvicorn, the agent's event loop and the client on this machine).
 
     python bench/openai_api.py [--rounds 5] [--requests 2000]
 
@@ -67,17 +68,27 @@ class Device:
         self.agent.wait(30)
 
 
-def api_first_chunk(device: Device) -> float:
-    """Seconds from sending a streamed chat request to its first content chunk."""
+def job_ttft(device: Device, name: str) -> float:
+    """The agent's own first-token latency of a job (seconds, from its status)."""
+    from reconciler.store import Store
+
+    with Store.open(device.root) as store:
+        job = store.require("Job", name)
+    return float(job.status.time_to_first_token_ms or 0.0) / 1000.0
+
+
+def api_first_chunk(device: Device) -> tuple[float, str]:
+    """(seconds from sending a streamed chat request to its first content chunk, job)."""
     body = {"model": "demo", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 8,
             "temperature": 0, "stream": True}  # fmt: skip
     headers = {"Authorization": f"Bearer {device.key}"}
     start = time.perf_counter()
-    first = None
+    first, name = None, ""
     with httpx.stream("POST", f"{device.url}/chat/completions", json=body, headers=headers,
                       timeout=300) as response:  # fmt: skip
         for line in response.iter_lines():
             chunk = json.loads(line[6:]) if line.startswith("data: {") else {}
+            name = name or str(chunk.get("id", "")).removeprefix("chatcmpl-")
             if (
                 first is None
                 and chunk.get("choices")
@@ -85,7 +96,7 @@ def api_first_chunk(device: Device) -> float:
             ):
                 first = time.perf_counter() - start
     assert first is not None, "no content chunk"
-    return first
+    return first, name
 
 
 def api_one_token(device: Device) -> float:
@@ -98,10 +109,13 @@ def api_one_token(device: Device) -> float:
     return time.perf_counter() - start
 
 
-def cli_one_token(device: Device) -> float:
+def cli_one_token(device: Device) -> tuple[float, float]:
+    """(wall seconds of `mesh inference --max-tokens 1`, the job's own first-token s)."""
     start = time.perf_counter()
-    device.cli("mesh", "inference", "--prompt", PROMPT, "--chat", "--max-tokens", "1", "-o", "json")
-    return time.perf_counter() - start
+    out = device.cli(
+        "mesh", "inference", "--prompt", PROMPT, "--chat", "--max-tokens", "1", "-o", "json"
+    )
+    return time.perf_counter() - start, float(json.loads(out)["timeToFirstTokenMs"]) / 1000.0
 
 
 def cli_startup(device: Device) -> float:
@@ -110,19 +124,19 @@ def cli_startup(device: Device) -> float:
     return time.perf_counter() - start
 
 
-async def models_load(device: Device, total: int) -> dict[str, float]:
-    """``total`` GETs of /v1/models from 50 concurrent clients."""
+async def get_load(device: Device, total: int, path: str) -> dict[str, float]:
+    """``total`` GETs of ``path`` from 50 concurrent clients (with the API key)."""
     headers = {"Authorization": f"Bearer {device.key}"}
     latencies: list[float] = []
     remaining = iter(range(total))
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=device.url, headers=headers, limits=limits,
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{device.port}", headers=headers, limits=limits,
                                  timeout=60) as client:  # fmt: skip
 
         async def worker() -> None:
             for _ in remaining:
                 start = time.perf_counter()
-                response = await client.get("/models")
+                response = await client.get(path)
                 response.raise_for_status()
                 latencies.append(time.perf_counter() - start)
 
@@ -144,20 +158,29 @@ def main() -> None:
         device = Device(Path(tmp))
         try:
             api_first_chunk(device), cli_one_token(device)  # warm-up: model loaded, caches
-            figures: dict[str, list[float]] = {"api_stream_first_chunk": [], "api_1_token": [],
-                                               "mesh_inference_1_token": [], "mesh_version": []}  # fmt: skip
+            names = ["api_stream_first_chunk", "  its job, agent side", "api_1_token",
+                     "mesh_inference_1_token", "  its job, agent side ", "mesh_version"]  # fmt: skip
+            figures: dict[str, list[float]] = {name: [] for name in names}
             for _ in range(args.rounds):  # interleaved, so load changes hit both sides
-                figures["api_stream_first_chunk"].append(api_first_chunk(device))
-                figures["api_1_token"].append(api_one_token(device))
-                figures["mesh_inference_1_token"].append(cli_one_token(device))
-                figures["mesh_version"].append(cli_startup(device))
+                first, job = api_first_chunk(device)
+                cli_wall, cli_job = cli_one_token(device)
+                rows = [first, job_ttft(device, job), api_one_token(device), cli_wall, cli_job,
+                        cli_startup(device)]  # fmt: skip
+                for name, value in zip(names, rows, strict=True):
+                    figures[name].append(value)
             print(f"latency to the first token, demo model, median of {args.rounds} (s):")
             for name, values in figures.items():
                 print(f"  {name:24s} median {statistics.median(values):6.3f}  "
                       f"min {min(values):6.3f}  max {max(values):6.3f}")  # fmt: skip
-            load = asyncio.run(models_load(device, args.requests))
-            print(f"GET /v1/models, {CONCURRENCY} concurrent clients, {int(load['requests'])} requests: "
-                  f"{load['rps']:.0f} req/s (p50 {load['p50_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms)")  # fmt: skip
+            for path in (
+                "/v1/models",
+                "/healthz",
+                "/v1/models",
+            ):  # /healthz: the same server's floor
+                load = asyncio.run(get_load(device, args.requests, path))
+                rps, p50, p99 = load["rps"], load["p50_ms"], load["p99_ms"]
+                print(f"GET {path}, {CONCURRENCY} concurrent clients, {int(load['requests'])} requests: "
+                      f"{rps:.0f} req/s (p50 {p50:.1f} ms, p99 {p99:.1f} ms)")  # fmt: skip
         finally:
             device.stop()
 
