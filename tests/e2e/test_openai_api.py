@@ -182,7 +182,7 @@ def test_mesh_chat_in_a_terminal(pool: Pool) -> None:
     ]
     python = sys.executable
     command = ["env", *env, python, "-m", "meshctl.seed_main", "chat", "--temperature", "0",
-               "--max-tokens", "60"]  # fmt: skip
+               "--max-tokens", "120"]  # fmt: skip
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
                     subprocess.list2cmdline(command)], check=True)  # fmt: skip
     try:
@@ -209,7 +209,7 @@ def test_mesh_chat_in_a_terminal(pool: Pool) -> None:
         _keys(session, "What is the capital of France?", "Enter")
         seen = before | {first.metadata.name}
         second = wait_for(lambda: next((j for j in pool.jobs() if j.metadata.name not in seen
-                                        and j.status.phase == "Succeeded"), None), 120, "answer")  # fmt: skip
+                                        and j.status.phase == "Succeeded"), None), 300, "answer")  # fmt: skip
         assert [m.model_dump() for m in second.spec.messages or []] == [
             {"role": "system", "content": "You answer briefly."},
             {"role": "user", "content": "What is the capital of France?"},
