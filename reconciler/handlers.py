@@ -58,6 +58,7 @@ class JobSupport(Protocol):
     def ring_converged(self, pool: str) -> bool: ...
     def start(self, name: str) -> str: ...
     def cancel(self, name: str, reason: str) -> str: ...
+    def last_starts(self, pool: str) -> dict[str, float]: ...
 
 
 def _client(job: Job) -> str:
@@ -68,13 +69,13 @@ def _jobs_ahead(store: Store, job: Job, jobs: JobSupport) -> int:
     """Jobs of the same pool that start before this one (fair order, jobqueue.py)."""
     if job.status.phase not in (None, "Pending"):
         return 0
-    waiting, running = [], []
+    waiting, running = [], 0
     for other in store.list("Job"):
         if not isinstance(other, Job) or other.spec.pool != job.spec.pool:
             continue
         state = jobs.run_state(other.metadata.name)
         if state is not None and state.phase in ("Scheduled", "Running"):
-            running.append(_client(other))
+            running += 1
         elif (
             other.status.phase in (None, "Pending")
             and jobqueue.CANCEL_ANNOTATION not in other.metadata.annotations
@@ -83,7 +84,8 @@ def _jobs_ahead(store: Store, job: Job, jobs: JobSupport) -> int:
             created = other.metadata.creation_timestamp
             stamp = created.isoformat() if created is not None else ""
             waiting.append(jobqueue.Waiting(other.metadata.name, _client(other), stamp))
-    return jobqueue.jobs_ahead(job.metadata.name, waiting, running)
+    last_starts = jobs.last_starts(job.spec.pool)
+    return jobqueue.jobs_ahead(job.metadata.name, waiting, running, last_starts)
 
 
 def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> list[KindHandler]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from manifests import Job
+from reconciler.controllers.jobqueue import CLIENT_ANNOTATION
 from reconciler.inference import load_model_info
 from reconciler.inference.chattemplate import ChatTemplateError
 from reconciler.inference.demo import demo_model_path
@@ -80,6 +81,7 @@ class JobRunner:
         self.runs: dict[str, RunState] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._flushed = 0.0
+        self.last_start: dict[tuple[str, str], float] = {}  # (pool, client) -> monotonic
 
     def state(self, name: str) -> RunState | None:
         return self.runs.get(name)
@@ -87,6 +89,8 @@ class JobRunner:
     def start(self, job: Job, runtime: Any) -> None:
         name = job.metadata.name
         self.runs[name] = RunState()
+        client = job.metadata.annotations.get(CLIENT_ANNOTATION, "")
+        self.last_start[(job.spec.pool, client)] = time.monotonic()
         task = asyncio.get_running_loop().create_task(self._run(job, runtime), name=f"job-{name}")
         self._tasks[name] = task
         task.add_done_callback(lambda _: self._tasks.pop(name, None))

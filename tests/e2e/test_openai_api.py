@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -220,3 +221,32 @@ def test_mesh_chat_in_a_terminal(pool: Pool) -> None:
                                         capture_output=True).returncode != 0, 30, "mesh chat to exit")  # fmt: skip
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_busy_client_does_not_starve_another(pool: Pool) -> None:
+    """Key "busy" sends three requests at once, then key "other" one: the pool runs one
+    job at a time, and the other client's job starts before the busy client's last."""
+    other = json.loads(pool.member.cli("apikey", "create", "other", "-o", "json").stdout)["key"]
+    body = {"model": "demo", "prompt": "Count: 1, 2, 3,", "max_tokens": 16, "temperature": 0}
+    before = {j.metadata.name for j in pool.jobs()}
+
+    def send(key: str) -> str:
+        response = httpx.post(f"{pool.url}/completions", json=body, timeout=300,
+                              headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        response.raise_for_status()
+        return str(response.json()["id"]).removeprefix("cmpl-")
+
+    with ThreadPoolExecutor(4) as workers:
+        busy = [workers.submit(send, pool.key) for _ in range(3)]
+        wait_for(lambda: len([j for j in pool.jobs() if j.metadata.name not in before]) == 3, 60)
+        late = workers.submit(send, other)
+        busy_names, other_name = [f.result() for f in busy], late.result()
+    with Store.open(pool.member.home.root) as store:
+        started = [
+            e.name for e in store.events(limit=1000) if e.kind == "Job" and e.reason == "Started"
+        ]
+    order = [name for name in started if name in {*busy_names, other_name}]
+    assert len(order) == 4 and order.index(other_name) < 3, order
+    clients = {j.metadata.name: j.metadata.annotations["meshnet.dev/client"] for j in pool.jobs()}
+    assert clients[other_name] == "apikey:other" and clients[busy_names[0]] == "apikey:tests"

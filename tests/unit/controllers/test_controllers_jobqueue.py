@@ -26,15 +26,25 @@ def test_fifo_within_a_client_whatever_the_listing_order() -> None:
     assert fair_order(waiting) == ["early", "mid", "late"]
 
 
-def test_a_client_with_a_running_job_waits_behind_others() -> None:
-    waiting = [w("a1", "alice", 1), w("b1", "bob", 2)]
-    assert fair_order(waiting, running_clients=["alice"]) == ["b1", "a1"]
+def test_the_client_served_least_recently_goes_first() -> None:
+    # alice's first job just finished; her next one is older than bob's, yet bob goes first
+    waiting = [w("a2", "alice", 1), w("a3", "alice", 2), w("b1", "bob", 3)]
+    assert fair_order(waiting, {"alice": 100.0}) == ["b1", "a2", "a3"]
+    # once bob was served after alice, alice's turn comes again
+    assert fair_order(waiting, {"alice": 100.0, "bob": 200.0}) == ["a2", "b1", "a3"]
+
+
+def test_two_busy_clients_take_turns() -> None:
+    waiting = [w(f"a{i}", "alice", i) for i in range(3)] + [
+        w(f"b{i}", "bob", 10 + i) for i in range(3)
+    ]
+    assert fair_order(waiting, {"alice": 5.0, "bob": 1.0}) == ["b0", "a0", "b1", "a1", "b2", "a2"]
 
 
 def test_jobs_ahead_counts_the_busy_slot() -> None:
     waiting = [w("a", "x", 1), w("b", "y", 2), w("c", "z", 3)]
     assert [jobs_ahead(n, waiting) for n in "abc"] == [0, 1, 2]
-    assert [jobs_ahead(n, waiting, ["q"]) for n in "abc"] == [1, 2, 3]
+    assert [jobs_ahead(n, waiting, running=1) for n in "abc"] == [1, 2, 3]
     assert [jobs_ahead(n, waiting, slots=2) for n in "abc"] == [0, 0, 1]
     assert jobs_ahead("unknown", waiting) == 0
 
