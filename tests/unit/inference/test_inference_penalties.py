@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from reconciler.inference.loader import load_model_info, load_shard
+from reconciler.inference.local import make_engines, run_ranks
+from reconciler.inference.model import Engine
 from reconciler.inference.sampling import Sampler, SamplingParams, filtered_probs, penalize
+from reconciler.inference.sharding import full_share
 from reconciler.jobs import messages as m
 
 LOGITS = np.array([2.0, 1.0, -1.0, 0.5], dtype=np.float32)
@@ -86,3 +92,24 @@ def test_penalties_travel_in_the_job_offer() -> None:
     assert isinstance(decoded, m.JobOffer) and decoded.sampling == params
     plain = m.JobOffer("job", 7, "demo", (1, 2), SamplingParams(), 1, "h", 8192, offer.participants)
     assert b"penalty" not in m.encode(plain)  # older members read offers without penalties
+
+
+def _greedy_ids(engine: Any, ids: list[int], params: SamplingParams) -> list[int]:
+    return [event.token_id for event in engine.generate(ids, params)]
+
+
+def test_penalized_greedy_needs_full_logits_across_ranks(models_dir: Path) -> None:
+    """With a penalty, greedy decoding must see every logit (not only each rank's best):
+    two ranks pick what one rank picks, and the penalty changes what is picked."""
+    path = models_dir / "tiny-qwen2-hf"  # its greedy output repeats itself
+    info = load_model_info(path)
+    ids = info.tokenizer.encode("Hello world, this is a tiny")
+    oracle = Engine(info.config, load_shard(path, info.config, full_share(info.config)))
+    plain = SamplingParams(max_tokens=12, ignore_eos=True)
+    penalized = SamplingParams(max_tokens=12, ignore_eos=True, frequency_penalty=2.0,
+                               presence_penalty=1.0, repetition_penalty=1.5)  # fmt: skip
+    want_plain, want = _greedy_ids(oracle, ids, plain), _greedy_ids(oracle, ids, penalized)
+    assert want != want_plain
+    assert max(Counter(want).values()) < max(Counter(want_plain).values())
+    engines = make_engines(path, info.config, [(0, 5000), (5000, 8192)], 8192, cache_len=64)
+    assert run_ranks(engines, lambda e: _greedy_ids(e, ids, penalized)) == [want, want]
