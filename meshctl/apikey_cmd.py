@@ -29,6 +29,8 @@ def apikey_create(
 ) -> None:
     """Make an API key; it is shown this once (only its SHA-256 is stored)."""
     with open_store() as store:
+        if pool is not None and store.get("Pool", pool) is None:
+            raise CliError(f"no pool named {pool!r} on this device (mesh pool-list)")
         key, record = create_key(store, name, pool)
     if output == "json":
         emit(json.dumps({**_doc(record), "key": key}))
