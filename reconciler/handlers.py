@@ -79,7 +79,9 @@ def _jobs_ahead(store: Store, job: Job, jobs: JobSupport) -> int:
         elif (
             other.status.phase in (None, "Pending")
             and jobqueue.CANCEL_ANNOTATION not in other.metadata.annotations
-            and (other is job or _model_problem(other.spec.model) is None)
+            and (
+                other.metadata.name == job.metadata.name or _model_problem(other.spec.model) is None
+            )
         ):
             created = other.metadata.creation_timestamp
             stamp = created.isoformat() if created is not None else ""
