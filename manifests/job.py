@@ -43,6 +43,15 @@ class JobSpec(StrictModel):
     top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Nucleus sampling.")
     seed: int | None = Field(default=None, ge=0, description="Seed for sampling.")
     stop: list[str] = Field(default_factory=list, description="Stop when one is generated.")
+    presence_penalty: float = Field(
+        default=0.0, ge=-2.0, le=2.0, description="OpenAI's: lowers tokens already generated."
+    )
+    frequency_penalty: float = Field(
+        default=0.0, ge=-2.0, le=2.0, description="OpenAI's: lowers tokens by how often generated."
+    )
+    repetition_penalty: float = Field(
+        default=1.0, gt=0.0, le=10.0, description="Divides logits of tokens seen (1 = off)."
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> JobSpec:

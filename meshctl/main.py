@@ -11,7 +11,7 @@ import typer
 
 from manifests import KINDS, resolve_kind
 from manifests.schema import all_schemas, kind_schema
-from meshctl import admin_cmd, jobs_cmd, objects_cmd
+from meshctl import admin_cmd, apikey_cmd, jobs_cmd, objects_cmd
 from meshctl.context import State, friendly, home, new_app
 from meshctl.doctor import doctor
 from meshctl.render import console, emit
@@ -92,16 +92,30 @@ def agent(
         None, "--watch-dir", help="Apply manifests from this folder and follow its changes."
     ),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    api_port: int | None = typer.Option(
+        None,
+        "--api-port",
+        min=0,
+        max=65535,
+        help="Serve the OpenAI-compatible API on this port (0: any free port; see api.port).",
+    ),
+    api_host: str = typer.Option(
+        "127.0.0.1",
+        "--api-host",
+        help="Address of the API; 0.0.0.0 opens it to the LAN (plain HTTP: see the README).",
+    ),
 ) -> None:
     """Run this device's agent in the foreground (Ctrl+C stops it)."""
     from reconciler.daemon import AgentOptions, run_agent
 
-    raise typer.Exit(run_agent(AgentOptions(home(), watch_dir, log_level)))
+    options = AgentOptions(home(), watch_dir, log_level, api_port, api_host)
+    raise typer.Exit(run_agent(options))
 
 
 app.add_typer(admin_cmd.token_app, name="token")
 app.add_typer(admin_cmd.certificate_app, name="certificate")
 app.add_typer(admin_cmd.member_app, name="member")
+app.add_typer(apikey_cmd.apikey_app, name="apikey")
 app.command("doctor")(doctor)
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 

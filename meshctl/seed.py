@@ -8,6 +8,7 @@ import typer
 
 from manifests import Pool, to_document
 from manifests.pool import PoolSpec
+from meshctl.chat_cmd import chat
 from meshctl.context import CliError, State, friendly, home, new_app, open_store
 from meshctl.demo import demo
 from meshctl.doctor import doctor
@@ -81,6 +82,7 @@ def pool_list(
 app.command("pool-join")(pool_join)
 app.command("pool-info")(pool_info)
 app.command("inference")(inference)
+app.command("chat")(chat)
 app.command("inference-stats")(inference_stats)
 
 

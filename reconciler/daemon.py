@@ -19,7 +19,7 @@ from typing import Any
 from reconciler.executor import Executor
 from reconciler.gitops import FolderSync, watch_folder
 from reconciler.handlers import build_handlers
-from reconciler.home import Home, HomeError, make_private
+from reconciler.home import Home, HomeError, make_private, write_atomic
 from reconciler.logsetup import setup_logging
 from reconciler.runtime.agentjobs import AgentJobs
 from reconciler.runtime.jobrunner import JobRunner
@@ -32,6 +32,7 @@ log = logging.getLogger("meshnet.agent")
 STORE_POLL_SECONDS = 0.02
 RESYNC_SECONDS = 30.0
 SLOW_STOP_SECONDS = 5.0
+API_PORT_FILE = "api.port"
 
 
 @dataclass
@@ -41,6 +42,8 @@ class AgentOptions:
     home: Home
     watch_dir: Path | None = None
     log_level: str = "INFO"
+    api_port: int | None = None  # serve the OpenAI-compatible API (0: any free port)
+    api_host: str = "127.0.0.1"
 
 
 class Agent:
@@ -69,6 +72,8 @@ class Agent:
         ]
         if self.sync is not None:
             tasks.append(self._watch_folder)
+        if self.options.api_port is not None:
+            tasks.append(self._serve_api)
         log.info(
             "agent started for %s (pid file %s)",
             self.options.home.root,
@@ -123,6 +128,19 @@ class Agent:
         finally:
             await self.runner.close()
             await self.supervisor.stop_all()
+
+    async def _serve_api(self) -> None:
+        from reconciler.controlplane.apiserver import ApiServer
+
+        server = ApiServer(self.options.home, self.options.api_host, self.options.api_port or 0)
+        try:
+            sock = server.bind()
+        except OSError as err:
+            log.error("OpenAI API not started on %s:%s: %s", server.host, server.port, err)
+            return
+        write_atomic(self.options.home.root / API_PORT_FILE, f"{server.port}\n".encode())
+        log.info("OpenAI-compatible API on http://%s:%d/v1", server.host, server.port)
+        await server.serve(sock, self.stop)
 
     async def _watch_folder(self) -> None:
         assert self.sync is not None

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from manifests import Job, Member, Pool
 from reconciler.controllers import job as job_controller
+from reconciler.controllers import jobqueue
 from reconciler.controllers import member as member_controller
 from reconciler.controllers import pool as pool_controller
 from reconciler.executor import KindHandler
@@ -42,6 +43,39 @@ class JobSupport(Protocol):
     def run_state(self, name: str) -> RunState | None: ...
     def ring_converged(self, pool: str) -> bool: ...
     def start(self, name: str) -> str: ...
+    def cancel(self, name: str, reason: str) -> str: ...
+    def last_starts(self, pool: str) -> dict[str, float]: ...
+
+
+def _client(job: Job) -> str:
+    return job.metadata.annotations.get(jobqueue.CLIENT_ANNOTATION, "")
+
+
+def _jobs_ahead(home: Home, store: Store, job: Job, jobs: JobSupport) -> int:
+    """Jobs of the same pool that start before this one (fair order, jobqueue.py)."""
+    if job.status.phase not in (None, "Pending"):
+        return 0
+    waiting, running = [], 0
+    for other in store.list("Job"):
+        if not isinstance(other, Job) or other.spec.pool != job.spec.pool:
+            continue
+        state = jobs.run_state(other.metadata.name)
+        if state is not None and state.phase in ("Scheduled", "Running"):
+            running += 1
+        elif (
+            other.status.phase in (None, "Pending")
+            and jobqueue.CANCEL_ANNOTATION not in other.metadata.annotations
+            and (
+                other.metadata.name == job.metadata.name
+                or model_problem(other.spec.model, home, SUBMITTED_BY in other.metadata.annotations)
+                is None
+            )
+        ):
+            created = other.metadata.creation_timestamp
+            stamp = created.isoformat() if created is not None else ""
+            waiting.append(jobqueue.Waiting(other.metadata.name, _client(other), stamp))
+    last_starts = jobs.last_starts(job.spec.pool)
+    return jobqueue.jobs_ahead(job.metadata.name, waiting, running, last_starts)
 
 
 def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> list[KindHandler]:
@@ -88,6 +122,8 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
         )
         state = jobs.run_state(job.metadata.name) if jobs else None
         return job_controller.JobObserved(
+            cancel_requested=job.metadata.annotations.get(jobqueue.CANCEL_ANNOTATION),
+            jobs_ahead=_jobs_ahead(home, store, job, jobs) if jobs else 0,
             pool_exists=pool is not None,
             pool_ready=pool_ready,
             model_problem=model_problem(
@@ -102,6 +138,10 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
         assert jobs is not None
         return jobs.start(action.name)
 
+    def cancel_job(action: job_controller.CancelJob) -> str:
+        assert jobs is not None
+        return jobs.cancel(action.name, action.reason)
+
     return [
         KindHandler(
             "Pool",
@@ -110,5 +150,10 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
             {pool_controller.CreatePoolRoot: create_pool_root},
         ),
         KindHandler("Member", observe_member, member_controller.plan),
-        KindHandler("Job", observe_job, job_controller.plan, {job_controller.StartJob: start_job}),
+        KindHandler(
+            "Job",
+            observe_job,
+            job_controller.plan,
+            {job_controller.StartJob: start_job, job_controller.CancelJob: cancel_job},
+        ),
     ]

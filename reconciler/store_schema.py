@@ -88,6 +88,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (pool, reason)
     );
     """,
+    # 4: API keys of the OpenAI-compatible API (only a SHA-256 of each key is kept)
+    """
+    CREATE TABLE IF NOT EXISTS apikeys (
+        name TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL UNIQUE,
+        hash TEXT NOT NULL,
+        pool TEXT,
+        created TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -13,6 +13,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && { ! command -v ip
     echo "==> installing iproute2 and iptables (network namespaces for the e2e tests)"
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables >/dev/null
 fi
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && { ! command -v tmux >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; }; then
+    echo "==> installing tmux and curl (mesh chat in a terminal, the API with curl)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux curl >/dev/null
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating $VENV"

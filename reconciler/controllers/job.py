@@ -10,6 +10,10 @@ job frame limit: ``reconciler.jobs.limits``) is refused by the job service befor
 member is offered the job or loads anything: phase Failed, reason PromptTooLong, and
 Stalled (the spec itself must change; apply the Job anew). The check needs the model's
 tokenizer, so it runs in the runner's thread, never in the agent's reconcile loop.
+
+Jobs of one pool wait their turn (phase Pending, reason Queued) in the fair order of
+jobqueue.py. A Job annotated ``meshnet.dev/cancel`` (a client that went away) is stopped
+if it runs, and fails with reason Cancelled either way.
 """
 
 from __future__ import annotations
@@ -31,6 +35,15 @@ class StartJob(Action):
 
 
 @dataclass(frozen=True)
+class CancelJob(Action):
+    """Stop the job this agent runs (its client asked, or went away)."""
+
+    name: str
+    reason: str
+    event_reason: ClassVar[str] = "Cancelled"
+
+
+@dataclass(frozen=True)
 class JobObserved:
     """What the executor saw of the world for one Job."""
 
@@ -40,6 +53,8 @@ class JobObserved:
     ring_converged: bool
     runner_available: bool = False
     running: bool = False
+    cancel_requested: str | None = None  # the reason, from the cancel annotation
+    jobs_ahead: int = 0  # jobs that start before this one (jobqueue.py)
 
 
 def plan(job: Job, observed: JobObserved, now: float) -> Plan:
@@ -47,6 +62,8 @@ def plan(job: Job, observed: JobObserved, now: float) -> Plan:
     phase = job.status.phase
     if phase in ("Succeeded", "Failed"):
         return _finished(job)
+    if observed.cancel_requested is not None:
+        return _cancel(job, observed)
     if phase in ("Scheduled", "Running") and not observed.running:
         message = "the agent stopped while the job ran; apply the Job again to rerun it"
         status = {"phase": "Failed", "failureReason": "Interrupted", "failureMessage": message}
@@ -71,7 +88,18 @@ def _waiting(job: Job, observed: JobObserved) -> Plan | None:
         return _pending("NoAgent", "jobs run in the agent: start it with `mesh start`")
     if not observed.ring_converged:
         return _pending("RingNotConverged", f"waiting for the ring of pool {pool!r} to converge")
+    if observed.jobs_ahead > 0:
+        return _pending("Queued", f"{observed.jobs_ahead} job(s) of pool {pool!r} go first")
     return None
+
+
+def _cancel(job: Job, observed: JobObserved) -> Plan:
+    reason = observed.cancel_requested or "cancelled"
+    if observed.running:
+        return Plan(actions=[CancelJob(job.metadata.name, reason)])
+    message = f"cancelled: {reason}"
+    status = {"phase": "Failed", "failureReason": "Cancelled", "failureMessage": message}
+    return Plan(status=status, conditions=[not_ready("Cancelled", message)])
 
 
 def _finished(job: Job) -> Plan:

@@ -7,6 +7,9 @@ certificate of a served pool (mutual TLS): ``/v1/pool``, ``/v1/peers``, ``/v1/ri
 the jobs of the caller's pool and ``POST /v1/rendezvous`` (rendezvous.py). Errors are
 JSON ``{"error": "..."}`` (422 adds ``problems``: one ``{loc, msg}`` per invalid
 field); client input never causes a 500.
+The OpenAI-compatible routes (openai_api.py: ``/v1/models``, ``/v1/chat/completions``,
+``/v1/completions``) take a member certificate or an API key, and answer errors in
+OpenAI's body (apierrors.py).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manifests import to_document
-from reconciler.controlplane import jobs, rendezvous
+from reconciler.controlplane import apierrors, jobs, openai_api, rendezvous
 from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.joining import JoinRequest, JoinResponse, join
 from reconciler.controlplane.limits import BodyLimit, StreamSlots
@@ -39,8 +42,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(home: Home, pools: list[ServedPool] | None = None) -> FastAPI:
-    """The API over a home's store, for its pools (default: every pools/*/ca.crt)."""
+def create_app(home: Home, pools: list[ServedPool] | None = None, api_lan: bool = False) -> FastAPI:
+    """The API over a home's store, for its pools (default: every pools/*/ca.crt).
+    API keys are accepted from this device only, unless ``api_lan``."""
     if pools is None:
         pools = load_served_pools(home, "controlplane", default_ca_files(home), time.time())
     app = FastAPI(
@@ -51,13 +55,32 @@ def create_app(home: Home, pools: list[ServedPool] | None = None) -> FastAPI:
         redoc_url=None,
         responses=ERRORS,
     )
-    app.state.meshnet = AppState(home, pools)
+    app.state.meshnet = AppState(home, pools, api_keys_from_lan=api_lan)
     app.state.streams = StreamSlots()
     app.add_middleware(BodyLimit)
     _error_handlers(app)
     _routes(app)
     app.include_router(jobs.router)
     app.include_router(rendezvous.router)
+    app.include_router(openai_api.router)
+    return app
+
+
+def create_api_app(home: Home) -> FastAPI:
+    """Only the OpenAI-compatible API (served by the agent with ``--api-port``, over plain
+    HTTP: API keys only, no member certificates)."""
+    app = FastAPI(title="meshnet OpenAI-compatible API", version="v1", docs_url=None,
+                  redoc_url=None, openapi_url=None)  # fmt: skip
+    app.state.meshnet = AppState(home, [])
+    app.state.streams = StreamSlots()
+    app.add_middleware(BodyLimit)
+    _error_handlers(app)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(openai_api.router)
     return app
 
 
@@ -115,12 +138,18 @@ def _routes(app: FastAPI) -> None:
 
 
 def _error_handlers(app: FastAPI) -> None:
+    apierrors.install(app)
+
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if apierrors.is_openai_path(request.url.path):
+            return apierrors.ApiError(exc.status_code, str(exc.detail)).response()
         return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if apierrors.is_openai_path(request.url.path):
+            return apierrors.validation_error(exc).response()
         problems = [
             {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))}
             for err in exc.errors()

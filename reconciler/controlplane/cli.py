@@ -29,6 +29,9 @@ def main(
     host: str = typer.Option("0.0.0.0", "--host", help="Address to listen on."),
     port_range_end: int = typer.Option(DEFAULT_RANGE_END, "--port-range-end", help="Last port."),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    api_lan: bool = typer.Option(
+        False, "--api-lan", help="Accept API keys from the LAN too (default: this device only)."
+    ),
 ) -> None:
     """Serve the pool's HTTP API (join, pool, peers, ring, jobs)."""
     home = Home.default()
@@ -37,7 +40,7 @@ def main(
         wait_for_pools(home, "controlplane", None)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-    plane = ControlPlane(home, host, port, port_range_end)
+    plane = ControlPlane(home, host, port, port_range_end, api_lan=api_lan)
     if not plane.pools:
         typer.echo("mesh-control-plane: no pool to serve (no usable pools/*/ca.crt)", err=True)
         raise typer.Exit(2)

@@ -112,8 +112,9 @@ class ControlPlane:
         port: int = DEFAULT_PORT,
         port_range_end: int = DEFAULT_RANGE_END,
         pools: list[ServedPool] | None = None,
+        api_lan: bool = False,
     ) -> None:
-        self.home, self.host = home, host
+        self.home, self.host, self.api_lan = home, host, api_lan
         self.port_range = (port, port_range_end)
         if pools is None:
             pools = load_served_pools(home, "controlplane", default_ca_files(home), time.time())
@@ -127,7 +128,7 @@ class ControlPlane:
         sock = bind_first_free(self.host, *self.port_range)
         self.port = int(sock.getsockname()[1])
         config = _Config(
-            create_app(self.home, self.pools),
+            create_app(self.home, self.pools, self.api_lan),
             ssl_context=server_context(self.pools, ssl.CERT_OPTIONAL),
             http=PeerCertH11Protocol,
             log_config=None,

@@ -21,6 +21,7 @@ class AppState:
     pools: list[ServedPool]
     join_lock: threading.Lock = field(default_factory=threading.Lock)
     desks: dict[str, AdminDesk] = field(default_factory=dict)  # pool ID -> desk
+    api_keys_from_lan: bool = True  # False: API keys only from loopback (apiauth.py)
     _local: threading.local = field(default_factory=threading.local)
 
     def store(self) -> Store:

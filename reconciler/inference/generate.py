@@ -102,12 +102,12 @@ def _run(
     tokenizer: Tokenizer | None,
     clock: Callable[[], float],
 ) -> Iterator[TokenEvent]:
-    sampler = Sampler(params)
+    sampler = Sampler(params, prompt_ids)
     decoder = tokenizer.stream() if tokenizer else None
     scanner = _StopScanner(params.stop)
     eos = set(engine.config.eos_ids) | set(tokenizer.eos_ids if tokenizer else ())
     engine.reset()
-    engine.greedy = params.temperature == 0.0
+    engine.greedy = params.argmax_only
     step = _Step(meter, clock)
     logits = engine.prefill(list(prompt_ids))
     prefill_ms, comm_ms, sent = step.done()

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import jinja2.sandbox
 from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers
 from tokenizers import Tokenizer as HFTokenizer
 
+from reconciler.inference.chattemplate import render_chat
 from reconciler.inference.errors import ModelError
 from reconciler.inference.hf_model import read_json
 
@@ -61,23 +60,15 @@ class Tokenizer:
     def apply_chat_template(
         self, messages: list[dict[str, str]], add_generation_prompt: bool = True
     ) -> str:
-        """The prompt text for a conversation, rendered with the model's Jinja template."""
+        """The prompt text for a conversation, rendered with the model's Jinja template
+        (as transformers renders it: see chattemplate.py)."""
         if not self.chat_template:
             raise ValueError("this model has no chat template")
-        env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        env.globals["raise_exception"] = _raise
-        template = env.from_string(self.chat_template)
-        return template.render(
-            messages=messages, add_generation_prompt=add_generation_prompt, **self.special
-        )
+        return render_chat(self.chat_template, messages, add_generation_prompt, self.special)
 
     def stream(self) -> IncrementalDecoder:
         """A fresh incremental decoder for one generation."""
         return IncrementalDecoder(self)
-
-
-def _raise(message: str) -> None:
-    raise jinja2.TemplateError(message)
 
 
 class IncrementalDecoder:

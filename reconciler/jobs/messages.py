@@ -264,7 +264,22 @@ def _sampling_doc(p: SamplingParams) -> dict[str, Any]:
         "seed": p.seed,
         "stop": list(p.stop),
         "ignore_eos": p.ignore_eos,
+        **_penalties_doc(p),
     }
+
+
+def _penalties_doc(p: SamplingParams) -> dict[str, float]:
+    """Only the penalties that are on: a member of an older version reads the rest."""
+    doc = {
+        "presence_penalty": p.presence_penalty,
+        "frequency_penalty": p.frequency_penalty,
+        "repetition_penalty": p.repetition_penalty,
+    }
+    return {k: v for k, v in doc.items() if v != (1.0 if k == "repetition_penalty" else 0.0)}
+
+
+def _penalty(f: Fields, key: str, default: float, lo: float, hi: float) -> float:
+    return f.number(key, lo, hi) if isinstance(f.value, dict) and key in f.value else default
 
 
 def _sampling(f: Fields) -> SamplingParams:
@@ -277,6 +292,9 @@ def _sampling(f: Fields) -> SamplingParams:
             seed=f.integer("seed", 0, 2**64 - 1),
             stop=tuple(s.text(None) for s in f.items("stop", 0, 64)),
             ignore_eos=f.flag("ignore_eos"),
+            presence_penalty=_penalty(f, "presence_penalty", 0.0, -2.0, 2.0),
+            frequency_penalty=_penalty(f, "frequency_penalty", 0.0, -2.0, 2.0),
+            repetition_penalty=_penalty(f, "repetition_penalty", 1.0, 0.0, 10.0),
         )
     except ValueError as exc:
         raise JobProtocolError(f"bad sampling parameters: {exc}") from exc

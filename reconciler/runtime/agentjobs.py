@@ -31,3 +31,12 @@ class AgentJobs:
         ring = runtime.gossip.ring
         members = len(ring.members) if ring else 0
         return f"coordinating on {members} member(s), ring epoch {ring.epoch if ring else '-'}"
+
+    def last_starts(self, pool: str) -> dict[str, float]:
+        """When each client's latest job of ``pool`` started (monotonic seconds)."""
+        return {client: t for (p, client), t in self.runner.last_start.items() if p == pool}
+
+    def cancel(self, name: str, reason: str) -> str:
+        if self.runner.cancel(name, reason):
+            return f"stopped: {reason}"
+        return f"not running here: {reason}"

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from manifests import Job
+from reconciler.controllers.jobqueue import CLIENT_ANNOTATION
 from reconciler.home import Home
+from reconciler.inference.chattemplate import ChatTemplateError
 from reconciler.inference.errors import ModelError
 from reconciler.inference.generate import TokenEvent
 from reconciler.inference.sampling import SamplingParams
@@ -53,6 +55,9 @@ def sampling_of(job: Job) -> SamplingParams:
         top_p=spec.top_p or 1.0,
         seed=spec.seed or 0,
         stop=tuple(spec.stop),
+        presence_penalty=spec.presence_penalty,
+        frequency_penalty=spec.frequency_penalty,
+        repetition_penalty=spec.repetition_penalty,
     )
 
 
@@ -100,6 +105,7 @@ class RunState:
     text: str = ""
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
+    cancelled: str | None = None  # why, when the job was cancelled
 
 
 class JobRunner:
@@ -110,6 +116,7 @@ class JobRunner:
         self.runs: dict[str, RunState] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._flushed = 0.0
+        self.last_start: dict[tuple[str, str], float] = {}  # (pool, client) -> monotonic
 
     def state(self, name: str) -> RunState | None:
         return self.runs.get(name)
@@ -117,9 +124,21 @@ class JobRunner:
     def start(self, job: Job, runtime: Any) -> None:
         name = job.metadata.name
         self.runs[name] = RunState()
+        client = job.metadata.annotations.get(CLIENT_ANNOTATION, "")
+        self.last_start[(job.spec.pool, client)] = time.monotonic()
         task = asyncio.get_running_loop().create_task(self._run(job, runtime), name=f"job-{name}")
         self._tasks[name] = task
         task.add_done_callback(lambda _: self._tasks.pop(name, None))
+
+    def cancel(self, name: str, reason: str) -> bool:
+        """Stop a job this runner carries out (Failed, reason Cancelled); whether it ran."""
+        state, task = self.runs.get(name), self._tasks.get(name)
+        if state is None or task is None or state.phase not in ("Scheduled", "Running"):
+            return False
+        state.cancelled = reason
+        self._fail(name, state, "Cancelled", f"cancelled: {reason}")
+        task.cancel()
+        return True
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -147,13 +166,19 @@ class JobRunner:
             self._fail(name, state, str(err.reason), err.message + hint)
         except (ModelError, ModelRefused) as err:
             self._fail(name, state, "ModelUnavailable", str(err))
+        except ChatTemplateError as err:
+            self._fail(name, state, "InvalidPrompt", str(err))
         except asyncio.CancelledError:
+            if state.cancelled is not None:
+                return  # cancel() recorded it
             self._fail(name, state, "Interrupted", "the agent stopped while the job ran")
             raise
         except Exception as err:
             log.exception("job %s failed", name)
             self._fail(name, state, "InternalError", f"{type(err).__name__}: {err}")
         else:
+            if state.cancelled is not None:
+                return
             fields = _camel(result.status_fields())
             state.phase = "Succeeded"
             self._patch(
@@ -173,6 +198,8 @@ class JobRunner:
         self._patch(name, {"loadProgress": progress})
 
     def _token(self, name: str, state: RunState, event: TokenEvent) -> None:
+        if state.cancelled is not None:
+            return
         if state.first_token is None:
             state.first_token = time.monotonic()
         state.phase = "Running"
@@ -185,6 +212,8 @@ class JobRunner:
                                "output": state.text, "completionTokens": len(state.token_ids)})  # fmt: skip
 
     def _fail(self, name: str, state: RunState, reason: str, message: str) -> None:
+        if state.cancelled is not None and reason != "Cancelled":
+            return  # the cancellation is the story
         state.phase, state.reason, state.message = "Failed", reason, message
         log.warning("job %s failed: %s: %s", name, reason, message)
         self._patch(name, {"phase": "Failed", "failureReason": reason, "failureMessage": message})

@@ -1,0 +1,143 @@
+"""From an API request to a Job and back: build the Job, follow its text as the agent
+writes it, and cancel it when the client goes away.
+
+Every request is a Job in the store (``meshctl get jobs`` lists it), annotated with
+its client (``meshnet.dev/client``) so the agent's queue serves clients fairly
+(controllers/jobqueue.py). ``follow`` polls the store's revision and yields the new
+text; when the client disconnects it annotates the Job ``meshnet.dev/cancel`` (the
+agent stops it: phase Failed, reason Cancelled) and raises ``ClientGone``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from manifests import Job
+from reconciler.controllers.jobqueue import CANCEL_ANNOTATION, CLIENT_ANNOTATION
+from reconciler.controlplane.apierrors import ApiError
+from reconciler.controlplane.openai_schemas import DEFAULT_MAX_TOKENS, SamplingRequest
+from reconciler.store import Conflict, Store
+
+POLL_SECONDS = 0.02
+FINAL = ("Succeeded", "Failed")
+FINISH_REASONS = {"eos": "stop", "stop": "stop", "length": "length"}
+# Job failure reason -> (HTTP status, OpenAI error type)
+FAILURES = {
+    "InvalidPrompt": (400, "invalid_request_error"),
+    "ModelUnavailable": (404, "invalid_request_error"),
+    "Cancelled": (499, "invalid_request_error"),
+}
+
+
+class ClientGone(Exception):
+    """The client disconnected; its job was cancelled."""
+
+
+def job_name(kind: str) -> str:
+    """A fresh Job name such as ``chat-20260701-093000-1a2b3c``."""
+    return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def sampling_spec(req: SamplingRequest, max_tokens: int | None) -> dict[str, Any]:
+    """The Job spec fields of a request's sampling settings (OpenAI's defaults)."""
+    spec: dict[str, Any] = {
+        "maxTokens": max_tokens or DEFAULT_MAX_TOKENS,
+        "temperature": 1.0 if req.temperature is None else req.temperature,
+        "stop": req.stops(),
+        "presencePenalty": req.presence_penalty or 0.0,
+        "frequencyPenalty": req.frequency_penalty or 0.0,
+        "repetitionPenalty": req.repetition_penalty or 1.0,
+    }
+    if req.top_p is not None and req.top_p < 1.0:
+        spec["topP"] = req.top_p
+    if req.top_k is not None:
+        spec["topK"] = req.top_k
+    if req.seed is not None:
+        spec["seed"] = req.seed % 2**63
+    return spec
+
+
+def build_job(name: str, pool: str, model_ref: str, client: str, spec: dict[str, Any]) -> Job:
+    document = {
+        "metadata": {"name": name, "annotations": {CLIENT_ANNOTATION: client}},
+        "spec": {"pool": pool, "model": model_ref, **spec},
+    }
+    return Job.model_validate(document)
+
+
+def request_cancel(store: Store, name: str, reason: str) -> None:
+    """Ask the agent to stop a job (no-op once it has finished or is gone)."""
+    for _ in range(5):
+        job = store.get("Job", name)
+        if not isinstance(job, Job) or job.status.phase in FINAL:
+            return
+        if CANCEL_ANNOTATION in job.metadata.annotations:
+            return
+        changed = job.model_copy(deep=True)
+        changed.metadata.annotations[CANCEL_ANNOTATION] = reason
+        try:
+            store.apply(changed)
+            return
+        except Conflict:
+            continue
+
+
+@dataclass(frozen=True)
+class Update:
+    """New text of a job, and the job as last read."""
+
+    delta: str
+    job: Job
+
+    @property
+    def finished(self) -> bool:
+        return self.job.status.phase in FINAL
+
+
+async def follow(
+    store: Store, name: str, disconnected: Callable[[], Awaitable[bool]]
+) -> AsyncIterator[Update]:
+    """The job's new text as it comes, until it finishes (see the module docstring)."""
+    revision, sent = -1, 0
+    while True:
+        if store.revision() != revision:
+            revision = store.revision()
+            job = store.get("Job", name)
+            if not isinstance(job, Job):
+                raise ApiError(500, f"job {name} was deleted", "server_error")
+            text = job.status.output or ""
+            if len(text) > sent or job.status.phase in FINAL:
+                yield Update(text[sent:], job)
+                sent = max(sent, len(text))
+            if job.status.phase in FINAL:
+                return
+        if await disconnected():
+            request_cancel(store, name, "the API client disconnected")
+            raise ClientGone(name)
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def finish_reason(job: Job) -> str:
+    extra = job.status.model_extra or {}
+    return FINISH_REASONS.get(str(extra.get("finishReason")), "stop")
+
+
+def failure(job: Job) -> ApiError:
+    """The API error of a failed job."""
+    extra = job.status.model_extra or {}
+    reason = str(extra.get("failureReason") or "Failed")
+    message = str(extra.get("failureMessage") or "the job failed")
+    status, type_ = FAILURES.get(reason, (500, "server_error"))
+    return ApiError(status, f"job {job.metadata.name}: {reason}: {message}", type_, code=reason)
+
+
+def usage(job: Job) -> dict[str, int]:
+    prompt = job.status.prompt_tokens or 0
+    completion = job.status.completion_tokens or len(job.status.token_ids)
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}  # fmt: skip
