@@ -110,3 +110,20 @@ def test_bad_durations(text: str) -> None:
 def test_durations_round_trip() -> None:
     for seconds in (0.5, 5.0, 90.0, 3600.0, 86400.0):
         assert parse_duration(format_duration(seconds)) == seconds
+
+
+def test_unclosed_bracket_is_reported_where_it_opens() -> None:
+    """The parser gives up later (here at the `}` and at the end); the person needs line 6."""
+    lines = [*POOL.splitlines()[:5], "  discovery: {staticPeers: [192.0.2.20:42424}", "  ring:", "    shardColumns: 8192"]
+    with pytest.raises(ManifestError) as caught:
+        load_text("\n".join(lines) + "\n", "pool.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.column) == (6, 28)
+    assert "flow sequence that starts here is never closed" in problem.message
+
+
+def test_bad_indentation_is_reported_where_the_parser_stops() -> None:
+    text = "apiVersion: meshnet.dev/v1alpha1\nkind: Pool\nmetadata:\n  name: a\n bad: 1\n"
+    with pytest.raises(ManifestError) as caught:
+        load_text(text, "pool.yaml")
+    assert caught.value.problems[0].line == 5
