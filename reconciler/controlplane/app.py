@@ -4,8 +4,9 @@ Anonymous clients get ``GET /healthz``, ``GET /v1/join/root`` (a pool's public r
 certificate, as beacons carry it) and ``POST /v1/join`` (authenticated by a join
 token proof). Everything else, the OpenAPI document included, needs a client
 certificate of a served pool (mutual TLS): ``/v1/pool``, ``/v1/peers``, ``/v1/ring``
-and the jobs of the caller's pool. Errors are JSON ``{"error": "..."}`` (422 adds
-``problems``: one ``{loc, msg}`` per invalid field); client input never causes a 500.
+and the jobs of the caller's pool; the web dashboard's data and ``/metrics``
+(dashboard.py). Errors are JSON ``{"error": "..."}`` (422 adds ``problems``: one
+``{loc, msg}`` per invalid field); client input never causes a 500.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manifests import to_document
-from reconciler.controlplane import jobs
+from reconciler.controlplane import dashboard, jobs
 from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.joining import JoinRequest, JoinResponse, join
 from reconciler.controlplane.state import AppState
@@ -53,6 +54,7 @@ def create_app(home: Home, pools: list[ServedPool] | None = None) -> FastAPI:
     _error_handlers(app)
     _routes(app)
     app.include_router(jobs.router)
+    app.include_router(dashboard.router)
     return app
 
 
