@@ -26,7 +26,7 @@ from manifests import Job
 from reconciler.runtime.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.store import Store
 
-PEER_STATES = ("ALIVE", "SUSPECT", "DEAD", "LEFT")
+PEER_STATES = ("ONLINE", "SUSPECT", "OFFLINE")
 JOB_PHASES = ("Pending", "Scheduled", "Running", "Succeeded", "Failed")
 TPS_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from manifests import Job
+from reconciler.runtime.context import cores, memory_bytes
 from reconciler.runtime.observed import peers_key, ring_key
 from reconciler.store import Store
 
@@ -32,15 +33,15 @@ def pool_snapshot(store: Store, name: str, pool_id: str) -> dict[str, Any]:
 def _members(
     ring: dict[str, Any] | None, peers: dict[str, dict[str, Any]], speeds: dict[str, float]
 ) -> list[dict[str, Any]]:
-    """Ring members first (this device has no peer row: it is ALIVE to itself), then
+    """Ring members first (this device has no peer row: it is ONLINE to itself), then
     peers outside the ring."""
     out = []
     slots = ring.get("members", []) if ring else []
     for slot in slots:
-        row = peers.get(slot["nodeId"], {})
+        row = peers.get(slot["nodeId"]) or _this_device()
         out.append({**_member(slot["nodeId"], row, speeds), "name": slot.get("name"),
-                    "address": slot.get("address"), "status": row.get("status", "ALIVE"),
-                    "shard": slot.get("shard"), "self": not row})  # fmt: skip
+                    "address": slot.get("address"), "status": row.get("status", "ONLINE"),
+                    "shard": slot.get("shard"), "self": slot["nodeId"] not in peers})  # fmt: skip
     in_ring = {slot["nodeId"] for slot in slots}
     for node_id, row in peers.items():
         if node_id not in in_ring:
@@ -48,6 +49,11 @@ def _members(
                         "address": row.get("address"), "status": row.get("status"),
                         "shard": None, "self": False})  # fmt: skip
     return out
+
+
+def _this_device() -> dict[str, Any]:
+    """This device has no peer row: what it offers, as its agent measures it."""
+    return {"status": "ONLINE", "memoryBytes": memory_bytes(), "cores": cores()}
 
 
 def _member(node_id: str, row: dict[str, Any], speeds: dict[str, float]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ function svg(tag, attrs, text) {
 const COLORS = ["#1a5fb4", "#26a269", "#c64600", "#9141ac", "#e5a50a", "#63452c"];
 
 function ringDrawing(ring) {
-  const size = 220, c = size / 2, r = 80;
+  const size = 280, c = size / 2, r = 82;
   const drawing = svg("svg", { width: size, height: size, viewBox: `0 0 ${size} ${size}`, id: "ring-svg" });
   const members = (ring && ring.members) || [];
   const total = (ring && ring.shardColumns) || 1;
@@ -44,9 +44,9 @@ function ringDrawing(ring) {
       stroke: COLORS[i % COLORS.length], "stroke-width": 18, class: "ring-member",
       "data-node": m.nodeId,
     }));
-    const mid = (a0 + a1) / 2, lr = r + 2;
+    const mid = (a0 + a1) / 2, lr = r + 30;
     drawing.append(svg("text", {
-      x: c + (lr - 40) * Math.cos(mid), y: c + (lr - 40) * Math.sin(mid), "text-anchor": "middle",
+      x: c + lr * Math.cos(mid), y: c + lr * Math.sin(mid) + 4, "text-anchor": "middle",
       "font-size": 11, class: "ring-label",
     }, m.name || m.nodeId.slice(0, 10)));
   });
@@ -86,11 +86,19 @@ function membersTable(members) {
   return table;
 }
 
+function memberName(nodeId) {
+  for (const pool of (state.snapshot && state.snapshot.pools) || []) {
+    const found = pool.members.find((m) => m.nodeId === nodeId);
+    if (found && found.name) return found.name;
+  }
+  return nodeId;
+}
+
 function jobView(job) {
   const figures = el("table", { class: "job-members" }, el("tr", {},
     ...["member", "columns", "compute", "communication"].map((h) => el("th", {}, h))));
   for (const m of job.members) {
-    figures.append(el("tr", {}, el("td", {}, m.nodeId), el("td", {}, (m.columns || []).join("–")),
+    figures.append(el("tr", {}, el("td", { title: m.nodeId }, memberName(m.nodeId)), el("td", {}, (m.columns || []).join("–")),
       el("td", {}, ms(m.computeMs)), el("td", {}, ms(m.commMs))));
   }
   const speed = job.tokensPerSecond == null ? "" : ` · ${job.tokensPerSecond.toFixed(1)} tok/s`;
@@ -155,7 +163,10 @@ async function sendChat(event) {
   $("send").disabled = true;
   const reply = await fetch("/v1/dashboard/chat", {
     method: "POST", headers: headers({ "Content-Type": "application/json" }),
-    body: JSON.stringify({ messages: state.chat.filter((m) => m.content), pool: state.pool }),
+    body: JSON.stringify({
+      messages: state.chat.filter((m) => m.content), pool: state.pool,
+      maxTokens: Number($("max-tokens").value) || 128,
+    }),
   });
   const body = await reply.json();
   if (!reply.ok) {

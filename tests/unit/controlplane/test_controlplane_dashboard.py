@@ -18,9 +18,9 @@ RING = {"poolId": "p", "epoch": 7, "hash": "h", "converged": True, "shardColumns
                     {"nodeId": "node-b", "name": "b", "position": 1, "address": "127.0.0.1:2",
                      "shard": {"start": 4096, "end": 8192}}]}  # fmt: skip
 PEERS = [
-    {"nodeId": "node-b", "name": "b", "address": "127.0.0.1:2", "status": "ALIVE", "route": "relay",
+    {"nodeId": "node-b", "name": "b", "address": "127.0.0.1:2", "status": "ONLINE", "route": "relay",
      "linkConnected": True, "bytesSent": 300, "bytesReceived": 200, "memoryBytes": 2**30},
-    {"nodeId": "node-c", "name": "c", "address": "127.0.0.1:3", "status": "DEAD", "route": "direct",
+    {"nodeId": "node-c", "name": "c", "address": "127.0.0.1:3", "status": "OFFLINE", "route": "direct",
      "linkConnected": False, "bytesSent": 5, "bytesReceived": 5},
 ]  # fmt: skip
 
@@ -75,8 +75,8 @@ def test_metrics_are_read_from_the_store(kit: Any, plane: Any, member: httpx.Cli
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     got = samples(response.text)
     pool = (("pool", "lab"),)
-    assert got[("meshnet_peers", (("pool", "lab"), ("state", "ALIVE")))] == 1
-    assert got[("meshnet_peers", (("pool", "lab"), ("state", "DEAD")))] == 1
+    assert got[("meshnet_peers", (("pool", "lab"), ("state", "ONLINE")))] == 1
+    assert got[("meshnet_peers", (("pool", "lab"), ("state", "OFFLINE")))] == 1
     assert got[("meshnet_beacons_sent_total", pool)] == 12
     assert got[("meshnet_beacons_dropped_total", (("pool", "lab"), ("reason", "bad-signature")))] == 2
     assert got[("meshnet_gossip_rounds_total", pool)] == 30
@@ -98,7 +98,7 @@ def test_state_lists_members_ring_and_jobs(kit: Any, plane: Any, member: httpx.C
     assert pool["name"] == "lab" and pool["ring"]["epoch"] == 7
     by_id = {m["nodeId"]: m for m in pool["members"]}
     assert by_id["node-a"]["self"] and by_id["node-a"]["shard"] == {"start": 0, "end": 4096}
-    assert by_id["node-b"]["status"] == "ALIVE" and by_id["node-b"]["memoryBytes"] == 2**30
+    assert by_id["node-b"]["status"] == "ONLINE" and by_id["node-b"]["memoryBytes"] == 2**30
     assert by_id["node-b"]["computeMsPerToken"] == 15.0  # 60 ms over 4 tokens
     assert by_id["node-c"]["shard"] is None
     assert {j["name"] for j in pool["jobs"]} == {"one", "two"}
