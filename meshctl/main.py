@@ -21,6 +21,7 @@ LAZY_COMMANDS = {
     "certificate": "meshctl.admin_cmd:certificate_app",
     "member": "meshctl.admin_cmd:member_app",
     "doctor": "meshctl.doctor:doctor",
+    "dashboard": "meshctl.dashboard_cmd:dashboard",
     "logs": "meshctl.jobs_cmd:logs",
     "apply": "meshctl.objects_cmd:apply",
     "diff": "meshctl.objects_cmd:diff",
