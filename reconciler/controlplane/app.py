@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manifests import to_document
-from reconciler.controlplane import dashboard, jobs
+from reconciler.controlplane import dashboard, jobs, metrics
 from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.joining import JoinRequest, JoinResponse, join
 from reconciler.controlplane.state import AppState
@@ -55,6 +55,7 @@ def create_app(home: Home, pools: list[ServedPool] | None = None) -> FastAPI:
     _routes(app)
     app.include_router(jobs.router)
     app.include_router(dashboard.router)
+    app.include_router(metrics.router)
     return app
 
 

@@ -8,7 +8,8 @@ script; no build step) that holds no data itself. What it shows comes from
   the store (jobs' output included, so answers stream as the agent writes tokens);
 - ``POST /v1/dashboard/chat``: a chat turn becomes a Job (``messages``, the model's chat
   template), whose output then streams through the snapshots;
-- ``GET /metrics``: Prometheus text format (metrics.py).
+- ``GET /metrics``: Prometheus text format (metrics.py, its own router, so that any app
+  over a home's store can serve it).
 
 Each needs a viewer (dashboard_auth.py): the same credentials as the API.
 """
@@ -24,12 +25,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 
 from manifests import Job
 from reconciler.controlplane.dashboard_auth import Viewer, require_viewer
-from reconciler.controlplane.metrics import new_registry
 from reconciler.controlplane.snapshot import pool_snapshot
 from reconciler.controlplane.state import AppState
 from reconciler.store import Store
@@ -103,14 +102,6 @@ def chat(turn: ChatTurn, request: Request, viewer: Seen) -> dict[str, str]:
         raise HTTPException(422, "each message is {role: system|user|assistant, content}") from err
     _state(request).store().apply(job)
     return {"job": name, "pool": pool}
-
-
-@router.get("/metrics", include_in_schema=False)
-def metrics(request: Request, viewer: Seen) -> Response:
-    """Prometheus text format, read from the store now."""
-    state_ = _state(request)
-    registry = new_registry(state_.store, lambda: viewer.pools(state_))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _snapshot(state_: AppState, viewer: Viewer) -> dict[str, Any]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from prometheus_client import CollectorRegistry
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -23,6 +25,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from manifests import Job
+from reconciler.controlplane.dashboard_auth import Viewer, require_viewer
+from reconciler.controlplane.state import AppState
 from reconciler.runtime.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.store import Store
 
@@ -30,6 +34,15 @@ PEER_STATES = ("ONLINE", "SUSPECT", "OFFLINE")
 JOB_PHASES = ("Pending", "Scheduled", "Running", "Succeeded", "Failed")
 TPS_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+router = APIRouter()
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request, viewer: Annotated[Viewer, Depends(require_viewer)]) -> Response:
+    """Prometheus text format, read from the store now."""
+    state: AppState = request.app.state.meshnet
+    registry = new_registry(state.store, lambda: viewer.pools(state))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 class PoolCollector(Collector):
