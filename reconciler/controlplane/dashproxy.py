@@ -81,9 +81,10 @@ def create_proxy(upstream: Upstream, transport: httpx.AsyncBaseTransport | None 
 def upstream_for(home: Home, pool: str | None, address: str | None) -> Upstream:
     """This device's control plane (or `address`), for its only pool (or `pool`)."""
     names = sorted(p.parent.name for p in home.root.glob("pools/*/member.crt"))
-    if pool is None and len(names) != 1:
-        which = ", ".join(names) or "none"
-        raise ProxyError(f"name the pool with --pool (this device is a member of: {which})")
+    if not names:
+        raise ProxyError("this device is not a member of a pool yet (see mesh pool-create)")
+    if pool is None and len(names) > 1:
+        raise ProxyError(f"name the pool with --pool (this device is in {', '.join(names)})")
     name = pool or names[0]
     info = read_pool_info(home, name)
     if info is None or name not in names:

@@ -45,5 +45,5 @@ def test_an_unreachable_control_plane_is_a_502(kit: Any) -> None:
 
 
 def test_a_device_without_a_pool_gets_a_clear_error(tmp_path: Any) -> None:
-    with pytest.raises(ProxyError, match="--pool"):
+    with pytest.raises(ProxyError, match="not a member of a pool"):
         upstream_for(Home(tmp_path), None, None)
