@@ -131,11 +131,12 @@ def test_dashboard_chat_ring_and_metrics(dashboard: str, tmp_path: Path) -> None
             print(f"dashboard screenshot: {shot}")
         finally:
             context.close()
-    metrics = wait_for(lambda: (m := scrape(url)).get(
-        "meshnet_gossip_rounds_total{pool=test-pool}", 0) > 0 and m, 30, "gossip counters")  # fmt: skip
+    metrics = wait_for(lambda: (m := scrape(url)).get("meshnet_gossip_rounds_total{pool=test-pool}", 0) > 0
+                       and "meshnet_ring_converge_seconds{pool=test-pool}" in m and m, 30, "gossip counters")  # fmt: skip
     assert metrics["meshnet_peers{pool=test-pool,state=ONLINE}"] == 1
     assert metrics["meshnet_ring_members{pool=test-pool}"] == 2
     assert metrics["meshnet_ring_converged{pool=test-pool}"] == 1
+    assert 0 < metrics["meshnet_ring_converge_seconds{pool=test-pool}"] < 60
     assert metrics["meshnet_beacons_sent_total{pool=test-pool}"] > 0
     assert metrics["meshnet_jobs{phase=Succeeded,pool=test-pool}"] == 1
     assert metrics["meshnet_tokens_generated_total{pool=test-pool}"] >= 1
