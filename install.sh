@@ -68,10 +68,22 @@ for rc in "$HOME/.bashrc" "$HOME/.zshrc"; do
 done
 
 say "Installed $("$VENV/bin/meshctl" version)"
-cat <<EOF2
+case ":$PATH:" in
+    *":$BIN:"*) cat <<EOF2
 
 Next steps:
-  source ~/.bashrc          # or ~/.zshrc, or open a new shell
   mesh demo                 # a pool on this machine, end to end
   meshctl --help            # the declarative API (apply -f, get, describe, ...)
 EOF2
+    ;;
+    *) cat <<EOF2
+
+$BIN is not on this shell's PATH yet: use the full paths, or run
+'source ~/.bashrc' (or ~/.zshrc, or open a new shell) to type just 'mesh'.
+
+Next steps:
+  $BIN/mesh demo        # a pool on this machine, end to end
+  $BIN/meshctl --help   # the declarative API (apply -f, get, describe, ...)
+EOF2
+    ;;
+esac

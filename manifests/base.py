@@ -44,13 +44,16 @@ class StrictModel(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         validate_default=True,
+        defer_build=True,  # built on first use: a command pays only for the kinds it reads
     )
 
 
 class LenientModel(BaseModel):
     """Base for what machines write and read back: unknown fields are kept."""
 
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="allow", alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
 
 class Condition(LenientModel):

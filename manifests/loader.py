@@ -22,6 +22,8 @@ from manifests.errors import ManifestError, Problem
 from manifests.objects import KINDS, MeshObject
 
 YAML_SUFFIXES = (".yaml", ".yml")
+# Parser contexts whose mark is where an unclosed construct was opened.
+STARTED_CONTEXTS = ("while parsing a flow", "while scanning a quoted")
 
 HINTS = {
     ("Member", "spec.token"): (
@@ -96,11 +98,7 @@ def _documents(text: str, source: str) -> Iterator[CommentedMap]:
     try:
         docs = list(yaml.load_all(text))
     except MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        raise ManifestError(
-            [Problem(source, line, col, "", f"invalid YAML: {err.problem}")]
-        ) from err
+        raise ManifestError([_yaml_problem(err, source)]) from err
     except YAMLError as err:
         raise ManifestError([Problem(source, 0, 0, "", f"invalid YAML: {err}")]) from err
     except (TypeError, ValueError, RecursionError) as err:  # e.g. a mapping as a key
@@ -113,6 +111,21 @@ def _documents(text: str, source: str) -> Iterator[CommentedMap]:
             message = f"document {index + 1} is not a mapping of apiVersion, kind, metadata, spec"
             raise ManifestError([Problem(source, 1, 1, "", message)])
         yield doc
+
+
+def _yaml_problem(err: MarkedYAMLError, source: str) -> Problem:
+    """Where the broken construct starts (an unclosed `[`, `{` or quote: the parser's
+    context mark), and where the parser gave up; else where it gave up."""
+    problem, context = err.problem_mark, err.context_mark
+    opened = bool(err.context) and str(err.context).startswith(STARTED_CONTEXTS)
+    if context is not None and (problem is None or opened):
+        thing = str(err.context).removeprefix("while parsing a ").removeprefix("while scanning a ")
+        gave_up = "" if problem is None else f" at line {problem.line + 1}, column {problem.column + 1}"
+        message = f"invalid YAML: the {thing} that starts here is never closed ({err.problem}{gave_up})"
+        return Problem(source, context.line + 1, context.column + 1, "", message)
+    if problem is None:
+        return Problem(source, 0, 0, "", f"invalid YAML: {err.problem}")
+    return Problem(source, problem.line + 1, problem.column + 1, "", f"invalid YAML: {err.problem}")
 
 
 def _validate(doc: CommentedMap, source: str) -> MeshObject:

@@ -1,5 +1,5 @@
 """`python -m meshctl` runs meshctl."""
 
-from meshctl.main import app
+from meshctl.entry import meshctl
 
-app(prog_name="meshctl")
+meshctl()

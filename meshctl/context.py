@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
-from rich.markup import escape
 
-from manifests import ManifestError
-from manifests.objects import UnknownKindError
-from meshctl.render import err_console
+from meshctl.lazy import LazyTable, lazy_group
 from reconciler.home import Home
-from reconciler.node import NodeError
-from reconciler.store import Store, StoreError
+
+if TYPE_CHECKING:  # imported when used: `meshctl version` should not pay for them
+    from reconciler.store import Store
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,6 +29,8 @@ def home() -> Home:
 
 
 def open_store() -> Store:
+    from reconciler.store import Store
+
     return Store.open(State.home.root)
 
 
@@ -43,8 +43,22 @@ class CliError(Exception):
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
+    from rich.markup import escape
+
+    from meshctl.render import err_console
+
     err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors a user causes (bad manifests, store and identity problems)."""
+    from manifests.errors import ManifestError
+    from manifests.objects import UnknownKindError
+    from reconciler.node import NodeError
+    from reconciler.store import StoreError
+
+    return (ManifestError, CliError, StoreError, NodeError, UnknownKindError)
 
 
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:
@@ -54,26 +68,38 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except ManifestError as err:
-            for problem in err.problems:
-                err_console.print(f"[red]error:[/red] {escape(str(problem))}", highlight=False)
-            raise typer.Exit(1) from err
-        except CliError as err:
-            raise fail(str(err), err.code) from err
-        except (StoreError, NodeError, UnknownKindError) as err:
-            raise fail(str(err)) from err
+        except Exception as err:
+            if not isinstance(err, user_errors()):
+                raise
+            raise _report(err) from err
 
     return wrapper
+
+
+def _report(err: Exception) -> typer.Exit:
+    from manifests.errors import ManifestError
+
+    if isinstance(err, ManifestError):
+        from rich.markup import escape
+
+        from meshctl.render import err_console
+
+        for problem in err.problems:
+            err_console.print(f"[red]error:[/red] {escape(str(problem))}", highlight=False)
+        return typer.Exit(1)
+    return fail(str(err), err.code if isinstance(err, CliError) else 1)
 
 
 def option_output(default: str = "table") -> Any:
     return typer.Option(default, "-o", "--output", help="table, wide, yaml or json.")
 
 
-def new_app(name: str, help_text: str) -> typer.Typer:
-    """A command-line app with meshnet's settings (-h, no completion noise, plain errors)."""
+def new_app(name: str, help_text: str, lazy: LazyTable | None = None) -> typer.Typer:
+    """A command-line app with meshnet's settings (-h, no completion noise, plain errors);
+    `lazy` names commands imported only when they run (see meshctl/lazy.py)."""
     return typer.Typer(
         name=name,
+        cls=lazy_group(lazy or {}),
         help=help_text,
         no_args_is_help=True,
         rich_markup_mode="rich",

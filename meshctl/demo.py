@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from manifests import Member, MeshObject, Pool
 from meshctl.inference_cmd import follow_job, job_document, print_figures, result_document
@@ -68,6 +69,14 @@ class DemoDevice:
     def store(self) -> Store:
         return Store.open(self.home.root)
 
+    def last_words(self, lines: int = 15) -> str:
+        """The end of the agent's output (the demo's folders are removed afterwards)."""
+        try:
+            text = (self.home.logs / "agent.out").read_text(errors="replace")
+        except OSError:
+            return "(no output)"
+        return "\n".join(text.splitlines()[-lines:])
+
     def get(self, kind: str, name: str) -> MeshObject | None:
         with self.store() as store:
             return store.get(kind, name)
@@ -83,7 +92,7 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str, device:
     with console.status(what):
         while time.monotonic() < deadline:
             if device.process is not None and device.process.poll() is not None:
-                raise RuntimeError(f"the agent of {device.name} exited (see {device.home.logs})")
+                raise RuntimeError(f"the agent of {device.name} exited:\n{device.last_words()}")
             value = check()
             if value:
                 return value
@@ -221,7 +230,8 @@ def demo(
         try:
             run_demo(root, args, timeout)
         except (TimeoutError, RuntimeError) as err:
-            console.print(f"[red]demo failed:[/red] {err}; rerun with --keep to read the logs")
+            console.print(f"[red]demo failed:[/red] {escape(str(err))}\n(rerun with --keep to keep "
+                          "the logs)", highlight=False)  # fmt: skip
             raise typer.Exit(1) from err
         except KeyboardInterrupt:
             console.print("\ninterrupted; everything the demo started is stopped")

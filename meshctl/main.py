@@ -4,23 +4,38 @@ from __future__ import annotations
 
 import json
 import os
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import typer
 
-from manifests import KINDS, resolve_kind
-from manifests.schema import all_schemas, kind_schema
-from meshctl import admin_cmd, apikey_cmd, jobs_cmd, objects_cmd
 from meshctl.context import State, friendly, home, new_app
-from meshctl.doctor import doctor
-from meshctl.render import console, emit
 from reconciler.home import Home
-from reconciler.node import init_node
+
+# The CLI uses no pydantic plugins: skip their discovery (a scan of every installed
+# package's entry points) when the manifests' models are built.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+# Imported when they run (meshctl/lazy.py): a short command pays only for its own imports.
+LAZY_COMMANDS = {
+    "token": "meshctl.admin_cmd:token_app",
+    "certificate": "meshctl.admin_cmd:certificate_app",
+    "member": "meshctl.admin_cmd:member_app",
+    "apikey": "meshctl.apikey_cmd:apikey_app",
+    "doctor": "meshctl.doctor:doctor",
+    "dashboard": "meshctl.dashboard_cmd:dashboard",
+    "logs": "meshctl.jobs_cmd:logs",
+    "apply": "meshctl.objects_cmd:apply",
+    "diff": "meshctl.objects_cmd:diff",
+    "get": "meshctl.objects_cmd:get",
+    "describe": "meshctl.objects_cmd:describe",
+    "delete": "meshctl.objects_cmd:delete",
+    "events": "meshctl.objects_cmd:events",
+}
 
 app = new_app(
     "meshctl",
     "Declare a pool of LAN devices that serve LLM inference, and watch it converge.",
+    lazy=LAZY_COMMANDS,
 )
 
 
@@ -36,6 +51,8 @@ def _main(
 
 
 def meshnet_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("meshnet")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -51,6 +68,9 @@ def init(
     output: str = typer.Option("text", "-o", "--output", help="text or json."),
 ) -> None:
     """Make this device's identity (an Ed25519 key that never leaves it)."""
+    from meshctl.render import console, emit
+    from reconciler.node import init_node
+
     config = init_node(home(), network_id, name, force)
     if output == "json":
         document = {
@@ -71,9 +91,9 @@ def init(
 def version_cmd(output: str = typer.Option("text", "-o", "--output", help="text or json.")) -> None:
     """Print the version."""
     if output == "json":
-        emit(json.dumps({"meshnet": meshnet_version(), "apiVersion": "meshnet.dev/v1alpha1"}))
+        typer.echo(json.dumps({"meshnet": meshnet_version(), "apiVersion": "meshnet.dev/v1alpha1"}))
     else:
-        console.print(f"meshctl {meshnet_version()} (API meshnet.dev/v1alpha1)", highlight=False)
+        typer.echo(f"meshctl {meshnet_version()} (API meshnet.dev/v1alpha1)")
 
 
 @app.command("schema")
@@ -82,6 +102,10 @@ def schema(
     kind: str | None = typer.Argument(None, help="Pool, Member or Job; default all."),
 ) -> None:
     """Print the JSON Schema of the manifests (for editors' YAML completion)."""
+    from manifests import resolve_kind
+    from manifests.schema import all_schemas, kind_schema
+    from meshctl.render import emit
+
     data = kind_schema(resolve_kind(kind)) if kind else all_schemas()
     emit(json.dumps(data, indent=2))
 
@@ -112,11 +136,6 @@ def agent(
     raise typer.Exit(run_agent(options))
 
 
-app.add_typer(admin_cmd.token_app, name="token")
-app.add_typer(admin_cmd.certificate_app, name="certificate")
-app.add_typer(admin_cmd.member_app, name="member")
-app.add_typer(apikey_cmd.apikey_app, name="apikey")
-app.command("doctor")(doctor)
 PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
@@ -135,13 +154,3 @@ def control_plane(ctx: typer.Context) -> None:
 
     control_plane_app(args=ctx.args, prog_name="meshctl control-plane")
 
-
-app.command("logs")(jobs_cmd.logs)
-app.command("apply")(objects_cmd.apply)
-app.command("diff")(objects_cmd.diff)
-app.command("get")(objects_cmd.get)
-app.command("describe")(objects_cmd.describe)
-app.command("delete")(objects_cmd.delete)
-app.command("events")(objects_cmd.events)
-
-__all__ = ["KINDS", "app"]

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from manifests import MeshObject, load_manifests, model_for, resolve_kind, to_document
+from manifests import MeshObject, model_for, resolve_kind, to_document
 from meshctl.context import CliError, friendly, open_store, option_output
 from meshctl.observed_cmd import (
     OBSERVED_KINDS,
@@ -52,6 +52,8 @@ def apply(
     output: str = typer.Option("", "-o", "--output", help="Print applied objects as yaml or json."),
 ) -> None:
     """Create or update objects from manifests (all or nothing per invocation)."""
+    from manifests.loader import load_manifests  # ruamel.yaml: only where files are read
+
     loaded = load_manifests(filename)
     results = []
     with open_store() as store:
@@ -98,6 +100,8 @@ def diff(
 ) -> None:
     """Show what apply would change. Exit 0: no change; 1: changes; >1: error."""
     try:
+        from manifests.loader import load_manifests
+
         loaded = load_manifests(filename)
         with open_store() as store:
             changed = False
@@ -223,6 +227,8 @@ def delete(
 ) -> None:
     """Delete objects named in a file, or one object by kind and name."""
     if filename is not None:
+        from manifests.loader import load_manifests
+
         targets: list[tuple[str, str]] = [
             (i.obj.kind, i.obj.metadata.name) for i in load_manifests(filename)
         ]

@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -143,6 +142,8 @@ def dump(data: Any, fmt: str) -> str:
     """JSON (indented) or YAML text of plain data."""
     if fmt == "json":
         return json.dumps(data, indent=2, default=str)
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 

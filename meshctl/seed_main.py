@@ -1,5 +1,5 @@
 """`python -m meshctl.seed_main` runs mesh (the quick-start verbs)."""
 
-from meshctl.seed import app
+from meshctl.entry import mesh
 
-app(prog_name="mesh")
+mesh()

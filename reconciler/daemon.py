@@ -24,6 +24,7 @@ from reconciler.logsetup import setup_logging
 from reconciler.runtime.agentjobs import AgentJobs
 from reconciler.runtime.jobrunner import JobRunner
 from reconciler.runtime.supervisor import Supervisor
+from reconciler.shutdown import quiet_cancellations
 from reconciler.singleton import AlreadyRunning, PidLock
 from reconciler.store import Store, StoreError
 
@@ -63,6 +64,7 @@ class Agent:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(quiet_cancellations)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._on_signal, signum)
         tasks: list[Callable[[], Coroutine[Any, Any, None]]] = [

@@ -90,6 +90,8 @@ class Store(RecordsMixin):
     # -- schema -------------------------------------------------------------------
 
     def _migrate(self) -> None:
+        if self._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return  # current: no write lock (a short command only reads)
         with self._write():
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:

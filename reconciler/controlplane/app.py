@@ -6,7 +6,8 @@ token proof). Everything else, the OpenAPI document included, needs a client
 certificate of a served pool (mutual TLS): ``/v1/pool``, ``/v1/peers``, ``/v1/ring``,
 the jobs of the caller's pool and ``POST /v1/rendezvous`` (rendezvous.py). Errors are
 JSON ``{"error": "..."}`` (422 adds ``problems``: one ``{loc, msg}`` per invalid
-field); client input never causes a 500.
+field); client input never causes a 500. The web dashboard's data and ``/metrics``
+are in dashboard.py and metrics.py.
 The OpenAI-compatible routes (openai_api.py: ``/v1/models``, ``/v1/chat/completions``,
 ``/v1/completions``) take a member certificate or an API key, and answer errors in
 OpenAI's body (apierrors.py).
@@ -24,7 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manifests import to_document
-from reconciler.controlplane import apierrors, jobs, openai_api, rendezvous
+from reconciler.controlplane import apierrors, dashboard, jobs, metrics, openai_api, rendezvous
 from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.joining import JoinRequest, JoinResponse, join
 from reconciler.controlplane.limits import BodyLimit, StreamSlots
@@ -63,6 +64,8 @@ def create_app(home: Home, pools: list[ServedPool] | None = None, api_lan: bool 
     app.include_router(jobs.router)
     app.include_router(rendezvous.router)
     app.include_router(openai_api.router)
+    app.include_router(dashboard.router)
+    app.include_router(metrics.router)
     return app
 
 

@@ -38,22 +38,30 @@ class MessagePump:
         self.channel = channel
         self.on_event = on_event
         self.unsendable = 0
+        self.sent = self.received = self.rounds = 0  # counters for /metrics
         self._loop = asyncio.get_running_loop()
-        self._timer = MachineTimer(machine, self._loop.time, self.flush)
+        self._timer = MachineTimer(machine, self._loop.time, self._after_round)
 
     def now(self) -> float:
         return self._loop.time()
 
     def receive(self, from_node_id: str, payload: bytes) -> None:
+        self.received += 1
         self.machine.receive_message(from_node_id, payload, self.now())
         self.flush()
 
     def flush(self) -> None:
         for to_node, data in self.machine.messages_to_send():
+            self.sent += 1
             if not self.links.send(to_node, self.channel, data):
                 self.unsendable += 1
         deliver_events(self.machine, self.on_event, log)
         self._timer.arm()
+
+    def _after_round(self) -> None:
+        """The machine's timer fired (a probe, gossip or push-pull round)."""
+        self.rounds += 1
+        self.flush()
 
     def close(self) -> None:
         self._timer.cancel()

@@ -4,6 +4,7 @@ control plane and the controllers). Keys are per pool name:
     peers/<pool>    [{nodeId, name, address, status, lastSeen, route, ...}]
     ring/<pool>     the ring topology dict (with "converged")
     beacons/<pool>  {sent, received, drops: {reason: n}, peers: {nodeId: {...}}}
+    gossip/<pool>   {rounds, messagesSent, messagesReceived, epoch, convergeSeconds}
     join/<member>   {state, reason, attempts}   (a device that is joining)
 """
 
@@ -40,6 +41,10 @@ def ring_key(pool: str) -> str:
 
 def beacons_key(pool: str) -> str:
     return f"beacons/{pool}"
+
+
+def gossip_key(pool: str) -> str:
+    return f"gossip/{pool}"
 
 
 def join_key(member: str) -> str:

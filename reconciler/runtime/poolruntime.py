@@ -56,6 +56,7 @@ from reconciler.store_admin import charge_token
 log = logging.getLogger("meshnet.pool")
 
 PUBLISH_SECONDS = 0.5
+STATS_SECONDS = 5.0  # gossip counters for /metrics
 PROBE_INTERVAL = 0.3  # crash -> re-formed ring in about 2 s on a LAN (bench/membership.py)
 LEAVE_GRACE_SECONDS = 0.3
 
@@ -77,6 +78,9 @@ class PoolRuntime:
         self._links: PeerLinks | None = None
         self._gossip: GossipProtocol | None = None
         self._gossip_pump: Any = None
+        self._changed_at: float | None = None
+        self._converge_seconds: float | None = None
+        self._next_stats = 0.0
         self._beacon: BeaconProtocol | None = None
         self._sockets: BeaconSockets | None = None
         self._publisher: asyncio.Task[None] | None = None
@@ -320,7 +324,16 @@ class PoolRuntime:
                 "ring converged: epoch %d, %d members", event.ring.epoch, len(event.ring.members)
             )
         if isinstance(event, gossip_events.RingChanged | gossip_events.RingConverged):
+            self._time_convergence(event)
             self._publish()
+
+    def _time_convergence(self, event: object) -> None:
+        """How long the ring took from its first change to converging (for /metrics)."""
+        now = asyncio.get_running_loop().time()
+        if isinstance(event, gossip_events.RingChanged) and self._changed_at is None:
+            self._changed_at = now
+        elif isinstance(event, gossip_events.RingConverged) and self._changed_at is not None:
+            self._converge_seconds, self._changed_at = now - self._changed_at, None
 
     def _learn_address(self, node_id: str, address: str) -> None:
         """A gossiped address, unless a beacon or the rendezvous told us one first hand
@@ -371,8 +384,18 @@ class PoolRuntime:
             stats["gossipDrops"] = dict(self.gossip_drops)
             stats["rendezvous"] = self._rendezvous_status()
             observed.publish(store, observed.beacons_key(name), stats, self._cache)
+        if final or now >= self._next_stats:  # counters: every few seconds, not every change
+            self._next_stats = now + STATS_SECONDS
+            self._publish_gossip_stats(ring)
         if self.info.role == "admin" and not final:
             self._admin_rendezvous(store)
+
+    def _publish_gossip_stats(self, ring: dict[str, Any] | None) -> None:
+        pump = self._gossip_pump
+        gossip = {"rounds": pump.rounds, "messagesSent": pump.sent,
+                  "messagesReceived": pump.received, "epoch": ring["epoch"] if ring else 0,
+                  "convergeSeconds": self._converge_seconds}  # fmt: skip
+        observed.publish(self.ctx.store, observed.gossip_key(self.info.name), gossip, self._cache)
 
     def _admin_rendezvous(self, store: Any) -> None:
         """Hand out where we listen (through our control plane); seed gossip with the

@@ -42,3 +42,28 @@ def test_install_refuses_an_old_python(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "needs Python 3.11 or newer" in result.stderr and "3.9.2" in result.stderr
+
+
+def readme_first_command() -> str:
+    """The first line of the README's first bash block, without its comment."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("```bash\n", 1)[1]
+    return block.splitlines()[0].split("  #", 1)[0].strip()
+
+
+@pytest.mark.slow
+def test_readme_first_command_in_a_fresh_shell(tmp_path: Path) -> None:
+    """Exactly the README's first line, in a clean HOME whose PATH lacks ~/.local/bin."""
+    command = readme_first_command()
+    assert command.startswith("./install.sh")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k.startswith(("PIP_", "LANG", "LC_"))}
+    env.update(HOME=str(home), PATH="/usr/bin:/bin", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    result = subprocess.run(["bash", "-c", command], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=1500)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "command not found" not in output
+    assert "the ring converged on both devices" in result.stdout
+    assert "Stopped everything the demo started." in result.stdout

@@ -129,3 +129,20 @@ def test_a_kind_that_is_not_a_string_is_a_manifest_error() -> None:
     """Found by bench/fuzz.py: ``kind: {maxTokens: 32}`` raised TypeError (unhashable)."""
     with pytest.raises(ManifestError, match="unknown kind"):
         load_text("apiVersion: meshnet.dev/v1alpha1\nkind:\n  maxTokens: 32\n", "bad.yaml")
+
+
+def test_unclosed_bracket_is_reported_where_it_opens() -> None:
+    """The parser gives up later (here at the `}` and at the end); the person needs line 6."""
+    lines = [*POOL.splitlines()[:5], "  discovery: {staticPeers: [192.0.2.20:42424}", "  ring:", "    shardColumns: 8192"]
+    with pytest.raises(ManifestError) as caught:
+        load_text("\n".join(lines) + "\n", "pool.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.column) == (6, 28)
+    assert "flow sequence that starts here is never closed" in problem.message
+
+
+def test_bad_indentation_is_reported_where_the_parser_stops() -> None:
+    text = "apiVersion: meshnet.dev/v1alpha1\nkind: Pool\nmetadata:\n  name: a\n bad: 1\n"
+    with pytest.raises(ManifestError) as caught:
+        load_text(text, "pool.yaml")
+    assert caught.value.problems[0].line == 5

@@ -1,0 +1,59 @@
+"""Short commands import only what they use (startup is nearly all imports; the times
+themselves are measured by bench/cli_startup.py, not asserted here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.home import Home
+
+REPO = Path(__file__).resolve().parents[3]
+EXAMPLE = REPO / "examples" / "01-single-device" / "pool.yaml"
+HEAVY = ("numpy", "fastapi", "uvicorn", "cryptography", "nacl", "httpx", "ruamel.yaml", "yaml",
+         "gguf", "tokenizers", "reconciler.daemon", "reconciler.inference")  # fmt: skip
+
+
+def modules_after(args: list[str], home: Home) -> set[str]:
+    """The modules loaded once `meshctl ARGS` has run, in a fresh interpreter."""
+    script = (
+        "import sys, json\n"
+        "from meshctl.main import app\n"
+        "try:\n"
+        f"    app(args={args!r}, prog_name='meshctl')\n"
+        "except SystemExit as end:\n"
+        "    assert not end.code, end.code\n"
+        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MESHNET_HOME": str(home.root)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, cwd=home.root.parent, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return [m for m in modules if m in HEAVY or m.startswith(tuple(h + "." for h in HEAVY))]
+
+
+@pytest.mark.parametrize("args", [["version"], ["version", "-o", "json"]])
+def test_version_imports_nothing_heavy(args: list[str], home: Home) -> None:
+    modules = modules_after(args, home)
+    assert heavy_in(modules) == []
+    assert "manifests" not in modules and "rich.table" not in modules
+
+
+@pytest.mark.parametrize("kind", ["pools", "jobs", "peers"])
+def test_get_imports_nothing_heavy(kind: str, home: Home) -> None:
+    subprocess.run([sys.executable, "-m", "meshctl", "init", "--name", "dev"], check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)  # fmt: skip
+    subprocess.run([sys.executable, "-m", "meshctl", "apply", "-f", str(EXAMPLE)], check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)  # fmt: skip
+    modules = modules_after(["get", kind], home)
+    assert "meshctl.objects_cmd" in modules  # the command did run
+    assert heavy_in(modules) == []
