@@ -18,11 +18,14 @@ from reconciler.inference.tokenizer import Tokenizer, tokenizer_from_gguf, token
 from reconciler.inference.weights import ShardWeights, TensorSource, build_shard
 
 _TOKENIZER_KEYS = (
+    "general.architecture",
     "tokenizer.ggml.model",
     "tokenizer.ggml.pre",
     "tokenizer.ggml.tokens",
     "tokenizer.ggml.merges",
     "tokenizer.ggml.token_type",
+    "tokenizer.ggml.scores",
+    "tokenizer.ggml.unknown_token_id",
     "tokenizer.ggml.bos_token_id",
     "tokenizer.ggml.eos_token_id",
     "tokenizer.ggml.eot_token_id",
