@@ -14,7 +14,7 @@ from reconciler.controllers import member as member_controller
 from reconciler.controllers import pool as pool_controller
 from reconciler.executor import KindHandler
 from reconciler.home import Home
-from reconciler.inference.demo import demo_model_path
+from reconciler.inference.demo import MODEL_NAMES, named_model_path
 from reconciler.inference.errors import ModelError
 from reconciler.node import load_node_config
 from reconciler.pools import create_root, read_pool_info
@@ -34,9 +34,9 @@ def _token_problem(member: Member) -> str | None:
 
 
 def _model_problem(model: str) -> str | None:
-    if model == "demo":
+    if model in MODEL_NAMES:
         try:
-            demo_model_path()
+            named_model_path(model)
         except ModelError as err:
             return str(err)
         return None

@@ -33,6 +33,9 @@ _TOKENIZER_KEYS = (
     "tokenizer.ggml.add_eos_token",
     "tokenizer.chat_template",
 )
+# GGUF tokenizers built in this process, by (path, size, mtime): a 262k-piece SentencePiece
+# vocabulary takes seconds to turn into merges, and the agent loads a model per job.
+_TOKENIZERS: dict[tuple[str, int, int], Tokenizer] = {}
 
 
 @dataclass
@@ -74,15 +77,22 @@ def load_model_info(path: str | Path) -> ModelInfo:
         return ModelInfo(p, "hf", config, tokenizer_from_hf(p, config.bos_id, config.eos_ids))
     reader = open_gguf(p)
     config = gguf_config(reader, p)
-    fields = {k: field(reader, k) for k in _TOKENIZER_KEYS}
-    return ModelInfo(p, "gguf", config, tokenizer_from_gguf(fields, p))
+    stat = p.stat()
+    key = (str(p.resolve()), stat.st_size, stat.st_mtime_ns)
+    tokenizer = _TOKENIZERS.get(key)
+    if tokenizer is None:
+        tokenizer = tokenizer_from_gguf({k: field(reader, k) for k in _TOKENIZER_KEYS}, p)
+        if len(_TOKENIZERS) >= 4:
+            _TOKENIZERS.clear()
+        _TOKENIZERS[key] = tokenizer
+    return ModelInfo(p, "gguf", config, tokenizer)
 
 
 def open_source(path: str | Path, config: ModelConfig) -> TensorSource:
     """A TensorSource over the model's tensors."""
     p = Path(path)
     if _format(p) == "hf":
-        return HFSource(p)
+        return HFSource(p, config)
     return GGUFSource(open_gguf(p), config, p)
 
 

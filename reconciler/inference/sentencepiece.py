@@ -17,6 +17,7 @@ fallback (``<0x41>`` pieces for characters outside the vocabulary).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers
 from tokenizers import Tokenizer as HFTokenizer
@@ -40,14 +41,14 @@ def merges_from_vocab(tokens: Sequence[str], priority: Sequence[float]) -> list[
     index = {t: i for i, t in enumerate(tokens)}
     found: list[tuple[float, int, int, str, str]] = []
     for piece, rank in dict(zip(tokens, priority, strict=True)).items():
+        n = len(piece)
         local = [
-            (piece[:k], piece[k:])
-            for k in range(1, len(piece))
-            if piece[:k] in index and piece[k:] in index
+            (piece[:k], piece[k:]) for k in range(1, n) if piece[k:] in index and piece[:k] in index
         ]
-        local.sort(key=lambda lr: (index[lr[0]], index[lr[1]]))
-        found.extend((rank, len(left), len(right), left, right) for left, right in local)
-    found.sort(key=lambda m: (m[0], m[1], m[2]), reverse=True)
+        if len(local) > 1:
+            local.sort(key=lambda lr: (index[lr[0]], index[lr[1]]))
+        found += [(rank, len(left), n - len(left), left, right) for left, right in local]
+    found.sort(key=itemgetter(0, 1, 2), reverse=True)
     return [(left, right) for _, _, _, left, right in found]
 
 

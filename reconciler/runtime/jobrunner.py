@@ -14,7 +14,7 @@ from typing import Any
 
 from manifests import Job
 from reconciler.inference import load_model_info
-from reconciler.inference.demo import demo_model_path
+from reconciler.inference.demo import named_model_path
 from reconciler.inference.errors import ModelError
 from reconciler.inference.generate import TokenEvent
 from reconciler.inference.sampling import SamplingParams
@@ -27,8 +27,8 @@ FLUSH_SECONDS = 0.05
 
 
 def resolve_model(ref: str) -> Path:
-    """A Job's model: 'demo' (the packaged SmolLM2) or a path on this device."""
-    return demo_model_path() if ref == "demo" else Path(ref).expanduser()
+    """A Job's model: a packaged model's name ('demo', 'gemma3-270m') or a path here."""
+    return named_model_path(ref) or Path(ref).expanduser()
 
 
 def sampling_of(job: Job) -> SamplingParams:
