@@ -122,13 +122,17 @@ def tokenizer_from_gguf(fields: dict[str, Any], path: str | Path) -> Tokenizer:
     return Tokenizer(
         backend=backend,
         # llama.cpp and transformers add BOS to a SentencePiece vocabulary unless told not to
-        add_bos=bool(fields.get("tokenizer.ggml.add_bos_token", kind == "llama")),
+        add_bos=_flag(fields.get("tokenizer.ggml.add_bos_token"), default=kind == "llama"),
         add_eos=bool(fields.get("tokenizer.ggml.add_eos_token", False)),
         bos_id=bos,
         eos_ids=tuple(i for i in (eos, fields.get("tokenizer.ggml.eot_token_id")) if i is not None),
         chat_template=fields.get("tokenizer.chat_template"),
         special=_special_strings(tokens, bos, eos),
     )
+
+
+def _flag(value: Any, default: bool) -> bool:
+    return default if value is None else bool(value)
 
 
 def _byte_level_bpe(
