@@ -66,6 +66,10 @@ def hf_config(directory: Path) -> ModelConfig:
     c = read_json(path)
     if c.get("model_type") == "gemma3_text":
         return _gemma3_config(path, c)
+    if c.get("model_type") == "gemma3":
+        raise ModelError(
+            path, "a Gemma 3 vision-language folder: use a text-only one (model_type gemma3_text)"
+        )
     return _plain_config(path, c)
 
 

@@ -49,6 +49,16 @@ def test_gemma3_hf_config_reads_scale_layer_types_and_rope(models_dir: Path) -> 
     assert config.rope_theta_local == 10000.0 and config.embed_scale == pytest.approx(8.0)
 
 
+def test_gemma3_hf_folder_of_the_vision_model_is_refused(models_dir: Path, tmp_path: Path) -> None:
+    from reconciler.inference.errors import ModelError
+
+    config = json.loads((models_dir / "tiny-gemma3-hf" / "config.json").read_text())
+    config["model_type"] = "gemma3"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="model_type gemma3_text"):
+        load_model_info(tmp_path)
+
+
 @BOTH
 def test_gemma3_prefill_logits_match_transformers(
     models_dir: Path, gemma_reference: dict[str, Any], name: str
