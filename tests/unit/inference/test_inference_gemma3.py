@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from reconciler.inference.loader import load_model_info, load_shard
+from reconciler.inference.gguf_model import field, open_gguf
+from reconciler.inference.loader import _TOKENIZER_KEYS, load_model_info, load_shard
 from reconciler.inference.local import make_engines, run_ranks
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share
+from reconciler.inference.tokenizer import Tokenizer, tokenizer_from_gguf
 
 TINY = "tiny-gemma3.gguf"
 BOTH = pytest.mark.parametrize("name", [TINY, "tiny-gemma3-hf"])
@@ -116,29 +118,34 @@ def test_gemma3_tensor_parallel_matches_single_rank(
     assert got == [want_ids] * len(engines)
 
 
-@pytest.mark.parametrize("name", ["tiny-gemma3.gguf", "tiny-spm-llama.gguf"])
+SPM = pytest.mark.parametrize("name", ["tiny-gemma3.gguf", "tiny-spm-llama.gguf"])
+
+
+def _tokenizer(path: Path) -> Tokenizer:
+    """The tokenizer alone (tiny-spm-llama.gguf has no model metadata)."""
+    reader = open_gguf(path)
+    return tokenizer_from_gguf({k: field(reader, k) for k in _TOKENIZER_KEYS}, path)
+
+
+@SPM
 def test_sentencepiece_tokenizer_matches_transformers(
     models_dir: Path, gemma_reference: dict[str, Any], name: str
 ) -> None:
-    from reconciler.inference.gguf_model import field, open_gguf
-    from reconciler.inference.loader import _TOKENIZER_KEYS
-    from reconciler.inference.tokenizer import tokenizer_from_gguf
-
-    reader = open_gguf(models_dir / name)
-    tokenizer = tokenizer_from_gguf({k: field(reader, k) for k in _TOKENIZER_KEYS}, name)
+    tokenizer = _tokenizer(models_dir / name)
     for case in gemma_reference["tokenizers"][name]:
         assert tokenizer.encode(case["text"]) == case["ids"], case["text"]
         assert tokenizer.decode(case["ids"]) == case["decoded"], case["text"]
 
 
-def test_sentencepiece_stream_decodes_byte_fallback_whole(models_dir: Path) -> None:
-    tokenizer = load_model_info(models_dir / TINY).tokenizer
-    text = "naïve 🦙 ok"
+@SPM
+def test_sentencepiece_stream_decodes_byte_fallback_whole(models_dir: Path, name: str) -> None:
+    tokenizer = _tokenizer(models_dir / name)
+    text = "Hello naïve 🦙 the lazy dog"
     ids = tokenizer.encode(text, add_special=False)
     stream = tokenizer.stream()
     deltas = [stream.feed(i) for i in ids]
-    assert "".join(deltas) == text
-    assert "\ufffd" not in "".join(deltas)  # partial UTF-8 bytes are held back
+    assert "".join(deltas) == text  # spaces kept between words, Llama's prefix space not
+    assert all("\ufffd" not in d for d in deltas)  # partial UTF-8 bytes are held back
 
 
 def test_gemma3_chat_template_renders_as_transformers(
