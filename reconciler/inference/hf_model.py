@@ -110,8 +110,8 @@ def _plain_config(path: Path, c: dict[str, Any]) -> ModelConfig:
 def _gemma3_config(path: Path, c: dict[str, Any]) -> ModelConfig:
     """Gemma 3 text models, transformers 4.x (rope_theta, rope_local_base_freq, rope_scaling)
     or 5.x (rope_parameters per attention kind) spelling."""
-    rope = c.get("rope_parameters") or {}
-    full, local = rope.get("full_attention") or {}, rope.get("sliding_attention") or {}
+    rope = _dict(c.get("rope_parameters"))
+    full, local = _dict(rope.get("full_attention")), _dict(rope.get("sliding_attention"))
     theta = full.get("rope_theta", c.get("rope_theta", 1_000_000.0))
     theta_local = local.get("rope_theta", c.get("rope_local_base_freq", 10_000.0))
     if c.get("final_logit_softcapping") or c.get("attn_logit_softcapping"):
@@ -119,6 +119,9 @@ def _gemma3_config(path: Path, c: dict[str, Any]) -> ModelConfig:
     c = {**c, "rope_parameters": full or c.get("rope_scaling") or {}, "rope_theta": theta}
     c = {**c, "model_type": "gemma3", "tie_word_embeddings": c.get("tie_word_embeddings", True)}
     base = _plain_config(path, c)
+    scalar = c.get("query_pre_attn_scalar", 256)
+    if not isinstance(scalar, int | float) or scalar <= 0:
+        raise ModelError(path, f"query_pre_attn_scalar must be a positive number, not {scalar!r}")
     try:
         return replace(
             base,
@@ -129,10 +132,14 @@ def _gemma3_config(path: Path, c: dict[str, Any]) -> ModelConfig:
             sliding_window=int(c.get("sliding_window") or 0),
             sliding_pattern=_pattern(path, c),
             rope_theta_local=float(theta_local),
-            attn_scale=float(c.get("query_pre_attn_scalar", 256)) ** -0.5,
+            attn_scale=float(scalar) ** -0.5,
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ArithmeticError) as exc:
         raise ModelError(path, f"bad or missing field ({exc!r})") from exc
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _pattern(path: Path, c: dict[str, Any]) -> int:

@@ -51,13 +51,24 @@ def test_gemma3_hf_config_reads_scale_layer_types_and_rope(models_dir: Path) -> 
     assert config.rope_theta_local == 10000.0 and config.embed_scale == pytest.approx(8.0)
 
 
-def test_gemma3_hf_folder_of_the_vision_model_is_refused(models_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"model_type": "gemma3"}, "model_type gemma3_text"),  # the vision-language model
+        ({"query_pre_attn_scalar": -4}, "query_pre_attn_scalar must be a positive number"),
+        ({"layer_types": ["full_attention", "sliding_attention"] * 3}, "regular"),
+        ({"final_logit_softcapping": 30.0}, "soft-capping is not supported"),
+        ({"rope_parameters": [1, 2], "hidden_size": "wide"}, "bad or missing field"),
+    ],
+)
+def test_gemma3_hf_config_refused_with_the_reason(
+    models_dir: Path, tmp_path: Path, change: dict[str, Any], reason: str
+) -> None:
     from reconciler.inference.errors import ModelError
 
     config = json.loads((models_dir / "tiny-gemma3-hf" / "config.json").read_text())
-    config["model_type"] = "gemma3"
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelError, match="model_type gemma3_text"):
+    (tmp_path / "config.json").write_text(json.dumps(config | change))
+    with pytest.raises(ModelError, match=reason):
         load_model_info(tmp_path)
 
 
