@@ -173,7 +173,10 @@ def gguf_config(reader: gguf.GGUFReader, path: str | Path) -> ModelConfig:
         eos_ids=tuple(int(t) for t in dict.fromkeys((eos, eot)) if t is not None),
     )
     if arch == "gemma3":
-        config = _gemma3(reader, config)
+        try:
+            config = _gemma3(reader, config)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(path, f"bad gemma3 metadata ({exc})") from exc
     reason = config.validate()
     if reason:
         raise ModelError(path, reason)

@@ -167,3 +167,26 @@ def test_gemma3_chat_template_renders_as_transformers(
     assert tokenizer.apply_chat_template(recorded["conversation"]) == recorded["chat"]
     ids = tokenizer.encode(recorded["chat"], add_special=False)
     assert ids.count(4) == 4 and ids.count(5) == 3  # <start_of_turn>, <end_of_turn> whole
+
+
+def test_gemma3_gguf_with_bad_window_is_refused(models_dir: Path, tmp_path: Path) -> None:
+    import gguf
+
+    from reconciler.inference.errors import ModelError
+
+    reader = gguf.GGUFReader(models_dir / TINY)
+    path = tmp_path / "bad.gguf"
+    writer = gguf.GGUFWriter(str(path), "gemma3")
+    for key, f in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        value = "wide" if key == "gemma3.attention.sliding_window" else f.contents()
+        vtype = gguf.GGUFValueType.STRING if value == "wide" else f.types[0]
+        sub = f.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(key, value, vtype, sub_type=sub)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelError, match="bad gemma3 metadata"):
+        load_model_info(path)
