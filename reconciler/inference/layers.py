@@ -27,18 +27,36 @@ def silu_mul(gate: F32, up: F32) -> F32:
     return cast(F32, gate / (1.0 + np.exp(-gate)) * up)  # [T, Fl]
 
 
+def gelu_tanh_mul(gate: F32, up: F32) -> F32:
+    """GeGLU activation: gelu(gate) (tanh approximation) * up, both [T, Fl]."""
+    inner = math.sqrt(2.0 / math.pi) * (gate + 0.044715 * gate * gate * gate)  # [T, Fl]
+    return cast(F32, 0.5 * gate * (1.0 + np.tanh(inner)) * up)  # [T, Fl]
+
+
+def head_rms_norm(x: F32, weight: F32, eps: float) -> F32:
+    """RMSNorm of every head (QK-norm): x [T, n, E], weight [E] -> [T, n, E]."""
+    ms = np.mean(x * x, axis=-1, keepdims=True)  # [T, n, 1]
+    return cast(F32, x * (1.0 / np.sqrt(ms + eps)) * weight)  # [T, n, E]
+
+
 def softmax(x: F32) -> F32:
     """Softmax over the last axis."""
     e = np.exp(x - np.max(x, axis=-1, keepdims=True))  # [..., S]
     return cast(F32, e / np.sum(e, axis=-1, keepdims=True))  # [..., S]
 
 
-def inv_frequencies(config: ModelConfig) -> NDArray[np.float64]:
-    """RoPE inverse frequencies [E/2], with linear or llama3 scaling."""
+def inv_frequencies(config: ModelConfig, local: bool = False) -> NDArray[np.float64]:
+    """RoPE inverse frequencies [E/2], with linear or llama3 scaling.
+
+    ``local``: the sliding layers' table (base ``rope_theta_local``, never scaled).
+    """
     e = config.head_dim
-    inv = 1.0 / config.rope_theta ** (np.arange(0, e, 2, dtype=np.float64) / e)  # [E/2]
+    theta = config.rope_theta
+    if local and config.rope_theta_local is not None:
+        theta = config.rope_theta_local
+    inv = 1.0 / theta ** (np.arange(0, e, 2, dtype=np.float64) / e)  # [E/2]
     s = config.rope_scaling
-    if s is None:
+    if s is None or local:
         return inv
     if s.kind == "linear":
         return inv / s.factor
@@ -55,9 +73,10 @@ def inv_frequencies(config: ModelConfig) -> NDArray[np.float64]:
     raise ValueError(f"unsupported RoPE scaling {s.kind!r}")
 
 
-def rope_tables(config: ModelConfig, n_pos: int) -> tuple[F32, F32]:
+def rope_tables(config: ModelConfig, n_pos: int, local: bool = False) -> tuple[F32, F32]:
     """cos, sin tables [n_pos, E/2] (computed in float64, stored float32)."""
-    angles = np.outer(np.arange(n_pos, dtype=np.float64), inv_frequencies(config))  # [S, E/2]
+    inv = inv_frequencies(config, local)  # [E/2]
+    angles = np.outer(np.arange(n_pos, dtype=np.float64), inv)  # [S, E/2]
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
 
 
@@ -69,18 +88,25 @@ def apply_rope(x: F32, cos: F32, sin: F32) -> F32:
     return np.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1)  # [T, n, E]
 
 
-def attention(q: F32, keys: F32, values: F32, start: int) -> F32:
+def attention(
+    q: F32, keys: F32, values: F32, start: int, window: int = 0, scale: float | None = None
+) -> F32:
     """Causal GQA attention for queries at positions ``start .. start+T``.
 
     q [T, Kl, G, E]; keys/values [Kl, P, E] with P = start + T -> [T, Kl*G*E].
+    ``window`` > 0: a query at position p sees only keys p - window < k <= p (sliding
+    layers). ``scale`` multiplies the scores (default 1/sqrt(E)).
     """
     t, kl, g, e = q.shape
     p = keys.shape[1]
     qh = q.transpose(1, 2, 0, 3).reshape(kl, g * t, e)  # [Kl, G*T, E]
     scores = qh @ keys.transpose(0, 2, 1)  # [Kl, G*T, P]
-    scores *= 1.0 / math.sqrt(e)
-    if t > 1:
-        allowed = np.arange(p)[None, :] <= (start + np.arange(t))[:, None]  # [T, P]
+    scores *= 1.0 / math.sqrt(e) if scale is None else scale
+    if t > 1 or 0 < window < p:
+        qpos = (start + np.arange(t))[:, None]  # [T, 1]
+        allowed = np.arange(p)[None, :] <= qpos  # [T, P]
+        if window > 0:
+            allowed &= np.arange(p)[None, :] > qpos - window  # [T, P]
         mask = np.where(allowed, 0.0, -np.inf).astype(np.float32)  # [T, P]
         scores = (scores.reshape(kl, g, t, p) + mask).reshape(kl, g * t, p)  # [Kl, G*T, P]
     out = softmax(scores) @ values  # [Kl, G*T, E]

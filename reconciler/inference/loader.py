@@ -19,11 +19,14 @@ from reconciler.inference.tokenizer import Tokenizer, tokenizer_from_gguf, token
 from reconciler.inference.weights import ShardWeights, TensorSource, build_shard
 
 _TOKENIZER_KEYS = (
+    "general.architecture",
     "tokenizer.ggml.model",
     "tokenizer.ggml.pre",
     "tokenizer.ggml.tokens",
     "tokenizer.ggml.merges",
     "tokenizer.ggml.token_type",
+    "tokenizer.ggml.scores",
+    "tokenizer.ggml.unknown_token_id",
     "tokenizer.ggml.bos_token_id",
     "tokenizer.ggml.eos_token_id",
     "tokenizer.ggml.eot_token_id",
@@ -31,6 +34,9 @@ _TOKENIZER_KEYS = (
     "tokenizer.ggml.add_eos_token",
     "tokenizer.chat_template",
 )
+# GGUF tokenizers built in this process, by (path, size, mtime): a 262k-piece SentencePiece
+# vocabulary takes seconds to turn into merges, and the agent loads a model per job.
+_TOKENIZERS: dict[tuple[str, int, int], Tokenizer] = {}
 
 
 @dataclass
@@ -72,8 +78,15 @@ def load_model_info(path: str | Path) -> ModelInfo:
         return ModelInfo(p, "hf", config, tokenizer_from_hf(p, config.bos_id, config.eos_ids))
     reader = open_gguf(p)
     config = gguf_config(reader, p)
-    fields = {k: field(reader, k) for k in _TOKENIZER_KEYS}
-    return ModelInfo(p, "gguf", config, tokenizer_from_gguf(fields, p))
+    stat = p.stat()
+    key = (str(p.resolve()), stat.st_size, stat.st_mtime_ns)
+    tokenizer = _TOKENIZERS.get(key)
+    if tokenizer is None:
+        tokenizer = tokenizer_from_gguf({k: field(reader, k) for k in _TOKENIZER_KEYS}, p)
+        if len(_TOKENIZERS) >= 4:
+            _TOKENIZERS.clear()
+        _TOKENIZERS[key] = tokenizer
+    return ModelInfo(p, "gguf", config, tokenizer)
 
 
 def open_source(path: str | Path, config: ModelConfig) -> TensorSource:
@@ -81,7 +94,7 @@ def open_source(path: str | Path, config: ModelConfig) -> TensorSource:
     p = Path(path)
     if _format(p) == "hf":
         check_shapes(config, safetensors_shapes(weight_files(p)), p)
-        return HFSource(p)
+        return HFSource(p, config)
     reader = open_gguf(p)
     check_shapes(config, gguf_shapes(reader.tensors), p)
     return GGUFSource(reader, config, p)

@@ -24,7 +24,16 @@ from reconciler.inference.collectives import Collectives, SingleRank
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.errors import CollectiveError
 from reconciler.inference.generate import TokenEvent, generate
-from reconciler.inference.layers import F32, apply_rope, attention, rms_norm, rope_tables, silu_mul
+from reconciler.inference.layers import (
+    F32,
+    apply_rope,
+    attention,
+    gelu_tanh_mul,
+    head_rms_norm,
+    rms_norm,
+    rope_tables,
+    silu_mul,
+)
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.inference.weights import LayerWeights, ShardWeights
@@ -49,6 +58,9 @@ class Engine:
         self.cache_k = np.zeros(shape, dtype=np.float32)  # [L, Kl, S, E] (pages touched lazily)
         self.cache_v = np.zeros(shape, dtype=np.float32)  # [L, Kl, S, E]
         self.cos, self.sin = rope_tables(config, self.cache_len)  # [S, E/2] each
+        self.cos_local, self.sin_local = self.cos, self.sin  # sliding layers' (Gemma)
+        if config.rope_theta_local is not None:
+            self.cos_local, self.sin_local = rope_tables(config, self.cache_len, local=True)
         self.pos = 0
         self.greedy = False  # set by generate() for temperature 0: see _greedy_logits
 
@@ -92,13 +104,15 @@ class Engine:
         return rms_norm(x, self.weights.norm, self.config.norm_eps)  # [T, D]
 
     def _embed(self, ids: NDArray[np.int64]) -> F32:
-        share = self.weights.share
+        share, scale = self.weights.share, self.config.embed_scale
         if self.comm.world_size == 1:
-            return self.weights.embed[ids]  # [T, D]
-        local = np.zeros((len(ids), self.config.dim), dtype=np.float32)  # [T, D]
-        mine = (ids >= share.vocab_start) & (ids < share.vocab_end)  # [T]
-        local[mine] = self.weights.embed[ids[mine] - share.vocab_start]
-        return self.comm.all_reduce_sum(local)  # [T, D]
+            x = self.weights.embed[ids]  # [T, D]
+        else:
+            local = np.zeros((len(ids), self.config.dim), dtype=np.float32)  # [T, D]
+            mine = (ids >= share.vocab_start) & (ids < share.vocab_end)  # [T]
+            local[mine] = self.weights.embed[ids[mine] - share.vocab_start]
+            x = self.comm.all_reduce_sum(local)  # [T, D]
+        return x if scale == 1.0 else x * scale  # [T, D]
 
     def _layer(self, i: int, w: LayerWeights, x: F32) -> F32:
         cfg, share = self.config, self.weights.share
@@ -110,18 +124,33 @@ class Engine:
         q = qkv[:, : hl * e].reshape(t, hl, e)  # [T, Hl, E]
         k = qkv[:, hl * e : (hl + kl) * e].reshape(t, kl, e)  # [T, Kl, E]
         v = qkv[:, (hl + kl) * e :].reshape(t, kl, e)  # [T, Kl, E]
+        if w.q_norm is not None and w.k_norm is not None:  # QK-norm (Gemma)
+            q = head_rms_norm(q, w.q_norm, cfg.norm_eps)  # [T, Hl, E]
+            k = head_rms_norm(k, w.k_norm, cfg.norm_eps)  # [T, Kl, E]
         p0, p1 = self.pos, self.pos + t
-        cos, sin = self.cos[p0:p1], self.sin[p0:p1]  # [T, E/2]
+        sliding = cfg.layer_is_sliding(i)
+        cos_t, sin_t = (self.cos_local, self.sin_local) if sliding else (self.cos, self.sin)
+        cos, sin = cos_t[p0:p1], sin_t[p0:p1]  # [T, E/2]
         self.cache_k[i, :, p0:p1] = apply_rope(k, cos, sin).transpose(1, 0, 2)  # [Kl, T, E]
         self.cache_v[i, :, p0:p1] = v.transpose(1, 0, 2)  # [Kl, T, E]
         qg = apply_rope(q, cos, sin).reshape(t, kl, cfg.group, e)  # [T, Kl, G, E]
-        att = attention(qg, self.cache_k[i, :, :p1], self.cache_v[i, :, :p1], p0)  # [T, Hl E]
-        x = x + self.comm.all_reduce_sum(att @ w.wo.T)  # [T, D]
+        window = cfg.sliding_window if sliding else 0
+        s0 = max(0, p0 + 1 - window) if window else 0  # the first key any query here sees
+        keys, values = self.cache_k[i, :, s0:p1], self.cache_v[i, :, s0:p1]  # [Kl, P, E]
+        att = attention(qg, keys, values, p0 - s0, window, cfg.attn_scale)  # [T, Hl E]
+        o = self.comm.all_reduce_sum(att @ w.wo.T)  # [T, D]
+        if w.post_attn_norm is not None:
+            o = rms_norm(o, w.post_attn_norm, cfg.norm_eps)  # [T, D]
+        x = x + o  # [T, D]
         h = rms_norm(x, w.ffn_norm, cfg.norm_eps)  # [T, D]
         gu = h @ w.wgu.T  # [T, 2 Fl]
         f = gu.shape[1] // 2
-        a = silu_mul(gu[:, :f], gu[:, f:])  # [T, Fl]
-        return x + self.comm.all_reduce_sum(a @ w.wdown.T)  # [T, D]
+        act = gelu_tanh_mul if cfg.activation == "gelu_tanh" else silu_mul
+        a = act(gu[:, :f], gu[:, f:])  # [T, Fl]
+        m = self.comm.all_reduce_sum(a @ w.wdown.T)  # [T, D]
+        if w.post_ffn_norm is not None:
+            m = rms_norm(m, w.post_ffn_norm, cfg.norm_eps)  # [T, D]
+        return x + m  # [T, D]
 
     def _logits(self, h: F32) -> F32:
         local = h @ self.weights.lm_head.T  # [T, Vl]

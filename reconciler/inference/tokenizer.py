@@ -3,7 +3,8 @@
 A GGUF ``gpt2`` tokenizer (tokens + merges) becomes a ``tokenizers`` byte-level BPE; the
 pre-tokenizer follows ``tokenizer.ggml.pre`` the way transformers' GGUF loader does (GPT-2
 regex unless a known split is named). Control tokens become special tokens and
-user-defined tokens plain added tokens, so ``<|im_start|>`` stays whole.
+user-defined tokens plain added tokens, so ``<|im_start|>`` stays whole. A ``llama``
+(SentencePiece) vocabulary is built in ``sentencepiece.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from reconciler.inference.chattemplate import render_chat
 from reconciler.inference.errors import ModelError
 from reconciler.inference.hf_model import read_json
+from reconciler.inference.sentencepiece import sentencepiece_backend
 
 _LLAMA3_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
@@ -95,31 +97,66 @@ def tokenizer_from_gguf(fields: dict[str, Any], path: str | Path) -> Tokenizer:
     """Build the tokenizer a GGUF file describes (``fields``: key -> contents)."""
     kind = fields.get("tokenizer.ggml.model")
     tokens = fields.get("tokenizer.ggml.tokens")
-    merges = fields.get("tokenizer.ggml.merges")
-    if kind != "gpt2" or not tokens or merges is None:
+    types = fields.get("tokenizer.ggml.token_type") or []
+    if kind == "gpt2" and tokens and fields.get("tokenizer.ggml.merges") is not None:
+        backend = _byte_level_bpe(fields, tokens, types, path)
+    elif kind == "llama" and tokens:
+        backend = _sentencepiece(fields, tokens, types, path)
+    else:
         raise ModelError(
-            path, f"cannot build a tokenizer: model {kind!r} (need 'gpt2' BPE with merges)"
+            path,
+            f"cannot build a tokenizer: model {kind!r} "
+            "(need 'gpt2' BPE with merges or 'llama' SentencePiece with tokens)",
         )
-    try:
-        vocab = {t: i for i, t in enumerate(tokens)}
-        pairs = [tuple(m.split(" ", 1)) for m in merges]
-        backend = HFTokenizer(models.BPE(vocab, pairs, fuse_unk=False, ignore_merges=False))
-    except Exception as exc:  # tokenizers raises Exception subclasses of its own
-        raise ModelError(path, f"cannot build a tokenizer: {exc}") from exc
-    _set_pre_tokenizer(backend, fields.get("tokenizer.ggml.pre"))
-    backend.decoder = decoders.ByteLevel()
-    _add_special(backend, tokens, fields.get("tokenizer.ggml.token_type") or [])
     bos = fields.get("tokenizer.ggml.bos_token_id")
     eos = fields.get("tokenizer.ggml.eos_token_id")
     return Tokenizer(
         backend=backend,
-        add_bos=bool(fields.get("tokenizer.ggml.add_bos_token", False)),
+        # llama.cpp and transformers add BOS to a SentencePiece vocabulary unless told not to
+        add_bos=_flag(fields.get("tokenizer.ggml.add_bos_token"), default=kind == "llama"),
         add_eos=bool(fields.get("tokenizer.ggml.add_eos_token", False)),
         bos_id=bos,
         eos_ids=tuple(i for i in (eos, fields.get("tokenizer.ggml.eot_token_id")) if i is not None),
         chat_template=fields.get("tokenizer.chat_template"),
         special=_special_strings(tokens, bos, eos),
     )
+
+
+def _flag(value: Any, default: bool) -> bool:
+    return default if value is None else bool(value)
+
+
+def _byte_level_bpe(
+    fields: dict[str, Any], tokens: list[str], types: list[int], path: str | Path
+) -> HFTokenizer:
+    try:
+        vocab = {t: i for i, t in enumerate(tokens)}
+        pairs = [tuple(m.split(" ", 1)) for m in fields["tokenizer.ggml.merges"]]
+        backend = HFTokenizer(models.BPE(vocab, pairs, fuse_unk=False, ignore_merges=False))
+    except Exception as exc:  # tokenizers raises Exception subclasses of its own
+        raise ModelError(path, f"cannot build a tokenizer: {exc}") from exc
+    _set_pre_tokenizer(backend, fields.get("tokenizer.ggml.pre"))
+    backend.decoder = decoders.ByteLevel()
+    _add_special(backend, tokens, types)
+    return backend
+
+
+def _sentencepiece(
+    fields: dict[str, Any], tokens: list[str], types: list[int], path: str | Path
+) -> HFTokenizer:
+    scores = fields.get("tokenizer.ggml.scores")
+    if scores is not None and len(scores) != len(tokens):
+        raise ModelError(path, f"{len(scores)} token scores for {len(tokens)} tokens")
+    try:
+        return sentencepiece_backend(
+            str(fields.get("general.architecture") or ""),
+            tokens,
+            scores,
+            types,
+            fields.get("tokenizer.ggml.unknown_token_id"),
+        )
+    except Exception as exc:  # tokenizers raises Exception subclasses of its own
+        raise ModelError(path, f"cannot build a tokenizer: {exc}") from exc
 
 
 def _set_pre_tokenizer(backend: HFTokenizer, pre: str | None) -> None:

@@ -7,7 +7,8 @@ read the same input are fused: Q/K/V into ``wqkv`` and gate/up into ``wgu``.
 
 Loaders expose a :class:`TensorSource` over logical names (``embed``, ``lm_head``,
 ``norm``, and per layer ``"{i}.q"``, ``"{i}.k"``, ``"{i}.v"``, ``"{i}.o"``, ``"{i}.gate"``,
-``"{i}.up"``, ``"{i}.down"``, ``"{i}.attn_norm"``, ``"{i}.ffn_norm"``, ``"{i}.q_bias"`` ...),
+``"{i}.up"``, ``"{i}.down"``, ``"{i}.attn_norm"``, ``"{i}.ffn_norm"``, ``"{i}.q_bias"``,
+Gemma's ``"{i}.q_norm"``, ``"{i}.k_norm"``, ``"{i}.post_attn_norm"``, ``"{i}.post_ffn_norm"`` ...),
 so slicing and fusion live here once for every file format.
 """
 
@@ -57,6 +58,15 @@ class LayerWeights:
     ffn_norm: F32  # [D]
     wgu: F32  # [2 Fl, D]  gate rows then up rows
     wdown: F32  # [D, Fl]
+    q_norm: F32 | None = None  # [E] QK-norm (config.qk_norm)
+    k_norm: F32 | None = None  # [E]
+    post_attn_norm: F32 | None = None  # [D] (config.post_norms)
+    post_ffn_norm: F32 | None = None  # [D]
+
+    def norms(self) -> list[F32]:
+        """The optional norm vectors this layer has."""
+        extra = (self.q_norm, self.k_norm, self.post_attn_norm, self.post_ffn_norm)
+        return [a for a in extra if a is not None]
 
 
 @dataclass
@@ -77,7 +87,7 @@ class ShardWeights:
             for a in (layer.attn_norm, layer.wqkv, layer.bqkv, layer.wo):
                 if a is not None:
                     arrays[id(a)] = a
-            for a in (layer.ffn_norm, layer.wgu, layer.wdown):
+            for a in (layer.ffn_norm, layer.wgu, layer.wdown, *layer.norms()):
                 arrays[id(a)] = a
         return sum(a.nbytes for a in arrays.values())
 
@@ -114,6 +124,10 @@ def _layer(source: TensorSource, config: ModelConfig, share: RankShare, i: int) 
         bqkv = _c(np.concatenate(parts))
     f = (share.ffn_start, share.ffn_end)
     wgu = np.concatenate([source.rows(f"{i}.gate", *f), source.rows(f"{i}.up", *f)])
+
+    def vec(name: str, wanted: bool) -> F32 | None:
+        return _c(source.vector(f"{i}.{name}")) if wanted else None
+
     return LayerWeights(
         attn_norm=_c(source.vector(f"{i}.attn_norm")),
         wqkv=_c(wqkv),
@@ -122,6 +136,10 @@ def _layer(source: TensorSource, config: ModelConfig, share: RankShare, i: int) 
         ffn_norm=_c(source.vector(f"{i}.ffn_norm")),
         wgu=_c(wgu),
         wdown=_c(source.cols(f"{i}.down", *f)),
+        q_norm=vec("q_norm", config.qk_norm),
+        k_norm=vec("k_norm", config.qk_norm),
+        post_attn_norm=vec("post_attn_norm", config.post_norms),
+        post_ffn_norm=vec("post_ffn_norm", config.post_norms),
     )
 
 

@@ -2,9 +2,9 @@
 
 A Job's ``model`` written by the local user (``mesh inference --model PATH``,
 ``meshctl apply``) may be any path: the local user may read it anyway. What comes from
-peers never is. The coordinator offers a model to the ring by *name*: ``demo`` (the
-packaged SmolLM2) or the file or folder name of the model, and each member looks that
-name up only in its own model folders: ``$MESHNET_HOME/models`` and the folders listed
+peers never is. The coordinator offers a model to the ring by *name*: ``demo`` or
+``gemma3-270m`` (models that come in Python packages) or the file or folder name of the
+model, and each member looks that name up only in its own model folders: ``$MESHNET_HOME/models`` and the folders listed
 in ``MESHNET_MODEL_DIRS`` (``:``-separated), chosen by that device's owner. Jobs
 submitted over the control plane's ``POST /v1/jobs`` are resolved the same way.
 
@@ -19,7 +19,8 @@ import re
 from pathlib import Path
 
 from reconciler.home import Home
-from reconciler.inference.demo import demo_model_path
+from reconciler.inference.demo import MODEL_NAMES, named_model_path
+from reconciler.inference.errors import ModelError
 
 DEMO = "demo"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -49,8 +50,13 @@ def model_dirs(home: Home) -> list[Path]:
 
 def resolve_name(ref: str, home: Home) -> Path:
     """The model a peer names; ModelRefused unless it is one of this device's models."""
-    if ref == DEMO:
-        return demo_model_path()
+    if ref in MODEL_NAMES:  # packaged models: 'demo', 'gemma3-270m'
+        try:
+            packaged = named_model_path(ref)
+        except ModelError as err:  # its package is not installed here
+            raise ModelRefused(str(err)) from err
+        assert packaged is not None
+        return packaged
     if not is_model_name(ref):
         raise ModelRefused(f"{ref!r} is not a model name")
     for folder in model_dirs(home):
@@ -91,4 +97,4 @@ def model_problem(ref: str, home: Home, submitted: bool) -> str | None:
 
 def offered_name(ref: str, path: Path) -> str:
     """The name the coordinator offers for the model it resolved ``ref`` to."""
-    return DEMO if ref == DEMO else path.name
+    return ref if ref in MODEL_NAMES else path.name

@@ -73,7 +73,16 @@ def test_missing_tokenizer(models_dir: Path, tmp_path: Path) -> None:
         load_model_info(d)
 
 
-def test_tokenizer_that_cannot_be_built(models_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "scores", "reason"),
+    [
+        ("bert", None, "cannot build a tokenizer: model 'bert'"),  # WordPiece: not supported
+        ("llama", [0.0], "1 token scores for 2 tokens"),  # SentencePiece with broken scores
+    ],
+)
+def test_tokenizer_that_cannot_be_built(
+    models_dir: Path, tmp_path: Path, kind: str, scores: list[float] | None, reason: str
+) -> None:
     reader = gguf.GGUFReader(models_dir / "tiny-llama.gguf")
     path = tmp_path / "spm.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
@@ -86,13 +95,15 @@ def test_tokenizer_that_cannot_be_built(models_dir: Path, tmp_path: Path) -> Non
     ):
         field = reader.fields[key]
         writer.add_key_value(key, field.contents(), field.types[0])
-    writer.add_tokenizer_model("llama")  # sentencepiece: not supported
+    writer.add_tokenizer_model(kind)
     writer.add_token_list(["a", "b"])
+    if scores is not None:
+        writer.add_token_scores(scores)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    with pytest.raises(ModelError, match="cannot build a tokenizer"):
+    with pytest.raises(ModelError, match=reason):
         load_model_info(path)
 
 
