@@ -13,31 +13,42 @@ from reconciler.inference import Engine, load_model_info, load_shard
 from reconciler.inference.errors import ModelError
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share
+from reconciler.inference.tokenizer import Tokenizer
 from reconciler.runtime.jobrunner import resolve_model
+
+
+def _prompt_ids(tokenizer: Tokenizer, args: dict[str, Any]) -> list[int]:
+    if args["chat"]:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": args["prompt"]}])
+        return tokenizer.encode(text, add_special=False)
+    return tokenizer.encode(args["prompt"])
 
 
 def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
     """Load the whole model here and generate; the same document as a pool job."""
+    started = time.perf_counter()
     try:
         path = resolve_model(args["model"])
         info = load_model_info(path)
+        prompt_ids = _prompt_ids(info.tokenizer, args)
+        if len(prompt_ids) >= info.config.max_seq:
+            raise CliError(f"the prompt has {len(prompt_ids)} tokens; the model's context is "
+                           f"{info.config.max_seq}")  # fmt: skip
         with Progress(TextColumn("loading {task.description}"), BarColumn(), TimeElapsedColumn(),
                       console=console, transient=True, disable=quiet) as bar:  # fmt: skip
             task = bar.add_task(path.name, total=1.0)
             weights = load_shard(path, info.config, full_share(info.config),
-                                 lambda fraction: bar.update(task, completed=fraction))  # fmt: skip
-    except ModelError as err:
+                                 lambda fraction: bar.update(task, completed=fraction),
+                                 args.get("kernels"), args.get("activations"),
+                                 args.get("threads"))  # fmt: skip
+    except (ModelError, ValueError) as err:
         raise CliError(str(err)) from err
     tokenizer = info.tokenizer
-    if args["chat"]:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": args["prompt"]}])
-        prompt_ids = tokenizer.encode(text, add_special=False)
-    else:
-        prompt_ids = tokenizer.encode(args["prompt"])
     params = SamplingParams(max_tokens=args["max_tokens"], temperature=args["temperature"],
                             seed=args["seed"] or 0)  # fmt: skip
-    engine = Engine(info.config, weights)
-    ids, text, started, first, compute = [], "", time.perf_counter(), None, 0.0
+    cache_len = min(len(prompt_ids) + args["max_tokens"], info.config.max_seq)
+    engine = Engine(info.config, weights, cache_len=cache_len)
+    ids, text, first, compute = [], "", None, 0.0
     for event in engine.generate(prompt_ids, params, tokenizer):
         first = first if first is not None else time.perf_counter()
         ids.append(event.token_id)

@@ -23,10 +23,13 @@ from numpy.typing import NDArray
 from reconciler.inference.collectives import Collectives, SingleRank
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.generate import TokenEvent, generate
+from reconciler.inference.kernels.fused import FusedShard
 from reconciler.inference.layers import F32, apply_rope, attention, rms_norm, rope_tables, silu_mul
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.inference.weights import LayerWeights, ShardWeights
+
+PREFILL_CHUNK = 256  # prompt tokens per forward pass
 
 
 class Engine:
@@ -35,7 +38,7 @@ class Engine:
     def __init__(
         self,
         config: ModelConfig,
-        weights: ShardWeights,
+        weights: ShardWeights | FusedShard,
         collectives: Collectives | None = None,
         cache_len: int | None = None,
     ) -> None:
@@ -62,8 +65,13 @@ class Engine:
         return generate(self, prompt_ids, params, tokenizer)
 
     def prefill(self, tokens: list[int], all_logits: bool = False) -> F32:
-        """Run the prompt; logits of the last position [V] (or of every position [T, V])."""
-        h = self._forward(tokens)  # [T, D]
+        """Run the prompt; logits of the last position [V] (or of every position [T, V]).
+
+        Long prompts run in chunks of ``PREFILL_CHUNK`` tokens, so the attention scratch
+        stays bounded ([Hl, chunk, positions] scores instead of [Hl, T, T])."""
+        chunks = [tokens[i : i + PREFILL_CHUNK] for i in range(0, len(tokens), PREFILL_CHUNK)]
+        hs = [self._forward(chunk) for chunk in chunks]  # [t, D] each
+        h = hs[0] if len(hs) == 1 else np.concatenate(hs)  # [T, D]
         if all_logits:
             return self._logits(h)  # [T, V]
         last: F32 = self._logits(h[-1:])[0]  # [V]
@@ -80,6 +88,8 @@ class Engine:
             raise ValueError(
                 f"sequence of {self.pos + t} tokens exceeds the cache of {self.cache_len}"
             )
+        if isinstance(self.weights, FusedShard):
+            return self._forward_fused(self.weights, tokens)
         x = self._embed(np.asarray(tokens, dtype=np.int64))  # [T, D]
         for i, layer in enumerate(self.weights.layers):
             x = self._layer(i, layer, x)  # [T, D]
@@ -96,12 +106,23 @@ class Engine:
         return self.comm.all_reduce_sum(local)  # [T, D]
 
     def _layer(self, i: int, w: LayerWeights, x: F32) -> F32:
-        cfg, share = self.config, self.weights.share
-        e, kl, hl, t = cfg.head_dim, share.n_kv_heads, share.n_heads, x.shape[0]
+        cfg = self.config
         h = rms_norm(x, w.attn_norm, cfg.norm_eps)  # [T, D]
         qkv = h @ w.wqkv.T  # [T, (Hl + 2Kl) E]
         if w.bqkv is not None:
             qkv += w.bqkv
+        att = self._attend(i, qkv)  # [T, Hl E]
+        x = x + self.comm.all_reduce_sum(att @ w.wo.T)  # [T, D]
+        h = rms_norm(x, w.ffn_norm, cfg.norm_eps)  # [T, D]
+        gu = h @ w.wgu.T  # [T, 2 Fl]
+        f = gu.shape[1] // 2
+        a = silu_mul(gu[:, :f], gu[:, f:])  # [T, Fl]
+        return x + self.comm.all_reduce_sum(a @ w.wdown.T)  # [T, D]
+
+    def _attend(self, i: int, qkv: F32) -> F32:
+        """RoPE, KV cache and attention of layer ``i`` for this step's QKV -> [T, Hl E]."""
+        cfg, share = self.config, self.weights.share
+        e, kl, hl, t = cfg.head_dim, share.n_kv_heads, share.n_heads, qkv.shape[0]
         q = qkv[:, : hl * e].reshape(t, hl, e)  # [T, Hl, E]
         k = qkv[:, hl * e : (hl + kl) * e].reshape(t, kl, e)  # [T, Kl, E]
         v = qkv[:, (hl + kl) * e :].reshape(t, kl, e)  # [T, Kl, E]
@@ -110,16 +131,28 @@ class Engine:
         self.cache_k[i, :, p0:p1] = apply_rope(k, cos, sin).transpose(1, 0, 2)  # [Kl, T, E]
         self.cache_v[i, :, p0:p1] = v.transpose(1, 0, 2)  # [Kl, T, E]
         qg = apply_rope(q, cos, sin).reshape(t, kl, cfg.group, e)  # [T, Kl, G, E]
-        att = attention(qg, self.cache_k[i, :, :p1], self.cache_v[i, :, :p1], p0)  # [T, Hl E]
-        x = x + self.comm.all_reduce_sum(att @ w.wo.T)  # [T, D]
-        h = rms_norm(x, w.ffn_norm, cfg.norm_eps)  # [T, D]
-        gu = h @ w.wgu.T  # [T, 2 Fl]
-        f = gu.shape[1] // 2
-        a = silu_mul(gu[:, :f], gu[:, f:])  # [T, Fl]
-        return x + self.comm.all_reduce_sum(a @ w.wdown.T)  # [T, D]
+        return attention(qg, self.cache_k[i, :, :p1], self.cache_v[i, :, :p1], p0)  # [T, Hl E]
+
+    def _forward_fused(self, w: FusedShard, tokens: list[int]) -> F32:
+        """The onnxruntime backend's pass (see ``kernels.fused``): same steps, fused."""
+        x = self._embed(np.asarray(tokens, dtype=np.int64))  # [T, D]
+        last = self.config.n_layers - 1
+        if self.comm.world_size == 1:
+            qkv = w.first(x)  # [T, (Hl + 2Kl) E]
+            for i in range(self.config.n_layers):
+                x, qkv = w.layer(i, self._attend(i, qkv), x)  # [T, D], next QKV
+            self.pos += len(tokens)
+            return x  # the last layer's graph ends with the final norm
+        for i in range(last + 1):
+            att = self._attend(i, w.attn_in(i, x))  # [T, Hl E]
+            x = x + self.comm.all_reduce_sum(w.attn_out(i, att))  # [T, D]
+            x = x + self.comm.all_reduce_sum(w.mlp(i, x))  # [T, D]
+        self.pos += len(tokens)
+        return rms_norm(x, w.norm, self.config.norm_eps)  # [T, D]
 
     def _logits(self, h: F32) -> F32:
-        local = h @ self.weights.lm_head.T  # [T, Vl]
+        w = self.weights
+        local = w.head(h) if isinstance(w, FusedShard) else h @ w.lm_head.T  # [T, Vl]
         if self.comm.world_size == 1:
             return local
         if self.greedy and h.shape[0] == 1:

@@ -1,0 +1,58 @@
+"""The kernel seam: how a rank multiplies by its weights.
+
+- ``numpy``: the share is dequantized to float32 at load and multiplied with numpy's
+  BLAS (``weights.ShardWeights``). The oracle, and the fallback where onnxruntime has no
+  wheel.
+- ``onnxruntime``: the share stays in its GGUF block format, repacked for
+  ``MatMulNBits``, in fused graphs (``kernels.fused.FusedShard``).
+
+``auto`` picks onnxruntime when it can be imported. Activations are ``exact`` (float32)
+or ``int8`` (``accuracy_level=4``: quantized per block inside the kernel, faster).
+"""
+
+from __future__ import annotations
+
+import os
+
+from reconciler.inference.kernels.session import THREADS_ENV, available, default_threads
+
+KERNELS = ("auto", "numpy", "onnxruntime")
+ACTIVATIONS = ("exact", "int8")
+KERNELS_ENV, ACTIVATIONS_ENV = "MESHNET_KERNELS", "MESHNET_ACTIVATIONS"
+DEFAULT_ACTIVATIONS = "exact"
+
+
+def default_kernels() -> str:
+    """``MESHNET_KERNELS`` if set, else ``auto``."""
+    return os.environ.get(KERNELS_ENV, "").strip() or "auto"
+
+
+def default_activations() -> str:
+    """``MESHNET_ACTIVATIONS`` if set, else the documented default."""
+    return os.environ.get(ACTIVATIONS_ENV, "").strip() or DEFAULT_ACTIVATIONS
+
+
+def resolve(kernels: str) -> str:
+    """``numpy`` or ``onnxruntime`` for a user's choice; ValueError if unavailable."""
+    if kernels not in KERNELS:
+        raise ValueError(f"unknown kernels {kernels!r} (choose from {', '.join(KERNELS)})")
+    if kernels == "auto":
+        return "onnxruntime" if available() else "numpy"
+    if kernels == "onnxruntime" and not available():
+        raise ValueError("onnxruntime (and onnx) are not installed: use --kernels numpy")
+    return kernels
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "ACTIVATIONS_ENV",
+    "DEFAULT_ACTIVATIONS",
+    "KERNELS",
+    "KERNELS_ENV",
+    "THREADS_ENV",
+    "available",
+    "default_activations",
+    "default_kernels",
+    "default_threads",
+    "resolve",
+]
