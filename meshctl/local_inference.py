@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import psutil
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from meshctl.context import CliError
@@ -48,9 +49,10 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
                             seed=args["seed"] or 0)  # fmt: skip
     cache_len = min(len(prompt_ids) + args["max_tokens"], info.config.max_seq)
     engine = Engine(info.config, weights, cache_len=cache_len)
-    ids, text, first, compute = [], "", None, 0.0
+    ids, text, first, compute, first_wall = [], "", None, 0.0, time.time()
     for event in engine.generate(prompt_ids, params, tokenizer):
-        first = first if first is not None else time.perf_counter()
+        if first is None:
+            first, first_wall = time.perf_counter(), time.time()
         ids.append(event.token_id)
         text += event.text
         compute += event.compute_ms
@@ -66,6 +68,7 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
         "completionTokens": len(ids),
         "tokensPerSecond": (len(ids) - 1) / decode_s if len(ids) > 1 and decode_s > 0 else None,
         "timeToFirstTokenMs": ((first or end) - started) * 1000,
+        "startToFirstTokenMs": (first_wall - psutil.Process().create_time()) * 1000,
         "members": [
             {
                 "nodeId": "local",

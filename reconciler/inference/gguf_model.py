@@ -56,9 +56,7 @@ class _Reader(gguf.GGUFReader):
     ``__array_finalize__``: parsing a 49k-token vocabulary took seconds. The views are
     the same bytes of the same map."""
 
-    def _get(
-        self, offset: int, dtype: Any, count: int = 1, override_order: Any = None
-    ) -> Any:
+    def _get(self, offset: int, dtype: Any, count: int = 1, override_order: Any = None) -> Any:
         plain = self.__dict__.get("_plain")
         if plain is None:
             plain = self.__dict__["_plain"] = self.data.view(np.ndarray)

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from reconciler.inference.collectives import Collectives, SingleRank
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.generate import TokenEvent, generate
-from reconciler.inference.kernels.fused import FusedShard
+from reconciler.inference.kernels.fused import FusedShard, Runner
 from reconciler.inference.layers import F32, apply_rope, attention, rms_norm, rope_tables, silu_mul
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.tokenizer import Tokenizer
@@ -53,6 +53,9 @@ class Engine:
         self.cos, self.sin = rope_tables(config, self.cache_len)  # [S, E/2] each
         self.pos = 0
         self.greedy = False  # set by generate() for temperature 0: see _greedy_logits
+        self.runner: Runner | None = None
+        if isinstance(weights, FusedShard):
+            self.runner = weights.bind(self.cache_k, self.cache_v, self.cos, self.sin)
 
     def reset(self) -> None:
         """Forget the sequence (the cache is overwritten, not cleared)."""
@@ -88,8 +91,9 @@ class Engine:
             raise ValueError(
                 f"sequence of {self.pos + t} tokens exceeds the cache of {self.cache_len}"
             )
-        if isinstance(self.weights, FusedShard):
-            return self._forward_fused(self.weights, tokens)
+        if self.runner is not None or isinstance(self.weights, FusedShard):
+            assert self.runner is not None
+            return self._forward_fused(self.runner, tokens)
         x = self._embed(np.asarray(tokens, dtype=np.int64))  # [T, D]
         for i, layer in enumerate(self.weights.layers):
             x = self._layer(i, layer, x)  # [T, D]
@@ -133,22 +137,21 @@ class Engine:
         qg = apply_rope(q, cos, sin).reshape(t, kl, cfg.group, e)  # [T, Kl, G, E]
         return attention(qg, self.cache_k[i, :, :p1], self.cache_v[i, :, :p1], p0)  # [T, Hl E]
 
-    def _forward_fused(self, w: FusedShard, tokens: list[int]) -> F32:
-        """The onnxruntime backend's pass (see ``kernels.fused``): same steps, fused."""
+    def _forward_fused(self, runner: Runner, tokens: list[int]) -> F32:
+        """The onnxruntime backend's pass (see ``kernels.fused``): the same steps, each
+        layer (or each block between all-reduces) one graph, attention and cache inside."""
         x = self._embed(np.asarray(tokens, dtype=np.int64))  # [T, D]
-        last = self.config.n_layers - 1
+        p0 = self.pos
         if self.comm.world_size == 1:
-            qkv = w.first(x)  # [T, (Hl + 2Kl) E]
             for i in range(self.config.n_layers):
-                x, qkv = w.layer(i, self._attend(i, qkv), x)  # [T, D], next QKV
+                x = runner.layer(i, x, p0)  # [T, D]
             self.pos += len(tokens)
             return x  # the last layer's graph ends with the final norm
-        for i in range(last + 1):
-            att = self._attend(i, w.attn_in(i, x))  # [T, Hl E]
-            x = x + self.comm.all_reduce_sum(w.attn_out(i, att))  # [T, D]
-            x = x + self.comm.all_reduce_sum(w.mlp(i, x))  # [T, D]
+        for i in range(self.config.n_layers):
+            x = x + self.comm.all_reduce_sum(runner.attn(i, x, p0))  # [T, D]
+            x = x + self.comm.all_reduce_sum(runner.mlp(i, x))  # [T, D]
         self.pos += len(tokens)
-        return rms_norm(x, w.norm, self.config.norm_eps)  # [T, D]
+        return rms_norm(x, self.weights.norm, self.config.norm_eps)  # [T, D]
 
     def _logits(self, h: F32) -> F32:
         w = self.weights

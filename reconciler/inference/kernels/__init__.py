@@ -32,14 +32,32 @@ def default_activations() -> str:
     return os.environ.get(ACTIVATIONS_ENV, "").strip() or DEFAULT_ACTIVATIONS
 
 
-def resolve(kernels: str) -> str:
-    """``numpy`` or ``onnxruntime`` for a user's choice; ValueError if unavailable."""
+def unsupported(head_dim: int) -> str | None:
+    """Why the onnxruntime backend cannot run a model, or None.
+
+    Its attention (``GroupQueryAttention``) needs heads of a multiple of 16 wide; real
+    models use 64, 128 or 256."""
+    if head_dim % 16:
+        return (
+            f"onnxruntime's attention needs a head width that is a multiple of 16, not {head_dim}"
+        )
+    return None
+
+
+def resolve(kernels: str, head_dim: int = 64) -> str:
+    """``numpy`` or ``onnxruntime`` for a user's choice; ValueError if unavailable.
+
+    ``auto`` takes onnxruntime when it is installed and can run the model."""
     if kernels not in KERNELS:
         raise ValueError(f"unknown kernels {kernels!r} (choose from {', '.join(KERNELS)})")
     if kernels == "auto":
-        return "onnxruntime" if available() else "numpy"
-    if kernels == "onnxruntime" and not available():
-        raise ValueError("onnxruntime (and onnx) are not installed: use --kernels numpy")
+        return "onnxruntime" if available() and unsupported(head_dim) is None else "numpy"
+    if kernels == "onnxruntime":
+        if not available():
+            raise ValueError("onnxruntime (and onnx) are not installed: use --kernels numpy")
+        reason = unsupported(head_dim)
+        if reason:
+            raise ValueError(f"{reason}: use --kernels numpy")
     return kernels
 
 
@@ -55,4 +73,5 @@ __all__ = [
     "default_kernels",
     "default_threads",
     "resolve",
+    "unsupported",
 ]

@@ -1,13 +1,14 @@
 """The onnxruntime backend: a rank's share as fused graphs over quantized weights.
 
-One session per block of work between two points where numpy (attention, KV cache) or
-the network (all-reduce) must run:
+One session per block of work between two all-reduces. Attention runs inside the graphs
+(``GroupQueryAttention``: RoPE, the KV cache written in place through I/O bindings to the
+engine's cache arrays, causal GQA):
 
-- world size 1: ``first`` (norm + QKV of layer 0), then per layer ``layer i``
-  (O + residual + norm + MLP + residual + next layer's norm + QKV; the last layer ends
-  with the final norm instead), and ``head`` (LM head): L + 2 calls per token.
-- world size N > 1, per layer: ``attn_in`` (norm + QKV), ``attn_out`` (O, partial sum),
-  ``mlp`` (norm + MLP, partial sum), each all-reduced by the caller; then ``head``.
+- world size 1: ``layer i`` is the whole layer (norm, QKV, attention, O, residual, norm,
+  MLP, residual; the last one ends with the final norm), then ``head*`` (LM head, in
+  vocabulary chunks): L + a few calls per token, no numpy in between.
+- world size N > 1, per layer: ``attn i`` (norm, QKV, attention, O: a partial sum) and
+  ``mlp i`` (norm, MLP: a partial sum), each all-reduced by the caller; then ``head*``.
 
 Weights live only inside the sessions (packed by ``quant.pack``), the embedding stays as
 stored in the file (rows dequantized on lookup) and the norms are float32 vectors.
@@ -83,41 +84,13 @@ class FusedShard:
 
     # -- running ---------------------------------------------------------------------
 
-    def _run(self, key: str, feeds: dict[str, F32]) -> list[F32]:
-        out: list[F32] = self.sessions[key].run(None, feeds)
-        return out
-
-    def first(self, x: F32) -> F32:
-        """Layer 0's QKV from the embeddings [T, D] (world size 1)."""
-        return self._run("first", {"x": x})[0]
-
-    def layer(self, i: int, att: F32, x: F32) -> tuple[F32, F32]:
-        """(new residual, next layer's QKV) — or (final-normed hidden, unused) for the
-        last layer — from layer ``i``'s attention output (world size 1)."""
-        out = self._run(f"layer{i}", {"att": att, "x": x})
-        return out[0], out[-1]
-
-    def attn_in(self, i: int, x: F32) -> F32:
-        """QKV of layer ``i`` (world size > 1; a rank without heads gets [T, 0])."""
-        if f"attn_in{i}" not in self.sessions:
-            return np.zeros((x.shape[0], 0), dtype=np.float32)
-        return self._run(f"attn_in{i}", {"x": x})[0]
-
-    def attn_out(self, i: int, att: F32) -> F32:
-        """This rank's partial O projection [T, D] (world size > 1)."""
-        if f"attn_out{i}" not in self.sessions:
-            return np.zeros((att.shape[0], self.config.dim), dtype=np.float32)
-        return self._run(f"attn_out{i}", {"att": att})[0]
-
-    def mlp(self, i: int, x: F32) -> F32:
-        """This rank's partial MLP output [T, D] (world size > 1)."""
-        if f"mlp{i}" not in self.sessions:
-            return np.zeros_like(x)
-        return self._run(f"mlp{i}", {"x": x})[0]
+    def bind(self, cache_k: F32, cache_v: F32, cos: F32, sin: F32) -> Runner:
+        """A runner writing this engine's KV cache ``[L, Kl, S, E]`` in place."""
+        return Runner(self, cache_k, cache_v, cos, sin)
 
     def head(self, h: F32) -> F32:
         """Logits of this rank's vocabulary rows [T, Vl]."""
-        outs = [self._run(key, {"h": h})[0] for key in self.heads]
+        outs: list[F32] = [self.sessions[key].run(None, {"h": h})[0] for key in self.heads]
         if len(outs) == 1:
             return outs[0]
         return np.concatenate(outs, axis=-1) if outs else np.zeros((h.shape[0], 0), np.float32)
@@ -134,6 +107,61 @@ class FusedShard:
         self._keep.extend(keep)
 
 
+class Runner:
+    """One engine's calls into a shard's sessions, with its KV cache bound in place."""
+
+    def __init__(self, shard: FusedShard, cache_k: F32, cache_v: F32, cos: F32, sin: F32) -> None:
+        import onnxruntime as ort
+
+        self.shard = shard
+        self.bindings: dict[str, Any] = {}
+        for key, session in shard.sessions.items():
+            if not key.startswith(("layer", "attn")):
+                continue
+            i = int(key.removeprefix("layer").removeprefix("attn"))
+            b = session.io_binding()
+            kv = [ort.OrtValue.ortvalue_from_numpy(c[i][None]) for c in (cache_k, cache_v)]
+            for name, value in zip(("past_k", "past_v"), kv, strict=True):
+                b.bind_ortvalue_input(name, value)
+            for name, value in zip(("present_k", "present_v"), kv, strict=True):
+                b.bind_ortvalue_output(name, value)
+            b.bind_cpu_input("cos", cos)
+            b.bind_cpu_input("sin", sin)
+            out = "x_out" if key.startswith("layer") else "y"
+            b.bind_output(out)  # bound last: see _attend
+            self.bindings[key] = (b, kv, out)
+
+    def _attend(self, key: str, x: F32, pos: int) -> F32:
+        b, _kv, out = self.bindings[key]
+        t = x.shape[0]
+        b.bind_cpu_input("x", x)
+        b.bind_output(out)  # a fresh output each run (its shape follows T)
+        b.bind_cpu_input("seqlens_k", np.array([pos + t - 1], dtype=np.int32))
+        b.bind_cpu_input("total_len", np.array(pos + t, dtype=np.int32))
+        self.shard.sessions[key].run_with_iobinding(b)
+        y: F32 = b.get_outputs()[-1].numpy()  # outputs in binding order: K, V, then ours
+        return y
+
+    def layer(self, i: int, x: F32, pos: int) -> F32:
+        """The whole layer ``i`` (world size 1): new residual [T, D] (the last layer's
+        output is final-normed)."""
+        return self._attend(f"layer{i}", x, pos)
+
+    def attn(self, i: int, x: F32, pos: int) -> F32:
+        """This rank's partial attention block output [T, D] (world size > 1)."""
+        if f"attn{i}" not in self.bindings:
+            return np.zeros_like(x)
+        return self._attend(f"attn{i}", x, pos)
+
+    def mlp(self, i: int, x: F32) -> F32:
+        """This rank's partial MLP output [T, D] (world size > 1)."""
+        session = self.shard.sessions.get(f"mlp{i}")
+        if session is None:
+            return np.zeros_like(x)
+        y: F32 = session.run(None, {"x": x})[0]
+        return y
+
+
 def build_fused(
     source: TensorSource,
     config: ModelConfig,
@@ -143,25 +171,14 @@ def build_fused(
     progress: Callable[[float], None] | None = None,
 ) -> FusedShard:
     """Pack one rank's share and create its sessions, one layer at a time."""
-    from reconciler.inference.kernels.graph import GraphBuilder
-
     shard = FusedShard(config, share, _embed(source, share), _vec(source, "norm"), int8, threads)
-    layers = config.n_layers
-    single = share.world_size == 1
-    cur = _read_layer(source, config, share, 0, int8)
-    if single:
-        g = GraphBuilder(int8)
-        g.output(_qkv(g, g.input("x", config.dim), cur, config), "qkv", _qkv_width(config, share))
-        shard.add("first", g)
-    for i in range(layers):
-        nxt = _read_layer(source, config, share, i + 1, int8) if i + 1 < layers else None
-        shard.held += _layer_graphs(shard, cur, nxt, i)
-        cur = nxt  # type: ignore[assignment]
+    for i in range(config.n_layers):
+        shard.held += _layer_graphs(shard, _read_layer(source, config, share, i, int8), i)
         _release(source)
         if i % 8 == 7:
             trim_heap()
         if progress is not None:
-            progress((i + 1) / (layers + 1))
+            progress((i + 1) / (config.n_layers + 1))
     _head(shard, source, config, share, int8)
     _release(source)
     trim_heap()
@@ -170,46 +187,36 @@ def build_fused(
     return shard
 
 
-def _layer_graphs(shard: FusedShard, cur: _LayerParts, nxt: _LayerParts | None, i: int) -> int:
+def _layer_graphs(shard: FusedShard, p: _LayerParts, i: int) -> int:
     from reconciler.inference.kernels.graph import GraphBuilder
 
     cfg, share = shard.config, shard.share
-    d, width = cfg.dim, share.n_heads * cfg.head_dim
+    d = cfg.dim
     if share.world_size == 1:
         g = GraphBuilder(shard.int8)
-        x, att = g.input("x", d), g.input("att", width)
-        x = g.add(x, _o(g, att, cur))
-        x = g.add(x, _mlp(g, x, cur, cfg))
-        if nxt is None:
-            g.output(g.rms_norm(x, shard.norm, cfg.norm_eps), "h", d)
-        else:
-            g.output(x, "x_out", d)
-            g.output(_qkv(g, x, nxt, cfg), "qkv", _qkv_width(cfg, share))
+        x = g.input("x", d)
+        x = g.add(x, _attn_block(g, x, p, cfg, share))
+        x = g.add(x, _mlp(g, x, p, cfg))
+        if i == cfg.n_layers - 1:
+            x = g.rms_norm(x, shard.norm, cfg.norm_eps)
+        g.output(x, "x_out", d)
         shard.add(f"layer{i}", g)
     else:  # a rank may hold no heads (or no MLP columns): it then adds zeros
-        if cur.qkv:
+        if p.qkv:
             g = GraphBuilder(shard.int8)
-            g.output(_qkv(g, g.input("x", d), cur, cfg), "qkv", _qkv_width(cfg, share))
-            shard.add(f"attn_in{i}", g)
+            g.output(_attn_block(g, g.input("x", d), p, cfg, share), "y", d)
+            shard.add(f"attn{i}", g)
+        if p.gu:
             g = GraphBuilder(shard.int8)
-            g.output(_o(g, g.input("att", width), cur), "y", d)
-            shard.add(f"attn_out{i}", g)
-        if cur.gu:
-            g = GraphBuilder(shard.int8)
-            g.output(_mlp(g, g.input("x", d), cur, cfg), "y", d)
+            g.output(_mlp(g, g.input("x", d), p, cfg), "y", d)
             shard.add(f"mlp{i}", g)
-    return sum(parts_nbytes(p) for p in (cur.qkv, cur.o, cur.gu, cur.down))
+    return sum(parts_nbytes(q) for q in (p.qkv, p.o, p.gu, p.down))
 
 
-def _qkv_width(cfg: ModelConfig, share: RankShare) -> int:
-    return (share.n_heads + 2 * share.n_kv_heads) * cfg.head_dim
-
-
-def _qkv(g: GraphBuilder, x: str, p: _LayerParts, cfg: ModelConfig) -> str:
-    return g.linear(g.rms_norm(x, p.attn_norm, cfg.norm_eps), p.qkv, p.bqkv)
-
-
-def _o(g: GraphBuilder, att: str, p: _LayerParts) -> str:
+def _attn_block(g: GraphBuilder, x: str, p: _LayerParts, cfg: ModelConfig, share: RankShare) -> str:
+    """norm -> QKV -> RoPE + cache + attention -> O (this rank's partial sum)."""
+    qkv = g.linear(g.rms_norm(x, p.attn_norm, cfg.norm_eps), p.qkv, p.bqkv)
+    att = g.attention(qkv, share.n_heads, share.n_kv_heads, cfg.head_dim)
     return g.linear(_pad(g, att, p.o_pad), p.o)
 
 

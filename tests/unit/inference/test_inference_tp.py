@@ -13,6 +13,7 @@ from reconciler.inference.local import make_engines, run_ranks
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share, plan_shares
+from reconciler.inference.weights import ShardWeights
 
 SPLITS = {
     "tp2-uneven": [(0, 5000), (5000, 8192)],
@@ -22,7 +23,7 @@ SPLITS = {
 PROMPT = "Hello world, this is a tiny"
 
 
-@pytest.mark.parametrize("kernels", ["numpy", "onnxruntime"])
+@pytest.mark.parametrize("kernels", ["numpy", "auto"])  # auto: onnxruntime where it runs
 @pytest.mark.parametrize("split", sorted(SPLITS))
 def test_tensor_parallel_matches_single_rank(
     models_dir: Path, tiny_name: str, split: str, kernels: str
@@ -56,6 +57,27 @@ def test_sampled_tokens_agree_across_ranks(models_dir: Path) -> None:
     ids = info.tokenizer.encode(PROMPT)
     got = run_ranks(engines, lambda e: [ev.token_id for ev in e.generate(ids, params)])
     assert got[0] == got[1] == got[2]
+
+
+def test_onnxruntime_refuses_heads_its_attention_cannot_run(models_dir: Path) -> None:
+    path = models_dir / "tiny-qwen2-hf"  # head_dim 8
+    info = load_model_info(path)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        load_shard(path, info.config, full_share(info.config), kernels="onnxruntime")
+    weights = load_shard(path, info.config, full_share(info.config), kernels="auto")
+    assert isinstance(weights, ShardWeights)  # auto falls back to the numpy kernels
+
+
+def test_quantized_shards_hold_about_their_share(models_dir: Path) -> None:
+    path = models_dir / "tiny-llama.gguf"
+    config = load_model_info(path).config
+    full = load_shard(path, config, full_share(config), kernels="onnxruntime").nbytes()
+    shares = plan_shares(config, SPLITS["tp2-uneven"], 8192)
+    sizes = [load_shard(path, config, s, kernels="onnxruntime").nbytes() for s in shares]
+    assert full < load_shard(path, config, full_share(config), kernels="numpy").nbytes()
+    for share, size in zip(shares, sizes, strict=True):
+        lo, hi = SPLITS["tp2-uneven"][share.rank]
+        assert size <= ((hi - lo) / 8192 + 0.25) * full  # + whole blocks and replicated norms
 
 
 def test_shards_hold_their_share_only(models_dir: Path) -> None:
