@@ -27,21 +27,40 @@ _SHIFT4 = np.array([0, 4], dtype=np.uint8).reshape(1, 2, 1)
 class Unpacked:
     """``W = scale * (codes - zero) + offset`` per block; zero = 8 (4-bit) or 128 (8-bit)."""
 
-    codes: U8  # [N, K] unsigned codes
+    codes: U8 | None  # [N, K] unsigned codes (None when only ``packed4`` is kept)
     bits: int  # 4 or 8
     block: int  # input columns per scale (16 or 32)
     scale: F32  # [N, K / block]
     offset: F32 | None  # [N, K / block] or None when every offset is zero
+    packed4: U8 | None = None  # [N, K / 2] 4-bit codes already in MatMulNBits' layout
 
     @property
     def zero(self) -> int:
         """The integer zero point of the codes."""
         return 1 << (self.bits - 1)
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(N, K)."""
+        if self.codes is not None:
+            return int(self.codes.shape[0]), int(self.codes.shape[1])
+        assert self.packed4 is not None
+        return int(self.packed4.shape[0]), 2 * int(self.packed4.shape[1])
+
+    def code_matrix(self) -> U8:
+        """Codes ``[N, K]``, unpacking ``packed4`` if that is all there is."""
+        if self.codes is not None:
+            return self.codes
+        assert self.packed4 is not None
+        n, k = self.shape
+        pairs = np.stack([self.packed4 & np.uint8(15), self.packed4 >> np.uint8(4)], axis=-1)
+        return pairs.reshape(n, k)
+
     def dequantize(self) -> F32:
         """Float32 weights [N, K] (for tests and the numpy backend)."""
-        n, k = self.codes.shape
-        q = self.codes.reshape(n, k // self.block, self.block).astype(np.float32) - float(self.zero)
+        n, k = self.shape
+        q = self.code_matrix().reshape(n, k // self.block, self.block).astype(np.float32)
+        q -= float(self.zero)
         w = q * self.scale[..., None]
         if self.offset is not None:
             w += self.offset[..., None]
@@ -72,12 +91,14 @@ def unpack(raw: U8, qtype: Q) -> Unpacked:
     blocks = np.ascontiguousarray(raw).reshape(n * nb, type_size)
     codes, bits, sub, scale, offset = fn(blocks)
     k = nb * size
+    packed = codes.shape[1] * 2 == size  # 4-bit codes delivered already packed
     return Unpacked(
-        codes.reshape(n, k),
+        None if packed else codes.reshape(n, k),
         bits,
         sub,
         scale.reshape(n, k // sub).astype(np.float32),
         None if offset is None else offset.reshape(n, k // sub).astype(np.float32),
+        codes.reshape(n, k // 2) if packed else None,
     )
 
 
@@ -100,13 +121,22 @@ def _high_bits(qh: U8) -> U8:
     return (bits & np.uint32(1)).astype(np.uint8)
 
 
+def _repack4(qs: U8) -> U8:
+    """ggml's 16 bytes of a 32-block (byte j: elements j and j + 16) -> MatMulNBits'
+    (byte i: elements 2i and 2i + 1), without widening to one code per byte."""
+    even, odd = qs[:, 0::2], qs[:, 1::2]  # [nb, 8] each
+    low = (even & np.uint8(15)) | (odd << np.uint8(4))  # elements 0..15
+    high = (even >> np.uint8(4)) | (odd & np.uint8(0xF0))  # elements 16..31
+    return np.concatenate([low, high], axis=1)  # [nb, 16]
+
+
 def _q4_0(b: U8) -> _Result:
-    return _nibbles(b[:, 2:]), 4, 32, _f16(b[:, :2]), None
+    return _repack4(b[:, 2:]), 4, 32, _f16(b[:, :2]), None
 
 
 def _q4_1(b: U8) -> _Result:
     d, m = _f16(b[:, :2]), _f16(b[:, 2:4])
-    return _nibbles(b[:, 4:]), 4, 32, d, m + 8.0 * d
+    return _repack4(b[:, 4:]), 4, 32, d, m + 8.0 * d
 
 
 def _q5_0(b: U8) -> _Result:
@@ -122,8 +152,7 @@ def _q5_1(b: U8) -> _Result:
 
 
 def _q8_0(b: U8) -> _Result:
-    codes = (b[:, 2:].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
-    return codes, 8, 32, _f16(b[:, :2]), None
+    return b[:, 2:] ^ np.uint8(0x80), 8, 32, _f16(b[:, :2]), None  # q + 128 for int8 q
 
 
 def _k_scales(b: U8) -> tuple[F32, F32]:

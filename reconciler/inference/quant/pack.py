@@ -67,23 +67,29 @@ def _merge(group: list[Unpacked]) -> Unpacked:
         offsets = np.concatenate(
             [p.offset if p.offset is not None else np.zeros_like(p.scale) for p in group]
         )
+    packed = all(p.packed4 is not None for p in group)
     return Unpacked(
-        np.concatenate([p.codes for p in group]),
+        None if packed else np.concatenate([p.code_matrix() for p in group]),
         group[0].bits,
         group[0].block,
         np.concatenate([p.scale for p in group]),
         offsets,
+        np.concatenate([p.packed4 for p in group if p.packed4 is not None]) if packed else None,
     )
 
 
 def to_nbits(u: Unpacked, int8_activations: bool) -> NBits:
     """Kernel operands for one canonical matrix (see the module docstring)."""
-    n, k = u.codes.shape
+    n, k = u.shape
     offset = u.offset
+    if u.packed4 is not None:
+        packed = u.packed4.reshape(n, k // u.block, u.block // 2)
+        return NBits(n, k, 4, u.block, packed, u.scale, _t(offset), 1)
+    codes = u.code_matrix()
     if u.bits == 4 or int8_activations:
-        packed = _pack(u.codes, u.bits, u.block)
+        packed = _pack(codes, u.bits, u.block)
         return NBits(n, k, u.bits, u.block, packed, u.scale, _t(offset), 1)
-    hi, lo = u.codes >> np.uint8(4), u.codes & np.uint8(15)
+    hi, lo = codes >> np.uint8(4), codes & np.uint8(15)
     packed = np.concatenate([_pack(hi, 4, u.block), _pack(lo, 4, u.block)], axis=1)
     scales = np.concatenate([16.0 * u.scale, u.scale], axis=1)
     extra = 8.0 * u.scale

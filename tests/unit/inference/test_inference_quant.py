@@ -55,8 +55,9 @@ def _matmul(parts: list, x: np.ndarray, int8: bool) -> np.ndarray:  # type: igno
 def test_unpacked_codes_dequantize_like_gguf(qtype: Q) -> None:
     raw = random_blocks(qtype, 5, 512)
     u = unpack(raw, qtype)
-    assert u.codes.shape == (5, 512) and u.codes.dtype == np.uint8
-    assert int(u.codes.max()) < (16 if u.bits == 4 else 256)
+    codes = u.code_matrix()
+    assert codes.shape == (5, 512) and codes.dtype == np.uint8
+    assert int(codes.max()) < (16 if u.bits == 4 else 256)
     want = dequantize(raw, qtype)
     np.testing.assert_allclose(u.dequantize(), want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
 
