@@ -33,7 +33,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reconciler.inference.demo import demo_model_path  # noqa: E402
 
 PROMPT = "The mesh of devices on the local network serves a language model together. " * 8
 AGREEMENT_PROMPTS = [
@@ -46,6 +45,12 @@ AGREEMENT_PROMPTS = [
     "Photosynthesis is the process by which",
     "The best way to learn a new language is",
 ]
+
+
+def demo_model_path() -> Path:
+    from reconciler.inference.demo import demo_model_path as find
+
+    return find()
 
 
 class Engine:
@@ -79,7 +84,8 @@ class Child:
     """A reference system in a child process of the side venv, one round per request."""
 
     def __init__(self, python: str, name: str, threads: int) -> None:
-        args = [python, str(Path(__file__).resolve()), "--serve", name, "--threads", str(threads)]
+        args = [python, str(Path(__file__).resolve()), "--serve", name, "--threads", str(threads),
+                "--model-path", str(demo_model_path())]  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
@@ -102,10 +108,14 @@ class Child:
         self.proc.wait(timeout=30)
 
 
-def serve(name: str, threads: int) -> None:
-    """Child side: load the reference, then answer rounds on stdin/stdout."""
+def serve(name: str, threads: int, path: Path) -> None:
+    """Child side (the side venv): load the reference, then answer rounds on stdin/stdout."""
+    here = {str(ROOT), str(Path(__file__).resolve().parent)}
+    sys.path[:] = [
+        p for p in sys.path if str(Path(p or ".").resolve()) not in here
+    ]  # bench/kernels.py
     try:
-        runner = _llama_cpp(threads) if name == "llama.cpp" else _transformers(threads)
+        runner = _llama_cpp(threads, path) if name == "llama.cpp" else _transformers(threads, path)
     except Exception as exc:  # reported by the parent, which skips this system
         print(f"unavailable: {type(exc).__name__}: {exc}", flush=True)
         return
@@ -115,12 +125,10 @@ def serve(name: str, threads: int) -> None:
         print(json.dumps(runner(req["prompt"], req["decode"])), flush=True)
 
 
-def _llama_cpp(threads: int) -> Any:
+def _llama_cpp(threads: int, path: Path) -> Any:
     from llama_cpp import Llama
 
-    llm = Llama(
-        str(demo_model_path()), n_threads=threads, n_threads_batch=threads, n_ctx=512, verbose=False
-    )
+    llm = Llama(str(path), n_threads=threads, n_threads_batch=threads, n_ctx=512, verbose=False)
 
     def run(prompt: list[int], decode: int) -> tuple[float, float]:
         llm.reset()
@@ -135,12 +143,11 @@ def _llama_cpp(threads: int) -> Any:
     return run
 
 
-def _transformers(threads: int) -> Any:
+def _transformers(threads: int, path: Path) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(threads)
-    path = demo_model_path()
     model: Any = AutoModelForCausalLM.from_pretrained(
         str(path.parent), gguf_file=path.name, dtype=torch.float32
     )
@@ -216,9 +223,10 @@ def main() -> None:
     ap.add_argument("--refvenv", default="/work/refvenv")
     ap.add_argument("--only", choices=["all", "engine"], default="all")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
+    ap.add_argument("--model-path", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve, args.threads)
+        serve(args.serve, args.threads, Path(args.model_path))
         return
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
     systems: dict[str, Any] = {}

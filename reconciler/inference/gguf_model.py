@@ -212,7 +212,7 @@ class GGUFSource:
     def has(self, name: str) -> bool:
         try:
             self._tensor(name)
-        except ModelError:
+        except (ModelError, KeyError):  # KeyError: a logical name this format lacks
             return False
         return True
 

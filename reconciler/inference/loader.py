@@ -118,7 +118,7 @@ def build_weights(
 ) -> ShardWeights | FusedShard:
     """``load_shard`` over an open source."""
     activations = activations or default_activations()
-    if resolve(kernels or default_kernels(), config.head_dim) == "numpy":
+    if resolve(kernels or default_kernels(), config) == "numpy":
         return build_shard(source, config, share, progress)
     if activations not in ACTIVATIONS:
         raise ValueError(f"unknown activations {activations!r} (choose from exact, int8)")

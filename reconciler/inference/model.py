@@ -147,9 +147,12 @@ class Engine:
                 x = runner.layer(i, x, p0)  # [T, D]
             self.pos += len(tokens)
             return x  # the last layer's graph ends with the final norm
-        for i in range(self.config.n_layers):
-            x = x + self.comm.all_reduce_sum(runner.attn(i, x, p0))  # [T, D]
-            x = x + self.comm.all_reduce_sum(runner.mlp(i, x))  # [T, D]
+        eps = self.config.norm_eps
+        for i, (post_attn, post_ffn) in enumerate(runner.shard.post_norms):
+            y = self.comm.all_reduce_sum(runner.attn(i, x, p0))  # [T, D]
+            x = x + (y if post_attn is None else rms_norm(y, post_attn, eps))  # [T, D]
+            y = self.comm.all_reduce_sum(runner.mlp(i, x))  # [T, D]
+            x = x + (y if post_ffn is None else rms_norm(y, post_ffn, eps))  # [T, D]
         self.pos += len(tokens)
         return rms_norm(x, self.weights.norm, self.config.norm_eps)  # [T, D]
 

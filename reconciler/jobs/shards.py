@@ -61,7 +61,7 @@ class ShardCache:
         with self._lock:
             if key not in self._shards:
                 source = CountingSource(open_source(path, config), _reads(config), progress)
-                fused = resolve(self.kernels or default_kernels(), config.head_dim) != "numpy"
+                fused = resolve(self.kernels or default_kernels(), config) != "numpy"
                 self._shards[key] = build_weights(
                     source, config, share, progress if fused else None,
                     self.kernels, self.activations, self.threads,

@@ -12,8 +12,10 @@ or ``int8`` (``accuracy_level=4``: quantized per block inside the kernel, faster
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
+from reconciler.inference.config import ModelConfig
 from reconciler.inference.kernels.session import THREADS_ENV, available, default_threads
 
 KERNELS = ("auto", "numpy", "onnxruntime")
@@ -32,30 +34,37 @@ def default_activations() -> str:
     return os.environ.get(ACTIVATIONS_ENV, "").strip() or DEFAULT_ACTIVATIONS
 
 
-def unsupported(head_dim: int) -> str | None:
+def unsupported(config: ModelConfig | None) -> str | None:
     """Why the onnxruntime backend cannot run a model, or None.
 
-    Its attention (``GroupQueryAttention``) needs heads of a multiple of 16 wide; real
-    models use 64, 128 or 256."""
-    if head_dim % 16:
+    Its attention (``GroupQueryAttention``) needs heads of a multiple of 16 wide (real
+    models use 64, 128 or 256). Sliding-window layers and a second RoPE base are not
+    wired into its graphs yet: such models run on the numpy kernels."""
+    if config is None:
+        return None
+    if config.head_dim % 16:
         return (
-            f"onnxruntime's attention needs a head width that is a multiple of 16, not {head_dim}"
+            "onnxruntime's attention needs a head width that is a multiple of 16, "
+            f"not {config.head_dim}"
         )
+    for f in dataclasses.fields(config):
+        if ("window" in f.name or "local_rope" in f.name) and getattr(config, f.name):
+            return f"the onnxruntime graphs do not implement {f.name} yet"
     return None
 
 
-def resolve(kernels: str, head_dim: int = 64) -> str:
+def resolve(kernels: str, config: ModelConfig | None = None) -> str:
     """``numpy`` or ``onnxruntime`` for a user's choice; ValueError if unavailable.
 
     ``auto`` takes onnxruntime when it is installed and can run the model."""
     if kernels not in KERNELS:
         raise ValueError(f"unknown kernels {kernels!r} (choose from {', '.join(KERNELS)})")
     if kernels == "auto":
-        return "onnxruntime" if available() and unsupported(head_dim) is None else "numpy"
+        return "onnxruntime" if available() and unsupported(config) is None else "numpy"
     if kernels == "onnxruntime":
         if not available():
             raise ValueError("onnxruntime (and onnx) are not installed: use --kernels numpy")
-        reason = unsupported(head_dim)
+        reason = unsupported(config)
         if reason:
             raise ValueError(f"{reason}: use --kernels numpy")
     return kernels

@@ -68,6 +68,10 @@ class _LayerParts:
     gu: list[Part]
     down: list[Part]
     down_pad: tuple[int, int]
+    q_norm: F32 | None = None  # per-head RMSNorm weights [E] (config.qk_norm)
+    k_norm: F32 | None = None
+    post_attn_norm: F32 | None = None  # on a block's (all-reduced) output (config.post_norms)
+    post_ffn_norm: F32 | None = None
 
 
 class FusedShard:
@@ -80,6 +84,9 @@ class FusedShard:
         self.sessions: dict[str, Any] = {}
         self._keep: list[Any] = []  # weights a session still reads (see make_session)
         self.heads: list[str] = []  # LM-head sessions, in vocabulary order
+        # per layer (post-attention, post-MLP) norms; across ranks the engine applies
+        # them to the all-reduced block outputs (a norm of partial sums would be wrong)
+        self.post_norms: list[tuple[F32 | None, F32 | None]] = []
         self.held = 0  # bytes of packed weights handed to the sessions
 
     # -- running ---------------------------------------------------------------------
@@ -195,8 +202,8 @@ def _layer_graphs(shard: FusedShard, p: _LayerParts, i: int) -> int:
     if share.world_size == 1:
         g = GraphBuilder(shard.int8)
         x = g.input("x", d)
-        x = g.add(x, _attn_block(g, x, p, cfg, share))
-        x = g.add(x, _mlp(g, x, p, cfg))
+        x = g.add(x, _post(g, _attn_block(g, x, p, cfg, share), p.post_attn_norm, cfg))
+        x = g.add(x, _post(g, _mlp(g, x, p, cfg), p.post_ffn_norm, cfg))
         if i == cfg.n_layers - 1:
             x = g.rms_norm(x, shard.norm, cfg.norm_eps)
         g.output(x, "x_out", d)
@@ -210,13 +217,23 @@ def _layer_graphs(shard: FusedShard, p: _LayerParts, i: int) -> int:
             g = GraphBuilder(shard.int8)
             g.output(_mlp(g, g.input("x", d), p, cfg), "y", d)
             shard.add(f"mlp{i}", g)
+    shard.post_norms.append((p.post_attn_norm, p.post_ffn_norm))  # applied by the engine
     return sum(parts_nbytes(q) for q in (p.qkv, p.o, p.gu, p.down))
+
+
+def _post(g: GraphBuilder, y: str, weight: F32 | None, cfg: ModelConfig) -> str:
+    return y if weight is None else g.rms_norm(y, weight, cfg.norm_eps)
 
 
 def _attn_block(g: GraphBuilder, x: str, p: _LayerParts, cfg: ModelConfig, share: RankShare) -> str:
     """norm -> QKV -> RoPE + cache + attention -> O (this rank's partial sum)."""
+    e, hl, kl = cfg.head_dim, share.n_heads, share.n_kv_heads
     qkv = g.linear(g.rms_norm(x, p.attn_norm, cfg.norm_eps), p.qkv, p.bqkv)
-    att = g.attention(qkv, share.n_heads, share.n_kv_heads, cfg.head_dim)
+    if p.q_norm is not None and p.k_norm is not None:
+        qkv = g.head_norms(qkv, [(hl, p.q_norm), (kl, p.k_norm), (kl, None)], e, cfg.norm_eps)
+    scale = getattr(cfg, "attn_scale", None)
+    attrs = {} if scale is None else {"scale": float(scale)}
+    att = g.attention(qkv, hl, kl, e, **attrs)
     return g.linear(_pad(g, att, p.o_pad), p.o)
 
 
@@ -254,8 +271,14 @@ def _read_layer(
     o, o0, o1 = col_parts(source, f"{i}.o", q0, q1, int8) if q1 > q0 else ([], 0, 0)
     gu = row_parts(source, [(f"{i}.gate", f0, f1), (f"{i}.up", f0, f1)], int8)
     down, d0, d1 = col_parts(source, f"{i}.down", f0, f1, int8) if f1 > f0 else ([], 0, 0)
-    return _LayerParts(_vec(source, f"{i}.attn_norm"), qkv, bqkv, o, (o0, o1),
-                       _vec(source, f"{i}.ffn_norm"), gu, down, (d0, d1))  # fmt: skip
+    parts = _LayerParts(_vec(source, f"{i}.attn_norm"), qkv, bqkv, o, (o0, o1),
+                        _vec(source, f"{i}.ffn_norm"), gu, down, (d0, d1))  # fmt: skip
+    if getattr(cfg, "qk_norm", False):
+        parts.q_norm, parts.k_norm = _vec(source, f"{i}.q_norm"), _vec(source, f"{i}.k_norm")
+    if getattr(cfg, "post_norms", False):
+        parts.post_attn_norm = _vec(source, f"{i}.post_attn_norm")
+        parts.post_ffn_norm = _vec(source, f"{i}.post_ffn_norm")
+    return parts
 
 
 def _head(

@@ -79,6 +79,25 @@ class GraphBuilder:
             self.outputs.append(vi)
         return self.op("Squeeze", [out, axes])
 
+    def head_norms(
+        self, qkv: str, groups: list[tuple[int, F32 | None]], head_dim: int, eps: float
+    ) -> str:
+        """Per-head RMSNorm (QK-norm) on packed ``[T, sum(heads) E]`` columns: each group
+        of ``heads`` heads normed with its ``[E]`` weight, or passed through (None)."""
+        sizes = self.const(np.array([h * head_dim for h, _ in groups], dtype=np.int64), "split")
+        pieces = [self.fresh("heads") for _ in groups]
+        self.nodes.append(helper.make_node("Split", [qkv, sizes], pieces, axis=-1))
+        out = []
+        for piece, (heads, weight) in zip(pieces, groups, strict=True):
+            if weight is None or heads == 0:
+                out.append(piece)
+                continue
+            shape = self.const(np.array([-1, heads, head_dim], dtype=np.int64), "shape")
+            normed = self.rms_norm(self.op("Reshape", [piece, shape]), weight, eps)
+            flat = self.const(np.array([-1, heads * head_dim], dtype=np.int64), "shape")
+            out.append(self.op("Reshape", [normed, flat]))
+        return self.op("Concat", out, axis=-1)
+
     def output(self, value: str, name: str, width: int) -> None:
         """Expose ``value`` as the output ``name`` (``[T, width]``)."""
         self.nodes.append(helper.make_node("Identity", [value], [name]))
