@@ -8,13 +8,17 @@ small finite numbers, so the blocks are made with numpy following ggml's layouts
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gguf
 import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as Q
 
 from reconciler.inference.kernels.graph import GraphBuilder
+from reconciler.inference.kernels.parts import col_parts
 from reconciler.inference.kernels.session import make_session
+from reconciler.inference.loader import load_model_info, open_source
 from reconciler.inference.quant import QUANT_TYPES, dequantize, unpack
 from reconciler.inference.quant.pack import concat_rows, to_nbits
 
@@ -86,3 +90,21 @@ def test_fused_rows_of_mixed_formats_concatenate() -> None:
     want = np.concatenate([x @ dequantize(r, t).T for r, t in raws], axis=1)
     got = _matmul(parts, x, False)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+
+
+def test_column_share_off_block_boundaries_uses_covering_blocks(models_dir: Path) -> None:
+    """O columns [16, 48) of a 32-blocked matrix: the rank keeps blocks [0, 64) and pads
+    its input with zeros on both sides; the product equals the exact column slice."""
+    path = models_dir / "tiny-llama.gguf"
+    info = load_model_info(path)
+    source = open_source(path, info.config)
+    parts, before, after = col_parts(source, "0.o", 16, 48, int8=False)
+    assert (before, after) == (16, 16)
+    x = np.random.default_rng(4).standard_normal((3, 32)).astype(np.float32)
+    g = GraphBuilder(False)
+    pads = g.const(np.array([0, before, 0, after], dtype=np.int64), "pads")
+    padded = g.op("Pad", [g.input("x", 32), pads])
+    g.output(g.linear(padded, parts), "y", info.config.dim)
+    session, _keep = make_session(g.model_bytes(), 1, g.external)
+    want = x @ source.cols("0.o", 16, 48).T
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], want, rtol=1e-4, atol=1e-5)
