@@ -48,7 +48,7 @@ def unsupported(config: ModelConfig | None) -> str | None:
             f"not {config.head_dim}"
         )
     for f in dataclasses.fields(config):
-        if ("window" in f.name or "local_rope" in f.name) and getattr(config, f.name):
+        if ("window" in f.name or "local" in f.name) and getattr(config, f.name):
             return f"the onnxruntime graphs do not implement {f.name} yet"
     return None
 
