@@ -245,9 +245,15 @@ def main() -> None:
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in systems}
     for system in systems.values():  # warm-up
         system.round(prompt[:8], 4)
-    for _ in range(args.rounds):
+    for r in range(args.rounds):
         for name, system in systems.items():
             results[name].append(system.round(prompt, args.decode_tokens))
+            prefill, decode = results[name][-1]
+            print(
+                f"  round {r + 1} {name:18} {prefill:8.1f} {decode:6.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
     print(f"demo model, {args.threads} threads, prompt {len(prompt)} tokens, decode {args.decode_tokens}, "
           f"medians of {args.rounds} interleaved rounds")  # fmt: skip
     med = {

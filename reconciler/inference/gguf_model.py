@@ -110,17 +110,20 @@ _DTYPES: dict[Any, np.dtype[Any]] = {t: np.dtype(t) for t in (*_SCALARS, np.int6
 _OPEN: dict[tuple[str, int, int], gguf.GGUFReader] = {}
 
 
-def open_gguf(path: str | Path) -> gguf.GGUFReader:
+def open_gguf(path: str | Path, tensors_only: bool = False) -> gguf.GGUFReader:
     """A reader over a GGUF file, or ModelError naming the file and the reason.
 
-    The last file opened is kept (a command reads its metadata, then its tensors)."""
+    The last file opened is kept (a command reads its metadata, then its tensors); a
+    kept reader whose vocabulary arrays were dropped (``drop_vocabulary``) serves only
+    ``tensors_only`` callers."""
     p = Path(path)
     if not p.is_file():
         raise ModelError(p, "no such model file")
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key in _OPEN:
-        return _OPEN[key]
+    kept = _OPEN.get(key)
+    if kept is not None and (tensors_only or not getattr(kept, "vocabulary_dropped", False)):
+        return kept
     try:
         reader = _Reader(p)
     except Exception as exc:  # gguf raises ValueError, IndexError, struct errors ...
@@ -132,6 +135,16 @@ def open_gguf(path: str | Path) -> gguf.GGUFReader:
     _OPEN.clear()
     _OPEN[key] = reader
     return reader
+
+
+def drop_vocabulary(reader: gguf.GGUFReader) -> None:
+    """Free the parsed vocabulary and merges (about 24 MB for a 49k vocabulary) once the
+    tokenizer is built; the tensors stay readable."""
+    for f in reader.fields.values():
+        if len(f.parts) > 4096:
+            f.parts.clear()
+            f.data.clear()
+    reader.vocabulary_dropped = True  # type: ignore[attr-defined]
 
 
 def field(reader: gguf.GGUFReader, key: str, default: Any = None) -> Any:

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.errors import ModelError
-from reconciler.inference.gguf_model import GGUFSource, field, gguf_config, open_gguf
+from reconciler.inference.gguf_model import (
+    GGUFSource,
+    drop_vocabulary,
+    field,
+    gguf_config,
+    open_gguf,
+)
 from reconciler.inference.hf_model import HFSource, hf_config
 from reconciler.inference.kernels import (
     ACTIVATIONS,
@@ -80,6 +86,7 @@ def load_model_info(path: str | Path) -> ModelInfo:
     reader = open_gguf(p)
     config = gguf_config(reader, p)
     fields = {k: field(reader, k) for k in _TOKENIZER_KEYS}
+    drop_vocabulary(reader)  # the weights are read next: keep only what they need
     return ModelInfo(p, "gguf", config, tokenizer_from_gguf(fields, p))
 
 
@@ -88,7 +95,7 @@ def open_source(path: str | Path, config: ModelConfig) -> TensorSource:
     p = Path(path)
     if _format(p) == "hf":
         return HFSource(p)
-    return GGUFSource(open_gguf(p), config, p)
+    return GGUFSource(open_gguf(p, tensors_only=True), config, p)
 
 
 def load_shard(
