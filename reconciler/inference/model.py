@@ -143,10 +143,9 @@ class Engine:
         x = self._embed(np.asarray(tokens, dtype=np.int64))  # [T, D]
         p0 = self.pos
         if self.comm.world_size == 1:
-            for i in range(self.config.n_layers):
-                x = runner.layer(i, x, p0)  # [T, D]
+            x = runner.layers(x, p0)  # [T, D], final-normed
             self.pos += len(tokens)
-            return x  # the last layer's graph ends with the final norm
+            return x
         eps = self.config.norm_eps
         for i, (post_attn, post_ffn) in enumerate(runner.shard.post_norms):
             y = self.comm.all_reduce_sum(runner.attn(i, x, p0))  # [T, D]

@@ -4,9 +4,10 @@ One session per block of work between two all-reduces. Attention runs inside the
 (``GroupQueryAttention``: RoPE, the KV cache written in place through I/O bindings to the
 engine's cache arrays, causal GQA):
 
-- world size 1: ``layer i`` is the whole layer (norm, QKV, attention, O, residual, norm,
-  MLP, residual; the last one ends with the final norm), then ``head*`` (LM head, in
-  vocabulary chunks): L + a few calls per token, no numpy in between.
+- world size 1: ``layers i`` runs ``LAYERS_PER_GRAPH`` whole layers from layer ``i``
+  (norm, QKV, attention, O, residual, norm, MLP, residual; the last graph ends with the
+  final norm), then ``head*`` (LM head, in vocabulary chunks): a handful of calls per
+  token, no numpy in between. Groups bound the scratch memory of session creation.
 - world size N > 1, per layer: ``attn i`` (norm, QKV, attention, O: a partial sum) and
   ``mlp i`` (norm, MLP: a partial sum), each all-reduced by the caller; then ``head*``.
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # onnx is imported only when graphs are built
 
 
 HEAD_CHUNK = 8192  # vocabulary rows per LM-head session
+LAYERS_PER_GRAPH = 6  # world size 1: fewer calls per token, bounded load scratch
 
 
 class EmbedTable:
@@ -84,6 +86,7 @@ class FusedShard:
         self.sessions: dict[str, Any] = {}
         self._keep: list[Any] = []  # weights a session still reads (see make_session)
         self.heads: list[str] = []  # LM-head sessions, in vocabulary order
+        self.groups: list[str] = []  # world size 1: sessions of consecutive layers
         # per layer (post-attention, post-MLP) norms; across ranks the engine applies
         # them to the all-reduced block outputs (a norm of partial sums would be wrong)
         self.post_norms: list[tuple[F32 | None, F32 | None]] = []
@@ -123,18 +126,22 @@ class Runner:
         self.shard = shard
         self.bindings: dict[str, Any] = {}
         for key, session in shard.sessions.items():
-            if not key.startswith(("layer", "attn")):
+            names = [i.name for i in session.get_inputs()]
+            layers = [int(n.removeprefix("past_k")) for n in names if n.startswith("past_k")]
+            if not layers:
                 continue
-            i = int(key.removeprefix("layer").removeprefix("attn"))
             b = session.io_binding()
-            kv = [ort.OrtValue.ortvalue_from_numpy(c[i][None]) for c in (cache_k, cache_v)]
-            for name, value in zip(("past_k", "past_v"), kv, strict=True):
-                b.bind_ortvalue_input(name, value)
-            for name, value in zip(("present_k", "present_v"), kv, strict=True):
-                b.bind_ortvalue_output(name, value)
+            kv = []
+            for i in layers:
+                k, v = (ort.OrtValue.ortvalue_from_numpy(c[i][None]) for c in (cache_k, cache_v))
+                b.bind_ortvalue_input(f"past_k{i}", k)
+                b.bind_ortvalue_input(f"past_v{i}", v)
+                b.bind_ortvalue_output(f"present_k{i}", k)
+                b.bind_ortvalue_output(f"present_v{i}", v)
+                kv += [k, v]
             b.bind_cpu_input("cos", cos)
             b.bind_cpu_input("sin", sin)
-            out = "x_out" if key.startswith("layer") else "y"
+            out = session.get_outputs()[-1].name
             b.bind_output(out)  # bound last: see _attend
             self.bindings[key] = (b, kv, out)
 
@@ -146,13 +153,15 @@ class Runner:
         b.bind_cpu_input("seqlens_k", np.array([pos + t - 1], dtype=np.int32))
         b.bind_cpu_input("total_len", np.array(pos + t, dtype=np.int32))
         self.shard.sessions[key].run_with_iobinding(b)
-        y: F32 = b.get_outputs()[-1].numpy()  # outputs in binding order: K, V, then ours
+        y: F32 = b.get_outputs()[-1].numpy()  # outputs in binding order: caches, then ours
         return y
 
-    def layer(self, i: int, x: F32, pos: int) -> F32:
-        """The whole layer ``i`` (world size 1): new residual [T, D] (the last layer's
-        output is final-normed)."""
-        return self._attend(f"layer{i}", x, pos)
+    def layers(self, x: F32, pos: int) -> F32:
+        """Every layer (world size 1), a group of layers per graph: the final-normed
+        hidden state [T, D]."""
+        for key in self.shard.groups:
+            x = self._attend(key, x, pos)
+        return x
 
     def attn(self, i: int, x: F32, pos: int) -> F32:
         """This rank's partial attention block output [T, D] (world size > 1)."""
@@ -179,10 +188,13 @@ def build_fused(
 ) -> FusedShard:
     """Pack one rank's share and create its sessions, one layer at a time."""
     shard = FusedShard(config, share, _embed(source, share), _vec(source, "norm"), int8, threads)
+    group: list[tuple[int, _LayerParts]] = []
     for i in range(config.n_layers):
-        shard.held += _layer_graphs(shard, _read_layer(source, config, share, i, int8), i)
+        group.append((i, _read_layer(source, config, share, i, int8)))
         _release(source)
-        if i % 8 == 7:
+        if share.world_size > 1 or len(group) == LAYERS_PER_GRAPH or i == config.n_layers - 1:
+            shard.held += _layer_graphs(shard, group)
+            group = []
             trim_heap()
         if progress is not None:
             progress((i + 1) / (config.n_layers + 1))
@@ -194,7 +206,8 @@ def build_fused(
     return shard
 
 
-def _layer_graphs(shard: FusedShard, p: _LayerParts, i: int) -> int:
+def _layer_graphs(shard: FusedShard, group: list[tuple[int, _LayerParts]]) -> int:
+    """World size 1: one graph for the group of layers. Otherwise two per layer."""
     from reconciler.inference.kernels.graph import GraphBuilder
 
     cfg, share = shard.config, shard.share
@@ -202,30 +215,39 @@ def _layer_graphs(shard: FusedShard, p: _LayerParts, i: int) -> int:
     if share.world_size == 1:
         g = GraphBuilder(shard.int8)
         x = g.input("x", d)
-        x = g.add(x, _post(g, _attn_block(g, x, p, cfg, share), p.post_attn_norm, cfg))
-        x = g.add(x, _post(g, _mlp(g, x, p, cfg), p.post_ffn_norm, cfg))
-        if i == cfg.n_layers - 1:
+        for i, p in group:
+            x = g.add(x, _post(g, _attn_block(g, x, p, cfg, share, i), p.post_attn_norm, cfg))
+            x = g.add(x, _post(g, _mlp(g, x, p, cfg), p.post_ffn_norm, cfg))
+        if group[-1][0] == cfg.n_layers - 1:
             x = g.rms_norm(x, shard.norm, cfg.norm_eps)
+        key = f"layers{group[0][0]}"
         g.output(x, "x_out", d)
-        shard.add(f"layer{i}", g)
+        shard.add(key, g)
+        shard.groups.append(key)
     else:  # a rank may hold no heads (or no MLP columns): it then adds zeros
-        if p.qkv:
-            g = GraphBuilder(shard.int8)
-            g.output(_attn_block(g, g.input("x", d), p, cfg, share), "y", d)
-            shard.add(f"attn{i}", g)
-        if p.gu:
-            g = GraphBuilder(shard.int8)
-            g.output(_mlp(g, g.input("x", d), p, cfg), "y", d)
-            shard.add(f"mlp{i}", g)
-    shard.post_norms.append((p.post_attn_norm, p.post_ffn_norm))  # applied by the engine
-    return sum(parts_nbytes(q) for q in (p.qkv, p.o, p.gu, p.down))
+        for i, p in group:
+            if p.qkv:
+                g = GraphBuilder(shard.int8)
+                g.output(_attn_block(g, g.input("x", d), p, cfg, share, i), "y", d)
+                shard.add(f"attn{i}", g)
+            if p.gu:
+                g = GraphBuilder(shard.int8)
+                g.output(_mlp(g, g.input("x", d), p, cfg), "y", d)
+                shard.add(f"mlp{i}", g)
+    held = 0
+    for _i, p in group:
+        shard.post_norms.append((p.post_attn_norm, p.post_ffn_norm))  # applied by the engine
+        held += sum(parts_nbytes(q) for q in (p.qkv, p.o, p.gu, p.down))
+    return held
 
 
 def _post(g: GraphBuilder, y: str, weight: F32 | None, cfg: ModelConfig) -> str:
     return y if weight is None else g.rms_norm(y, weight, cfg.norm_eps)
 
 
-def _attn_block(g: GraphBuilder, x: str, p: _LayerParts, cfg: ModelConfig, share: RankShare) -> str:
+def _attn_block(
+    g: GraphBuilder, x: str, p: _LayerParts, cfg: ModelConfig, share: RankShare, i: int
+) -> str:
     """norm -> QKV -> RoPE + cache + attention -> O (this rank's partial sum)."""
     e, hl, kl = cfg.head_dim, share.n_heads, share.n_kv_heads
     qkv = g.linear(g.rms_norm(x, p.attn_norm, cfg.norm_eps), p.qkv, p.bqkv)
@@ -233,7 +255,7 @@ def _attn_block(g: GraphBuilder, x: str, p: _LayerParts, cfg: ModelConfig, share
         qkv = g.head_norms(qkv, [(hl, p.q_norm), (kl, p.k_norm), (kl, None)], e, cfg.norm_eps)
     scale = getattr(cfg, "attn_scale", None)
     attrs = {} if scale is None else {"scale": float(scale)}
-    att = g.attention(qkv, hl, kl, e, **attrs)
+    att = g.attention(qkv, hl, kl, e, i, **attrs)
     return g.linear(_pad(g, att, p.o_pad), p.o)
 
 

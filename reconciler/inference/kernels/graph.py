@@ -50,31 +50,38 @@ class GraphBuilder:
         self.inputs.append(helper.make_tensor_value_info(name, elem_type, shape))
         return name
 
-    def attention(self, qkv: str, heads: int, kv_heads: int, head_dim: int, **attrs: Any) -> str:
+    def attention(
+        self, qkv: str, heads: int, kv_heads: int, head_dim: int, layer: int, **attrs: Any
+    ) -> str:
         """Causal GQA with RoPE and the KV cache (``GroupQueryAttention``) on packed QKV
         ``[T, (H + 2K) E]`` -> ``[T, H E]``.
 
-        Inputs it adds: ``past_k``/``past_v`` ``[1, K, S, E]`` (bound to the same buffers
-        as the outputs ``present_k``/``present_v``, so the cache is written in place),
-        ``seqlens_k`` ``[1]`` (positions after this step, minus one), ``total_len`` and
-        the RoPE tables ``cos``/``sin`` ``[S, E/2]`` (half-split layout)."""
+        Inputs it adds: ``past_k{layer}``/``past_v{layer}`` ``[1, K, S, E]`` (bound to the
+        same buffers as the outputs ``present_k{layer}``/``present_v{layer}``, so the cache
+        is written in place) and, once per graph, ``seqlens_k`` ``[1]`` (positions after
+        this step, minus one), ``total_len`` and the RoPE tables ``cos``/``sin``
+        ``[S, E/2]`` (half-split layout)."""
         f, i32 = TensorProto.FLOAT, TensorProto.INT32
-        for name in ("past_k", "past_v"):
+        past = [f"past_k{layer}", f"past_v{layer}"]
+        present = [f"present_k{layer}", f"present_v{layer}"]
+        for name in past:
             self.declare(name, f, [1, kv_heads, "S", head_dim])
-        self.declare("seqlens_k", i32, [1])
-        self.declare("total_len", i32, [])
-        for name in ("cos", "sin"):
-            self.declare(name, f, ["S", head_dim // 2])
+        if ("shared", "attention") not in self._memo:
+            self._memo["shared", "attention"] = "declared"
+            self.declare("seqlens_k", i32, [1])
+            self.declare("total_len", i32, [])
+            for name in ("cos", "sin"):
+                self.declare(name, f, ["S", head_dim // 2])
         axes = self.const(np.array([0], dtype=np.int64), "axes")
         q3 = self.op("Unsqueeze", [qkv, axes])
         out = self.fresh("att")
-        inputs = [q3, "", "", "past_k", "past_v", "seqlens_k", "total_len", "cos", "sin"]
+        inputs = [q3, "", "", *past, "seqlens_k", "total_len", "cos", "sin"]
         node = helper.make_node(
-            "GroupQueryAttention", inputs, [out, "present_k", "present_v"], domain=_MS,
+            "GroupQueryAttention", inputs, [out, *present], domain=_MS,
             num_heads=heads, kv_num_heads=kv_heads, do_rotary=1, rotary_interleaved=0, **attrs,
         )  # fmt: skip
         self.nodes.append(node)
-        for name in ("present_k", "present_v"):
+        for name in present:
             vi = helper.make_tensor_value_info(name, f, [1, kv_heads, "S", head_dim])
             self.outputs.append(vi)
         return self.op("Squeeze", [out, axes])
