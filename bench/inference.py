@@ -53,6 +53,26 @@ def demo_model_path() -> Path:
     return find()
 
 
+Figures = list[float]  # prefill tok/s, decode tok/s, CPU ms per token: prefill, decode
+
+
+class Clock:
+    """Wall and CPU time (this process, every thread) of consecutive laps."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        self.figures: Figures = []
+
+    def lap(self, tokens: int) -> Figures:
+        """Record tokens/s and CPU ms per token since the last lap; all figures so far
+        in the order of ``Figures`` once both laps are done."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.figures += [tokens / (wall - self.wall), (cpu - self.cpu) / tokens * 1000]
+        self.wall, self.cpu = wall, cpu
+        f = self.figures
+        return [f[0], f[2], f[1], f[3]] if len(f) == 4 else f
+
+
 class Engine:
     """Our engine with one kernel choice (in this process)."""
 
@@ -68,16 +88,15 @@ class Engine:
         self.engine = E(info.config, w, cache_len=512)
         self.tokenizer = info.tokenizer
 
-    def round(self, prompt: list[int], decode: int) -> tuple[float, float]:
+    def round(self, prompt: list[int], decode: int) -> Figures:
         e = self.engine
         e.reset()
-        start = time.perf_counter()
+        clock = Clock()
         logits = e.prefill(prompt)
-        prefill = len(prompt) / (time.perf_counter() - start)
-        start = time.perf_counter()
+        clock.lap(len(prompt))
         for _ in range(decode):
             logits = e.decode(int(np.argmax(logits)))
-        return prefill, decode / (time.perf_counter() - start)
+        return clock.lap(decode)
 
 
 class Child:
@@ -95,12 +114,11 @@ class Child:
             self.proc.kill()
             raise RuntimeError(ready.strip() or f"{name} did not start")
 
-    def round(self, prompt: list[int], decode: int) -> tuple[float, float]:
+    def round(self, prompt: list[int], decode: int) -> Figures:
         assert self.proc.stdin and self.proc.stdout
         self.proc.stdin.write(json.dumps({"prompt": prompt, "decode": decode}) + "\n")
         self.proc.stdin.flush()
-        out = json.loads(self.proc.stdout.readline())
-        return float(out[0]), float(out[1])
+        return [float(v) for v in json.loads(self.proc.stdout.readline())]
 
     def close(self) -> None:
         if self.proc.stdin:
@@ -130,15 +148,14 @@ def _llama_cpp(threads: int, path: Path) -> Any:
 
     llm = Llama(str(path), n_threads=threads, n_threads_batch=threads, n_ctx=512, verbose=False)
 
-    def run(prompt: list[int], decode: int) -> tuple[float, float]:
+    def run(prompt: list[int], decode: int) -> Figures:
         llm.reset()
-        start = time.perf_counter()
+        clock = Clock()
         llm.eval(prompt)
-        prefill = len(prompt) / (time.perf_counter() - start)
-        start = time.perf_counter()
+        clock.lap(len(prompt))
         for _ in range(decode):
             llm.eval([int(np.argmax(llm.scores[llm.n_tokens - 1]))])
-        return prefill, decode / (time.perf_counter() - start)
+        return clock.lap(decode)
 
     return run
 
@@ -153,17 +170,16 @@ def _transformers(threads: int, path: Path) -> Any:
     )
     model.eval()
 
-    def run(prompt: list[int], decode: int) -> tuple[float, float]:
+    def run(prompt: list[int], decode: int) -> Figures:
         with torch.no_grad():
-            start = time.perf_counter()
+            clock = Clock()
             out = model(torch.tensor([prompt]), use_cache=True)
-            prefill = len(prompt) / (time.perf_counter() - start)
+            clock.lap(len(prompt))
             past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
-            start = time.perf_counter()
             for _ in range(decode):
                 out = model(nxt, past_key_values=past, use_cache=True)
                 past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
-        return prefill, decode / (time.perf_counter() - start)
+        return clock.lap(decode)
 
     return run
 
@@ -222,6 +238,12 @@ def main() -> None:
     ap.add_argument("--decode-tokens", type=int, default=64)
     ap.add_argument("--refvenv", default="/work/refvenv")
     ap.add_argument("--only", choices=["all", "engine"], default="all")
+    ap.add_argument(
+        "--skip", default="", help="comma-separated systems to leave out, e.g. 'ours numpy'"
+    )
+    ap.add_argument(
+        "--no-extras", action="store_true", help="skip the agreement and command figures"
+    )
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--model-path", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -232,42 +254,45 @@ def main() -> None:
     systems: dict[str, Any] = {}
     for label, kernels, act in (("ours numpy", "numpy", "exact"), ("ours ort exact", "onnxruntime", "exact"),
                                 ("ours ort int8", "onnxruntime", "int8")):  # fmt: skip
-        systems[label] = Engine(kernels, act, args.threads)
+        if label not in args.skip.split(","):
+            systems[label] = Engine(kernels, act, args.threads)
     tokenizer = systems["ours ort exact"].tokenizer
     prompt = tokenizer.encode(PROMPT)[: args.prompt_tokens]
     python = str(Path(args.refvenv) / "bin" / "python")
     if args.only == "all":
         for name in ("llama.cpp", "transformers fp32"):
+            if name in args.skip.split(","):
+                continue
             try:
                 systems[name] = Child(python, name.split()[0], args.threads)
             except (OSError, RuntimeError) as exc:
                 print(f"{name:18} skipped: {exc}")
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in systems}
+    results: dict[str, list[Figures]] = {name: [] for name in systems}
     for system in systems.values():  # warm-up
         system.round(prompt[:8], 4)
     for r in range(args.rounds):
         for name, system in systems.items():
             results[name].append(system.round(prompt, args.decode_tokens))
-            prefill, decode = results[name][-1]
-            print(
-                f"  round {r + 1} {name:18} {prefill:8.1f} {decode:6.1f}",
-                file=sys.stderr,
-                flush=True,
-            )
-    print(f"demo model, {args.threads} threads, prompt {len(prompt)} tokens, decode {args.decode_tokens}, "
-          f"medians of {args.rounds} interleaved rounds")  # fmt: skip
-    med = {
-        n: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
-        for n, rs in results.items()
-    }
+            print(f"  round {r + 1} {name:18} {results[name][-1]}", file=sys.stderr, flush=True)
+    print(f"demo model, {args.threads} threads, prompt {len(prompt)} tokens, decode "
+          f"{args.decode_tokens}, medians of {args.rounds} interleaved rounds; CPU = ms of CPU "
+          "time (all threads of the process) per token, the figure least moved by a shared "
+          "machine's load")  # fmt: skip
+    med = {n: [statistics.median(r[i] for r in rs) for i in range(4)] for n, rs in results.items()}
     ref = med.get("llama.cpp")
-    for name, (prefill, decode) in med.items():
-        rel = f"  ({prefill / ref[0]:.2f}x / {decode / ref[1]:.2f}x llama.cpp)" if ref else ""
-        print(f"{name:18} prefill {prefill:8.1f} tok/s  decode {decode:6.1f} tok/s{rel}")
+    for name, (prefill, decode, cpu_p, cpu_d) in med.items():
+        rel = ""
+        if ref:
+            rel = (f"  | vs llama.cpp: prefill {prefill / ref[0]:.2f}x decode {decode / ref[1]:.2f}x"
+                   f", per CPU ms: prefill {ref[2] / cpu_p:.2f}x decode {ref[3] / cpu_d:.2f}x")  # fmt: skip
+        print(f"{name:18} prefill {prefill:7.1f} tok/s (CPU {cpu_p:5.2f}) decode {decode:6.1f} "
+              f"tok/s (CPU {cpu_d:5.2f}){rel}")  # fmt: skip
     for child in systems.values():
         if isinstance(child, Child):
             child.close()
     systems.clear()
+    if args.no_extras:
+        return
     rate, n = agreement(args.threads)
     print(
         f"int8 vs exact activations: top-1 agreement {100 * rate:.1f}% over {n} teacher-forced positions"

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # onnx is imported only when graphs are built
 
 
 HEAD_CHUNK = 8192  # vocabulary rows per LM-head session
-LAYERS_PER_GRAPH = 6  # world size 1: fewer calls per token, bounded load scratch
+LAYERS_PER_GRAPH = 15  # world size 1: fewer calls per token, bounded load scratch
 
 
 class EmbedTable:
