@@ -113,7 +113,8 @@ class FusedShard:
 
     def add(self, key: str, g: GraphBuilder) -> None:
         """Create the session for a built graph."""
-        self.sessions[key], keep = make_session(g.model_bytes(), self.threads, g.external)
+        model = g.model_bytes()
+        self.sessions[key], keep = make_session(model, self.threads, g.external, self.int8)
         self._keep.extend(keep)
 
 

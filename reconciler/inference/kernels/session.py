@@ -1,8 +1,15 @@
-"""onnxruntime sessions with this project's settings: no spinning, few threads.
+"""onnxruntime sessions with this project's settings: one shared thread pool, few threads.
 
-Spinning intra-op threads made a decode loop of many small sessions run at under
-1 tok/s on two shared cores (see ``bench/kernels.py``): spinning is always off here.
-The thread count comes from ``--threads`` / ``MESHNET_THREADS`` (default min(2, cores)).
+A pool per session with spinning threads made a decode loop of many small sessions run
+at under 1 tok/s on two shared cores: their idle workers spun against each other. A
+pool per session without spinning is safe but pays a wake-up per parallel operator.
+With int8 activations every session of the process shares one pool instead
+(onnxruntime's global thread pool, sized by the first session: ``--threads`` /
+``MESHNET_THREADS``, default min(2, cores)): on the demo model at 2 threads, 85-107
+tok/s against 71-81 with a non-spinning pool per session. With float32 activations the
+shared (spinning) pool measured worse and unsteady (25-32 against 50-52 tok/s), so
+those sessions keep non-spinning pools of their own. The first session of a process
+decides; ``MESHNET_ORT_SHARED_POOL=0`` never shares.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 THREADS_ENV = "MESHNET_THREADS"
+GLOBAL_POOL_ENV = "MESHNET_ORT_SHARED_POOL"  # "0": a pool per session, never spinning
 
 
 def default_threads() -> int:
@@ -39,7 +47,10 @@ def available() -> bool:
 
 
 def make_session(
-    model: bytes, threads: int, external: dict[str, NDArray[Any]] | None = None
+    model: bytes,
+    threads: int,
+    external: dict[str, NDArray[Any]] | None = None,
+    shared_pool: bool = False,
 ) -> tuple[Any, list[Any]]:
     """An InferenceSession on the CPU provider for a serialized model, and what must be
     kept alive with it.
@@ -50,7 +61,7 @@ def make_session(
     in the kernel's layout."""
     import onnxruntime as ort
 
-    so = _options(threads)
+    so = _options(threads, shared_pool)
     keep: list[Any] = []
     if external:
         values = [ort.OrtValue.ortvalue_from_numpy(a) for a in external.values()]
@@ -101,15 +112,39 @@ def trim_heap() -> None:
         ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
 
 
-def _options(threads: int) -> Any:
+_GLOBAL_POOL: list[int] = []  # the process-wide pool's size, once created
+
+
+def _global_pool(threads: int, wanted: bool) -> bool:
+    """Whether sessions share the process-wide pool.
+
+    The first session of the process decides, and sizes the pool with its thread count
+    (onnxruntime needs the pool before any session, and then every session must use
+    it); with one thread, or ``MESHNET_ORT_SHARED_POOL=0``, each session gets its own
+    pool, without spinning."""
     import onnxruntime as ort
 
+    if not _GLOBAL_POOL:
+        shared = wanted and threads > 1 and os.environ.get(GLOBAL_POOL_ENV, "1") != "0"
+        if shared:
+            ort.set_global_thread_pool_sizes(threads, 1)
+        _GLOBAL_POOL.append(threads if shared else 0)
+    return _GLOBAL_POOL[0] > 0
+
+
+def _options(threads: int, shared_pool: bool = False) -> Any:
+    import onnxruntime as ort
+
+    shared = _global_pool(threads, shared_pool)  # before the first SessionOptions
     so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    if shared:
+        so.use_per_session_threads = False
+        return so
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    so.log_severity_level = 3
     return so
