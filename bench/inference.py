@@ -103,9 +103,11 @@ class Child:
     """A reference system in a child process of the side venv, one round per request."""
 
     def __init__(self, python: str, name: str, threads: int) -> None:
+        """Each system in a process of its own: thread pools are per process."""
         args = [python, str(Path(__file__).resolve()), "--serve", name, "--threads", str(threads),
                 "--model-path", str(demo_model_path())]  # fmt: skip
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+               "PYTHONPATH": str(ROOT)}  # fmt: skip
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
@@ -128,12 +130,16 @@ class Child:
 
 def serve(name: str, threads: int, path: Path) -> None:
     """Child side (the side venv): load the reference, then answer rounds on stdin/stdout."""
-    here = {str(ROOT), str(Path(__file__).resolve().parent)}
-    sys.path[:] = [
-        p for p in sys.path if str(Path(p or ".").resolve()) not in here
-    ]  # bench/kernels.py
+    here = str(Path(__file__).resolve().parent)  # bench/kernels.py shadows HF's `kernels`
+    sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != here]
     try:
-        runner = _llama_cpp(threads, path) if name == "llama.cpp" else _transformers(threads, path)
+        if name.startswith("ours"):
+            _kind, kernels, activations = name.split(":")
+            runner = Engine(kernels, activations, threads).round
+        elif name == "llama.cpp":
+            runner = _llama_cpp(threads, path)
+        else:
+            runner = _transformers(threads, path)
     except Exception as exc:  # reported by the parent, which skips this system
         print(f"unavailable: {type(exc).__name__}: {exc}", flush=True)
         return
@@ -251,22 +257,26 @@ def main() -> None:
         serve(args.serve, args.threads, Path(args.model_path))
         return
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
-    systems: dict[str, Any] = {}
-    for label, kernels, act in (("ours numpy", "numpy", "exact"), ("ours ort exact", "onnxruntime", "exact"),
-                                ("ours ort int8", "onnxruntime", "int8")):  # fmt: skip
-        if label not in args.skip.split(","):
-            systems[label] = Engine(kernels, act, args.threads)
-    tokenizer = systems["ours ort exact"].tokenizer
-    prompt = tokenizer.encode(PROMPT)[: args.prompt_tokens]
-    python = str(Path(args.refvenv) / "bin" / "python")
+    from reconciler.inference import load_model_info
+
+    prompt = load_model_info(demo_model_path()).tokenizer.encode(PROMPT)[: args.prompt_tokens]
+    systems: dict[str, Child] = {}
+    ref_python = str(Path(args.refvenv) / "bin" / "python")
+    candidates = [("ours numpy", sys.executable, "ours:numpy:exact"),
+                  ("ours ort exact", sys.executable, "ours:onnxruntime:exact"),
+                  ("ours ort int8", sys.executable, "ours:onnxruntime:int8")]  # fmt: skip
     if args.only == "all":
-        for name in ("llama.cpp", "transformers fp32"):
-            if name in args.skip.split(","):
-                continue
-            try:
-                systems[name] = Child(python, name.split()[0], args.threads)
-            except (OSError, RuntimeError) as exc:
-                print(f"{name:18} skipped: {exc}")
+        candidates += [
+            ("llama.cpp", ref_python, "llama.cpp"),
+            ("transformers fp32", ref_python, "transformers"),
+        ]
+    for label, python, name in candidates:
+        if label in args.skip.split(","):
+            continue
+        try:
+            systems[label] = Child(python, name, args.threads)
+        except (OSError, RuntimeError) as exc:
+            print(f"{label:18} skipped: {exc}")
     results: dict[str, list[Figures]] = {name: [] for name in systems}
     for system in systems.values():  # warm-up
         system.round(prompt[:8], 4)
@@ -288,8 +298,7 @@ def main() -> None:
         print(f"{name:18} prefill {prefill:7.1f} tok/s (CPU {cpu_p:5.2f}) decode {decode:6.1f} "
               f"tok/s (CPU {cpu_d:5.2f}){rel}")  # fmt: skip
     for child in systems.values():
-        if isinstance(child, Child):
-            child.close()
+        child.close()
     systems.clear()
     if args.no_extras:
         return
