@@ -5,9 +5,11 @@
     .venv/bin/python bench/inference.py --only engine    # skip the reference systems
 
 Same file (the demo model, SmolLM2-135M-Instruct Q4_1), same prompt tokens, same
-thread count. Systems take turns round by round (the machine is shared: its load moves),
-and the medians are printed. The references run in child processes of the side venv
-(``--refvenv``, default /work/refvenv: ``llama-cpp-python`` and ``torch`` +
+thread count. Every system runs in a process of its own (thread pools are per process),
+the systems take turns round by round (the machine is shared: its load moves), and the
+medians are printed: tokens/s and CPU milliseconds per token (all threads of the
+process; the figure a shared machine's load moves least). The references run in the
+side venv (``--refvenv``, default /work/refvenv: ``llama-cpp-python`` and ``torch`` +
 ``transformers``); a missing one is reported and skipped.
 
 Also printed: int8-activation top-1 agreement with exact activations over a fixed
