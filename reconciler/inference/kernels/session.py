@@ -109,7 +109,12 @@ def repacks_weights() -> bool:
 def trim_heap() -> None:
     """Give freed heap pages back to the system (glibc), after building sessions."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        _libc().malloc_trim(0)
+
+
+@functools.cache
+def _libc() -> Any:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
 _GLOBAL_POOL: list[int] = []  # the process-wide pool's size, once created

@@ -124,10 +124,11 @@ def _high_bits(qh: U8) -> U8:
 def _repack4(qs: U8) -> U8:
     """ggml's 16 bytes of a 32-block (byte j: elements j and j + 16) -> MatMulNBits'
     (byte i: elements 2i and 2i + 1), without widening to one code per byte."""
-    even, odd = qs[:, 0::2], qs[:, 1::2]  # [nb, 8] each
-    low = (even & np.uint8(15)) | (odd << np.uint8(4))  # elements 0..15
-    high = (even >> np.uint8(4)) | (odd & np.uint8(0xF0))  # elements 16..31
-    return np.concatenate([low, high], axis=1)  # [nb, 16]
+    w = qs.view(np.uint16)  # [nb, 8]: byte 2i in the low half, byte 2i + 1 in the high
+    out = np.empty((qs.shape[0], 16), dtype=np.uint8)
+    out[:, :8] = (w & np.uint16(0x0F)) | ((w >> np.uint16(4)) & np.uint16(0xF0))  # 0..15
+    out[:, 8:] = ((w >> np.uint16(4)) & np.uint16(0x0F)) | ((w >> np.uint16(8)) & np.uint16(0xF0))
+    return out  # elements 16..31 in the second half
 
 
 def _q4_0(b: U8) -> _Result:
