@@ -120,11 +120,35 @@ def inference(
     ),
     local: bool = typer.Option(False, "--local", help="Run on this device alone, without a pool."),
     pool: str | None = typer.Option(None, "--pool", help="Pool to run on (default: the only one)."),
+    kernels: str = typer.Option(
+        "auto",
+        "--kernels",
+        help="With --local: matmul kernels. auto = onnxruntime when installed (weights stay "
+        "quantized), numpy = dequantize to float32 (the oracle). Agents: MESHNET_KERNELS.",
+    ),
+    activations: str = typer.Option(
+        "exact",
+        "--activations",
+        help="With --local and onnxruntime: exact (float32 activations, the default: same "
+        "greedy tokens as transformers) or int8 (faster; see README 'Engine'). "
+        "Agents: MESHNET_ACTIVATIONS.",
+    ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="With --local: kernel threads (default MESHNET_THREADS or min(2, cores)).",
+    ),
     output: str = typer.Option("text", "-o", "--output", help="text or json."),
 ) -> None:
     """Generate text with the demo model (or another) across the pool's ring."""
+    if kernels not in ("auto", "numpy", "onnxruntime"):
+        raise CliError(f"--kernels must be auto, numpy or onnxruntime, not {kernels!r}")
+    if activations not in ("exact", "int8"):
+        raise CliError(f"--activations must be exact or int8, not {activations!r}")
     args = {"prompt": prompt, "max_tokens": max_tokens, "model": model,
-            "temperature": temperature, "seed": seed, "chat": chat}  # fmt: skip
+            "temperature": temperature, "seed": seed, "chat": chat, "kernels": kernels,
+            "activations": activations, "threads": threads}  # fmt: skip
     if local:
         from meshctl.local_inference import run_local
 

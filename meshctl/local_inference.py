@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
+import psutil
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from meshctl.context import CliError
@@ -18,7 +21,18 @@ from reconciler.jobs.limits import cache_len, prompt_problem
 from reconciler.runtime.jobrunner import resolve_model
 
 
-def _encode(tokenizer: Tokenizer, args: dict[str, Any]) -> list[int]:
+def _process_age() -> float:
+    """Seconds since this process started: on Linux from its start tick and the boot
+    clock (psutil's create_time rounds the boot time to whole seconds)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
+        ticks = int(fields[19])  # field 22 (starttime), counted after the command name
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.time() - psutil.Process().create_time()
+
+
+def _prompt_ids(tokenizer: Tokenizer, args: dict[str, Any]) -> list[int]:
     if args["chat"]:
         text = tokenizer.apply_chat_template([{"role": "user", "content": args["prompt"]}])
         return tokenizer.encode(text, add_special=False)
@@ -27,10 +41,11 @@ def _encode(tokenizer: Tokenizer, args: dict[str, Any]) -> list[int]:
 
 def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
     """Load the whole model here and generate; the same document as a pool job."""
+    started = time.perf_counter()
     try:
         path = resolve_model(args["model"])
         info = load_model_info(path)
-        prompt_ids = _encode(info.tokenizer, args)
+        prompt_ids = _prompt_ids(info.tokenizer, args)
         problem = prompt_problem(len(prompt_ids), args["max_tokens"], info.config)
         if problem is not None:  # refused before any weight is read
             raise CliError(problem)
@@ -38,17 +53,20 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
                       console=console, transient=True, disable=quiet) as bar:  # fmt: skip
             task = bar.add_task(path.name, total=1.0)
             weights = load_shard(path, info.config, full_share(info.config),
-                                 lambda fraction: bar.update(task, completed=fraction))  # fmt: skip
-    except ModelError as err:
+                                 lambda fraction: bar.update(task, completed=fraction),
+                                 args.get("kernels"), args.get("activations"),
+                                 args.get("threads"))  # fmt: skip
+    except (ModelError, ValueError) as err:
         raise CliError(str(err)) from err
     tokenizer = info.tokenizer
     params = SamplingParams(max_tokens=args["max_tokens"], temperature=args["temperature"],
                             seed=args["seed"] or 0)  # fmt: skip
     size = cache_len(len(prompt_ids), args["max_tokens"], info.config)
     engine = Engine(info.config, weights, cache_len=size)
-    ids, text, started, first, compute = [], "", time.perf_counter(), None, 0.0
+    ids, text, first, compute, first_age = [], "", None, 0.0, 0.0
     for event in engine.generate(prompt_ids, params, tokenizer):
-        first = first if first is not None else time.perf_counter()
+        if first is None:
+            first, first_age = time.perf_counter(), _process_age()
         ids.append(event.token_id)
         text += event.text
         compute += event.compute_ms
@@ -64,6 +82,7 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
         "completionTokens": len(ids),
         "tokensPerSecond": (len(ids) - 1) / decode_s if len(ids) > 1 and decode_s > 0 else None,
         "timeToFirstTokenMs": ((first or end) - started) * 1000,
+        "startToFirstTokenMs": first_age * 1000,
         "members": [
             {
                 "nodeId": "local",

@@ -12,8 +12,22 @@ from pathlib import Path
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.errors import ModelError
 from reconciler.inference.filecheck import check_shapes, gguf_shapes, safetensors_shapes
-from reconciler.inference.gguf_model import GGUFSource, field, gguf_config, open_gguf
+from reconciler.inference.gguf_model import (
+    GGUFSource,
+    drop_vocabulary,
+    field,
+    gguf_config,
+    open_gguf,
+)
 from reconciler.inference.hf_model import HFSource, hf_config, weight_files
+from reconciler.inference.kernels import (
+    ACTIVATIONS,
+    default_activations,
+    default_kernels,
+    default_threads,
+    resolve,
+)
+from reconciler.inference.kernels.fused import FusedShard, build_fused
 from reconciler.inference.sharding import RankShare
 from reconciler.inference.tokenizer import Tokenizer, tokenizer_from_gguf, tokenizer_from_hf
 from reconciler.inference.weights import ShardWeights, TensorSource, build_shard
@@ -86,6 +100,7 @@ def load_model_info(path: str | Path) -> ModelInfo:
         if len(_TOKENIZERS) >= 4:
             _TOKENIZERS.clear()
         _TOKENIZERS[key] = tokenizer
+    drop_vocabulary(reader)  # the weights are read next: keep only what they need
     return ModelInfo(p, "gguf", config, tokenizer)
 
 
@@ -95,7 +110,7 @@ def open_source(path: str | Path, config: ModelConfig) -> TensorSource:
     if _format(p) == "hf":
         check_shapes(config, safetensors_shapes(weight_files(p)), p)
         return HFSource(p, config)
-    reader = open_gguf(p)
+    reader = open_gguf(p, tensors_only=True)
     check_shapes(config, gguf_shapes(reader.tensors), p)
     return GGUFSource(reader, config, p)
 
@@ -105,6 +120,31 @@ def load_shard(
     config: ModelConfig,
     share: RankShare,
     progress: Callable[[float], None] | None = None,
-) -> ShardWeights:
-    """Read only this rank's share of the weights, fused for the forward pass."""
-    return build_shard(open_source(path, config), config, share, progress)
+    kernels: str | None = None,
+    activations: str | None = None,
+    threads: int | None = None,
+) -> ShardWeights | FusedShard:
+    """Read only this rank's share of the weights, ready for the chosen kernels
+    (``auto``, ``numpy`` or ``onnxruntime``; see ``reconciler.inference.kernels``;
+    defaults from ``MESHNET_KERNELS`` / ``MESHNET_ACTIVATIONS`` / ``MESHNET_THREADS``)."""
+    return build_weights(open_source(path, config), config, share, progress,
+                         kernels, activations, threads)  # fmt: skip
+
+
+def build_weights(
+    source: TensorSource,
+    config: ModelConfig,
+    share: RankShare,
+    progress: Callable[[float], None] | None = None,
+    kernels: str | None = None,
+    activations: str | None = None,
+    threads: int | None = None,
+) -> ShardWeights | FusedShard:
+    """``load_shard`` over an open source."""
+    activations = activations or default_activations()
+    if resolve(kernels or default_kernels(), config) == "numpy":
+        return build_shard(source, config, share, progress)
+    if activations not in ACTIVATIONS:
+        raise ValueError(f"unknown activations {activations!r} (choose from exact, int8)")
+    n = threads or default_threads()
+    return build_fused(source, config, share, activations == "int8", n, progress)

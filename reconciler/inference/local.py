@@ -26,12 +26,16 @@ def make_engines(
     column_ranges: list[tuple[int, int]],
     shard_columns: int,
     cache_len: int | None = None,
+    kernels: str | None = None,
+    activations: str | None = None,
 ) -> list[Engine]:
     """One Engine per ring range, wired to a shared InProcessGroup."""
     shares = plan_shares(config, column_ranges, shard_columns)
     members = InProcessGroup(len(shares)).members()
     return [
-        Engine(config, load_shard(path, config, share), member, cache_len)
+        Engine(
+            config, load_shard(path, config, share, None, kernels, activations), member, cache_len
+        )
         for share, member in zip(shares, members, strict=True)
     ]
 

@@ -24,6 +24,7 @@ from reconciler.inference.collectives import Collectives, SingleRank
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.errors import CollectiveError
 from reconciler.inference.generate import TokenEvent, generate
+from reconciler.inference.kernels.fused import FusedShard, Runner
 from reconciler.inference.layers import (
     F32,
     apply_rope,
@@ -38,6 +39,8 @@ from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.inference.weights import LayerWeights, ShardWeights
 
+PREFILL_CHUNK = 256  # prompt tokens per forward pass
+
 
 class Engine:
     """One rank's model state: weights, KV cache, position."""
@@ -45,7 +48,7 @@ class Engine:
     def __init__(
         self,
         config: ModelConfig,
-        weights: ShardWeights,
+        weights: ShardWeights | FusedShard,
         collectives: Collectives | None = None,
         cache_len: int | None = None,
     ) -> None:
@@ -63,6 +66,9 @@ class Engine:
             self.cos_local, self.sin_local = rope_tables(config, self.cache_len, local=True)
         self.pos = 0
         self.greedy = False  # set by generate() for temperature 0: see _greedy_logits
+        self.runner: Runner | None = None
+        if isinstance(weights, FusedShard):
+            self.runner = weights.bind(self.cache_k, self.cache_v, self.cos, self.sin)
 
     def reset(self) -> None:
         """Forget the sequence (the cache is overwritten, not cleared)."""
@@ -75,8 +81,13 @@ class Engine:
         return generate(self, prompt_ids, params, tokenizer)
 
     def prefill(self, tokens: list[int], all_logits: bool = False) -> F32:
-        """Run the prompt; logits of the last position [V] (or of every position [T, V])."""
-        h = self._forward(tokens)  # [T, D]
+        """Run the prompt; logits of the last position [V] (or of every position [T, V]).
+
+        Long prompts run in chunks of ``PREFILL_CHUNK`` tokens, so the attention scratch
+        stays bounded ([Hl, chunk, positions] scores instead of [Hl, T, T])."""
+        chunks = [tokens[i : i + PREFILL_CHUNK] for i in range(0, len(tokens), PREFILL_CHUNK)]
+        hs = [self._forward(chunk) for chunk in chunks]  # [t, D] each
+        h = hs[0] if len(hs) == 1 else np.concatenate(hs)  # [T, D]
         if all_logits:
             return self._logits(h)  # [T, V]
         last: F32 = self._logits(h[-1:])[0]  # [V]
@@ -97,6 +108,9 @@ class Engine:
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab):
             bad = next(i for i in tokens if not 0 <= i < self.config.vocab)
             raise ValueError(f"token id {bad} is outside the vocabulary of {self.config.vocab}")
+        if self.runner is not None or isinstance(self.weights, FusedShard):
+            assert self.runner is not None
+            return self._forward_fused(self.runner, tokens)
         x = self._embed(ids)  # [T, D]
         for i, layer in enumerate(self.weights.layers):
             x = self._layer(i, layer, x)  # [T, D]
@@ -115,12 +129,30 @@ class Engine:
         return x if scale == 1.0 else x * scale  # [T, D]
 
     def _layer(self, i: int, w: LayerWeights, x: F32) -> F32:
-        cfg, share = self.config, self.weights.share
-        e, kl, hl, t = cfg.head_dim, share.n_kv_heads, share.n_heads, x.shape[0]
+        cfg = self.config
         h = rms_norm(x, w.attn_norm, cfg.norm_eps)  # [T, D]
         qkv = h @ w.wqkv.T  # [T, (Hl + 2Kl) E]
         if w.bqkv is not None:
             qkv += w.bqkv
+        att = self._attend(i, w, qkv)  # [T, Hl E]
+        o = self.comm.all_reduce_sum(att @ w.wo.T)  # [T, D]
+        if w.post_attn_norm is not None:
+            o = rms_norm(o, w.post_attn_norm, cfg.norm_eps)  # [T, D]
+        x = x + o  # [T, D]
+        h = rms_norm(x, w.ffn_norm, cfg.norm_eps)  # [T, D]
+        gu = h @ w.wgu.T  # [T, 2 Fl]
+        f = gu.shape[1] // 2
+        act = gelu_tanh_mul if cfg.activation == "gelu_tanh" else silu_mul
+        a = act(gu[:, :f], gu[:, f:])  # [T, Fl]
+        m = self.comm.all_reduce_sum(a @ w.wdown.T)  # [T, D]
+        if w.post_ffn_norm is not None:
+            m = rms_norm(m, w.post_ffn_norm, cfg.norm_eps)  # [T, D]
+        return x + m  # [T, D]
+
+    def _attend(self, i: int, w: LayerWeights, qkv: F32) -> F32:
+        """RoPE, KV cache and attention of layer ``i`` for this step's QKV -> [T, Hl E]."""
+        cfg, share = self.config, self.weights.share
+        e, kl, hl, t = cfg.head_dim, share.n_kv_heads, share.n_heads, qkv.shape[0]
         q = qkv[:, : hl * e].reshape(t, hl, e)  # [T, Hl, E]
         k = qkv[:, hl * e : (hl + kl) * e].reshape(t, kl, e)  # [T, Kl, E]
         v = qkv[:, (hl + kl) * e :].reshape(t, kl, e)  # [T, Kl, E]
@@ -137,23 +169,29 @@ class Engine:
         window = cfg.sliding_window if sliding else 0
         s0 = max(0, p0 + 1 - window) if window else 0  # the first key any query here sees
         keys, values = self.cache_k[i, :, s0:p1], self.cache_v[i, :, s0:p1]  # [Kl, P, E]
-        att = attention(qg, keys, values, p0 - s0, window, cfg.attn_scale)  # [T, Hl E]
-        o = self.comm.all_reduce_sum(att @ w.wo.T)  # [T, D]
-        if w.post_attn_norm is not None:
-            o = rms_norm(o, w.post_attn_norm, cfg.norm_eps)  # [T, D]
-        x = x + o  # [T, D]
-        h = rms_norm(x, w.ffn_norm, cfg.norm_eps)  # [T, D]
-        gu = h @ w.wgu.T  # [T, 2 Fl]
-        f = gu.shape[1] // 2
-        act = gelu_tanh_mul if cfg.activation == "gelu_tanh" else silu_mul
-        a = act(gu[:, :f], gu[:, f:])  # [T, Fl]
-        m = self.comm.all_reduce_sum(a @ w.wdown.T)  # [T, D]
-        if w.post_ffn_norm is not None:
-            m = rms_norm(m, w.post_ffn_norm, cfg.norm_eps)  # [T, D]
-        return x + m  # [T, D]
+        return attention(qg, keys, values, p0 - s0, window, cfg.attn_scale)  # [T, Hl E]
+
+    def _forward_fused(self, runner: Runner, tokens: list[int]) -> F32:
+        """The onnxruntime backend's pass (see ``kernels.fused``): the same steps, each
+        layer (or each block between all-reduces) one graph, attention and cache inside."""
+        x = self._embed(np.asarray(tokens, dtype=np.int64))  # [T, D]
+        p0 = self.pos
+        if self.comm.world_size == 1:
+            x = runner.layers(x, p0)  # [T, D], final-normed
+            self.pos += len(tokens)
+            return x
+        eps = self.config.norm_eps
+        for i, (post_attn, post_ffn) in enumerate(runner.shard.post_norms):
+            y = self.comm.all_reduce_sum(runner.attn(i, x, p0))  # [T, D]
+            x = x + (y if post_attn is None else rms_norm(y, post_attn, eps))  # [T, D]
+            y = self.comm.all_reduce_sum(runner.mlp(i, x))  # [T, D]
+            x = x + (y if post_ffn is None else rms_norm(y, post_ffn, eps))  # [T, D]
+        self.pos += len(tokens)
+        return rms_norm(x, self.weights.norm, self.config.norm_eps)  # [T, D]
 
     def _logits(self, h: F32) -> F32:
-        local = h @ self.weights.lm_head.T  # [T, Vl]
+        w = self.weights
+        local = w.head(h) if isinstance(w, FusedShard) else h @ w.lm_head.T  # [T, Vl]
         if self.comm.world_size == 1:
             return local
         if self.greedy and h.shape[0] == 1:

@@ -8,7 +8,16 @@ as the model's structure allows (largest remainder, contiguous and in rank order
   of each of them, so attention never needs another rank's keys. With fewer KV heads than
   ranks, or tiny fractions, a rank may get zero heads; it then contributes zeros to the
   attention all-reduce and still holds MLP columns and vocabulary rows.
-- MLP hidden columns ``[ffn_start, ffn_end)``: any split, no divisibility rule.
+- MLP hidden columns ``[ffn_start, ffn_end)``, in whole quantization blocks: the down
+  projection is split along its input columns, and GGUF blocks run along them (32
+  elements, 256 for K-quants). The split unit is 256 columns when the hidden width is a
+  multiple of 256, else 32 when it is a multiple of 32, else 1 (``ffn_unit``); the ring's
+  fractions are rounded to whole units by largest remainder, so a rank's share of gate,
+  up and down is whole blocks of every format and nothing is dequantized to cut it.
+- The O projection is split along its input columns too, by KV-head groups, which
+  need not fall on block boundaries (3 heads of 64 = 192 columns): a rank holding O
+  columns ``[a, b)`` keeps the whole blocks covering them and feeds zeros in the extra
+  columns, which adds nothing (at most one block per side).
 - Vocabulary rows ``[vocab_start, vocab_end)`` of the embedding and the LM head.
 
 Splits are named by direction: column split "all-to-sharded" (Q, K, V, gate, up, LM head)
@@ -68,10 +77,22 @@ def plan_shares(
     """One share per ring range, in list order (list index = rank)."""
     fractions = _fractions(column_ranges, shard_columns)
     kv = _bounds(_largest_remainder(fractions, config.n_kv_heads))
-    ffn = _bounds(_largest_remainder(fractions, config.hidden_dim))
+    unit = ffn_unit(config.hidden_dim)
+    ffn = [
+        (a * unit, b * unit)
+        for a, b in _bounds(_largest_remainder(fractions, config.hidden_dim // unit))
+    ]
     voc = _bounds(_largest_remainder(fractions, config.vocab))
     world = len(column_ranges)
     return [RankShare(r, world, *kv[r], config.group, *ffn[r], *voc[r]) for r in range(world)]
+
+
+def ffn_unit(hidden_dim: int) -> int:
+    """MLP columns per split unit: the largest of 256 and 32 dividing ``hidden_dim``, else 1."""
+    for unit in (256, 32):
+        if hidden_dim % unit == 0:
+            return unit
+    return 1
 
 
 def _fractions(column_ranges: list[tuple[int, int]], shard_columns: int) -> list[int]:

@@ -12,12 +12,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from reconciler.inference.config import ModelConfig
-from reconciler.inference.loader import ModelInfo, load_model_info, open_source
+from reconciler.inference.kernels import default_kernels, resolve
+from reconciler.inference.kernels.fused import FusedShard
+from reconciler.inference.loader import ModelInfo, build_weights, load_model_info, open_source
 from reconciler.inference.sharding import RankShare
-from reconciler.inference.weights import F32, ShardWeights, TensorSource, build_shard
+from reconciler.inference.weights import F32, ShardWeights, TensorSource
 
 Progress = Callable[[float], None]
 _Key = tuple[str, int, RankShare]
@@ -28,11 +30,18 @@ V = TypeVar("V")
 class ShardCache:
     """Bounded LRU of model infos and rank slices."""
 
-    def __init__(self, capacity: int = 2) -> None:
+    def __init__(
+        self,
+        capacity: int = 2,
+        kernels: str | None = None,
+        activations: str | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.capacity = capacity
+        self.kernels, self.activations, self.threads = kernels, activations, threads
         self._lock = threading.Lock()
         self._infos: OrderedDict[tuple[str, int], ModelInfo] = OrderedDict()
-        self._shards: OrderedDict[_Key, ShardWeights] = OrderedDict()
+        self._shards: OrderedDict[_Key, ShardWeights | FusedShard] = OrderedDict()
         self.loads = 0  # slices read from disk (not served from the cache)
 
     def info(self, path: Path) -> ModelInfo:
@@ -45,13 +54,18 @@ class ShardCache:
 
     def shard(
         self, path: Path, config: ModelConfig, share: RankShare, progress: Progress
-    ) -> ShardWeights:
-        """This rank's slice, from the cache or read now (``progress`` gets 0..1)."""
+    ) -> ShardWeights | FusedShard:
+        """This rank's slice, from the cache or read now (``progress`` gets 0..1), for
+        the kernels chosen at construction (default: ``MESHNET_KERNELS`` or auto)."""
         key = (str(path), _version(path), share)
         with self._lock:
             if key not in self._shards:
                 source = CountingSource(open_source(path, config), _reads(config), progress)
-                self._shards[key] = build_shard(source, config, share)
+                fused = resolve(self.kernels or default_kernels(), config) != "numpy"
+                self._shards[key] = build_weights(
+                    source, config, share, progress if fused else None,
+                    self.kernels, self.activations, self.threads,
+                )  # fmt: skip
                 self.loads += 1
             progress(1.0)
             return _touch(self._shards, key, self.capacity)
@@ -80,6 +94,10 @@ class CountingSource:
     def __init__(self, inner: TensorSource, expected: int, progress: Progress) -> None:
         self.inner, self.expected, self.progress = inner, max(expected, 1), progress
         self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else (the raw block access of GGUF sources) from the inner source."""
+        return getattr(self.inner, name)
 
     def has(self, name: str) -> bool:
         return self.inner.has(name)

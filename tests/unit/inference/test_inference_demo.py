@@ -13,17 +13,20 @@ from reconciler.inference.loader import load_model_info, load_shard
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share
+from reconciler.inference.weights import ShardWeights
 
 
 @pytest.mark.slow
-def test_demo_model_matches_transformers(models_dir: Path) -> None:
+@pytest.mark.parametrize("kernels", ["numpy", "onnxruntime"])
+def test_demo_model_matches_transformers(models_dir: Path, kernels: str) -> None:
+    """Both kernels, exact activations: transformers' greedy ids, token for token."""
     reference = json.loads((models_dir / "demo_reference.json").read_text())
     path = demo_model_path()
     info = load_model_info(path)
     assert info.config.arch == "llama" and info.config.tie_embeddings
-    engine = Engine(
-        info.config, load_shard(path, info.config, full_share(info.config)), cache_len=64
-    )
+    weights = load_shard(path, info.config, full_share(info.config), kernels=kernels,
+                         activations="exact")  # fmt: skip
+    engine = Engine(info.config, weights, cache_len=64)
     for case in reference["cases"]:
         assert info.tokenizer.encode(case["prompt"]) == case["prompt_ids"]
         params = SamplingParams(max_tokens=len(case["greedy_ids"]), ignore_eos=True)
@@ -31,7 +34,25 @@ def test_demo_model_matches_transformers(models_dir: Path) -> None:
         assert [e.token_id for e in events] == case["greedy_ids"]
         text = "".join(e.text for e in events)
         assert text == info.tokenizer.decode(case["greedy_ids"])
-    assert engine.weights.embed.dtype == np.float32
+    if isinstance(weights, ShardWeights):
+        assert weights.embed.dtype == np.float32
+    else:  # quantized in memory: 4.5-bit layers, the tied Q8_0 matrix as two nibbles
+        assert weights.nbytes() < 0.25 * 4 * 135e6
+
+
+def test_demo_int8_activations_agree_with_exact() -> None:
+    """int8 activations keep the greedy continuation of a plain prompt (the figure over a
+    prompt set is in bench/inference.py)."""
+    path = demo_model_path()
+    info = load_model_info(path)
+    ids = info.tokenizer.encode("The capital of France is")
+    runs = []
+    for activations in ("exact", "int8"):
+        weights = load_shard(path, info.config, full_share(info.config), kernels="onnxruntime",
+                             activations=activations)  # fmt: skip
+        engine = Engine(info.config, weights, cache_len=32)
+        runs.append([e.token_id for e in engine.generate(ids, SamplingParams(max_tokens=4))])
+    assert runs[0] == runs[1]
 
 
 def test_demo_chat_template_renders() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.inference.config import ModelConfig
-from reconciler.inference.sharding import full_share, plan_shares
+from reconciler.inference.sharding import ffn_unit, full_share, plan_shares
 
 CONFIG = ModelConfig(
     arch="llama",
@@ -45,8 +46,10 @@ def test_shares_tile_every_dimension(cuts: list[int]) -> None:
         bounds = [(getattr(s, lo), getattr(s, hi)) for s in shares]
         assert bounds[0][0] == 0 and bounds[-1][1] == total
         assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+        unit = 256 if lo == "ffn_start" else 1  # MLP columns go in whole K-quant blocks
         for (start, end), (c0, c1) in zip(bounds, ranges, strict=True):
-            assert abs((end - start) - total * (c1 - c0) / 8192) < 1.0  # largest remainder
+            assert start % unit == 0
+            assert abs((end - start) - total * (c1 - c0) / 8192) < unit  # largest remainder
 
 
 def test_heads_follow_kv_groups() -> None:
@@ -58,7 +61,15 @@ def test_heads_follow_kv_groups() -> None:
 def test_uneven_split_is_proportional() -> None:
     a, b = plan_shares(CONFIG, [(0, 5000), (5000, 8192)], 8192)
     assert (a.n_kv_heads, b.n_kv_heads) == (2, 1)
-    assert (a.ffn_end, b.ffn_end) == (938, 1536)  # 937.5: the tie goes to the lower rank
+    assert (a.ffn_end, b.ffn_end) == (1024, 1536)  # 3.66 of 6 blocks of 256 -> 4
+
+
+@pytest.mark.parametrize(("hidden", "unit"), [(1536, 256), (96, 32), (100, 1), (2048, 256)])
+def test_mlp_split_unit_is_a_whole_block(hidden: int, unit: int) -> None:
+    assert ffn_unit(hidden) == unit
+    config = dataclasses.replace(CONFIG, hidden_dim=hidden)
+    for share in plan_shares(config, [(0, 3000), (3000, 5000), (5000, 8192)], 8192):
+        assert share.ffn_start % unit == 0 and share.ffn_end % unit in (0, hidden % unit)
 
 
 def test_full_share_is_everything() -> None:

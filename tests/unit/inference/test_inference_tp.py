@@ -13,6 +13,7 @@ from reconciler.inference.local import make_engines, run_ranks
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share, plan_shares
+from reconciler.inference.weights import ShardWeights
 
 SPLITS = {
     "tp2-uneven": [(0, 5000), (5000, 8192)],
@@ -22,17 +23,23 @@ SPLITS = {
 PROMPT = "Hello world, this is a tiny"
 
 
+@pytest.mark.parametrize("kernels", ["numpy", "auto"])  # auto: onnxruntime where it runs
 @pytest.mark.parametrize("split", sorted(SPLITS))
-def test_tensor_parallel_matches_single_rank(models_dir: Path, tiny_name: str, split: str) -> None:
+def test_tensor_parallel_matches_single_rank(
+    models_dir: Path, tiny_name: str, split: str, kernels: str
+) -> None:
+    """Ranks on either kernel against the single-rank numpy oracle."""
     path = models_dir / tiny_name
     info = load_model_info(path)
     ids = info.tokenizer.encode(PROMPT)
-    oracle = Engine(info.config, load_shard(path, info.config, full_share(info.config)))
+    oracle = Engine(
+        info.config, load_shard(path, info.config, full_share(info.config), kernels="numpy")
+    )
     want_logits = oracle.prefill(ids, all_logits=True)
     params = SamplingParams(max_tokens=6, ignore_eos=True)
     want_ids = [e.token_id for e in oracle.generate(ids, params)]
 
-    engines = make_engines(path, info.config, SPLITS[split], 8192, cache_len=64)
+    engines = make_engines(path, info.config, SPLITS[split], 8192, 64, kernels, "exact")
     logits = run_ranks(engines, lambda e: e.prefill(ids, all_logits=True))
     for rank_logits in logits:
         assert rank_logits.dtype == np.float32
@@ -52,12 +59,33 @@ def test_sampled_tokens_agree_across_ranks(models_dir: Path) -> None:
     assert got[0] == got[1] == got[2]
 
 
+def test_onnxruntime_refuses_heads_its_attention_cannot_run(models_dir: Path) -> None:
+    path = models_dir / "tiny-qwen2-hf"  # head_dim 8
+    info = load_model_info(path)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        load_shard(path, info.config, full_share(info.config), kernels="onnxruntime")
+    weights = load_shard(path, info.config, full_share(info.config), kernels="auto")
+    assert isinstance(weights, ShardWeights)  # auto falls back to the numpy kernels
+
+
+def test_quantized_shards_hold_about_their_share(models_dir: Path) -> None:
+    path = models_dir / "tiny-llama.gguf"
+    config = load_model_info(path).config
+    full = load_shard(path, config, full_share(config), kernels="onnxruntime").nbytes()
+    shares = plan_shares(config, SPLITS["tp2-uneven"], 8192)
+    sizes = [load_shard(path, config, s, kernels="onnxruntime").nbytes() for s in shares]
+    assert full < load_shard(path, config, full_share(config), kernels="numpy").nbytes()
+    for share, size in zip(shares, sizes, strict=True):
+        lo, hi = SPLITS["tp2-uneven"][share.rank]
+        assert size <= ((hi - lo) / 8192 + 0.25) * full  # + whole blocks and replicated norms
+
+
 def test_shards_hold_their_share_only(models_dir: Path) -> None:
     path = models_dir / "tiny-llama.gguf"
     config = load_model_info(path).config
-    full = load_shard(path, config, full_share(config)).nbytes()
+    full = load_shard(path, config, full_share(config), kernels="numpy").nbytes()
     shares = plan_shares(config, SPLITS["tp2-uneven"], 8192)
-    sizes = [load_shard(path, config, s).nbytes() for s in shares]
+    sizes = [load_shard(path, config, s, kernels="numpy").nbytes() for s in shares]
     norms = 4 * config.dim * (2 * config.n_layers + 1)  # replicated on every rank
     assert sum(sizes) == full + norms
     for share, size in zip(shares, sizes, strict=True):

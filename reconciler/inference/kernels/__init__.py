@@ -1,0 +1,86 @@
+"""The kernel seam: how a rank multiplies by its weights.
+
+- ``numpy``: the share is dequantized to float32 at load and multiplied with numpy's
+  BLAS (``weights.ShardWeights``). The oracle, and the fallback where onnxruntime has no
+  wheel.
+- ``onnxruntime``: the share stays in its GGUF block format, repacked for
+  ``MatMulNBits``, in fused graphs (``kernels.fused.FusedShard``).
+
+``auto`` picks onnxruntime when it can be imported. Activations are ``exact`` (float32)
+or ``int8`` (``accuracy_level=4``: quantized per block inside the kernel, faster).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from reconciler.inference.config import ModelConfig
+from reconciler.inference.kernels.session import THREADS_ENV, available, default_threads
+
+KERNELS = ("auto", "numpy", "onnxruntime")
+ACTIVATIONS = ("exact", "int8")
+KERNELS_ENV, ACTIVATIONS_ENV = "MESHNET_KERNELS", "MESHNET_ACTIVATIONS"
+DEFAULT_ACTIVATIONS = "exact"
+
+
+def default_kernels() -> str:
+    """``MESHNET_KERNELS`` if set, else ``auto``."""
+    return os.environ.get(KERNELS_ENV, "").strip() or "auto"
+
+
+def default_activations() -> str:
+    """``MESHNET_ACTIVATIONS`` if set, else the documented default."""
+    return os.environ.get(ACTIVATIONS_ENV, "").strip() or DEFAULT_ACTIVATIONS
+
+
+def unsupported(config: ModelConfig | None) -> str | None:
+    """Why the onnxruntime backend cannot run a model, or None.
+
+    Its attention (``GroupQueryAttention``) needs heads of a multiple of 16 wide (real
+    models use 64, 128 or 256). Sliding-window layers and a second RoPE base are not
+    wired into its graphs yet: such models run on the numpy kernels."""
+    if config is None:
+        return None
+    if config.head_dim % 16:
+        return (
+            "onnxruntime's attention needs a head width that is a multiple of 16, "
+            f"not {config.head_dim}"
+        )
+    for f in dataclasses.fields(config):
+        if ("window" in f.name or "local" in f.name) and getattr(config, f.name):
+            return f"the onnxruntime graphs do not implement {f.name} yet"
+    return None
+
+
+def resolve(kernels: str, config: ModelConfig | None = None) -> str:
+    """``numpy`` or ``onnxruntime`` for a user's choice; ValueError if unavailable.
+
+    ``auto`` takes onnxruntime when it is installed and can run the model."""
+    if kernels not in KERNELS:
+        raise ValueError(f"unknown kernels {kernels!r} (choose from {', '.join(KERNELS)})")
+    if kernels == "auto":
+        return "onnxruntime" if available() and unsupported(config) is None else "numpy"
+    if kernels == "onnxruntime":
+        if not available():
+            raise ValueError("onnxruntime (and onnx) are not installed: use --kernels numpy")
+        reason = unsupported(config)
+        if reason:
+            raise ValueError(f"{reason}: use --kernels numpy")
+    return kernels
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "ACTIVATIONS_ENV",
+    "DEFAULT_ACTIVATIONS",
+    "KERNELS",
+    "KERNELS_ENV",
+    "THREADS_ENV",
+    "available",
+    "default_activations",
+    "default_kernels",
+    "default_threads",
+    "resolve",
+    "unsupported",
+]

@@ -1,0 +1,347 @@
+"""The onnxruntime backend: a rank's share as fused graphs over quantized weights.
+
+One session per block of work between two all-reduces. Attention runs inside the graphs
+(``GroupQueryAttention``: RoPE, the KV cache written in place through I/O bindings to the
+engine's cache arrays, causal GQA):
+
+- world size 1: ``layers i`` runs ``LAYERS_PER_GRAPH`` whole layers from layer ``i``
+  (norm, QKV, attention, O, residual, norm, MLP, residual; the last graph ends with the
+  final norm), then ``head*`` (LM head, in vocabulary chunks): a handful of calls per
+  token, no numpy in between. Groups bound the scratch memory of session creation.
+- world size N > 1, per layer: ``attn i`` (norm, QKV, attention, O: a partial sum) and
+  ``mlp i`` (norm, MLP: a partial sum), each all-reduced by the caller; then ``head*``.
+
+Weights live only inside the sessions (packed by ``quant.pack``), the embedding stays as
+stored in the file (rows dequantized on lookup) and the norms are float32 vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import gguf
+import numpy as np
+from numpy.typing import NDArray
+
+from reconciler.inference.config import ModelConfig
+from reconciler.inference.kernels.parts import Part, col_parts, parts_nbytes, row_parts
+from reconciler.inference.kernels.session import make_session, trim_heap
+from reconciler.inference.quant.blocks import F32, FLOAT_TYPES, dequantize
+from reconciler.inference.quant.pack import NBits
+from reconciler.inference.sharding import RankShare
+from reconciler.inference.weights import TensorSource
+
+if TYPE_CHECKING:  # onnx is imported only when graphs are built
+    from reconciler.inference.kernels.graph import GraphBuilder
+
+
+HEAD_CHUNK = 8192  # vocabulary rows per LM-head session
+LAYERS_PER_GRAPH = 15  # world size 1: fewer calls per token, bounded load scratch
+
+
+class EmbedTable:
+    """Embedding rows as stored (quantized or float); ``table[ids]`` dequantizes rows."""
+
+    def __init__(self, rows: NDArray[Any], qtype: gguf.GGMLQuantizationType | None) -> None:
+        self.rows, self.qtype = rows, qtype
+
+    def __getitem__(self, ids: NDArray[np.int64]) -> F32:
+        picked = np.asarray(self.rows[ids])
+        if self.qtype is None:
+            return picked.astype(np.float32)
+        return dequantize(picked, self.qtype)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the rows (a view of the file's memory map: paged in on use)."""
+        return int(self.rows.nbytes)
+
+
+@dataclass
+class _LayerParts:
+    attn_norm: F32
+    qkv: list[Part]
+    bqkv: F32 | None
+    o: list[Part]
+    o_pad: tuple[int, int]
+    ffn_norm: F32
+    gu: list[Part]
+    down: list[Part]
+    down_pad: tuple[int, int]
+    q_norm: F32 | None = None  # per-head RMSNorm weights [E] (config.qk_norm)
+    k_norm: F32 | None = None
+    post_attn_norm: F32 | None = None  # on a block's (all-reduced) output (config.post_norms)
+    post_ffn_norm: F32 | None = None
+
+
+class FusedShard:
+    """Everything one rank holds for the onnxruntime backend (see the module docstring)."""
+
+    def __init__(self, config: ModelConfig, share: RankShare, embed: EmbedTable, norm: F32,
+                 int8: bool, threads: int) -> None:  # fmt: skip
+        self.config, self.share, self.embed, self.norm = config, share, embed, norm
+        self.int8, self.threads = int8, threads
+        self.sessions: dict[str, Any] = {}
+        self._keep: list[Any] = []  # weights a session still reads (see make_session)
+        self.heads: list[str] = []  # LM-head sessions, in vocabulary order
+        self.groups: list[str] = []  # world size 1: sessions of consecutive layers
+        # per layer (post-attention, post-MLP) norms; across ranks the engine applies
+        # them to the all-reduced block outputs (a norm of partial sums would be wrong)
+        self.post_norms: list[tuple[F32 | None, F32 | None]] = []
+        self.held = 0  # bytes of packed weights handed to the sessions
+
+    # -- running ---------------------------------------------------------------------
+
+    def bind(self, cache_k: F32, cache_v: F32, cos: F32, sin: F32) -> Runner:
+        """A runner writing this engine's KV cache ``[L, Kl, S, E]`` in place."""
+        return Runner(self, cache_k, cache_v, cos, sin)
+
+    def head(self, h: F32) -> F32:
+        """Logits of this rank's vocabulary rows [T, Vl]."""
+        outs: list[F32] = [self.sessions[key].run(None, {"h": h})[0] for key in self.heads]
+        if len(outs) == 1:
+            return outs[0]
+        return np.concatenate(outs, axis=-1) if outs else np.zeros((h.shape[0], 0), np.float32)
+
+    def nbytes(self) -> int:
+        """Bytes of weights held (packed matrices and norms; the embedding is mapped)."""
+        return self.held + int(self.norm.nbytes)
+
+    # -- building --------------------------------------------------------------------
+
+    def add(self, key: str, g: GraphBuilder) -> None:
+        """Create the session for a built graph."""
+        model = g.model_bytes()
+        self.sessions[key], keep = make_session(model, self.threads, g.external, self.int8)
+        self._keep.extend(keep)
+
+
+class Runner:
+    """One engine's calls into a shard's sessions, with its KV cache bound in place."""
+
+    def __init__(self, shard: FusedShard, cache_k: F32, cache_v: F32, cos: F32, sin: F32) -> None:
+        import onnxruntime as ort
+
+        self.shard = shard
+        self.bindings: dict[str, Any] = {}
+        for key, session in shard.sessions.items():
+            names = [i.name for i in session.get_inputs()]
+            layers = [int(n.removeprefix("past_k")) for n in names if n.startswith("past_k")]
+            if not layers:
+                continue
+            b = session.io_binding()
+            kv = []
+            for i in layers:
+                k, v = (ort.OrtValue.ortvalue_from_numpy(c[i][None]) for c in (cache_k, cache_v))
+                b.bind_ortvalue_input(f"past_k{i}", k)
+                b.bind_ortvalue_input(f"past_v{i}", v)
+                b.bind_ortvalue_output(f"present_k{i}", k)
+                b.bind_ortvalue_output(f"present_v{i}", v)
+                kv += [k, v]
+            b.bind_cpu_input("cos", cos)
+            b.bind_cpu_input("sin", sin)
+            out = session.get_outputs()[-1].name
+            b.bind_output(out)  # bound last: see _attend
+            self.bindings[key] = (b, kv, out)
+
+    def _attend(self, key: str, x: F32, pos: int) -> F32:
+        b, _kv, out = self.bindings[key]
+        t = x.shape[0]
+        b.bind_cpu_input("x", x)
+        b.bind_output(out)  # a fresh output each run (its shape follows T)
+        b.bind_cpu_input("seqlens_k", np.array([pos + t - 1], dtype=np.int32))
+        b.bind_cpu_input("total_len", np.array(pos + t, dtype=np.int32))
+        self.shard.sessions[key].run_with_iobinding(b)
+        y: F32 = b.get_outputs()[-1].numpy()  # outputs in binding order: caches, then ours
+        return y
+
+    def layers(self, x: F32, pos: int) -> F32:
+        """Every layer (world size 1), a group of layers per graph: the final-normed
+        hidden state [T, D]."""
+        for key in self.shard.groups:
+            x = self._attend(key, x, pos)
+        return x
+
+    def attn(self, i: int, x: F32, pos: int) -> F32:
+        """This rank's partial attention block output [T, D] (world size > 1)."""
+        if f"attn{i}" not in self.bindings:
+            return np.zeros_like(x)
+        return self._attend(f"attn{i}", x, pos)
+
+    def mlp(self, i: int, x: F32) -> F32:
+        """This rank's partial MLP output [T, D] (world size > 1)."""
+        session = self.shard.sessions.get(f"mlp{i}")
+        if session is None:
+            return np.zeros_like(x)
+        y: F32 = session.run(None, {"x": x})[0]
+        return y
+
+
+def build_fused(
+    source: TensorSource,
+    config: ModelConfig,
+    share: RankShare,
+    int8: bool,
+    threads: int,
+    progress: Callable[[float], None] | None = None,
+) -> FusedShard:
+    """Pack one rank's share and create its sessions, one layer at a time."""
+    shard = FusedShard(config, share, _embed(source, share), _vec(source, "norm"), int8, threads)
+    group: list[tuple[int, _LayerParts]] = []
+    for i in range(config.n_layers):
+        group.append((i, _read_layer(source, config, share, i, int8)))
+        _release(source)
+        if share.world_size > 1 or len(group) == LAYERS_PER_GRAPH or i == config.n_layers - 1:
+            shard.held += _layer_graphs(shard, group)
+            group = []
+            trim_heap()
+        if progress is not None:
+            progress((i + 1) / (config.n_layers + 1))
+    _head(shard, source, config, share, int8)
+    _release(source)
+    trim_heap()
+    if progress is not None:
+        progress(1.0)
+    return shard
+
+
+def _layer_graphs(shard: FusedShard, group: list[tuple[int, _LayerParts]]) -> int:
+    """World size 1: one graph for the group of layers. Otherwise two per layer."""
+    from reconciler.inference.kernels.graph import GraphBuilder
+
+    cfg, share = shard.config, shard.share
+    d = cfg.dim
+    if share.world_size == 1:
+        g = GraphBuilder(shard.int8)
+        x = g.input("x", d)
+        for i, p in group:
+            x = g.add(x, _post(g, _attn_block(g, x, p, cfg, share, i), p.post_attn_norm, cfg))
+            x = g.add(x, _post(g, _mlp(g, x, p, cfg), p.post_ffn_norm, cfg))
+        if group[-1][0] == cfg.n_layers - 1:
+            x = g.rms_norm(x, shard.norm, cfg.norm_eps)
+        key = f"layers{group[0][0]}"
+        g.output(x, "x_out", d)
+        shard.add(key, g)
+        shard.groups.append(key)
+    else:  # a rank may hold no heads (or no MLP columns): it then adds zeros
+        for i, p in group:
+            if p.qkv:
+                g = GraphBuilder(shard.int8)
+                g.output(_attn_block(g, g.input("x", d), p, cfg, share, i), "y", d)
+                shard.add(f"attn{i}", g)
+            if p.gu:
+                g = GraphBuilder(shard.int8)
+                g.output(_mlp(g, g.input("x", d), p, cfg), "y", d)
+                shard.add(f"mlp{i}", g)
+    held = 0
+    for _i, p in group:
+        shard.post_norms.append((p.post_attn_norm, p.post_ffn_norm))  # applied by the engine
+        held += sum(parts_nbytes(q) for q in (p.qkv, p.o, p.gu, p.down))
+    return held
+
+
+def _post(g: GraphBuilder, y: str, weight: F32 | None, cfg: ModelConfig) -> str:
+    return y if weight is None else g.rms_norm(y, weight, cfg.norm_eps)
+
+
+def _attn_block(
+    g: GraphBuilder, x: str, p: _LayerParts, cfg: ModelConfig, share: RankShare, i: int
+) -> str:
+    """norm -> QKV -> RoPE + cache + attention -> O (this rank's partial sum)."""
+    e, hl, kl = cfg.head_dim, share.n_heads, share.n_kv_heads
+    qkv = g.linear(g.rms_norm(x, p.attn_norm, cfg.norm_eps), p.qkv, p.bqkv)
+    if p.q_norm is not None and p.k_norm is not None:
+        qkv = g.head_norms(qkv, [(hl, p.q_norm), (kl, p.k_norm), (kl, None)], e, cfg.norm_eps)
+    scale = getattr(cfg, "attn_scale", None)
+    attrs = {} if scale is None else {"scale": float(scale)}
+    att = g.attention(qkv, hl, kl, e, i, **attrs)
+    return g.linear(_pad(g, att, p.o_pad), p.o)
+
+
+def _mlp(g: GraphBuilder, x: str, p: _LayerParts, cfg: ModelConfig) -> str:
+    h = g.rms_norm(x, p.ffn_norm, cfg.norm_eps)
+    f = _rows(p.gu) // 2
+    gu = g.linear(h, p.gu)
+    act = g.gelu_tanh_mul if getattr(cfg, "activation", "silu") == "gelu_tanh" else g.silu_mul
+    return g.linear(_pad(g, act(gu, f), p.down_pad), p.down)
+
+
+def _pad(g: GraphBuilder, x: str, pad: tuple[int, int]) -> str:
+    if pad == (0, 0):
+        return x
+    pads = g.const(np.array([0, pad[0], 0, pad[1]], dtype=np.int64), "pads")
+    return g.op("Pad", [x, pads])
+
+
+def _rows(parts: list[Part]) -> int:
+    return sum(p.n if isinstance(p, NBits) else int(p.shape[0]) for p in parts)
+
+
+def _read_layer(
+    source: TensorSource, cfg: ModelConfig, share: RankShare, i: int, int8: bool
+) -> _LayerParts:
+    e = cfg.head_dim
+    q0, q1 = share.head_start * e, share.head_end * e
+    k0, k1 = share.kv_start * e, share.kv_end * e
+    f0, f1 = share.ffn_start, share.ffn_end
+    qkv = row_parts(source, [(f"{i}.q", q0, q1), (f"{i}.k", k0, k1), (f"{i}.v", k0, k1)], int8)
+    bqkv = None
+    if source.has(f"{i}.q_bias"):
+        spans = (("q", q0, q1), ("k", k0, k1), ("v", k0, k1))
+        bqkv = np.concatenate([source.vector(f"{i}.{n}_bias", a, b) for n, a, b in spans])
+    o, o0, o1 = col_parts(source, f"{i}.o", q0, q1, int8) if q1 > q0 else ([], 0, 0)
+    gu = row_parts(source, [(f"{i}.gate", f0, f1), (f"{i}.up", f0, f1)], int8)
+    down, d0, d1 = col_parts(source, f"{i}.down", f0, f1, int8) if f1 > f0 else ([], 0, 0)
+    parts = _LayerParts(_vec(source, f"{i}.attn_norm"), qkv, bqkv, o, (o0, o1),
+                        _vec(source, f"{i}.ffn_norm"), gu, down, (d0, d1))  # fmt: skip
+    if getattr(cfg, "qk_norm", False):
+        parts.q_norm, parts.k_norm = _vec(source, f"{i}.q_norm"), _vec(source, f"{i}.k_norm")
+    if getattr(cfg, "post_norms", False):
+        parts.post_attn_norm = _vec(source, f"{i}.post_attn_norm")
+        parts.post_ffn_norm = _vec(source, f"{i}.post_ffn_norm")
+    return parts
+
+
+def _head(
+    shard: FusedShard, source: TensorSource, cfg: ModelConfig, share: RankShare, int8: bool
+) -> None:
+    from reconciler.inference.kernels.graph import GraphBuilder
+
+    vs, ve = share.vocab_start, share.vocab_end
+    name = "embed" if cfg.tie_embeddings or not source.has("lm_head") else "lm_head"
+    for start in range(vs, ve, HEAD_CHUNK):  # one session per chunk: bounded load scratch
+        end = min(start + HEAD_CHUNK, ve)
+        parts = row_parts(source, [(name, start, end)], int8)
+        g = GraphBuilder(int8)
+        g.output(g.linear(g.input("h", cfg.dim), parts), "logits", end - start)
+        shard.held += parts_nbytes(parts)
+        del parts
+        key = f"head{len(shard.heads)}"
+        shard.add(key, g)
+        shard.heads.append(key)
+        del g
+        _release(source)
+        trim_heap()
+
+
+def _release(source: TensorSource) -> None:
+    """Let the file's pages read so far leave our RSS (GGUF memory maps)."""
+    release = getattr(source, "release", None)
+    if release is not None:
+        release()
+
+
+def _embed(source: TensorSource, share: RankShare) -> EmbedTable:
+    vs, ve = share.vocab_start, share.vocab_end
+    if hasattr(source, "raw_rows"):
+        raw: Any = source
+        qtype = raw.qtype("embed")
+        if qtype not in FLOAT_TYPES:
+            return EmbedTable(raw.raw_rows("embed", vs, ve), qtype)
+    return EmbedTable(np.ascontiguousarray(source.rows("embed", vs, ve), np.float32), None)
+
+
+def _vec(source: TensorSource, name: str) -> F32:
+    return np.ascontiguousarray(source.vector(name), dtype=np.float32)

@@ -1,0 +1,110 @@
+"""Canonical codes -> onnxruntime ``MatMulNBits`` operands (and fused matrices).
+
+``MatMulNBits`` takes ``B`` as ``[N, K / block, block * bits / 8]`` bytes (4-bit: element
+``2i`` in the low nibble of byte ``i``, ``2i + 1`` in the high one), float scales
+``[N, K / block]`` and, when no zero points are given, zero point 8 (4-bit) or 128
+(8-bit): exactly our canonical codes. What it cannot take, a float offset per block, is
+applied beside it as ``block_sums(x) @ offset.T``, 1/``block`` of the work.
+
+8-bit codes run in one of two ways:
+
+- ``int8`` activations (``accuracy_level=4``): as 8-bit ``MatMulNBits`` (fast).
+- exact (fp32 activations): 8-bit ``MatMulNBits`` has no fast fp32 path, so the code is
+  split into nibbles, ``u = 16 hi + lo``, ``s (u - 128) = 16 s (hi - 8) + s (lo - 8) + 8 s``:
+  one 4-bit ``MatMulNBits`` over ``[x, x]`` with ``K`` doubled, scales ``16 s`` and ``s``,
+  and ``8 s`` added to the offsets. Still exact, on the fast 4-bit path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reconciler.inference.quant.blocks import F32, U8, Unpacked
+
+
+@dataclass
+class NBits:
+    """One ``MatMulNBits`` operand set: ``y = x' @ W.T (+ block_sums(x) @ offset_t)``."""
+
+    n: int  # N output columns
+    k: int  # K input columns (of x, before any duplication)
+    bits: int  # 4 or 8
+    block: int  # 16 or 32
+    packed: U8  # [N, K' / block, block * bits / 8] with K' = K * repeat
+    scales: F32  # [N, K' / block]
+    offset_t: F32 | None  # [K / block, N]
+    repeat: int  # 2 when x is fed twice (nibble split), else 1
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        extra = 0 if self.offset_t is None else self.offset_t.nbytes
+        return int(self.packed.nbytes + self.scales.nbytes + extra)
+
+
+def concat_rows(parts: list[Unpacked]) -> list[Unpacked]:
+    """Fuse matrices that read the same input (Q/K/V, gate/up) where their forms agree.
+
+    Consecutive parts with the same bits and block become one; offsets missing on some
+    parts are zeros there. Returns the fused parts in order (their outputs concatenate).
+    """
+    groups: list[list[Unpacked]] = []
+    for p in parts:
+        if groups and (groups[-1][0].bits, groups[-1][0].block) == (p.bits, p.block):
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return [_merge(g) for g in groups]
+
+
+def _merge(group: list[Unpacked]) -> Unpacked:
+    if len(group) == 1:
+        return group[0]
+    offsets = None
+    if any(p.offset is not None for p in group):
+        offsets = np.concatenate(
+            [p.offset if p.offset is not None else np.zeros_like(p.scale) for p in group]
+        )
+    packed = all(p.packed4 is not None for p in group)
+    return Unpacked(
+        None if packed else np.concatenate([p.code_matrix() for p in group]),
+        group[0].bits,
+        group[0].block,
+        np.concatenate([p.scale for p in group]),
+        offsets,
+        np.concatenate([p.packed4 for p in group if p.packed4 is not None]) if packed else None,
+    )
+
+
+def to_nbits(u: Unpacked, int8_activations: bool) -> NBits:
+    """Kernel operands for one canonical matrix (see the module docstring)."""
+    n, k = u.shape
+    offset = u.offset
+    if u.packed4 is not None:
+        packed = u.packed4.reshape(n, k // u.block, u.block // 2)
+        return NBits(n, k, 4, u.block, packed, u.scale, _t(offset), 1)
+    codes = u.code_matrix()
+    if u.bits == 4 or int8_activations:
+        packed = _pack(codes, u.bits, u.block)
+        return NBits(n, k, u.bits, u.block, packed, u.scale, _t(offset), 1)
+    hi, lo = codes >> np.uint8(4), codes & np.uint8(15)
+    packed = np.concatenate([_pack(hi, 4, u.block), _pack(lo, 4, u.block)], axis=1)
+    scales = np.concatenate([16.0 * u.scale, u.scale], axis=1)
+    extra = 8.0 * u.scale
+    offset = extra if offset is None else offset + extra
+    return NBits(n, k, 4, u.block, packed, scales.astype(np.float32), _t(offset), 2)
+
+
+def _pack(codes: U8, bits: int, block: int) -> U8:
+    n, k = codes.shape
+    if bits == 8:
+        return np.ascontiguousarray(codes).reshape(n, k // block, block)
+    pairs = codes.reshape(n, k // 2, 2)
+    packed = pairs[..., 0] | (pairs[..., 1] << np.uint8(4))  # [N, K/2]
+    return np.ascontiguousarray(packed).reshape(n, k // block, block // 2)
+
+
+def _t(offset: F32 | None) -> F32 | None:
+    return None if offset is None else np.ascontiguousarray(offset.T, dtype=np.float32)
