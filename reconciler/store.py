@@ -45,6 +45,15 @@ class NotFound(StoreError):
     """No object of that kind and name."""
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 if it is absent. An existing file is never opened
+    here: closing any descriptor of a file drops every POSIX lock this process holds on
+    it, including the locks of this process's other SQLite connections, and a writer in
+    another process could then corrupt the database."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class Store(RecordsMixin):
     """One connection to the object store."""
 
@@ -52,7 +61,7 @@ class Store(RecordsMixin):
         self.path = path
         try:
             make_private(path.parent)
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            _create_private(path)
         except HomeError as err:
             raise StoreError(str(err)) from err
         except OSError as err:
