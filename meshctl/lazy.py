@@ -42,7 +42,7 @@ def load_command(name: str, target: str) -> Any:
     module_name, _, attribute = target.partition(":")
     obj = getattr(importlib.import_module(module_name), attribute)
     if isinstance(obj, typer.Typer):
-        group = typer.main.get_command(obj)
+        group = typer.main.get_group(obj)  # a group even with one subcommand (member revoke)
         group.name = name
         return group
     single = typer.Typer(rich_markup_mode="rich", pretty_exceptions_enable=False)

@@ -56,6 +56,13 @@ class Device:
             env.pop("MESHNET_BEACON_INTERFACE", None)
         return env
 
+    def keep_model(self, model: Path) -> None:
+        """Put a model where peers may name it (MESHNET_HOME/models; never a path)."""
+        models = self.home.root / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        if not (models / model.name).exists():
+            (models / model.name).symlink_to(model)
+
     def prefix(self) -> list[str]:
         return ["ip", "netns", "exec", self.netns] if self.netns else []
 

@@ -29,6 +29,8 @@ def agent_texts(device: Device) -> str:
 
 def test_ctrl_c_on_a_two_member_pool_after_a_job(lan: Lan) -> None:
     admin, member = lan.add("device1"), lan.add("device2")
+    for device in (admin, member):
+        device.keep_model(TINY)  # peers name models, never paths
     pool = start_admin(admin)
     request_join(member, pool, make_token(admin))
     wait_joined(member)

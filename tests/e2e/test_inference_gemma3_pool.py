@@ -19,6 +19,7 @@ def test_gemma3_on_two_devices_matches_one_device(lan: Lan) -> None:
     admin, member = lan.add("device1"), lan.add("device2")
     for device in (admin, member):
         device.extra_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        device.keep_model(GEMMA3)  # peers name models, never paths
     pool = start_admin(admin)
     request_join(member, pool, make_token(admin))
     wait_joined(member)

@@ -22,9 +22,7 @@ def _two_device_pool(lan: Lan) -> tuple[Device, Device]:
     admin, member = lan.add("device1"), lan.add("device2")
     for device in (admin, member):
         device.extra_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-        models = device.home.root / "models"  # where peers may name models (not paths)
-        models.mkdir(parents=True, exist_ok=True)
-        (models / TINY.name).symlink_to(TINY)
+        device.keep_model(TINY)  # peers name models, never paths
     pool = start_admin(admin)
     request_join(member, pool, make_token(admin))
     wait_joined(member)

@@ -57,3 +57,15 @@ def test_get_imports_nothing_heavy(kind: str, home: Home) -> None:
     modules = modules_after(["get", kind], home)
     assert "meshctl.objects_cmd" in modules  # the command did run
     assert heavy_in(modules) == []
+
+
+def test_a_group_with_one_subcommand_keeps_its_subcommand(tmp_path: Path) -> None:
+    """`meshctl member` has one subcommand; loaded lazily it must still be `member revoke`."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    run = subprocess.run(
+        [sys.executable, "-m", "meshctl", "member", "revoke", "nobody"],
+        capture_output=True, text=True, env={**os.environ, "MESHNET_HOME": str(home)},
+    )
+    assert run.returncode == 1, run.stderr
+    assert "no Member named 'nobody'" in run.stdout + run.stderr
