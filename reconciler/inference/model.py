@@ -68,7 +68,9 @@ class Engine:
         self.greedy = False  # set by generate() for temperature 0: see _greedy_logits
         self.runner: Runner | None = None
         if isinstance(weights, FusedShard):
-            self.runner = weights.bind(self.cache_k, self.cache_v, self.cos, self.sin)
+            tables = {"cos": self.cos, "sin": self.sin}
+            tables |= {"cos_local": self.cos_local, "sin_local": self.sin_local}
+            self.runner = weights.bind(self.cache_k, self.cache_v, tables)
 
     def reset(self) -> None:
         """Forget the sequence (the cache is overwritten, not cleared)."""

@@ -12,7 +12,6 @@ or ``int8`` (``accuracy_level=4``: quantized per block inside the kernel, faster
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from reconciler.inference.config import ModelConfig
@@ -38,8 +37,7 @@ def unsupported(config: ModelConfig | None) -> str | None:
     """Why the onnxruntime backend cannot run a model, or None.
 
     Its attention (``GroupQueryAttention``) needs heads of a multiple of 16 wide (real
-    models use 64, 128 or 256). Sliding-window layers and a second RoPE base are not
-    wired into its graphs yet: such models run on the numpy kernels."""
+    models use 64, 128 or 256)."""
     if config is None:
         return None
     if config.head_dim % 16:
@@ -47,9 +45,6 @@ def unsupported(config: ModelConfig | None) -> str | None:
             "onnxruntime's attention needs a head width that is a multiple of 16, "
             f"not {config.head_dim}"
         )
-    for f in dataclasses.fields(config):
-        if ("window" in f.name or "local" in f.name) and getattr(config, f.name):
-            return f"the onnxruntime graphs do not implement {f.name} yet"
     return None
 
 

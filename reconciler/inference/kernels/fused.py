@@ -94,9 +94,11 @@ class FusedShard:
 
     # -- running ---------------------------------------------------------------------
 
-    def bind(self, cache_k: F32, cache_v: F32, cos: F32, sin: F32) -> Runner:
-        """A runner writing this engine's KV cache ``[L, Kl, S, E]`` in place."""
-        return Runner(self, cache_k, cache_v, cos, sin)
+    def bind(self, cache_k: F32, cache_v: F32, tables: dict[str, F32]) -> Runner:
+        """A runner writing this engine's KV cache ``[L, Kl, S, E]`` in place; ``tables``:
+        the RoPE tables ``cos``, ``sin`` (and ``cos_local``, ``sin_local`` for sliding
+        layers) ``[S, E/2]``."""
+        return Runner(self, cache_k, cache_v, tables)
 
     def head(self, h: F32) -> F32:
         """Logits of this rank's vocabulary rows [T, Vl]."""
@@ -121,7 +123,9 @@ class FusedShard:
 class Runner:
     """One engine's calls into a shard's sessions, with its KV cache bound in place."""
 
-    def __init__(self, shard: FusedShard, cache_k: F32, cache_v: F32, cos: F32, sin: F32) -> None:
+    def __init__(
+        self, shard: FusedShard, cache_k: F32, cache_v: F32, tables: dict[str, F32]
+    ) -> None:
         import onnxruntime as ort
 
         self.shard = shard
@@ -140,8 +144,9 @@ class Runner:
                 b.bind_ortvalue_output(f"present_k{i}", k)
                 b.bind_ortvalue_output(f"present_v{i}", v)
                 kv += [k, v]
-            b.bind_cpu_input("cos", cos)
-            b.bind_cpu_input("sin", sin)
+            for name in names:
+                if name in tables:
+                    b.bind_cpu_input(name, tables[name])
             out = session.get_outputs()[-1].name
             b.bind_output(out)  # bound last: see _attend
             self.bindings[key] = (b, kv, out)
@@ -256,7 +261,8 @@ def _attn_block(
         qkv = g.head_norms(qkv, [(hl, p.q_norm), (kl, p.k_norm), (kl, None)], e, cfg.norm_eps)
     scale = getattr(cfg, "attn_scale", None)
     attrs = {} if scale is None else {"scale": float(scale)}
-    att = g.attention(qkv, hl, kl, e, i, **attrs)
+    window = cfg.sliding_window if cfg.layer_is_sliding(i) else 0
+    att = g.attention(qkv, hl, kl, e, i, window, **attrs)
     return g.linear(_pad(g, att, p.o_pad), p.o)
 
 

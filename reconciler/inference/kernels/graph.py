@@ -51,7 +51,14 @@ class GraphBuilder:
         return name
 
     def attention(
-        self, qkv: str, heads: int, kv_heads: int, head_dim: int, layer: int, **attrs: Any
+        self,
+        qkv: str,
+        heads: int,
+        kv_heads: int,
+        head_dim: int,
+        layer: int,
+        window: int = 0,
+        **attrs: Any,
     ) -> str:
         """Causal GQA with RoPE and the KV cache (``GroupQueryAttention``) on packed QKV
         ``[T, (H + 2K) E]`` -> ``[T, H E]``.
@@ -60,7 +67,12 @@ class GraphBuilder:
         same buffers as the outputs ``present_k{layer}``/``present_v{layer}``, so the cache
         is written in place) and, once per graph, ``seqlens_k`` ``[1]`` (positions after
         this step, minus one), ``total_len`` and the RoPE tables ``cos``/``sin``
-        ``[S, E/2]`` (half-split layout)."""
+        ``[S, E/2]`` (half-split layout).
+
+        ``window`` > 0 (a sliding layer): a query at position p sees only the keys
+        p - window < k <= p, rotated with the local RoPE tables ``cos_local``/``sin_local``
+        (inputs added once per graph). GQA's ``local_window_size`` counts the same keys,
+        the query's own included (checked against ``layers.attention`` by the tests)."""
         f, i32 = TensorProto.FLOAT, TensorProto.INT32
         past = [f"past_k{layer}", f"past_v{layer}"]
         present = [f"present_k{layer}", f"present_v{layer}"]
@@ -72,10 +84,18 @@ class GraphBuilder:
             self.declare("total_len", i32, [])
             for name in ("cos", "sin"):
                 self.declare(name, f, ["S", head_dim // 2])
+        tables = ["cos", "sin"]
+        if window > 0:
+            tables = ["cos_local", "sin_local"]
+            if ("shared", "local") not in self._memo:
+                self._memo["shared", "local"] = "declared"
+                for name in tables:
+                    self.declare(name, f, ["S", head_dim // 2])
+            attrs["local_window_size"] = window
         axes = self.const(np.array([0], dtype=np.int64), "axes")
         q3 = self.op("Unsqueeze", [qkv, axes])
         out = self.fresh("att")
-        inputs = [q3, "", "", *past, "seqlens_k", "total_len", "cos", "sin"]
+        inputs = [q3, "", "", *past, "seqlens_k", "total_len", *tables]
         node = helper.make_node(
             "GroupQueryAttention", inputs, [out, *present], domain=_MS,
             num_heads=heads, kv_num_heads=kv_heads, do_rotary=1, rotary_interleaved=0, **attrs,
