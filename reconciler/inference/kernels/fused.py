@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # onnx is imported only when graphs are built
 
 HEAD_CHUNK = 8192  # vocabulary rows per LM-head session
 LAYERS_PER_GRAPH = 15  # world size 1: fewer calls per token, bounded load scratch
+GRAPH_BYTES = 64 << 20  # ... and no more packed weight bytes in one graph: building a
+# session copies its weights (proto, then onnxruntime's prepacked copy) for a moment
 
 
 class EmbedTable:
@@ -198,7 +200,12 @@ def build_fused(
     for i in range(config.n_layers):
         group.append((i, _read_layer(source, config, share, i, int8)))
         _release(source)
-        if share.world_size > 1 or len(group) == LAYERS_PER_GRAPH or i == config.n_layers - 1:
+        if (
+            share.world_size > 1
+            or len(group) == LAYERS_PER_GRAPH
+            or sum(_nbytes(parts) for _, parts in group) >= GRAPH_BYTES
+            or i == config.n_layers - 1
+        ):
             shard.held += _layer_graphs(shard, group)
             group = []
             trim_heap()
@@ -210,6 +217,11 @@ def build_fused(
     if progress is not None:
         progress(1.0)
     return shard
+
+
+def _nbytes(layer: _LayerParts) -> int:
+    """Packed weight bytes of one layer's matrices."""
+    return sum(parts_nbytes(p) for p in (layer.qkv, layer.o, layer.gu, layer.down))
 
 
 def _layer_graphs(shard: FusedShard, group: list[tuple[int, _LayerParts]]) -> int:
