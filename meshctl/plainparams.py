@@ -59,7 +59,7 @@ def plain_coercion(command: Any, ctx: Any) -> Any:
     if RuntimeParam is None:  # pragma: no cover
         return command
     for param in command.get_params(ctx):
-        if isinstance(param, _TyperParameter) and param._runtime_param is None:
+        if isinstance(param, _TyperParameter) and getattr(param, "_runtime_param", 0) is None:
             runtime = _plain_runtime(param)
             if runtime is not None:
                 param._runtime_param = runtime
