@@ -6,7 +6,9 @@ Wall time and CPU time (user + system, less disturbed by a busy machine) are pri
 With `--before DIR` (a checkout of an older tree) each command also runs from that
 tree, interleaved in the same run, so that both sides see the same load.
 
-    python bench/cli_startup.py [--runs 15] [--before /tmp/old-meshnet]
+    python bench/cli_startup.py [--runs 15] [--before /tmp/old-meshnet] [--empty]
+
+`--empty`: the store holds the device identity only (no Pool, no Job).
 
 Where the time goes: `python -X importtime -m meshctl version 2>&1 | sort -t'|' -k2 -n`.
 """
@@ -29,6 +31,7 @@ COMMANDS: dict[str, list[str]] = {
     "meshctl version": ["-m", "meshctl", "version"],
     "meshctl get pools": ["-m", "meshctl", "get", "pools"],
     "meshctl get jobs": ["-m", "meshctl", "get", "jobs"],
+    "meshctl get members": ["-m", "meshctl", "get", "members"],
     "meshctl get peers": ["-m", "meshctl", "get", "peers"],
     "meshctl --help": ["-m", "meshctl", "--help"],
 }
@@ -44,11 +47,12 @@ spec: {pool: bench-pool, prompt: Hello world}
 """
 
 
-def prepare(home: Path, env: dict[str, str]) -> None:
+def prepare(home: Path, env: dict[str, str], empty: bool) -> None:
     manifest = home / "objects.yaml"
     manifest.parent.mkdir(parents=True, exist_ok=True)
     manifest.write_text(MANIFESTS)
-    for args in (["init", "--name", "bench"], ["apply", "-f", str(manifest)]):
+    steps = [["init", "--name", "bench"]] + ([] if empty else [["apply", "-f", str(manifest)]])
+    for args in steps:
         subprocess.run([sys.executable, "-m", "meshctl", *args], env=env, check=True,
                        capture_output=True)  # fmt: skip
 
@@ -81,12 +85,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--before", type=Path, help="an older source tree to compare with")
+    parser.add_argument("--empty", action="store_true", help="no objects in the store")
     options = parser.parse_args()
     trees = {"now": REPO} if options.before is None else {"before": options.before, "now": REPO}
     with tempfile.TemporaryDirectory(prefix="meshnet-cli-bench-") as tmp:
         env = {**os.environ, "MESHNET_HOME": str(Path(tmp) / "home"), "PYTHONPATH": str(REPO)}
         env.pop("PYDANTIC_DISABLE_PLUGINS", None)
-        prepare(Path(tmp) / "home", env)
+        prepare(Path(tmp) / "home", env, options.empty)
         samples = measure(trees, options.runs, env)
     print(f"median over {options.runs} runs, milliseconds:   wall     cpu  (min wall)")
     for name, values in samples.items():

@@ -54,7 +54,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 def user_errors() -> tuple[type[Exception], ...]:
     """The errors a user causes (bad manifests, store and identity problems)."""
     from manifests.errors import ManifestError
-    from manifests.objects import UnknownKindError
+    from manifests.kinds import UnknownKindError
     from reconciler.node import NodeError
     from reconciler.store import StoreError
 

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 import typer
 from typer.core import TyperGroup
 
+from meshctl.plainparams import plain_coercion
+
 LazyTable = dict[str, str]
 
 
@@ -21,13 +23,17 @@ class LazyGroup(TyperGroup):
 
     lazy: ClassVar[LazyTable] = {}
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        plain_coercion(self, ctx)  # its own options (--home) and the commands defined here
+        return list(super().parse_args(ctx, args))
+
     def list_commands(self, ctx: Any) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
         if command is None and cmd_name in self.lazy:
-            command = load_command(cmd_name, self.lazy[cmd_name])
+            command = plain_coercion(load_command(cmd_name, self.lazy[cmd_name]), ctx)
             self.add_command(command, cmd_name)
         return command
 

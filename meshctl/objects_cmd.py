@@ -5,12 +5,12 @@ from __future__ import annotations
 import difflib
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 
-from manifests import MeshObject, model_for, resolve_kind, to_document
+from manifests import resolve_kind  # the models are imported where used: not by `get`
 from meshctl.context import CliError, friendly, open_store, option_output
 from meshctl.observed_cmd import (
     OBSERVED_KINDS,
@@ -29,9 +29,13 @@ from meshctl.render import (
     err_console,
     markup_escape,
     print_objects,
+    print_table,
     table,
 )
 from reconciler.store import Store
+
+if TYPE_CHECKING:
+    from manifests import MeshObject
 
 WATCH_POLL_SECONDS = 0.25
 
@@ -77,6 +81,8 @@ def _dry_outcome(existing: MeshObject, new: MeshObject) -> str:
 
 
 def _comparable(obj: MeshObject) -> dict[str, Any]:
+    from manifests import to_document
+
     doc = to_document(obj)
     meta = doc.get("metadata", {})
     assert isinstance(meta, dict)
@@ -87,6 +93,8 @@ def _comparable(obj: MeshObject) -> dict[str, Any]:
 
 
 def _as_output(objects: list[MeshObject]) -> Any:
+    from manifests import to_document
+
     documents = [to_document(o) for o in objects]
     return (
         documents[0]
@@ -147,6 +155,14 @@ def get(
 
 
 def _print_get(store: Store, kind: str, name: str | None, output: str) -> None:
+    if output in ("table", "wide"):  # the stored documents: no need to build the models
+        documents = store.documents(kind, name)
+        if name is not None and not documents:
+            store.require(kind, name)  # NotFound, as below
+        print_table(kind, documents, output)
+        return
+    from manifests import model_for
+
     model = model_for(kind)
     if name is not None:
         print_objects(model, [store.require(kind, name)], output, single=True)
@@ -170,6 +186,8 @@ def _watch(store: Store, kind: str, name: str | None, output: str) -> None:
             ]  # fmt: skip
             seen = {o.metadata.name: o.metadata.resource_version for o in store.list(kind)}
             if changed:
+                from manifests import model_for
+
                 print_objects(model_for(kind), changed, output)
     except KeyboardInterrupt:
         return
@@ -186,6 +204,8 @@ def describe(
         obj = store.require(canonical, name)
         events = store.events(canonical, name, limit=20)
         extra = describe_pool_extras(store, name) if canonical == "Pool" else None
+    from manifests import to_document
+
     doc = to_document(obj)
     console.print(
         f"[bold]Name:[/bold] {markup_escape(obj.metadata.name)}    [bold]Kind:[/bold] {obj.kind}"

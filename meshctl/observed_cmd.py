@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from manifests import Pool
 from meshctl.render import age, console, dump, emit, err_console, markup_escape, table
 from reconciler.runtime.observed import beacons_key, peers_key, ring_key
 from reconciler.store import Store
@@ -15,7 +14,7 @@ OBSERVED_KINDS = {"peers": "peers", "peer": "peers", "ring": "ring", "rings": "r
 
 
 def pool_names(store: Store, pool: str | None) -> list[str]:
-    names = [p.metadata.name for p in store.list("Pool") if isinstance(p, Pool)]
+    names = [str(doc["metadata"]["name"]) for doc in store.documents("Pool")]
     return [n for n in names if pool is None or n == pool]
 
 

@@ -6,15 +6,18 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
-from manifests import Job, Member, MeshObject, Pool, to_document
 from reconciler.textsafe import printable
+
+if TYPE_CHECKING:  # rich.table and the models: imported where used
+    from rich.table import Table
+
+    from manifests import MeshObject
 
 # Off a terminal, long lines (fingerprints, file:line errors) are not folded.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 250)
@@ -36,16 +39,32 @@ def age(timestamp: datetime | str | None, now: datetime | None = None) -> str:
     return f"{max(seconds, 0)}s"
 
 
-def ready_text(obj: MeshObject) -> str:
-    condition = obj.status.condition("Ready")
+Document = dict[str, Any]  # an object as users see it: camelCase keys, no nulls
+
+
+def _field(doc: Document, *path: str) -> Any:
+    """A nested field of a document, or None."""
+    value: Any = doc
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _ready(doc: Document) -> Document | None:
+    conditions = _field(doc, "status", "conditions") or []
+    return next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
+
+
+def ready_text(doc: Document) -> str:
+    condition = _ready(doc)
     if condition is None:
         return "Unknown"
-    return "True" if condition.status == "True" else f"False ({condition.reason})"
+    return "True" if condition.get("status") == "True" else f"False ({condition.get('reason', '')})"
 
 
-def reason_text(obj: MeshObject) -> str:
-    condition = obj.status.condition("Ready")
-    return condition.reason if condition is not None else "-"
+def reason_text(doc: Document) -> str:
+    condition = _ready(doc)
+    return str(condition.get("reason", "")) if condition is not None else "-"
 
 
 def short_fingerprint(value: str | None) -> str:
@@ -54,55 +73,75 @@ def short_fingerprint(value: str | None) -> str:
     return value[: len("sha256:") + 16] if value else "-"
 
 
-Column = tuple[str, Callable[[Any], Any]]
+def _or_dash(*path: str) -> Callable[[Document], Any]:
+    return lambda d: _field(d, *path) or "-"
+
+
+def _expires(doc: Document) -> str:
+    value = _field(doc, "status", "notAfter")
+    return datetime.fromisoformat(value).isoformat() if value else "-"
+
+
+def _tokens(doc: Document) -> Any:
+    value = _field(doc, "status", "completionTokens")
+    return value if value is not None else "-"
+
+
+def _speed(doc: Document) -> str:
+    value = _field(doc, "status", "tokensPerSecond")
+    return f"{value:.1f}" if value else "-"
+
+
+def _age(doc: Document) -> str:
+    return age(_field(doc, "metadata", "creationTimestamp"))
+
+
+Column = tuple[str, Callable[[Document], Any]]
 
 _POOL: list[Column] = [
-    ("NAME", lambda o: o.metadata.name),
-    ("ROLE", lambda o: o.status.role or "-"),
-    ("POOL ID", lambda o: o.status.pool_id or "-"),
-    ("ADMISSION", lambda o: o.spec.admission),
-    ("MEMBERS", lambda o: len(o.status.members)),
+    ("NAME", _or_dash("metadata", "name")),
+    ("ROLE", _or_dash("status", "role")),
+    ("POOL ID", _or_dash("status", "poolId")),
+    ("ADMISSION", lambda d: _field(d, "spec", "admission")),
+    ("MEMBERS", lambda d: len(_field(d, "status", "members") or [])),
     ("READY", ready_text),
-    ("AGE", lambda o: age(o.metadata.creation_timestamp)),
+    ("AGE", _age),
 ]
 _POOL_WIDE: list[Column] = [
-    ("NETWORK", lambda o: o.spec.network_id),
-    ("ROOT FINGERPRINT", lambda o: o.status.root_fingerprint or "-"),
+    ("NETWORK", lambda d: _field(d, "spec", "networkId")),
+    ("ROOT FINGERPRINT", _or_dash("status", "rootFingerprint")),
 ]
 _MEMBER: list[Column] = [
-    ("NAME", lambda o: o.metadata.name),
-    ("POOL", lambda o: o.spec.pool.name),
-    ("PHASE", lambda o: o.status.phase or "-"),
-    ("NODE", lambda o: o.status.node_id or "-"),
-    ("KEY", lambda o: short_fingerprint(o.status.key_fingerprint)),
+    ("NAME", _or_dash("metadata", "name")),
+    ("POOL", lambda d: _field(d, "spec", "pool", "name")),
+    ("PHASE", _or_dash("status", "phase")),
+    ("NODE", _or_dash("status", "nodeId")),
+    ("KEY", lambda d: short_fingerprint(_field(d, "status", "keyFingerprint"))),
     ("READY", ready_text),
-    ("AGE", lambda o: age(o.metadata.creation_timestamp)),
+    ("AGE", _age),
 ]
 _MEMBER_WIDE: list[Column] = [
-    ("KEY FINGERPRINT", lambda o: o.status.key_fingerprint or "-"),
-    ("POOL ID", lambda o: o.spec.pool.id),
-    ("EXPIRES", lambda o: o.status.not_after.isoformat() if o.status.not_after else "-"),
+    ("KEY FINGERPRINT", _or_dash("status", "keyFingerprint")),
+    ("POOL ID", lambda d: _field(d, "spec", "pool", "id")),
+    ("EXPIRES", _expires),
 ]
 _JOB: list[Column] = [
-    ("NAME", lambda o: o.metadata.name),
-    ("POOL", lambda o: o.spec.pool),
-    ("PHASE", lambda o: o.status.phase or "-"),
-    (
-        "TOKENS",
-        lambda o: o.status.completion_tokens if o.status.completion_tokens is not None else "-",
-    ),
-    ("TOK/S", lambda o: f"{o.status.tokens_per_second:.1f}" if o.status.tokens_per_second else "-"),
-    ("AGE", lambda o: age(o.metadata.creation_timestamp)),
+    ("NAME", _or_dash("metadata", "name")),
+    ("POOL", lambda d: _field(d, "spec", "pool")),
+    ("PHASE", _or_dash("status", "phase")),
+    ("TOKENS", _tokens),
+    ("TOK/S", _speed),
+    ("AGE", _age),
 ]
 _JOB_WIDE: list[Column] = [
-    ("MODEL", lambda o: o.spec.model),
-    ("REASON", lambda o: reason_text(o)),
+    ("MODEL", lambda d: _field(d, "spec", "model")),
+    ("REASON", reason_text),
 ]
 
-COLUMNS: dict[type, tuple[list[Column], list[Column]]] = {
-    Pool: (_POOL, _POOL_WIDE),
-    Member: (_MEMBER, _MEMBER_WIDE),
-    Job: (_JOB, _JOB_WIDE),
+COLUMNS: dict[str, tuple[list[Column], list[Column]]] = {
+    "Pool": (_POOL, _POOL_WIDE),
+    "Member": (_MEMBER, _MEMBER_WIDE),
+    "Job": (_JOB, _JOB_WIDE),
 }
 
 
@@ -119,6 +158,8 @@ def markup_escape(value: object) -> str:
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | None = None) -> Table:
     """A plain kubectl-like table; every cell is shown as plain text."""
+    from rich.table import Table
+
     out = Table(box=None, pad_edge=False, show_edge=False, title=title, header_style="bold")
     for header in headers:
         out.add_column(header, overflow="fold")
@@ -127,10 +168,11 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | No
     return out
 
 
-def object_table(kind: type, objects: Sequence[MeshObject], wide: bool) -> Table:
+def object_table(kind: str, documents: Sequence[Document], wide: bool) -> Table:
+    """The table of `meshctl get KIND` (`kind` canonical: Pool, Member, Job)."""
     base, extra = COLUMNS[kind]
     columns = base + (extra if wide else [])
-    rows = [[fn(obj) for _, fn in columns] for obj in objects]
+    rows = [[fn(doc) for _, fn in columns] for doc in documents]
     return table(rows, [name for name, _ in columns])
 
 
@@ -157,11 +199,19 @@ def print_objects(
     kind: type, objects: Sequence[MeshObject], fmt: str, single: bool = False
 ) -> None:
     """Print objects as a table, or as JSON/YAML (a List unless one object was named)."""
+    from manifests import to_document
+
+    documents = [to_document(obj) for obj in objects]
     if fmt in ("json", "yaml"):
-        documents = [to_document(obj) for obj in objects]
         data = documents[0] if single and documents else as_list(documents)
         emit(dump(data, fmt))
-    elif not objects:
+    else:
+        print_table(kind.__name__, documents, fmt)
+
+
+def print_table(kind: str, documents: Sequence[Document], fmt: str) -> None:
+    """Print documents of a canonical kind as a table (`wide`: more columns)."""
+    if not documents:
         err_console.print("No resources found.")
     else:
-        console.print(object_table(kind, objects, wide=fmt == "wide"))
+        console.print(object_table(kind, documents, wide=fmt == "wide"))

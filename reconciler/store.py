@@ -21,14 +21,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from manifests import MeshObject, model_for
 from reconciler.home import HomeError, make_private, make_private_file
 from reconciler.store_records import Event, EventType, RecordsMixin, _dumps, isotime, utcnow
 
 __all__ = ["Conflict", "Event", "EventType", "NotFound", "Store", "StoreError", "isotime", "utcnow"]
 from reconciler.store_schema import MIGRATIONS, SCHEMA_VERSION
+
+if TYPE_CHECKING:  # the models are imported when used: `meshctl get` reads documents
+    from manifests import MeshObject
 
 ApplyOutcome = Literal["created", "configured", "unchanged"]
 
@@ -301,9 +303,17 @@ class Store(RecordsMixin):
     def _spec(obj: MeshObject) -> dict[str, Any]:
         return obj.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def documents(self, kind: str, name: str | None = None) -> builtins.list[dict[str, Any]]:
+        """The stored documents of a kind (or the one named), ordered by name, without
+        validating them through the models (what a quick `meshctl get` table needs)."""
+        query, args = "SELECT * FROM objects WHERE kind = ? ORDER BY name", [kind]
+        if name is not None:
+            query, args = "SELECT * FROM objects WHERE kind = ? AND name = ?", [kind, name]
+        return [self._document(row) for row in self._db.execute(query, args).fetchall()]
+
     @staticmethod
-    def _from_row(row: sqlite3.Row) -> MeshObject:
-        document = {
+    def _document(row: sqlite3.Row) -> dict[str, Any]:
+        return {
             "kind": row["kind"],
             "metadata": {
                 "name": row["name"],
@@ -317,4 +327,9 @@ class Store(RecordsMixin):
             "spec": json.loads(row["spec"]),
             "status": json.loads(row["status"]),
         }
-        return model_for(row["kind"]).model_validate(document)
+
+    @staticmethod
+    def _from_row(row: sqlite3.Row) -> MeshObject:
+        from manifests import model_for
+
+        return model_for(row["kind"]).model_validate(Store._document(row))

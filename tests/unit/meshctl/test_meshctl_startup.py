@@ -17,6 +17,9 @@ REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "examples" / "01-single-device" / "pool.yaml"
 HEAVY = ("numpy", "fastapi", "uvicorn", "cryptography", "nacl", "httpx", "ruamel.yaml", "yaml",
          "gguf", "tokenizers", "reconciler.daemon", "reconciler.inference")  # fmt: skip
+# Not needed to parse options (typer's pydantic coercion, meshctl/plainparams.py) nor to
+# print a table of stored objects (the documents are read without the models).
+NO_PYDANTIC = ("pydantic", "pydantic_core", "typer._adapters", "manifests.base", "manifests.objects")
 
 
 def modules_after(args: list[str], home: Home) -> set[str]:
@@ -46,17 +49,32 @@ def test_version_imports_nothing_heavy(args: list[str], home: Home) -> None:
     modules = modules_after(args, home)
     assert heavy_in(modules) == []
     assert "manifests" not in modules and "rich.table" not in modules
+    assert [m for m in NO_PYDANTIC if m in modules] == []
 
 
-@pytest.mark.parametrize("kind", ["pools", "jobs", "peers"])
-def test_get_imports_nothing_heavy(kind: str, home: Home) -> None:
+@pytest.mark.parametrize(
+    "args", [["get", "pools"], ["get", "jobs", "-o", "wide"], ["get", "members"], ["get", "peers"],
+             ["get", "po", "test-pool"], ["--home", "HOME", "get", "jobs"]],
+)  # fmt: skip
+def test_get_imports_nothing_heavy(args: list[str], home: Home) -> None:
     subprocess.run([sys.executable, "-m", "meshctl", "init", "--name", "dev"], check=True,
                    capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)  # fmt: skip
     subprocess.run([sys.executable, "-m", "meshctl", "apply", "-f", str(EXAMPLE)], check=True,
                    capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)  # fmt: skip
-    modules = modules_after(["get", kind], home)
+    args = [str(home.root) if arg == "HOME" else arg for arg in args]
+    modules = modules_after(args, home)
     assert "meshctl.objects_cmd" in modules  # the command did run
     assert heavy_in(modules) == []
+    assert [m for m in NO_PYDANTIC if m in modules] == []
+
+
+def test_get_as_json_still_validates_through_the_models(home: Home) -> None:
+    subprocess.run([sys.executable, "-m", "meshctl", "init", "--name", "dev"], check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)  # fmt: skip
+    subprocess.run([sys.executable, "-m", "meshctl", "apply", "-f", str(EXAMPLE)], check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)  # fmt: skip
+    modules = modules_after(["get", "pools", "-o", "json"], home)
+    assert "manifests.pool" in modules
 
 
 def test_a_group_with_one_subcommand_keeps_its_subcommand(tmp_path: Path) -> None:
