@@ -14,6 +14,7 @@ import sys
 
 def main() -> None:
     group, port, interface, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    source = sys.argv[5] if len(sys.argv) > 5 else None  # copy only a beacon from this address
     listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -21,7 +22,9 @@ def main() -> None:
     membership = struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton(interface))
     listen.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
     listen.settimeout(30)
-    genuine, _ = listen.recvfrom(2048)
+    genuine, sender = listen.recvfrom(2048)
+    while source is not None and sender[0] != source:
+        genuine, sender = listen.recvfrom(2048)
     send = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     send.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface))
     send.setsockopt(

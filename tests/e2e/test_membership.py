@@ -105,6 +105,7 @@ def test_forger_and_stranger_change_nothing(lan: Lan) -> None:
         str(lan.beacon_port),
         interface,
         "20",
+        admin.address,  # tamper with the admin's presence beacon, not a join request
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=forger.env())
     assert result.returncode == 0, result.stderr
@@ -116,7 +117,9 @@ def test_forger_and_stranger_change_nothing(lan: Lan) -> None:
         return drops if ok else None
 
     for device in (admin, member):
-        wait_for(lambda d=device: dropped(d), 15, f"{device.name} dropped the forgeries")
+        drops = observed(device, "beacons/test-pool") or {}
+        what = f"{device.name} dropped the forgeries (drops so far: {drops.get('drops')})"
+        wait_for(lambda d=device: dropped(d), 15, what)
     # the forger replayed the admin's beacon: the member refuses it as a replay
     assert (dropped(member) or {}).get("replay", 0) >= 20
     wait_for(lambda: member_phase(stranger) == "Denied", 20, "stranger denied")
