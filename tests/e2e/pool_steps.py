@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from agents import wait_for
-from lan import Device
+from lan import Device, Lan
 
 from manifests import Member, Pool
 from reconciler.store import Store
@@ -128,3 +129,18 @@ def peer_status(device: Device, node_id: str) -> str | None:
 
 def node_id(device: Device) -> str:
     return str(json.loads((device.home.root / "node.json").read_text())["node_id"])
+
+
+def two_device_pool(lan: Lan, model: Path) -> tuple[Device, Device]:
+    """An admin and a member in a converged ring, both keeping ``model`` (peers name
+    models, never paths) and each limited to one BLAS thread."""
+    admin, member = lan.add("device1"), lan.add("device2")
+    for device in (admin, member):
+        device.extra_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        device.keep_model(model)
+    pool = start_admin(admin)
+    request_join(member, pool, make_token(admin))
+    wait_joined(member)
+    for device in (admin, member):
+        wait_for(lambda d=device: ring_of(d, 2), 30, "ring of 2")
+    return admin, member

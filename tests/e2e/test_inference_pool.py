@@ -9,26 +9,13 @@ from pathlib import Path
 import pytest
 from agents import wait_for
 from lan import Device, Lan
-from pool_steps import get, make_token, request_join, ring_of, start_admin, wait_joined
+from pool_steps import get, two_device_pool
 
 from manifests import Job
 from reconciler.store import Store
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 TINY = FIXTURES / "tiny-llama.gguf"
-
-
-def _two_device_pool(lan: Lan) -> tuple[Device, Device]:
-    admin, member = lan.add("device1"), lan.add("device2")
-    for device in (admin, member):
-        device.extra_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-        device.keep_model(TINY)  # peers name models, never paths
-    pool = start_admin(admin)
-    request_join(member, pool, make_token(admin))
-    wait_joined(member)
-    for device in (admin, member):
-        wait_for(lambda d=device: ring_of(d, 2), 30, "ring of 2")
-    return admin, member
 
 
 def _inference(device: Device, *args: str) -> dict[str, object]:
@@ -38,7 +25,7 @@ def _inference(device: Device, *args: str) -> dict[str, object]:
 
 @pytest.mark.slow
 def test_two_devices_match_one_device(lan: Lan) -> None:
-    admin, member = _two_device_pool(lan)
+    admin, member = two_device_pool(lan, TINY)
     prompt = ["--prompt", "Hello world", "--max-tokens", "10"]
     for model in (str(TINY), "demo"):
         local = _inference(admin, *prompt, "--model", model, "--local")
@@ -54,7 +41,7 @@ def test_two_devices_match_one_device(lan: Lan) -> None:
 
 
 def test_member_lost_mid_job_fails_it_quickly(lan: Lan) -> None:
-    admin, member = _two_device_pool(lan)
+    admin, member = two_device_pool(lan, TINY)
     manifest = admin.home.root / "job.yaml"
     manifest.write_text(
         "apiVersion: meshnet.dev/v1alpha1\nkind: Job\nmetadata: {name: long}\n"
@@ -74,7 +61,7 @@ def test_member_lost_mid_job_fails_it_quickly(lan: Lan) -> None:
 
 
 def test_a_too_long_prompt_is_refused_before_any_member_loads(lan: Lan) -> None:
-    admin, _ = _two_device_pool(lan)
+    admin, _ = two_device_pool(lan, TINY)
     args = ["--model", str(TINY), "--prompt", "hello world " * 30, "--max-tokens", "200"]
     result = admin.cli("inference", *args, tool="mesh", check=False, timeout=120)
     assert result.returncode != 0
