@@ -17,7 +17,7 @@ from reconciler.certs.member import cert_fingerprint
 from reconciler.certs.root import create_pool_root
 from reconciler.controlplane.serve import read_port
 from reconciler.store import Store
-from reconciler.store_admin import add_revocations
+from reconciler.store_admin import record_revocation
 
 JOB = {
     "apiVersion": "meshnet.dev/v1alpha1",
@@ -58,7 +58,7 @@ def test_a_revoked_member_is_refused(kit: Any, plane: Any) -> None:
         assert client.get("/v1/ring").status_code == 200
         der = load_certificate(files.cert)
         with Store.open(kit.home.root) as store:
-            add_revocations(store, "lab", {cert_fingerprint(der): b"entry"})
+            record_revocation(store, kit.root, cert_fingerprint(der), time.time())
         response = client.get("/v1/ring")
     assert response.status_code == 403
     assert response.json() == {"error": "client certificate refused: revoked"}
