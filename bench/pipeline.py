@@ -7,7 +7,7 @@
    its own; printed are the weight bytes it holds (``nbytes()``: packed matrices and
    norms; the onnxruntime backend's embedding stays in the file's memory map) and the
    process's resident set after loading, minus that of a process that only imported
-   the engine.
+   the engine and its kernel library.
 2. Speed: in one process, the single-rank engine and the stages (threads over an
    ``InProcessGroup``: no network, so this is the pass's own overhead) take turns round
    by round; printed are median decode tokens/s, prefill tokens/s and the bytes a stage
@@ -43,6 +43,8 @@ import json, psutil
 from reconciler.inference import demo_model_path, load_config, load_shard
 from reconciler.inference.sharding import full_share, plan_stages
 path = demo_model_path(); config = load_config(path)
+if {kernels!r} == "onnxruntime":
+    import onnx, onnxruntime  # the libraries' own memory is not the stage's
 base = psutil.Process().memory_info().rss
 stage = {stage!r}
 held = 0
@@ -63,7 +65,8 @@ print(json.dumps({{"held": held, "rss": psutil.Process().memory_info().rss, "bas
 def memory(counts: list[int], kernels: str) -> None:
     baseline = load_in_child("none", counts, kernels)["rss"]
     whole = load_in_child("all", counts, kernels)
-    print(f"memory ({kernels} kernels; RSS after load minus an idle engine process)")
+    print(f"memory ({kernels} kernels; RSS after load minus that of a process that only "
+          "imported the engine and its kernel library)")  # fmt: skip
     print(f"  whole model      held {whole['held'] / 2**20:7.1f} MiB   "
           f"RSS +{(whole['rss'] - baseline) / 2**20:7.1f} MiB")  # fmt: skip
     start = 0

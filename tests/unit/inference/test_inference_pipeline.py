@@ -348,3 +348,14 @@ def test_in_process_broadcast_refuses_a_disputed_root_and_an_abort() -> None:
         c.broadcast(np.zeros(0, np.float32), root=1)
     with pytest.raises(ValueError, match="root 3"):
         c.broadcast(np.zeros(0, np.float32), root=3)
+
+
+@pytest.mark.parametrize("kernels", ["numpy", "onnxruntime"])
+def test_one_stage_is_the_single_rank(models_dir: Path, kernels: str) -> None:
+    path = models_dir / "tiny-llama.gguf"
+    oracle, ids = _oracle(path, kernels)
+    want = oracle.prefill(ids, all_logits=True)
+    (stage,) = plan_stages(oracle.config, [oracle.config.n_layers])
+    weights = load_shard(path, oracle.config, stage, None, kernels, "exact")
+    engine = Engine(oracle.config, weights, SingleRank(), cache_len=64)
+    assert np.array_equal(engine.prefill(ids, all_logits=True), want)
