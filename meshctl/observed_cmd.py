@@ -45,7 +45,8 @@ def print_peers(items: list[dict[str, Any]], fmt: str) -> None:
     headers = ["NODE ID", "NAME", "ADDRESS", "STATUS", "LAST SEEN"]
     wide = fmt == "wide"
     if wide:
-        headers += ["POOL", "ROUTE", "FOUND BY", "LINK", "SENT", "RECEIVED", "BEACONS", "SKEW"]
+        headers += ["POOL", "ROUTE", "FOUND BY", "LINK", "SENT", "RECEIVED", "BEACONS", "SKEW",
+                    "RTT", "THROUGHPUT", "SPEED", "FREE MEM"]  # fmt: skip
     rows = []
     for p in items:
         seen = f"{p['lastSeen']} ({age(p['lastSeen'])} ago)" if p.get("lastSeen") else "-"
@@ -54,9 +55,29 @@ def print_peers(items: list[dict[str, Any]], fmt: str) -> None:
             row += [p["pool"], p.get("route", "direct"), p.get("foundBy", "-"),
                     "up" if p.get("linkConnected") else "down",
                     p.get("bytesSent", 0), p.get("bytesReceived", 0), p.get("beacons", 0),
-                    p.get("clockSkew") if p.get("clockSkew") is not None else "-"]  # fmt: skip
+                    p.get("clockSkew") if p.get("clockSkew") is not None else "-",
+                    *measure_cells(p)]  # fmt: skip
         rows.append(row)
     console.print(table(rows, headers))
+
+
+def measure_cells(peer: dict[str, Any]) -> list[str]:
+    """RTT, THROUGHPUT, SPEED and FREE MEM of a peer row ("-" where not measured)."""
+    rtt, rate = peer.get("rttSeconds"), peer.get("throughputBytesPerSecond")
+    speed, free = peer.get("speedBytesPerSecond"), peer.get("freeMemoryBytes")
+    return [
+        f"{rtt * 1e3:.2f}ms" if isinstance(rtt, int | float) else "-",
+        f"{_si(rate)}B/s" if isinstance(rate, int | float) else "-",
+        f"{_si(speed)}B/s" if isinstance(speed, int | float) else "-",
+        f"{free / 2**30:.1f}GiB" if isinstance(free, int | float) else "-",
+    ]
+
+
+def _si(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.1f}{unit}"
+    return f"{value:.0f}"
 
 
 def print_rings(items: list[dict[str, Any]], fmt: str) -> None:

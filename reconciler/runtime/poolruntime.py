@@ -30,6 +30,8 @@ from reconciler.gossip.machine import GossipProtocol
 from reconciler.gossip.messages import NodeMeta
 from reconciler.home import write_atomic
 from reconciler.jobs import ControlSender, JobService, LinksTensorSender, route_frame
+from reconciler.placement.inputs import LinkMeasure, MemberMeasure
+from reconciler.placement.observed import plan_inputs
 from reconciler.pools import PoolInfo, load_root
 from reconciler.relay.messages import PeerEntry, Register
 from reconciler.runtime import material, observed
@@ -42,6 +44,7 @@ from reconciler.runtime.beaconsockets import (
     open_beacon_sockets,
 )
 from reconciler.runtime.context import DeviceContext, cores, memory_bytes
+from reconciler.runtime.measuring import measure_forever
 from reconciler.runtime.models import resolve_name
 from reconciler.runtime.relays import PoolRelays
 from reconciler.runtime.rendezvous import (
@@ -84,6 +87,7 @@ class PoolRuntime:
         self._beacon: BeaconProtocol | None = None
         self._sockets: BeaconSockets | None = None
         self._publisher: asyncio.Task[None] | None = None
+        self._measurer: asyncio.Task[None] | None = None
         self._desk: AdminDesk | None = None
         self.jobs: JobService | None = None
         self.relays: PoolRelays | None = None
@@ -111,6 +115,13 @@ class PoolRuntime:
             if isinstance(obj, Member) and obj.spec.pool.name == self.info.name:
                 return obj.spec.capacity.memory_bytes
         return None
+
+    def measures(self) -> tuple[list[MemberMeasure], list[LinkMeasure]]:
+        """The planner's inputs as this node's gossip holds them (``MeasureSource``)."""
+        if self._gossip is None:
+            return [], []
+        now = asyncio.get_running_loop().time()
+        return plan_inputs(self.gossip.members(), self.gossip.measure_reports(now))
 
     def ring_converged(self) -> bool:
         return self._gossip is not None and self.gossip.ring is not None and self.gossip.converged
@@ -185,6 +196,8 @@ class PoolRuntime:
             )
             self.cp_rendezvous.start()
         self._publisher = loop.create_task(self._publish_loop(), name=f"publish-{info.name}")
+        measuring = measure_forever(self.gossip.set_local_measures, self._gossip_pump.flush)
+        self._measurer = loop.create_task(measuring, name=f"measure-{info.name}")
         log.info(
             "pool %s (%s): %s, beacons on %s, peer links on port %d",
             info.name, info.pool_id, info.role, ", ".join(i.name for i in self.interfaces), port,
@@ -192,8 +205,9 @@ class PoolRuntime:
 
     async def stop(self) -> None:
         """Leave gracefully: tell the others, give the message a moment, close."""
-        if self._publisher is not None:
-            self._publisher.cancel()
+        for task in (self._publisher, self._measurer):
+            if task is not None:
+                task.cancel()
         if self.jobs is not None:
             self.jobs.close()
         if self._gossip is not None and self._gossip_pump is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from reconciler.beacon.machine import BeaconProtocol
+from reconciler.gossip.linkstats import LinkStat, MeasureReport
 from reconciler.gossip.machine import GossipProtocol
 from reconciler.runtime.beaconsockets import BeaconSockets
 from reconciler.runtime.observed import wall_time
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 def peer_rows(runtime: PoolRuntime, now: float) -> list[dict[str, Any]]:
     """The other members, as `meshctl get peers` lists them."""
     rows = []
+    reports = runtime.gossip.measure_reports(now)
+    own_links = runtime.gossip.link_stats()
     for member in runtime.gossip.members():
         if member.node_id == runtime.ctx.node_id:
             continue
@@ -37,8 +40,26 @@ def peer_rows(runtime: PoolRuntime, now: float) -> list[dict[str, Any]]:
             "clockSkew": beacon.get("clockSkew"),
             "memoryBytes": member.meta.memory_bytes,
             "cores": member.meta.cores,
+            **measure_fields(own_links.get(member.node_id), reports.get(member.node_id)),
         })  # fmt: skip
     return rows
+
+
+def measure_fields(link: LinkStat | None, report: MeasureReport | None) -> dict[str, Any]:
+    """Our round trip and throughput to a peer, its own kernel speed and free memory
+    (None where not measured yet)."""
+    rtt = link.rtt_s if link is not None else None
+    rate = link.bytes_per_s if link is not None else None
+    return {
+        "rttSeconds": round(rtt, 6) if rtt is not None else None,
+        "throughputBytesPerSecond": round(rate) if rate is not None else None,
+        "speedBytesPerSecond": _rounded(report.speed_bytes_per_s if report else None),
+        "freeMemoryBytes": report.free_memory if report is not None else None,
+    }
+
+
+def _rounded(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
 def found_by(runtime: PoolRuntime, node_id: str) -> str:
