@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meshctl.render import age, console, dump, emit, err_console, markup_escape, table
-from reconciler.runtime.observed import beacons_key, peers_key, ring_key
+from reconciler.runtime.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.store import Store
 from reconciler.store_admin import denials
 
@@ -73,6 +73,19 @@ def measure_cells(peer: dict[str, Any]) -> list[str]:
     ]
 
 
+def self_line(measured: dict[str, Any]) -> str:
+    """This device's kernel speed (and how it was measured) and free memory."""
+    _, _, speed, free = measure_cells(measured)
+    test = measured.get("selftest") or {}
+    how = (
+        f" ({test.get('kernels')}, {test.get('activations')} activations, "
+        f"{test.get('threads')} threads)"
+        if test
+        else " (self-test not run yet, or off)"
+    )
+    return f"kernel speed {speed}{how}, free memory {free}"
+
+
 def _si(value: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if value >= scale:
@@ -110,9 +123,12 @@ def describe_pool_extras(store: Store, pool: str) -> Callable[[], None]:
     """What `describe pool` adds: peers, the ring, and beacon health."""
     found_peers, found_rings = peers(store, pool), rings(store, pool)
     beacons = store.get_observed(beacons_key(pool)) or {}
+    measured = (store.get_observed(gossip_key(pool)) or {}).get("measured")
     refused = denials(store, pool)
 
     def show() -> None:
+        if measured:
+            console.print(f"[bold]This device:[/bold] {markup_escape(self_line(measured))}")
         if refused:
             console.print("[bold]Refused join requests:[/bold]")
             rows = [[d.reason, d.count, d.last_seen, d.last_source, d.last_device] for d in refused]

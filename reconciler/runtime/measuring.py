@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import psutil
 
@@ -51,6 +52,20 @@ def _run() -> SelfTest | None:
         result.threads, result.runs,
     )  # fmt: skip
     return result
+
+
+def self_measures(fields: dict[str, Any]) -> dict[str, Any]:
+    """This device's published figures and how its kernel speed was measured."""
+    result = _result[0] if _result else None
+    selftest = None
+    if result is not None:
+        selftest = {"kernels": result.kernels, "activations": result.activations,
+                    "threads": result.threads, "runs": result.runs}  # fmt: skip
+    return {
+        "speedBytesPerSecond": fields.get("speedBytesPerSecond"),
+        "freeMemoryBytes": fields.get("freeMemoryBytes"),
+        "selftest": selftest,
+    }
 
 
 SetLocal = Callable[[float | None, int | None], None]

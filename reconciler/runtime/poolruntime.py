@@ -44,7 +44,7 @@ from reconciler.runtime.beaconsockets import (
     open_beacon_sockets,
 )
 from reconciler.runtime.context import DeviceContext, cores, memory_bytes
-from reconciler.runtime.measuring import measure_forever
+from reconciler.runtime.measuring import measure_forever, self_measures
 from reconciler.runtime.models import resolve_name
 from reconciler.runtime.relays import PoolRelays
 from reconciler.runtime.rendezvous import (
@@ -84,6 +84,7 @@ class PoolRuntime:
         self._changed_at: float | None = None
         self._converge_seconds: float | None = None
         self._next_stats = 0.0
+        self._measured: dict[str, dict[str, Any]] = {}  # per node, refreshed with the stats
         self._beacon: BeaconProtocol | None = None
         self._sockets: BeaconSockets | None = None
         self._publisher: asyncio.Task[None] | None = None
@@ -382,11 +383,19 @@ class PoolRuntime:
         for node_id in [n for n in self._hinted if not self.gossip.wanted(n)]:
             self._hinted.discard(node_id)
             self.links.disconnect(node_id)
-        from reconciler.runtime.publishing import beacon_stats, peer_rows, ring_document
+        from reconciler.runtime.publishing import (
+            beacon_stats,
+            measure_table,
+            peer_rows,
+            ring_document,
+        )
 
         store, name = self.ctx.store, self.info.name
         now = asyncio.get_running_loop().time()
-        rows = [] if final else peer_rows(self, now)
+        stats_due = final or now >= self._next_stats  # counters: every few seconds
+        if stats_due:
+            self._measured = measure_table(self.gossip, now)
+        rows = [] if final else peer_rows(self, now, self._measured)
         observed.publish(store, observed.peers_key(name), rows, self._cache)
         ring = None if final else ring_document(self.gossip)
         observed.publish(store, observed.ring_key(name), ring, self._cache)
@@ -398,7 +407,7 @@ class PoolRuntime:
             stats["gossipDrops"] = dict(self.gossip_drops)
             stats["rendezvous"] = self._rendezvous_status()
             observed.publish(store, observed.beacons_key(name), stats, self._cache)
-        if final or now >= self._next_stats:  # counters: every few seconds, not every change
+        if stats_due:
             self._next_stats = now + STATS_SECONDS
             self._publish_gossip_stats(ring)
         if self.info.role == "admin" and not final:
@@ -408,7 +417,8 @@ class PoolRuntime:
         pump = self._gossip_pump
         gossip = {"rounds": pump.rounds, "messagesSent": pump.sent,
                   "messagesReceived": pump.received, "epoch": ring["epoch"] if ring else 0,
-                  "convergeSeconds": self._converge_seconds}  # fmt: skip
+                  "convergeSeconds": self._converge_seconds,
+                  "measured": self_measures(self._measured.get(self.ctx.node_id, {}))}  # fmt: skip
         observed.publish(self.ctx.store, observed.gossip_key(self.info.name), gossip, self._cache)
 
     def _admin_rendezvous(self, store: Any) -> None:

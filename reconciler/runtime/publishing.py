@@ -14,11 +14,12 @@ if TYPE_CHECKING:
     from reconciler.runtime.poolruntime import PoolRuntime
 
 
-def peer_rows(runtime: PoolRuntime, now: float) -> list[dict[str, Any]]:
-    """The other members, as `meshctl get peers` lists them."""
+def peer_rows(
+    runtime: PoolRuntime, now: float, measured: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The other members, as `meshctl get peers` lists them (``measured``: the figures
+    of ``measure_table``, refreshed every few seconds, not at every probe)."""
     rows = []
-    reports = runtime.gossip.measure_reports(now)
-    own_links = runtime.gossip.link_stats()
     for member in runtime.gossip.members():
         if member.node_id == runtime.ctx.node_id:
             continue
@@ -40,9 +41,18 @@ def peer_rows(runtime: PoolRuntime, now: float) -> list[dict[str, Any]]:
             "clockSkew": beacon.get("clockSkew"),
             "memoryBytes": member.meta.memory_bytes,
             "cores": member.meta.cores,
-            **measure_fields(own_links.get(member.node_id), reports.get(member.node_id)),
+            **measured.get(member.node_id, measure_fields(None, None)),
         })  # fmt: skip
     return rows
+
+
+def measure_table(gossip: GossipProtocol, now: float) -> dict[str, dict[str, Any]]:
+    """Per member (this node included): our link figures to it and its own statement."""
+    reports, links = gossip.measure_reports(now), gossip.link_stats()
+    return {
+        m.node_id: measure_fields(links.get(m.node_id), reports.get(m.node_id))
+        for m in gossip.members()
+    }
 
 
 def measure_fields(link: LinkStat | None, report: MeasureReport | None) -> dict[str, Any]:

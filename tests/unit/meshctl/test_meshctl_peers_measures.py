@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -60,3 +61,37 @@ def test_json_and_yaml_carry_the_fields(home: Home) -> None:
     assert items[0]["speedBytesPerSecond"] == 7_200_000_000
     yaml_out = runner.invoke(app, ["get", "peers", "-o", "yaml"]).stdout
     assert "throughputBytesPerSecond: 118000000" in yaml_out
+
+
+SELF = {"speedBytesPerSecond": 7_200_000_000, "freeMemoryBytes": 3 << 30,
+        "selftest": {"kernels": "onnxruntime", "activations": "int8", "threads": 2, "runs": 40}}  # fmt: skip
+
+
+def test_describe_pool_shows_this_devices_speed_and_memory(home: Home) -> None:
+    _pool_with_peers(home)
+    with Store.open(home.root) as store:
+        store.put_observed("gossip/test-pool", {"rounds": 1, "measured": SELF})
+    out = runner.invoke(app, ["describe", "pool", "test-pool"], env={"COLUMNS": "400"}).stdout
+    assert "kernel speed 7.2GB/s (onnxruntime, int8 activations, 2 threads)" in out
+    assert "free memory 3.0GiB" in out
+
+
+def test_doctor_warns_when_the_self_test_has_not_run(tmp_path: Path) -> None:
+    from manifests.pool import Pool
+    from meshctl.doctor_checks import check_links, check_measures
+
+    pool = Pool.model_validate(
+        {"apiVersion": "meshnet.dev/v1alpha1", "kind": "Pool", "metadata": {"name": "p"}}
+    )
+    with Store.open(tmp_path) as store:
+        assert check_measures(store, pool) == []  # no agent: nothing to say
+        store.put_observed("gossip/p", {"measured": SELF})
+        [ok] = check_measures(store, pool)
+        store.put_observed("gossip/p", {"measured": {**SELF, "speedBytesPerSecond": None,
+                                                     "selftest": None}})  # fmt: skip
+        [warn] = check_measures(store, pool)
+        store.put_observed("peers/p", [MEASURED])
+        link = check_links(store, pool)[0]
+    assert ok.level == "ok" and "7.2GB/s" in ok.message
+    assert warn.level == "warn" and "self-test not run" in warn.message
+    assert "rtt 0.42ms, throughput 118.0MB/s" in link.message
