@@ -119,9 +119,9 @@ class PoolRuntime:
 
     def measures(self) -> tuple[list[MemberMeasure], list[LinkMeasure]]:
         """The planner's inputs as this node's gossip holds them (``MeasureSource``)."""
-        if self._gossip is None:
+        if self._gossip is None or self._gossip_pump is None:
             return [], []
-        now = asyncio.get_running_loop().time()
+        now = self._gossip_pump.now()
         return plan_inputs(self.gossip.members(), self.gossip.measure_reports(now))
 
     def ring_converged(self) -> bool:
