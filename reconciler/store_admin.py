@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from reconciler.certs.revocation import RevocationList, revoke
-from reconciler.certs.root import PoolRoot
 from reconciler.certs.tokens import TokenRecord, generate_token
 from reconciler.store import Store, isotime, utcnow
+
+if TYPE_CHECKING:
+    from reconciler.certs.root import PoolRoot
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,8 @@ def record_revocation(
     store: Store, root: PoolRoot, fingerprint: str, now: float, reason: str = ""
 ) -> None:
     """Sign a revocation of ``fingerprint`` with the pool's root and record it."""
+    from reconciler.certs.revocation import RevocationList, revoke  # crypto: only when revoking
+
     entry = revoke(root, fingerprint, now, reason[:100])
     encoded = RevocationList(root.anchor, [entry]).encode()
     add_revocations(store, root.name, {fingerprint: encoded})
