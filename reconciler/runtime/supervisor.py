@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from manifests import Member, Pool
@@ -38,13 +39,24 @@ class Runtime(Protocol):
 
 
 Key = tuple[str, str]
+Builder = Callable[[DeviceContext, Pool | Member], Runtime]
 
 
 class Supervisor:
     """The runtimes of one agent."""
 
-    def __init__(self, home: Home, store: Store) -> None:
+    def __init__(
+        self,
+        home: Home,
+        store: Store,
+        clock: Callable[[], float] = time.monotonic,
+        build: Builder | None = None,
+    ) -> None:
+        """``clock`` times the retries; ``build`` makes a runtime (default: a
+        PoolRuntime for a Pool, a JoinRuntime for a Member). Both are seams for tests."""
         self.home, self.store = home, store
+        self._clock = clock
+        self._builder: Builder = build or self._build
         self.ctx: DeviceContext | None = None
         self.running: dict[Key, Runtime] = {}
         self._failures: dict[Key, tuple[int, float]] = {}
@@ -100,14 +112,14 @@ class Supervisor:
         return JoinRuntime(ctx, obj, DiscoverySpec())
 
     async def _start(self, ctx: DeviceContext, key: Key, obj: Pool | Member) -> None:
-        runtime = self._build(ctx, obj)
+        runtime = self._builder(ctx, obj)
         try:
             await runtime.start()
         except Exception as err:
             await _quietly_stop(runtime)
             failures = self._failures.get(key, (0, 0.0))[0] + 1
             delay = RETRY.delay(failures)
-            self._failures[key] = (failures, time.monotonic() + delay)
+            self._failures[key] = (failures, self._clock() + delay)
             message = f"cannot start: {type(err).__name__}: {err} (retrying in {delay:.0f}s)"
             log.warning("%s %s %s", key[0], key[1], message)
             kind = "Pool" if key[0] == "pool" else "Member"
@@ -118,7 +130,7 @@ class Supervisor:
 
     def _due(self, key: Key) -> bool:
         failure = self._failures.get(key)
-        return failure is None or time.monotonic() >= failure[1]
+        return failure is None or self._clock() >= failure[1]
 
     def next_retry(self) -> float | None:
         return min((f[1] for f in self._failures.values()), default=None)
