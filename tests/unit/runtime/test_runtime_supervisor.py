@@ -220,3 +220,30 @@ def test_the_default_builder_runs_a_join_runtime_and_reports_its_error(
     (event,) = store.events("Member", "me")
     assert event.reason == "RuntimeFailed" and "JoinError" in event.message
     assert "missing-token" in event.message
+
+
+def test_a_failed_object_that_is_deleted_is_not_retried(home: Home, store: Store) -> None:
+    """Otherwise next_retry stays in the past and the agent re-syncs every 50 ms forever."""
+    store.apply(_member("me", "elsewhere"))
+    supervisor, factory, clock = _supervisor(home, store)
+    factory.failures["me"] = 1
+    asyncio.run(supervisor.sync())
+    assert supervisor.next_retry() is not None
+    store.delete("Member", "me")
+    asyncio.run(supervisor.sync())
+    assert supervisor.next_retry() is None
+    clock.now += 3600.0
+    asyncio.run(supervisor.sync())
+    assert len(factory.built) == 1
+
+
+def test_a_changed_spec_is_tried_at_once_despite_backoff(home: Home, store: Store) -> None:
+    store.apply(_member("me", "elsewhere"))
+    supervisor, factory, _ = _supervisor(home, store)
+    factory.failures["me"] = 3
+    for _ in range(3):  # fail, and wait out nothing: the clock stands still
+        asyncio.run(supervisor.sync())
+    assert len(factory.built) == 1
+    store.apply(_member("me", "fixed"))  # the user fixes the Member: a new generation
+    asyncio.run(supervisor.sync())
+    assert len(factory.built) == 2 and factory.built[-1].generation == 2
