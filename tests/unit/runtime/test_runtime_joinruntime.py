@@ -105,6 +105,17 @@ async def _answer(runtime: JoinRuntime) -> None:
     runtime.answered.clear()
 
 
+async def _until(runtime: JoinRuntime, ctx: DeviceContext, state: str) -> None:
+    """Answers until the join is in ``state`` (a joiner may ask, and hear, again)."""
+
+    async def answers() -> None:
+        while _join_state(ctx)["state"] != state:
+            await runtime.answered.wait()
+            runtime.answered.clear()
+
+    await asyncio.wait_for(answers(), 10)
+
+
 def _join_state(ctx: DeviceContext) -> dict[str, Any]:
     value = ctx.store.get_observed(observed.join_key("me"))
     assert isinstance(value, dict)
@@ -155,13 +166,12 @@ def test_a_join_waits_pending_until_the_admin_approves(ctx: DeviceContext, root:
         async with admin_on_loopback(root, "approve") as (admin, sockets):
             await runtime.start()
             try:
-                await _answer(runtime)
+                await _until(runtime, ctx, "pending")
                 assert not runtime.joined and ctx.store.get("Pool", "p") is None
-                state = _join_state(ctx)
-                assert state["state"] == "pending" and state["attempts"] >= 1
+                assert _join_state(ctx)["attempts"] >= 1
                 admin.approve("pi", time.time())
                 sockets.pump.flush()
-                await _answer(runtime)
+                await _until(runtime, ctx, "joined")
             finally:
                 await runtime.stop()
 
@@ -264,3 +274,24 @@ def test_a_certificate_for_another_device_is_not_taken(ctx: DeviceContext, root:
     asyncio.run(scenario())
     assert not runtime.joined and read_pool_info(ctx.home, "p") is None
     assert ctx.store.events("Member", "me") == []
+
+
+def test_a_denied_join_says_so_and_keeps_nothing(ctx: DeviceContext, root: PoolRoot) -> None:
+    runtime = JoinRuntime(ctx, _member(root), DiscoverySpec())
+
+    async def scenario() -> None:
+        async with admin_on_loopback(root, "approve") as (admin, sockets):
+            await runtime.start()
+            try:
+                await _until(runtime, ctx, "pending")
+                admin.deny("pi", time.time())
+                sockets.pump.flush()
+                await _until(runtime, ctx, "denied")
+            finally:
+                await runtime.stop()
+
+    asyncio.run(scenario())
+    state = _join_state(ctx)
+    assert state["state"] == "denied" and state["reason"]
+    assert not runtime.joined and read_pool_info(ctx.home, "p") is None
+    assert ctx.store.get("Pool", "p") is None
