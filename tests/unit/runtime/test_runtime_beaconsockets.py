@@ -136,3 +136,65 @@ def test_no_socket_is_left_open_when_an_interface_fails(monkeypatch: pytest.Monk
         assert len(os.listdir("/proc/self/fd")) == before
 
     asyncio.run(scenario())
+
+
+class Sender:
+    """Sends what the test queues; records the sources of what it hears."""
+
+    def __init__(self) -> None:
+        self.outbox: list[tuple[bytes, Addr]] = []
+        self.heard: asyncio.Queue[tuple[bytes, Addr]] = asyncio.Queue()
+
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        self.heard.put_nowait((data, addr))
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    def get_timer(self) -> float | None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        pass
+
+    def next_event(self) -> Any:
+        return None
+
+
+def test_multicast_leaves_on_every_interface_and_unicast_on_the_one_that_reaches() -> None:
+    """Two loopback "interfaces" (127.0.0.1/8 and 127.0.0.2/32), both TTL 0."""
+    discovery = effective_discovery(DiscoverySpec())
+    first = Interface("lo", "127.0.0.1", "255.0.0.0")
+    second = Interface("lo-b", "127.0.0.2", "255.255.255.255")
+
+    async def scenario() -> None:
+        machine = Sender()
+        sockets = await open_beacon_sockets(discovery, [first, second], machine, print)
+        try:
+            assert len(sockets.pump.senders) == 1
+            _, extra = sockets.pump.senders[0]
+            extra_sock = extra.get_extra_info("socket")
+            assert extra_sock.getsockname()[0] == "127.0.0.2"
+            assert extra_sock.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL) == 0
+
+            machine.outbox.append((b"beacon", (discovery.group, discovery.port)))
+            sockets.pump.flush()
+            sources = set()
+            for _ in range(2):  # one copy out of each interface, heard on the group
+                data, source = await asyncio.wait_for(machine.heard.get(), 10)
+                assert data == b"beacon"
+                sources.add(source[0])
+            assert sources == {"127.0.0.1", "127.0.0.2"}
+
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+                peer.bind(("127.0.0.2", 0))
+                peer.settimeout(10)
+                machine.outbox.append((b"answer", peer.getsockname()))
+                sockets.pump.flush()
+                data, source = await asyncio.to_thread(peer.recvfrom, 100)
+                assert data == b"answer" and source == extra_sock.getsockname()
+        finally:
+            sockets.close()
+
+    asyncio.run(scenario())
