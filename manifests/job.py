@@ -15,6 +15,9 @@ from manifests.base import (
 )
 
 JobPhase = Literal["Pending", "Scheduled", "Running", "Succeeded", "Failed"]
+Parallelism = Literal["auto", "tensor", "pipeline", "single"]
+WireFormat = Literal["auto", "f32", "q80"]
+MAX_DRAFT_TOKENS = 16
 
 
 class ChatMessage(StrictModel):
@@ -22,6 +25,21 @@ class ChatMessage(StrictModel):
 
     role: Literal["system", "user", "assistant"] = Field(description="Who speaks.")
     content: str = Field(description="What they say.")
+
+
+class SpeculativeSpec(StrictModel):
+    """Speculative decoding: draft tokens by prompt lookup, verify them in one pass."""
+
+    draft_tokens: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_DRAFT_TOKENS,
+        description=(
+            "Tokens drafted per round by prompt lookup (n-gram) and verified in one"
+            " distributed pass; 0 = off. Greedy jobs only (temperature 0); the tokens are"
+            " the same as without it."
+        ),
+    )
 
 
 class JobSpec(StrictModel):
@@ -53,10 +71,33 @@ class JobSpec(StrictModel):
         default=1.0, gt=0.0, le=10.0, description="Divides logits of tokens seen (1 = off)."
     )
 
+    parallelism: Parallelism = Field(
+        default="auto",
+        description=(
+            "How the job is split over the pool: 'auto' (the planner picks the fastest"
+            " plan from measured links, speeds and memory), 'tensor' (column ranges of"
+            " every matrix), 'pipeline' (contiguous layer ranges), or 'single' (the"
+            " coordinator alone)."
+        ),
+    )
+    wire: WireFormat = Field(
+        default="auto",
+        description=(
+            "Format of partial results on the wire: 'f32', 'q80' (8-bit blocks with a"
+            " scale, about 3.8x fewer bytes), or 'auto' (q80 when the member's activations"
+            " are int8, f32 in exact mode)."
+        ),
+    )
+    speculative: SpeculativeSpec = Field(
+        default_factory=SpeculativeSpec, description="Speculative decoding (off by default)."
+    )
+
     @model_validator(mode="after")
     def _one_input(self) -> JobSpec:
         if (self.prompt is None) == (self.messages is None):
             raise ValueError("give exactly one of prompt or messages")
+        if self.speculative.draft_tokens and self.temperature > 0.0:
+            raise ValueError("speculative.draftTokens needs greedy decoding (temperature 0)")
         return self
 
 
@@ -68,6 +109,23 @@ class JobMemberStatus(LenientModel):
     compute_ms: float = Field(default=0.0, description="Time spent computing.")
     comm_ms: float = Field(default=0.0, description="Time spent in collectives.")
     bytes_sent: int = Field(default=0, description="Bytes sent to other members.")
+    layers: list[int] = Field(
+        default_factory=list, description="[start, end) of its decoder layers (pipeline)."
+    )
+
+
+class JobPlanStatus(LenientModel):
+    """The plan a job runs under, as the coordinator chose it."""
+
+    kind: str = Field(description="single, tensor or pipeline.")
+    reason: str = Field(default="", description="Why the planner chose it.")
+    wire: str = Field(default="auto", description="Format of partial results on the wire.")
+    predicted_tokens_per_second: float | None = Field(
+        default=None, description="Decode speed the planner predicted (None: unmeasured)."
+    )
+    alternatives: dict[str, float] = Field(
+        default_factory=dict, description="Predicted tok/s of every plan that fits."
+    )
 
 
 class JobStatus(BaseStatus):
@@ -81,6 +139,14 @@ class JobStatus(BaseStatus):
     tokens_per_second: float | None = Field(default=None, description="Decode speed.")
     time_to_first_token_ms: float | None = Field(default=None, description="Latency.")
     members: list[JobMemberStatus] = Field(default_factory=list, description="Per member.")
+    plan: JobPlanStatus | None = Field(default=None, description="The plan the job runs under.")
+    rounds: int | None = Field(
+        default=None, description="Forward passes run, the prefill included."
+    )
+    accepted_tokens_per_round: float | None = Field(
+        default=None,
+        description="Generated tokens per forward pass (1 without speculation; more when drafts are accepted).",
+    )
 
 
 class Job(StrictModel):

@@ -18,13 +18,14 @@ from typing import Any, Protocol
 
 from reconciler.inference.errors import CollectiveError
 from reconciler.inference.generate import TokenEvent, generate
+from reconciler.inference.kernels import default_activations
 from reconciler.inference.model import Engine
-from reconciler.inference.sharding import plan_shares
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.jobs.errors import CollectiveTimeout, Reason
 from reconciler.jobs.limits import cache_len
 from reconciler.jobs.messages import JobOffer, MemberStats
 from reconciler.jobs.netcollectives import NetworkCollectives
+from reconciler.jobs.plans import resolve_wire, share_for, wrap_wire
 from reconciler.jobs.shards import ShardCache
 
 log = logging.getLogger("meshnet.jobs")
@@ -139,11 +140,12 @@ class MemberRun:
     def _build(self) -> tuple[Engine, Tokenizer]:
         offer = self.offer
         info = self.cache.info(self.model_path)
-        ranges = [(p.start, p.end) for p in offer.participants]
-        share = plan_shares(info.config, ranges, offer.shard_columns)[self.rank]
+        share = share_for(offer, self.rank, info.config)
+        wire = resolve_wire(offer.wire, self.cache.activations or default_activations())
+        comm = wrap_wire(self.collectives, wire)
         weights = self.cache.shard(self.model_path, info.config, share, self._progress)
         positions = cache_len(len(offer.prompt_ids), offer.sampling.max_tokens, info.config)
-        return Engine(info.config, weights, self.collectives, positions), info.tokenizer
+        return Engine(info.config, weights, comm, positions), info.tokenizer
 
     def _progress(self, fraction: float) -> None:
         if fraction >= 1.0 or fraction - self._reported >= PROGRESS_STEP:

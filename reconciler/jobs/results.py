@@ -8,6 +8,7 @@ from typing import Any
 from reconciler.gossip.ring import Ring
 from reconciler.inference.sampling import SamplingParams
 from reconciler.jobs.messages import MemberStats
+from reconciler.placement.ringplan import JobPlan
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class JobRequest:
     sampling: SamplingParams
     ring: Ring
     model_path: str | None = None  # the coordinator's own copy (model_ref is offered)
+    parallelism: str = "auto"  # auto | tensor | pipeline | single (Job.spec.parallelism)
+    wire: str = "auto"  # auto | f32 | q80 (Job.spec.wire)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class JobResult:
     ring_epoch: int
     ring_hash: str
     missing_stats: list[str] = field(default_factory=list)  # members whose DONE never came
+    plan: JobPlan | None = None
+    wire: str = "auto"
+    rounds: int = 0  # forward passes, the prefill included
+    layers: list[tuple[int, int]] = field(default_factory=list)  # per member (pipeline)
 
     def status_fields(self) -> dict[str, Any]:
         """Field names and values of ``manifests.job.JobStatus`` (snake_case)."""
@@ -59,7 +66,25 @@ class JobResult:
                     "compute_ms": m.compute_ms,
                     "comm_ms": m.comm_ms,
                     "bytes_sent": m.bytes_sent,
+                    **({"layers": list(self.layers[i])} if i < len(self.layers) else {}),
                 }
-                for m in self.members
+                for i, m in enumerate(self.members)
             ],
+            "rounds": self.rounds or None,
+            "accepted_tokens_per_round": (
+                round(self.completion_tokens / self.rounds, 3) if self.rounds else None
+            ),
+            **({"plan": self.plan_status()} if self.plan is not None else {}),
+        }
+
+    def plan_status(self) -> dict[str, Any]:
+        """``manifests.job.JobPlanStatus`` of the plan (camelCase keys)."""
+        assert self.plan is not None
+        predicted = self.plan.predicted_tok_s
+        return {
+            "kind": self.plan.kind,
+            "reason": self.plan.reason,
+            "wire": self.wire,
+            "predictedTokensPerSecond": round(predicted, 2) if predicted is not None else None,
+            "alternatives": dict(self.plan.alternatives),
         }

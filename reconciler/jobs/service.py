@@ -40,8 +40,11 @@ from reconciler.jobs.netcollectives import (
     TensorSender,
     split_session,
 )
+from reconciler.jobs.planning import choose
+from reconciler.jobs.plans import ring_problem
 from reconciler.jobs.results import JobRequest, JobResult
 from reconciler.jobs.shards import ShardCache
+from reconciler.placement.ringplan import MeasureSource
 
 log = logging.getLogger("meshnet.jobs")
 
@@ -71,6 +74,7 @@ class JobService:
         new_session: Callable[[], int] = lambda: secrets.randbits(64),
         max_runs_per_peer: int = MAX_RUNS_PER_PEER,
         max_runs: int = MAX_RUNS,
+        measures: MeasureSource | None = None,
     ) -> None:
         self.self_id = self_id
         self.send_control = send_control
@@ -87,6 +91,7 @@ class JobService:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._local_paths: dict[int, str] = {}  # session -> the coordinator's model path
         self.max_runs_per_peer, self.max_runs = max_runs_per_peer, max_runs
+        self.measures = measures  # the pool's published measurements, for the planner
 
     # -- frames from peers (event loop) --------------------------------------------------
 
@@ -143,11 +148,13 @@ class JobService:
     ) -> JobResult:
         """Run ``request`` on its ring; raises JobFailed(reason, message) on failure."""
         loop = asyncio.get_running_loop()
-        offer = make_offer(request, self.new_session())
-        if offer.rank_of(self.self_id) is None:
+        make_offer(request, 0)  # an empty prompt fails before anything is read
+        if self.self_id not in {s.node_id for s in request.ring.members}:
             raise JobFailed(Reason.NOT_IN_RING, f"{self.self_id} is not a member of the ring")
+        plan = await choose(self.self_id, request, self.model_resolver, self.cache, self.measures)
+        offer = make_offer(request, self.new_session(), plan)
         await self._check_prompt(offer, request.model_path)
-        coord = Coordination(offer, self.self_id, loop, on_progress, on_token)
+        coord = Coordination(offer, self.self_id, loop, on_progress, on_token, plan)
         self.coordinations[offer.session] = coord
         if request.model_path is not None:
             self._local_paths[offer.session] = request.model_path
@@ -246,10 +253,9 @@ class JobService:
                 f"my ring is {ring.hash[:12]} (epoch {ring.epoch}), not {offer.ring_hash[:12]}"
             )
             return sink.load_failed(self.self_id, Reason.RING_MISMATCH, message)
-        if ring is not None and _slots(ring) != [(p.node_id, p.start, p.end)
-                                                 for p in offer.participants]:  # fmt: skip
-            message = "the offer's column ranges are not the ring's"
-            return sink.load_failed(self.self_id, Reason.RING_MISMATCH, message)
+        problem = ring_problem(offer, ring) if ring is not None else None
+        if problem is not None:
+            return sink.load_failed(self.self_id, Reason.RING_MISMATCH, problem)
         self._accept(offer, coordinator, sink)
 
     def _accept(self, offer: m.JobOffer, coordinator: str, sink: MemberSink) -> None:
@@ -342,11 +348,6 @@ class _RemoteSink:
 
     def failed(self, node_id: str, reason: str, message: str) -> None:
         self._send(m.JobAbort(self.job_id, self.session, reason, message))
-
-
-def _slots(ring: Ring) -> list[tuple[str, int, int]]:
-    """The ring's ranks as an offer lists them: position order, with column ranges."""
-    return [(s.node_id, s.start, s.end) for s in sorted(ring.members, key=lambda s: s.position)]
 
 
 async def _within(fut: asyncio.Future[None], timeout: float, late: Callable[[], JobFailed]) -> None:
