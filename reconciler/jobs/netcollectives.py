@@ -90,6 +90,26 @@ class NetworkCollectives:
     def all_gather(self, x: Array) -> list[Array]:
         return self._exchange(Op.ALL_GATHER, x)
 
+    def broadcast(self, x: Array, root: int) -> Array:
+        """The ``root`` rank's ``x`` on every rank: the root sends it to every other rank
+        (one hop, an ALL_GATHER frame) and waits for nothing; the others wait for it."""
+        if not 0 <= root < self.world_size:
+            raise ValueError(f"broadcast root {root} is not a rank of {self.world_size}")
+        start = self.clock()
+        self.calls += 1
+        if self.world_size == 1:
+            return x
+        with self._cond:
+            step = self._step
+            self._step += 1
+        if root == self._rank:
+            self._send_all(encode(Op.ALL_GATHER, step, x))
+            self.comm_seconds += self.clock() - start
+            return x
+        frames = self._wait(step, start + self.timeout, {root})
+        self.comm_seconds += self.clock() - start
+        return _as_f32(frames[root], Op.ALL_GATHER, step)
+
     def abort(self, reason: str) -> None:
         """Make the current and every later call raise CollectiveError(reason)."""
         with self._cond:
@@ -128,7 +148,8 @@ class NetworkCollectives:
             step = self._step
             self._step += 1
         self._send_all(encode(op, step, x))
-        frames = self._wait(step, start + self.timeout)
+        others = set(range(self.world_size)) - {self._rank}
+        frames = self._wait(step, start + self.timeout, others)
         parts = [
             x if r == self._rank else _as_f32(frames[r], op, step) for r in range(self.world_size)
         ]
@@ -147,21 +168,21 @@ class NetworkCollectives:
             self.bytes_sent += len(payload)
             self.messages_sent += 1
 
-    def _wait(self, step: int, deadline: float) -> dict[int, Frame]:
+    def _wait(self, step: int, deadline: float, ranks: set[int]) -> dict[int, Frame]:
         with self._cond:
             while True:
                 if self._aborted is not None:
                     raise CollectiveError(self._aborted)
                 got = self._inbox.get(step, {})
-                if len(got) == self.world_size - 1:
+                if ranks <= got.keys():
                     return self._inbox.pop(step)
                 left = deadline - self.clock()
                 if left <= 0:
-                    raise self._timeout(step, got)
+                    raise self._timeout(step, got, ranks)
                 self._cond.wait(left)
 
-    def _timeout(self, step: int, got: dict[int, Frame]) -> CollectiveTimeout:
-        missing = tuple(n for r, n in enumerate(self.node_ids) if r != self._rank and r not in got)
+    def _timeout(self, step: int, got: dict[int, Frame], ranks: set[int]) -> CollectiveTimeout:
+        missing = tuple(n for r, n in enumerate(self.node_ids) if r in ranks and r not in got)
         return CollectiveTimeout(
             f"no contribution from {', '.join(missing)} to step {step} within {self.timeout:g} s",
             missing,
