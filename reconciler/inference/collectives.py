@@ -3,7 +3,8 @@
 ``Collectives`` is what the model needs; ``InProcessGroup`` runs N ranks as threads in one
 process (tests, benchmarks); the agent provides a network implementation over the peer
 links (tensor frames encoded by ``wire.py``). Every implementation must return the same
-bits on every rank: all-reduce sums the contributions in rank order.
+bits on every rank: all-reduce sums the contributions in rank order. Tensor-parallel
+ranks all-reduce and all-gather; pipeline stages broadcast (one hop from the root).
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class Collectives(Protocol):
         """Every rank's ``x``, indexed by rank (shapes may differ between ranks)."""
         ...
 
+    def broadcast(self, x: Array, root: int) -> Array:
+        """The ``root`` rank's ``x`` on every rank, in one hop; other ranks' ``x`` is ignored
+        (pass an empty array). Shapes may differ from one call to the next."""
+        ...
+
 
 class SingleRank:
     """World of one: the oracle configuration."""
@@ -53,6 +59,16 @@ class SingleRank:
 
     def all_gather(self, x: Array) -> list[Array]:
         return [x]
+
+    def broadcast(self, x: Array, root: int) -> Array:
+        check_root(root, 1)
+        return x
+
+
+def check_root(root: int, world_size: int) -> None:
+    """ValueError unless ``root`` is a rank of the group."""
+    if not 0 <= root < world_size:
+        raise ValueError(f"broadcast root {root} is not a rank of a group of {world_size}")
 
 
 class InProcessGroup:
@@ -102,6 +118,10 @@ class InProcessMember:
     def all_gather(self, x: Array) -> list[Array]:
         return [p.copy() for p in self.group.exchange(self.rank, x)]
 
+    def broadcast(self, x: Array, root: int) -> Array:
+        check_root(root, self.world_size)
+        return self.group.exchange(self.rank, x)[root].copy()
+
 
 def sum_in_rank_order(parts: list[Array], shape: tuple[int, ...]) -> Array:
     """The all-reduce sum, always added in rank order so every rank gets the same bits."""
@@ -117,7 +137,8 @@ class Metered:
     """Wraps a Collectives and counts time spent in it and bytes it sends.
 
     ``bytes_sent`` assumes each rank sends its contribution to every other rank
-    ((world_size - 1) * nbytes per call); a network implementation may do better.
+    ((world_size - 1) * nbytes per call; for a broadcast only the root sends); a network
+    implementation may do better.
     """
 
     def __init__(self, inner: Collectives, clock: Callable[[], float]) -> None:
@@ -131,15 +152,21 @@ class Metered:
     def all_reduce_sum(self, x: Array) -> Array:
         start = self._clock()
         out = self.inner.all_reduce_sum(x)
-        self._count(start, x)
+        self._count(start, x.nbytes)
         return out
 
     def all_gather(self, x: Array) -> list[Array]:
         start = self._clock()
         out = self.inner.all_gather(x)
-        self._count(start, x)
+        self._count(start, x.nbytes)
         return out
 
-    def _count(self, start: float, x: Array) -> None:
+    def broadcast(self, x: Array, root: int) -> Array:
+        start = self._clock()
+        out = self.inner.broadcast(x, root)
+        self._count(start, x.nbytes if root == self.rank else 0)
+        return out
+
+    def _count(self, start: float, nbytes: int) -> None:
         self.seconds += self._clock() - start
-        self.bytes_sent += x.nbytes * (self.world_size - 1)
+        self.bytes_sent += nbytes * (self.world_size - 1)
