@@ -117,7 +117,9 @@ class Metered:
     """Wraps a Collectives and counts time spent in it and bytes it sends.
 
     ``bytes_sent`` assumes each rank sends its contribution to every other rank
-    ((world_size - 1) * nbytes per call); a network implementation may do better.
+    ((world_size - 1) * nbytes per call); a network implementation may do better. An
+    inner collectives that encodes all-reduce contributions (``q80reduce``) tells their
+    size through ``reduce_nbytes(x)``.
     """
 
     def __init__(self, inner: Collectives, clock: Callable[[], float]) -> None:
@@ -131,15 +133,16 @@ class Metered:
     def all_reduce_sum(self, x: Array) -> Array:
         start = self._clock()
         out = self.inner.all_reduce_sum(x)
-        self._count(start, x)
+        size = getattr(self.inner, "reduce_nbytes", None)
+        self._count(start, int(size(x)) if callable(size) else x.nbytes)
         return out
 
     def all_gather(self, x: Array) -> list[Array]:
         start = self._clock()
         out = self.inner.all_gather(x)
-        self._count(start, x)
+        self._count(start, x.nbytes)
         return out
 
-    def _count(self, start: float, x: Array) -> None:
+    def _count(self, start: float, nbytes: int) -> None:
         self.seconds += self._clock() - start
-        self.bytes_sent += x.nbytes * (self.world_size - 1)
+        self.bytes_sent += nbytes * (self.world_size - 1)
