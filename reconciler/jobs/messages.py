@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from reconciler.inference.sampling import SamplingParams
+from reconciler.inference.sampling import MAX_DRAFT_TOKENS, SamplingParams
 from reconciler.jobs.errors import JobProtocolError
 from reconciler.jobs.fields import Fields
 from reconciler.jobs.offerplan import (
@@ -274,6 +274,7 @@ def _sampling_doc(p: SamplingParams) -> dict[str, Any]:
         "stop": list(p.stop),
         "ignore_eos": p.ignore_eos,
         **_penalties_doc(p),
+        **({"draft_tokens": p.draft_tokens} if p.draft_tokens else {}),  # as the penalties
     }
 
 
@@ -291,6 +292,11 @@ def _penalty(f: Fields, key: str, default: float, lo: float, hi: float) -> float
     return f.number(key, lo, hi) if isinstance(f.value, dict) and key in f.value else default
 
 
+def _draft_tokens(f: Fields) -> int:
+    present = isinstance(f.value, dict) and "draft_tokens" in f.value
+    return f.integer("draft_tokens", 0, MAX_DRAFT_TOKENS) if present else 0
+
+
 def _sampling(f: Fields) -> SamplingParams:
     try:
         return SamplingParams(
@@ -304,6 +310,7 @@ def _sampling(f: Fields) -> SamplingParams:
             presence_penalty=_penalty(f, "presence_penalty", 0.0, -2.0, 2.0),
             frequency_penalty=_penalty(f, "frequency_penalty", 0.0, -2.0, 2.0),
             repetition_penalty=_penalty(f, "repetition_penalty", 1.0, 0.0, 10.0),
+            draft_tokens=_draft_tokens(f),
         )
     except ValueError as exc:
         raise JobProtocolError(f"bad sampling parameters: {exc}") from exc

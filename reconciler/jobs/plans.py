@@ -12,19 +12,19 @@ never bring in a node the ring does not have.
 
 from __future__ import annotations
 
-import importlib
 import json
 import struct
 from pathlib import Path
 from typing import Any
 
 from reconciler.gossip.ring import Ring
-from reconciler.inference import sharding
 from reconciler.inference.collectives import Collectives
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.gguf_model import open_gguf
 from reconciler.inference.hf_model import weight_files
-from reconciler.inference.sharding import RankShare, full_share, plan_shares
+from reconciler.inference.q80reduce import resolve_wire as resolve_wire
+from reconciler.inference.q80reduce import with_wire
+from reconciler.inference.sharding import RankShare, full_share, plan_shares, plan_stages
 from reconciler.jobs.messages import JobOffer, Participant
 from reconciler.placement.ringplan import JobPlan, RingSlot
 
@@ -67,20 +67,9 @@ def share_for(offer: JobOffer, rank: int, config: ModelConfig) -> RankShare:
         counts = [p.layer_end - p.layer_start for p in offer.participants]
         if sum(counts) != config.n_layers:
             raise ValueError(f"the stages hold {sum(counts)} layers, the model {config.n_layers}")
-        plan_stages = getattr(sharding, "plan_stages", None)
-        if plan_stages is None:
-            raise ValueError("this member cannot run pipeline stages")
-        shares: list[RankShare] = plan_stages(config, counts)
-        return shares[rank]
+        return plan_stages(config, counts)[rank]
     ranges = [(p.start, p.end) for p in offer.participants]
     return plan_shares(config, ranges, offer.shard_columns)[rank]
-
-
-def resolve_wire(wire: str, activations: str) -> str:
-    """The wire format a member uses: ``auto`` is q80 with int8 activations, else f32."""
-    if wire != "auto":
-        return wire
-    return "q80" if activations == "int8" else "f32"
 
 
 def tensor_sizes(path: Path) -> dict[str, int]:
@@ -101,11 +90,4 @@ def tensor_sizes(path: Path) -> dict[str, int]:
 
 def wrap_wire(comm: Collectives, wire: str) -> Collectives:
     """``comm`` as it sends partial results in ``wire`` format (f32 or q80)."""
-    if wire == "f32" or comm.world_size == 1:
-        return comm
-    try:
-        q80reduce = importlib.import_module("reconciler.inference.q80reduce")
-    except ImportError as exc:
-        raise ValueError("this member cannot send q80 partial results") from exc
-    wrapped: Collectives = q80reduce.with_wire(comm, wire)
-    return wrapped
+    return with_wire(comm, wire)
