@@ -64,6 +64,7 @@ class Coordination:
         plan: JobPlan | None = None,
     ) -> None:
         self.offer, self.self_id, self.loop, self.plan = offer, self_id, loop, plan
+        self.wire = offer.wire  # as the coordinator resolves it (f32 or q80)
         self.on_progress, self.on_token = on_progress, on_token
         self.node_ids = [p.node_id for p in offer.participants]
         self.ready_nodes: set[str] = set()
@@ -154,7 +155,7 @@ class Coordination:
             ring_hash=offer.ring_hash,
             missing_stats=self.missing(self.stats),
             plan=self.plan,
-            wire=offer.wire,
+            wire=self.wire,
             rounds=_rounds(events),
             layers=[(p.layer_start, p.layer_end) for p in offer.participants]
             if offer.plan == "pipeline"
@@ -163,12 +164,8 @@ class Coordination:
 
 
 def _rounds(events: list[TokenEvent]) -> int:
-    """Forward passes that produced ``events``: the last one's round + 1 (one token per
-    pass when events carry no round)."""
-    if not events:
-        return 0
-    last = getattr(events[-1], "round", None)
-    return int(last) + 1 if isinstance(last, int) else len(events)
+    """Forward passes that produced ``events`` (the prefill is round 0)."""
+    return events[-1].round + 1 if events else 0
 
 
 def _no_stats(p: Participant) -> MemberStats:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from reconciler.gossip.ring import Ring
 from reconciler.inference.generate import TokenEvent
+from reconciler.inference.kernels import default_activations
 from reconciler.jobs import messages as m
 from reconciler.jobs.coordinator import Coordination, ProgressCallback, TokenCallback, make_offer
 from reconciler.jobs.errors import JobFailed, JobProtocolError, Reason
@@ -41,7 +42,7 @@ from reconciler.jobs.netcollectives import (
     split_session,
 )
 from reconciler.jobs.planning import choose
-from reconciler.jobs.plans import ring_problem
+from reconciler.jobs.plans import resolve_wire, ring_problem
 from reconciler.jobs.results import JobRequest, JobResult
 from reconciler.jobs.shards import ShardCache
 from reconciler.placement.ringplan import MeasureSource
@@ -155,6 +156,7 @@ class JobService:
         offer = make_offer(request, self.new_session(), plan)
         await self._check_prompt(offer, request.model_path)
         coord = Coordination(offer, self.self_id, loop, on_progress, on_token, plan)
+        coord.wire = resolve_wire(offer.wire, self.cache.activations or default_activations())
         self.coordinations[offer.session] = coord
         if request.model_path is not None:
             self._local_paths[offer.session] = request.model_path

@@ -1,0 +1,159 @@
+"""Jobs run by each plan on a fake network give the single-rank oracle's greedy tokens
+(exact activations, f32 wire); measurements steer the plan; the status says which."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.inference import Engine, SamplingParams, full_share, load_model_info, load_shard
+from reconciler.jobs import JobFailed, JobRequest, JobResult, Reason
+from reconciler.placement import LinkMeasure, MemberMeasure
+
+MODEL = "tiny-qwen2-hf"  # 2 layers: a pipeline of two stages holds one layer each
+PROMPT = "Hello world, this is a tiny"
+RING = {"a": (0, 4096), "b": (4096, 8192)}
+PARAMS = SamplingParams(max_tokens=8, ignore_eos=True)
+
+
+@pytest.fixture(autouse=True)
+def exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESHNET_ACTIVATIONS", "exact")
+
+
+class Measured:
+    """A MeasureSource with fixed figures."""
+
+    def __init__(self, members: list[MemberMeasure], links: list[LinkMeasure]) -> None:
+        self.members, self.links = members, links
+
+    def measures(self) -> tuple[list[MemberMeasure], list[LinkMeasure]]:
+        return list(self.members), list(self.links)
+
+
+def _measured(rtt_ms: float, b_speed: float = 1e9, memory: int = 1 << 30) -> Measured:
+    members = [MemberMeasure("a", 1e9, memory), MemberMeasure("b", b_speed, memory)]
+    return Measured(members, [LinkMeasure("a", "b", rtt_ms / 1000.0, 1.25e9)])
+
+
+def _oracle(models: Path, params: SamplingParams = PARAMS) -> tuple[list[int], list[int]]:
+    info = load_model_info(models / MODEL)
+    ids = info.tokenizer.encode(PROMPT)
+    engine = Engine(info.config, load_shard(models / MODEL, info.config, full_share(info.config)))
+    return ids, [e.token_id for e in engine.generate(ids, params, info.tokenizer)]
+
+
+def _run(
+    fake_net: Any,
+    ring_of: Any,
+    prompt: list[int],
+    parallelism: str = "auto",
+    measures: Measured | None = None,
+    wire: str = "auto",
+    params: SamplingParams = PARAMS,
+) -> tuple[JobResult | JobFailed, int]:
+    ring = ring_of(RING)
+
+    async def main() -> tuple[JobResult | JobFailed, int]:
+        net = fake_net(asyncio.get_running_loop())
+        for node in RING:
+            net.add(node, measures=measures)
+        request = JobRequest("job-1", MODEL, prompt, params, ring, None, parallelism, wire)
+        try:
+            return await net.services["a"].run(request), net.control_frames
+        except JobFailed as exc:
+            return exc, net.control_frames
+        finally:
+            net.close()
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("parallelism", ["single", "tensor", "pipeline"])
+def test_every_plan_gives_the_oracle_s_greedy_tokens(
+    fake_net: Any, ring_of: Any, models: Path, parallelism: str
+) -> None:
+    prompt, want = _oracle(models)
+    result, frames = _run(fake_net, ring_of, prompt, parallelism)
+    assert isinstance(result, JobResult), result
+    assert result.token_ids == want
+    assert result.plan is not None and result.plan.kind == parallelism
+    status = result.status_fields()
+    assert status["plan"]["kind"] == parallelism and status["plan"]["reason"]
+    assert status["rounds"] == 8 and status["accepted_tokens_per_round"] == 1.0
+    if parallelism == "single":
+        assert [m.node_id for m in result.members] == ["a"] and frames == 0  # b never heard
+    if parallelism == "pipeline":  # the coordinator is stage 0
+        assert [(m["node_id"], m["layers"]) for m in status["members"]] == [
+            ("a", [0, 1]),
+            ("b", [1, 2]),
+        ]
+
+
+def test_a_slow_link_keeps_the_job_on_the_coordinator(
+    fake_net: Any, ring_of: Any, models: Path
+) -> None:
+    prompt, want = _oracle(models)
+    result, frames = _run(fake_net, ring_of, prompt, measures=_measured(rtt_ms=20.0))
+    assert isinstance(result, JobResult) and result.token_ids == want
+    assert result.plan is not None and result.plan.kind == "single" and frames == 0
+    plan = result.status_fields()["plan"]
+    assert plan["predictedTokensPerSecond"] > plan["alternatives"]["tensor"]
+
+
+def test_a_fast_link_splits_columns_by_measured_speed(
+    fake_net: Any, ring_of: Any, models: Path
+) -> None:
+    prompt, want = _oracle(models)
+    measures = _measured(rtt_ms=0.0001, b_speed=0.5e9)
+    result, _ = _run(fake_net, ring_of, prompt, "tensor", measures)
+    assert isinstance(result, JobResult) and result.token_ids == want
+    columns = [(m.node_id, m.start, m.end) for m in result.members]
+    assert columns == [("a", 0, 5461), ("b", 5461, 8192)]  # 2:1, not the ring's 1:1
+    assert result.plan is not None and result.plan.predicted_tok_s
+
+
+def test_no_plan_that_fits_fails_before_anything_is_offered(
+    fake_net: Any, ring_of: Any, models: Path
+) -> None:
+    prompt, _ = _oracle(models)
+    tiny_memory = _measured(rtt_ms=1.0, memory=1000)
+    failed, frames = _run(fake_net, ring_of, prompt, "single", tiny_memory)
+    assert isinstance(failed, JobFailed) and failed.reason == Reason.NO_PLAN
+    assert "no single plan fits" in failed.message and frames == 0
+
+
+def test_q80_on_the_wire_sends_fewer_bytes(fake_net: Any, ring_of: Any, models: Path) -> None:
+    prompt, _ = _oracle(models)
+    sent = {}
+    for wire in ("f32", "q80"):
+        result, _ = _run(fake_net, ring_of, prompt, "tensor", wire=wire)
+        assert isinstance(result, JobResult) and len(result.token_ids) == 8
+        assert result.status_fields()["plan"]["wire"] == wire
+        sent[wire] = sum(m.bytes_sent for m in result.members)
+    assert sent["q80"] < sent["f32"]
+
+
+def test_speculative_rounds_keep_the_tokens_and_take_fewer_passes(
+    fake_net: Any, ring_of: Any, models: Path
+) -> None:
+    params = SamplingParams(max_tokens=12, ignore_eos=True)
+    prompt, want = _oracle(models, params)
+    prompt = prompt + want + prompt + want[:4]  # text that repeats: drafts get accepted
+    _, want = _oracle_ids(models, prompt, params)
+    drafted = SamplingParams(max_tokens=12, ignore_eos=True, draft_tokens=4)
+    result, _ = _run(fake_net, ring_of, prompt, "tensor", params=drafted)
+    assert isinstance(result, JobResult) and result.token_ids == want
+    status = result.status_fields()
+    assert status["rounds"] < 12 and status["accepted_tokens_per_round"] > 1.0
+
+
+def _oracle_ids(
+    models: Path, prompt: list[int], params: SamplingParams
+) -> tuple[list[int], list[int]]:
+    info = load_model_info(models / MODEL)
+    engine = Engine(info.config, load_shard(models / MODEL, info.config, full_share(info.config)))
+    return prompt, [e.token_id for e in engine.generate(prompt, params, info.tokenizer)]
