@@ -27,21 +27,6 @@ class ChatMessage(StrictModel):
     content: str = Field(description="What they say.")
 
 
-class SpeculativeSpec(StrictModel):
-    """Speculative decoding: draft tokens by prompt lookup, verify them in one pass."""
-
-    draft_tokens: int = Field(
-        default=0,
-        ge=0,
-        le=MAX_DRAFT_TOKENS,
-        description=(
-            "Tokens drafted per round by prompt lookup (n-gram) and verified in one"
-            " distributed pass; 0 = off. Greedy jobs only (temperature 0); the tokens are"
-            " the same as without it."
-        ),
-    )
-
-
 class JobSpec(StrictModel):
     """What the user wants computed."""
 
@@ -88,16 +73,22 @@ class JobSpec(StrictModel):
             " are int8, f32 in exact mode)."
         ),
     )
-    speculative: SpeculativeSpec = Field(
-        default_factory=SpeculativeSpec, description="Speculative decoding (off by default)."
+    draft_tokens: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_DRAFT_TOKENS,
+        description=(
+            "Speculative decoding, greedy only: tokens drafted by prompt lookup and verified"
+            " in one distributed pass (0 = off); the tokens are the same as without it."
+        ),
     )
 
     @model_validator(mode="after")
     def _one_input(self) -> JobSpec:
         if (self.prompt is None) == (self.messages is None):
             raise ValueError("give exactly one of prompt or messages")
-        if self.speculative.draft_tokens and self.temperature > 0.0:
-            raise ValueError("speculative.draftTokens needs greedy decoding (temperature 0)")
+        if self.draft_tokens and self.temperature > 0.0:
+            raise ValueError("draftTokens needs greedy decoding (temperature 0)")
         return self
 
 
@@ -140,12 +131,11 @@ class JobStatus(BaseStatus):
     time_to_first_token_ms: float | None = Field(default=None, description="Latency.")
     members: list[JobMemberStatus] = Field(default_factory=list, description="Per member.")
     plan: JobPlanStatus | None = Field(default=None, description="The plan the job runs under.")
-    rounds: int | None = Field(
-        default=None, description="Forward passes run, the prefill included."
+    decode_rounds: int | None = Field(
+        default=None, description="Forward passes after the prefill (distributed rounds)."
     )
-    accepted_tokens_per_round: float | None = Field(
-        default=None,
-        description="Generated tokens per forward pass (1 without speculation; more when drafts are accepted).",
+    tokens_per_round: float | None = Field(
+        default=None, description="Tokens per decode pass: above 1 when drafts were accepted."
     )
 
 

@@ -156,16 +156,11 @@ class Coordination:
             missing_stats=self.missing(self.stats),
             plan=self.plan,
             wire=self.wire,
-            rounds=_rounds(events),
+            decode_rounds=events[-1].round if events else 0,
             layers=[(p.layer_start, p.layer_end) for p in offer.participants]
             if offer.plan == "pipeline"
             else [],
         )
-
-
-def _rounds(events: list[TokenEvent]) -> int:
-    """Forward passes that produced ``events`` (the prefill is round 0)."""
-    return events[-1].round + 1 if events else 0
 
 
 def _no_stats(p: Participant) -> MemberStats:

@@ -47,8 +47,16 @@ class JobResult:
     missing_stats: list[str] = field(default_factory=list)  # members whose DONE never came
     plan: JobPlan | None = None
     wire: str = "auto"
-    rounds: int = 0  # forward passes, the prefill included
+    decode_rounds: int = 0  # forward passes after the prefill (TokenEvent.round of the last)
     layers: list[tuple[int, int]] = field(default_factory=list)  # per member (pipeline)
+
+    @property
+    def tokens_per_round(self) -> float | None:
+        """Tokens after the first per decode pass: 1 without speculative decoding, more
+        when drafts were accepted (None before any decode pass)."""
+        if self.decode_rounds <= 0:
+            return None
+        return (self.completion_tokens - 1) / self.decode_rounds
 
     def status_fields(self) -> dict[str, Any]:
         """Field names and values of ``manifests.job.JobStatus`` (snake_case)."""
@@ -70,10 +78,8 @@ class JobResult:
                 }
                 for i, m in enumerate(self.members)
             ],
-            "rounds": self.rounds or None,
-            "accepted_tokens_per_round": (
-                round(self.completion_tokens / self.rounds, 3) if self.rounds else None
-            ),
+            "decode_rounds": self.decode_rounds,
+            "tokens_per_round": self.tokens_per_round,
             **({"plan": self.plan_status()} if self.plan is not None else {}),
         }
 

@@ -58,6 +58,7 @@ def sampling_of(job: Job) -> SamplingParams:
         presence_penalty=spec.presence_penalty,
         frequency_penalty=spec.frequency_penalty,
         repetition_penalty=spec.repetition_penalty,
+        draft_tokens=spec.draft_tokens,
     )
 
 
@@ -156,7 +157,8 @@ class JobRunner:
             scheduled = {"promptTokens": len(ids), "promptTokenIds": ids, "members": columns}
             self._patch(name, {"phase": "Scheduled", **scheduled})
             offered = offered_name(job.spec.model, path)  # members look the name up
-            request = JobRequest(name, offered, ids, sampling_of(job), ring, str(path))
+            request = JobRequest(name, offered, ids, sampling_of(job), ring, str(path),
+                                 job.spec.parallelism, job.spec.wire)  # fmt: skip
             result = await runtime.jobs.run(
                 request, lambda node, fraction: self._progress(name, node, fraction),
                 lambda event: self._token(name, state, event),
