@@ -23,6 +23,7 @@ log = logging.getLogger("meshnet.jobs")
 
 ProgressCallback = Callable[[str, float], None]  # (node id, fraction of its slice loaded)
 TokenCallback = Callable[[TokenEvent], None]
+PlanCallback = Callable[[JobPlan, str], None]  # (the plan, the wire format resolved here)
 
 
 def make_offer(request: JobRequest, session: int, plan: JobPlan | None = None) -> JobOffer:

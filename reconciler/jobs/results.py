@@ -80,17 +80,17 @@ class JobResult:
             ],
             "decode_rounds": self.decode_rounds,
             "tokens_per_round": self.tokens_per_round,
-            **({"plan": self.plan_status()} if self.plan is not None else {}),
+            **({"plan": plan_status(self.plan, self.wire)} if self.plan is not None else {}),
         }
 
-    def plan_status(self) -> dict[str, Any]:
-        """``manifests.job.JobPlanStatus`` of the plan (camelCase keys)."""
-        assert self.plan is not None
-        predicted = self.plan.predicted_tok_s
-        return {
-            "kind": self.plan.kind,
-            "reason": self.plan.reason,
-            "wire": self.wire,
-            "predictedTokensPerSecond": round(predicted, 2) if predicted is not None else None,
-            "alternatives": dict(self.plan.alternatives),
-        }
+
+def plan_status(plan: JobPlan, wire: str) -> dict[str, Any]:
+    """``manifests.job.JobPlanStatus`` of a plan (camelCase keys)."""
+    predicted = plan.predicted_tok_s
+    return {
+        "kind": plan.kind,
+        "reason": plan.reason,
+        "wire": wire,
+        "predictedTokensPerSecond": round(predicted, 2) if predicted is not None else None,
+        "alternatives": dict(plan.alternatives),
+    }

@@ -31,7 +31,13 @@ from reconciler.gossip.ring import Ring
 from reconciler.inference.generate import TokenEvent
 from reconciler.inference.kernels import default_activations
 from reconciler.jobs import messages as m
-from reconciler.jobs.coordinator import Coordination, ProgressCallback, TokenCallback, make_offer
+from reconciler.jobs.coordinator import (
+    Coordination,
+    PlanCallback,
+    ProgressCallback,
+    TokenCallback,
+    make_offer,
+)
 from reconciler.jobs.errors import JobFailed, JobProtocolError, Reason
 from reconciler.jobs.limits import prompt_problem
 from reconciler.jobs.member import MemberRun, MemberSink
@@ -146,8 +152,10 @@ class JobService:
         request: JobRequest,
         on_progress: ProgressCallback | None = None,
         on_token: TokenCallback | None = None,
+        on_plan: PlanCallback | None = None,
     ) -> JobResult:
-        """Run ``request`` on its ring; raises JobFailed(reason, message) on failure."""
+        """Run ``request`` on its ring; raises JobFailed(reason, message) on failure.
+        ``on_plan`` hears the chosen plan before anything is offered."""
         loop = asyncio.get_running_loop()
         make_offer(request, 0)  # an empty prompt fails before anything is read
         if self.self_id not in {s.node_id for s in request.ring.members}:
@@ -157,6 +165,8 @@ class JobService:
         await self._check_prompt(offer, request.model_path)
         coord = Coordination(offer, self.self_id, loop, on_progress, on_token, plan)
         coord.wire = resolve_wire(offer.wire, self.cache.activations or default_activations())
+        if on_plan is not None:
+            on_plan(plan, coord.wire)
         self.coordinations[offer.session] = coord
         if request.model_path is not None:
             self._local_paths[offer.session] = request.model_path

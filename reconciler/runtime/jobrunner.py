@@ -22,6 +22,7 @@ from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.jobs import JobFailed, JobRequest, Reason
 from reconciler.jobs.limits import prompt_problem
+from reconciler.jobs.results import plan_status
 from reconciler.jobs.shards import ShardCache
 from reconciler.runtime.models import (
     SUBMITTED_BY,
@@ -162,6 +163,7 @@ class JobRunner:
             result = await runtime.jobs.run(
                 request, lambda node, fraction: self._progress(name, node, fraction),
                 lambda event: self._token(name, state, event),
+                lambda plan, wire: self._patch(name, {"plan": plan_status(plan, wire)}),
             )  # fmt: skip
         except JobFailed as err:
             hint = MISSING_MODEL_HINT if err.reason == Reason.MODEL_NOT_FOUND else ""

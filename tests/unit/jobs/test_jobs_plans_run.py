@@ -17,6 +17,7 @@ MODEL = "tiny-qwen2-hf"  # 2 layers: a pipeline of two stages holds one layer ea
 PROMPT = "Hello world, this is a tiny"
 RING = {"a": (0, 4096), "b": (4096, 8192)}
 PARAMS = SamplingParams(max_tokens=8, ignore_eos=True)
+heard: list[tuple[Any, str, int]] = []  # on_plan calls of the last run: plan, wire, frames
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +57,7 @@ def _run(
     params: SamplingParams = PARAMS,
 ) -> tuple[JobResult | JobFailed, int]:
     ring = ring_of(RING)
+    heard.clear()
 
     async def main() -> tuple[JobResult | JobFailed, int]:
         net = fake_net(asyncio.get_running_loop())
@@ -63,7 +65,8 @@ def _run(
             net.add(node, measures=measures)
         request = JobRequest("job-1", MODEL, prompt, params, ring, None, parallelism, wire)
         try:
-            return await net.services["a"].run(request), net.control_frames
+            on_plan = lambda plan, wire: heard.append((plan, wire, net.control_frames))  # noqa: E731
+            return await net.services["a"].run(request, None, None, on_plan), net.control_frames
         except JobFailed as exc:
             return exc, net.control_frames
         finally:
@@ -81,6 +84,7 @@ def test_every_plan_gives_the_oracle_s_greedy_tokens(
     assert isinstance(result, JobResult), result
     assert result.token_ids == want
     assert result.plan is not None and result.plan.kind == parallelism
+    assert heard == [(result.plan, "f32", 0)]  # heard before anything was offered
     status = result.status_fields()
     assert status["plan"]["kind"] == parallelism and status["plan"]["reason"]
     assert status["decode_rounds"] == 7 and status["tokens_per_round"] == 1.0
