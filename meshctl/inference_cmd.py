@@ -61,9 +61,7 @@ def result_document(status: dict[str, Any]) -> dict[str, Any]:
         "tokensPerSecond": status.get("tokensPerSecond"),
         "timeToFirstTokenMs": status.get("timeToFirstTokenMs"),
         "members": status.get("members", []),
-        "plan": status.get("plan"),
-        "decodeRounds": status.get("decodeRounds"),
-        "tokensPerRound": status.get("tokensPerRound"),
+        **{k: status[k] for k in ("plan", "decodeRounds", "tokensPerRound") if k in status},
     }
 
 
