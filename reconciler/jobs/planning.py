@@ -40,11 +40,14 @@ async def choose(
     parallelism = request.parallelism if cost is not UNKNOWN_MODEL else "auto"
     ring = request.ring
     try:
-        return plan_job(
+        plan = plan_job(
             parallelism, self_id, ring_slots(ring), ring.shard_columns, cost, _measures(source)
         )
     except PlanError as exc:
         raise JobFailed(Reason.NO_PLAN, str(exc)) from exc
+    if self_id not in {s.node_id for s in plan.slots}:  # it holds the prompt and the sampler
+        raise JobFailed(Reason.NO_PLAN, f"the {plan.kind} plan leaves out its coordinator")
+    return plan
 
 
 def _cost(

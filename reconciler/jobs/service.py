@@ -1,14 +1,16 @@
 """The job service of one agent: coordinator of the jobs applied here, member of all.
 
-Coordinator (``run``): offer the job to every ring member, load its own slice, wait for
-every READY, send START, run its own rank of the generation loop (streaming tokens to
-``on_token``), then collect every member's JOB_DONE stats. Member (``on_control``): on
+Coordinator (``run``): choose the job's plan (``planning.py``: single, tensor or
+pipeline, from the ring, the model's cost and the pool's measurements), offer the job to
+the plan's participants only, load its own slice, wait for every READY, send START, run
+its own rank of the generation loop (streaming tokens to ``on_token``), then collect
+every member's JOB_DONE stats. Member (``on_control``): on
 JOB_OFFER load the slice in a thread (LOAD_PROGRESS), reply JOB_READY, on JOB_START run
 the same loop with :class:`NetworkCollectives`, then send JOB_DONE.
 
 Offers from peers are bounded: a member runs at most ``max_runs_per_peer`` jobs offered
-by one coordinator and ``max_runs`` in all, takes a job's column ranges only as its own
-ring has them, and answers load failures toward a remote coordinator with a generic
+by one coordinator and ``max_runs`` in all, takes part only in plans among its own
+ring's members and shard columns (``plans.ring_problem``), and answers load failures toward a remote coordinator with a generic
 message (the details stay in its own log), so an offer cannot probe its files. The
 model of an offer is a name the ``model_resolver`` looks up (runtime/models.py).
 

@@ -6,7 +6,7 @@ Candidates, all including the coordinator (it holds the prompt and the sampler):
 - ``tensor``: every subset of members that includes the coordinator (unmeasured links
   exclude a subset), with shares proportional to measured speed and capped by memory.
 - ``pipeline``: layers go to the fastest members first, as many as fit; the coordinator
-  is stage 0 and also holds the embedding and the LM head.
+  is stage 0 (with one layer at least) and also holds the embedding and the LM head.
 
 ``auto`` takes the highest predicted tokens/s; a model that fits on no single member
 still runs through the faster of ``tensor`` and ``pipeline``. The placement says why.
@@ -122,13 +122,14 @@ def _pipeline(
     coordinator, others = ordered[0], ordered[1:]
     per_layer = model.layer_bytes + model.kv_bytes_per_layer
     room = {m.node_id: m.free_memory for m in ordered}
-    room[coordinator.node_id] -= model.head_bytes
+    room[coordinator.node_id] -= model.head_bytes + per_layer  # stage 0 runs a layer at least
     counts = {m.node_id: 0 for m in ordered}
-    left = model.n_layers
+    counts[coordinator.node_id] = 1
+    left = model.n_layers - 1
     for m in sorted(ordered, key=lambda m: -m.weight_bytes_per_s):
         take = min(left, max(0, room[m.node_id]) // per_layer) if per_layer else left
-        counts[m.node_id], left = take, left - take
-    if left or room[coordinator.node_id] < 0:
+        counts[m.node_id], left = counts[m.node_id] + take, left - take
+    if left or room[coordinator.node_id] < 0 or model.n_layers < 1:
         return None
     stages = [coordinator, *(m for m in others if counts[m.node_id])]
     if not _measured(stages, links):

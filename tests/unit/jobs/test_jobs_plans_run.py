@@ -120,6 +120,18 @@ def test_a_fast_link_splits_columns_by_measured_speed(
     assert result.plan is not None and result.plan.predicted_tok_s
 
 
+def test_a_model_that_fits_on_no_member_runs_as_a_pipeline_over_a_slow_link(
+    fake_net: Any, ring_of: Any, models: Path
+) -> None:
+    prompt, want = _oracle(models)
+    too_small = _measured(rtt_ms=20.0, memory=230_000)  # the model + KV cache is ~278 kB
+    result, _ = _run(fake_net, ring_of, prompt, measures=too_small)
+    assert isinstance(result, JobResult) and result.token_ids == want
+    assert result.plan is not None and result.plan.kind == "pipeline"
+    assert "single" not in result.plan.alternatives and "beats tensor" in result.plan.reason
+    assert result.layers == [(0, 1), (1, 2)]
+
+
 def test_no_plan_that_fits_fails_before_anything_is_offered(
     fake_net: Any, ring_of: Any, models: Path
 ) -> None:

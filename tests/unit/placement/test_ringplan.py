@@ -123,3 +123,21 @@ def test_cut_tiles_the_columns_and_leaves_no_member_empty() -> None:
     assert all(x[1] == y[0] for x, y in itertools.pairwise(ranges))
     assert largest_remainder([0, 0], 5) == [3, 2]
     assert largest_remainder([1, 2, 1], 8) == [2, 4, 2]
+
+
+def test_the_coordinator_is_always_a_stage_even_when_others_are_faster() -> None:
+    """A faster member could hold every layer; the coordinator still runs one (it holds
+    the prompt and streams the tokens), so it is a participant of the plan."""
+    measures = ([member("a", speed=1e9), member("b", speed=10e9)], links(20.0, "a", "b"))
+    plan = plan_job("pipeline", "a", RING, COLUMNS, MODEL, measures)
+    assert [(s.node_id, s.layer_start, s.layer_end) for s in plan.slots] == [
+        ("a", 0, 1),
+        ("b", 1, 30),
+    ]
+
+
+def test_a_coordinator_that_cannot_hold_a_layer_and_the_head_has_no_pipeline() -> None:
+    head_only = MODEL.head_bytes + MODEL.layer_bytes  # no room for the layer's KV cache
+    measures = ([member("a", memory=head_only), member("b")], links(1.0, "a", "b"))
+    with pytest.raises(PlanError, match="no pipeline plan fits"):
+        plan_job("pipeline", "a", RING, COLUMNS, MODEL, measures)
