@@ -10,8 +10,9 @@ the same loop with :class:`NetworkCollectives`, then send JOB_DONE.
 
 Offers from peers are bounded: a member runs at most ``max_runs_per_peer`` jobs offered
 by one coordinator and ``max_runs`` in all, takes part only in plans among its own
-ring's members and shard columns (``plans.ring_problem``), and answers load failures toward a remote coordinator with a generic
-message (the details stay in its own log), so an offer cannot probe its files. The
+ring's members and shard columns (``plans.ring_problem``), and answers load failures
+toward a remote coordinator with a generic message (the details stay in its own log),
+so an offer cannot probe its files. The
 model of an offer is a name the ``model_resolver`` looks up (runtime/models.py).
 
 Failure never hangs: ``member_lost`` (from gossip), a collective timeout, a member's
