@@ -52,6 +52,12 @@ class JobSpec(StrictModel):
     repetition_penalty: float = Field(
         default=1.0, gt=0.0, le=10.0, description="Divides logits of tokens seen (1 = off)."
     )
+    draft_tokens: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Greedy only: tokens drafted by prompt lookup and verified per pass (0 = off).",
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> JobSpec:
@@ -80,6 +86,12 @@ class JobStatus(BaseStatus):
     completion_tokens: int | None = Field(default=None, description="Tokens generated.")
     tokens_per_second: float | None = Field(default=None, description="Decode speed.")
     time_to_first_token_ms: float | None = Field(default=None, description="Latency.")
+    decode_rounds: int | None = Field(
+        default=None, description="Forward passes after the prefill (distributed rounds)."
+    )
+    tokens_per_round: float | None = Field(
+        default=None, description="Tokens per decode pass: above 1 when drafts were accepted."
+    )
     members: list[JobMemberStatus] = Field(default_factory=list, description="Per member.")
 
 

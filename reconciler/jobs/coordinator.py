@@ -142,6 +142,7 @@ class Coordination:
             ring_epoch=offer.ring_epoch,
             ring_hash=offer.ring_hash,
             missing_stats=self.missing(self.stats),
+            decode_rounds=events[-1].round if events else 0,
         )
 
 

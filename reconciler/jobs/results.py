@@ -42,6 +42,15 @@ class JobResult:
     ring_epoch: int
     ring_hash: str
     missing_stats: list[str] = field(default_factory=list)  # members whose DONE never came
+    decode_rounds: int = 0  # forward passes after the prefill (TokenEvent.round of the last)
+
+    @property
+    def tokens_per_round(self) -> float | None:
+        """Tokens after the first per decode pass: 1 without speculative decoding, more
+        when drafts were accepted (None before any decode pass)."""
+        if self.decode_rounds <= 0:
+            return None
+        return (self.completion_tokens - 1) / self.decode_rounds
 
     def status_fields(self) -> dict[str, Any]:
         """Field names and values of ``manifests.job.JobStatus`` (snake_case)."""
@@ -52,6 +61,8 @@ class JobResult:
             "completion_tokens": self.completion_tokens,
             "tokens_per_second": self.tokens_per_second,
             "time_to_first_token_ms": self.time_to_first_token_ms,
+            "decode_rounds": self.decode_rounds,
+            "tokens_per_round": self.tokens_per_round,
             "members": [
                 {
                     "node_id": m.node_id,

@@ -58,6 +58,7 @@ def sampling_of(job: Job) -> SamplingParams:
         presence_penalty=spec.presence_penalty,
         frequency_penalty=spec.frequency_penalty,
         repetition_penalty=spec.repetition_penalty,
+        draft_tokens=spec.draft_tokens,
     )
 
 
