@@ -26,7 +26,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,15 +66,12 @@ def ranks(kernels: str, activations: str, wire: str) -> list[Engine]:
 def generate(engines: list[Engine], ids: list[int], tokens: int) -> tuple[list[int], float, float]:
     """(tokens, bytes one rank sent per decoded token, decode tok/s) of a greedy run."""
     params = SamplingParams(max_tokens=tokens, ignore_eos=True)
-    start = time.perf_counter()
     runs = run_ranks(engines, lambda e: list(e.generate(ids, params)))
-    elapsed = time.perf_counter() - start
     events = runs[0]
     assert all([e.token_id for e in r] == [e.token_id for e in events] for r in runs)
     decoded = events[1:]
     per_token = sum(e.bytes_sent for e in decoded) / len(decoded)
     decode_s = sum(e.step_ms for e in decoded) / 1000.0
-    del elapsed
     return [e.token_id for e in events], per_token, len(decoded) / decode_s
 
 
