@@ -17,7 +17,6 @@ from manifests.base import (
 JobPhase = Literal["Pending", "Scheduled", "Running", "Succeeded", "Failed"]
 Parallelism = Literal["auto", "tensor", "pipeline", "single"]
 WireFormat = Literal["auto", "f32", "q80"]
-MAX_DRAFT_TOKENS = 16
 
 
 class ChatMessage(StrictModel):
@@ -55,7 +54,12 @@ class JobSpec(StrictModel):
     repetition_penalty: float = Field(
         default=1.0, gt=0.0, le=10.0, description="Divides logits of tokens seen (1 = off)."
     )
-
+    draft_tokens: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Greedy only: tokens drafted by prompt lookup and verified per pass (0 = off).",
+    )
     parallelism: Parallelism = Field(
         default="auto",
         description=(
@@ -73,22 +77,11 @@ class JobSpec(StrictModel):
             " are int8, f32 in exact mode)."
         ),
     )
-    draft_tokens: int = Field(
-        default=0,
-        ge=0,
-        le=MAX_DRAFT_TOKENS,
-        description=(
-            "Speculative decoding, greedy only: tokens drafted by prompt lookup and verified"
-            " in one distributed pass (0 = off); the tokens are the same as without it."
-        ),
-    )
 
     @model_validator(mode="after")
     def _one_input(self) -> JobSpec:
         if (self.prompt is None) == (self.messages is None):
             raise ValueError("give exactly one of prompt or messages")
-        if self.draft_tokens and self.temperature > 0.0:
-            raise ValueError("draftTokens needs greedy decoding (temperature 0)")
         return self
 
 
@@ -129,14 +122,14 @@ class JobStatus(BaseStatus):
     completion_tokens: int | None = Field(default=None, description="Tokens generated.")
     tokens_per_second: float | None = Field(default=None, description="Decode speed.")
     time_to_first_token_ms: float | None = Field(default=None, description="Latency.")
-    members: list[JobMemberStatus] = Field(default_factory=list, description="Per member.")
-    plan: JobPlanStatus | None = Field(default=None, description="The plan the job runs under.")
     decode_rounds: int | None = Field(
         default=None, description="Forward passes after the prefill (distributed rounds)."
     )
     tokens_per_round: float | None = Field(
         default=None, description="Tokens per decode pass: above 1 when drafts were accepted."
     )
+    members: list[JobMemberStatus] = Field(default_factory=list, description="Per member.")
+    plan: JobPlanStatus | None = Field(default=None, description="The plan the job runs under.")
 
 
 class Job(StrictModel):

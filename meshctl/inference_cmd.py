@@ -170,8 +170,8 @@ def inference(
         "--draft-tokens",
         min=0,
         max=16,
-        help="Speculative decoding (greedy only): tokens drafted by prompt lookup and "
-        "verified in one pass; 0 = off.",
+        help="Speculative decoding: tokens drafted by prompt lookup and verified in one "
+        "pass; 0 = off (sampled jobs ignore it).",
     ),
     output: str = typer.Option("text", "-o", "--output", help="text or json."),
 ) -> None:
@@ -180,7 +180,7 @@ def inference(
         raise CliError(f"--kernels must be auto, numpy or onnxruntime, not {kernels!r}")
     if activations not in ("exact", "int8"):
         raise CliError(f"--activations must be exact or int8, not {activations!r}")
-    _check_plan_options(parallelism, wire, draft_tokens, temperature, local)
+    _check_plan_options(parallelism, wire, local)
     args = {"prompt": prompt, "max_tokens": max_tokens, "model": model,
             "temperature": temperature, "seed": seed, "chat": chat, "kernels": kernels,
             "activations": activations, "threads": threads, "parallelism": parallelism,
@@ -197,9 +197,7 @@ def inference(
         print_figures(doc)
 
 
-def _check_plan_options(
-    parallelism: str, wire: str, draft_tokens: int, temperature: float, local: bool
-) -> None:
+def _check_plan_options(parallelism: str, wire: str, local: bool) -> None:
     if parallelism not in ("auto", "tensor", "pipeline", "single"):
         raise CliError(
             f"--parallelism must be auto, tensor, pipeline or single, not {parallelism!r}"
@@ -208,8 +206,6 @@ def _check_plan_options(
         raise CliError(f"--wire must be auto, f32 or q80, not {wire!r}")
     if local and (parallelism != "auto" or wire != "auto"):
         raise CliError("--parallelism and --wire choose how a pool splits a job: not with --local")
-    if draft_tokens and temperature > 0.0:
-        raise CliError("--draft-tokens needs greedy decoding (--temperature 0)")
 
 
 def _run_on_pool(args: dict[str, Any], pool: str | None, quiet: bool) -> dict[str, Any]:

@@ -13,7 +13,7 @@ keep carrying one dtype, and copies keep the bit patterns.
 
 Each value comes back within half a block step (``max|block| / 254``, plus the float16
 rounding of the scale). A block whose largest value exceeds float16's range
-(about 8.3e6) cannot be encoded: such activations need the f32 wire.
+(about 8.3e6) saturates there: such activations need the f32 wire.
 """
 
 from __future__ import annotations

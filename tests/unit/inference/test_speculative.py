@@ -4,12 +4,14 @@ decoding, in fewer forward passes on text that repeats."""
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from reconciler.inference.collectives import Array, Collectives, InProcessGroup
+from reconciler.inference.demo import demo_model_path
 from reconciler.inference.generate import TokenEvent, generate
 from reconciler.inference.loader import ModelInfo, load_model_info, load_shard
 from reconciler.inference.local import make_engines, run_ranks
@@ -200,3 +202,28 @@ def test_greedy_rows_across_ranks_pick_the_full_logits_argmax(models_dir: Path) 
     for r in rows:
         assert r.shape == (len(ids), info.config.vocab)
         assert np.array_equal(np.argmax(r, axis=-1), want)
+
+
+@pytest.mark.slow
+def test_demo_model_speculative_matches_transformers_and_copies_in_few_rounds(
+    models_dir: Path,
+) -> None:
+    """Exact activations: transformers' greedy ids with drafts too; a copy task takes
+    fewer than 0.6 passes per token."""
+    reference = json.loads((models_dir / "demo_reference.json").read_text())
+    engine, info = _engine(demo_model_path(), "onnxruntime", cache_len=256)
+    for case in reference["cases"]:
+        params = SamplingParams(max_tokens=len(case["greedy_ids"]), ignore_eos=True,
+                                draft_tokens=8)  # fmt: skip
+        got = [e.token_id for e in engine.generate(case["prompt_ids"], params)]
+        assert got == case["greedy_ids"]
+    text = (
+        "The mesh pools the laptops, desktops and small boards of one home network. Each "
+        "device runs an agent that announces itself and joins the pool."
+    )
+    chat = [{"role": "user", "content": f"Repeat this text exactly:\n\n{text}"}]
+    ids = info.tokenizer.encode(info.tokenizer.apply_chat_template(chat), add_special=False)
+    plain = [e.token_id for e in engine.generate(ids, SamplingParams(max_tokens=40))]
+    spec = list(engine.generate(ids, SamplingParams(max_tokens=40, draft_tokens=8)))
+    assert [e.token_id for e in spec] == plain and len(plain) > 20  # it copies the text
+    assert spec[-1].round / len(spec) < 0.6

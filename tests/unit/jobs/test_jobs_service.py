@@ -237,3 +237,19 @@ def test_a_prompt_longer_than_the_model_fails_the_job(fake_net: Any, ring_of: An
     )
     assert isinstance(outcome, JobFailed) and outcome.reason == Reason.PROMPT_TOO_LONG
     assert "context of 256" in outcome.message  # refused up front, not midway
+
+
+def test_speculative_job_matches_single_rank_in_fewer_rounds(
+    fake_net: Any, ring_of: Any, models: Path
+) -> None:
+    """draft_tokens travel in the offer: every rank runs the same verify passes."""
+    plain = SamplingParams(max_tokens=24, ignore_eos=True)
+    prompt, want_ids, want_text = _oracle(models / MODEL, plain)
+    params = SamplingParams(max_tokens=24, ignore_eos=True, draft_tokens=8)
+    result, _, _ = _run_job(fake_net, ring_of(SPLITS["tp2-uneven"]), prompt, params, "a")
+    assert isinstance(result, JobResult), result
+    assert (result.token_ids, result.output) == (want_ids, want_text)
+    assert 0 < result.decode_rounds < 23  # some passes accepted drafts
+    assert result.tokens_per_round == 23 / result.decode_rounds
+    status = result.status_fields()
+    assert status["decode_rounds"] == result.decode_rounds and status["tokens_per_round"] > 1
