@@ -160,7 +160,8 @@ class JobService:
         """Run ``request`` on its ring; raises JobFailed(reason, message) on failure.
         ``on_plan`` hears the chosen plan before anything is offered."""
         loop = asyncio.get_running_loop()
-        make_offer(request, 0)  # an empty prompt fails before anything is read
+        if not request.prompt_ids:  # before anything is read
+            raise JobFailed(Reason.INVALID_REQUEST, "the prompt has no tokens")
         if self.self_id not in {s.node_id for s in request.ring.members}:
             raise JobFailed(Reason.NOT_IN_RING, f"{self.self_id} is not a member of the ring")
         plan = await choose(self.self_id, request, self.model_resolver, self.cache, self.measures)

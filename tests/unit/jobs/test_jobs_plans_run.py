@@ -12,6 +12,7 @@ import pytest
 from reconciler.inference import Engine, SamplingParams, full_share, load_model_info, load_shard
 from reconciler.jobs import JobFailed, JobRequest, JobResult, Reason
 from reconciler.placement import LinkMeasure, MemberMeasure
+from reconciler.placement.ringplan import MeasureSource
 
 MODEL = "tiny-qwen2-hf"  # 2 layers: a pipeline of two stages holds one layer each
 PROMPT = "Hello world, this is a tiny"
@@ -52,7 +53,7 @@ def _run(
     ring_of: Any,
     prompt: list[int],
     parallelism: str = "auto",
-    measures: Measured | None = None,
+    measures: MeasureSource | None = None,
     wire: str = "auto",
     params: SamplingParams = PARAMS,
 ) -> tuple[JobResult | JobFailed, int]:
@@ -130,6 +131,23 @@ def test_a_model_that_fits_on_no_member_runs_as_a_pipeline_over_a_slow_link(
     assert result.plan is not None and result.plan.kind == "pipeline"
     assert "single" not in result.plan.alternatives and "beats tensor" in result.plan.reason
     assert result.layers == [(0, 1), (1, 2)]
+
+
+class Broken:
+    """A MeasureSource that fails: the job is planned as if nothing were measured."""
+
+    def measures(self) -> tuple[list[MemberMeasure], list[LinkMeasure]]:
+        raise RuntimeError("gossip is gone")
+
+
+def test_a_failing_measure_source_plans_as_unmeasured(
+    fake_net: Any, ring_of: Any, models: Path
+) -> None:
+    prompt, want = _oracle(models)
+    result, _ = _run(fake_net, ring_of, prompt, measures=Broken())
+    assert isinstance(result, JobResult) and result.token_ids == want
+    assert result.plan is not None and result.plan.kind == "tensor"
+    assert "no measurements" in result.plan.reason and result.plan.predicted_tok_s is None
 
 
 def test_no_plan_that_fits_fails_before_anything_is_offered(
