@@ -26,6 +26,7 @@ from reconciler.inference.q80reduce import resolve_wire as resolve_wire
 from reconciler.inference.q80reduce import with_wire
 from reconciler.inference.sharding import RankShare, full_share, plan_shares, plan_stages
 from reconciler.jobs.messages import JobOffer, Participant
+from reconciler.placement.inputs import ModelCost
 from reconciler.placement.ringplan import JobPlan, RingSlot
 
 MAX_HEADER = 100 << 20  # a safetensors header larger than this is not read in full
@@ -91,3 +92,24 @@ def tensor_sizes(path: Path) -> dict[str, int]:
 def wrap_wire(comm: Collectives, wire: str) -> Collectives:
     """``comm`` as it sends partial results in ``wire`` format (f32 or q80)."""
     return with_wire(comm, wire)
+
+
+def share_bytes(offer: JobOffer, rank: int, cost: ModelCost) -> int:
+    """Bytes of the model file (and float32 KV cache) rank ``rank`` holds under the
+    offer's plan: a lower bound of what loading it takes."""
+    p = offer.participants[rank]
+    whole = cost.total_bytes + cost.kv_bytes
+    if offer.plan == "single":
+        return whole
+    if offer.plan == "pipeline":
+        layers = (p.layer_end - p.layer_start) * (cost.layer_bytes + cost.kv_bytes_per_layer)
+        ends = rank == 0 or rank == len(offer.participants) - 1  # embedding or LM head
+        return layers + (cost.head_bytes if ends else 0)
+    return whole * (p.end - p.start) // offer.shard_columns
+
+
+def memory_problem(need: int, available: int) -> str | None:
+    """Why a share of ``need`` bytes cannot be loaded with ``available`` bytes free."""
+    if need <= available:
+        return None
+    return f"this share needs at least {need / 2**30:.2f} GiB, {available / 2**30:.2f} GiB is free"

@@ -10,7 +10,8 @@ the same loop with :class:`NetworkCollectives`, then send JOB_DONE.
 
 Offers from peers are bounded: a member runs at most ``max_runs_per_peer`` jobs offered
 by one coordinator and ``max_runs`` in all, takes part only in plans among its own
-ring's members and shard columns (``plans.ring_problem``), and answers load failures
+ring's members and shard columns (``plans.ring_problem``), refuses a share larger than
+its free memory (``plans.memory_problem``: never swap, never die), and answers load failures
 toward a remote coordinator with a generic message (the details stay in its own log),
 so an offer cannot probe its files. The
 model of an offer is a name the ``model_resolver`` looks up (runtime/models.py).
@@ -29,6 +30,8 @@ import secrets
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+
+import psutil
 
 from reconciler.gossip.ring import Ring
 from reconciler.inference.generate import TokenEvent
@@ -85,6 +88,7 @@ class JobService:
         max_runs_per_peer: int = MAX_RUNS_PER_PEER,
         max_runs: int = MAX_RUNS,
         measures: MeasureSource | None = None,
+        free_memory: Callable[[], int] = lambda: int(psutil.virtual_memory().available),
     ) -> None:
         self.self_id = self_id
         self.send_control = send_control
@@ -102,6 +106,7 @@ class JobService:
         self._local_paths: dict[int, str] = {}  # session -> the coordinator's model path
         self.max_runs_per_peer, self.max_runs = max_runs_per_peer, max_runs
         self.measures = measures  # the pool's published measurements, for the planner
+        self.free_memory = free_memory  # a member refuses a share it cannot hold
 
     # -- frames from peers (event loop) --------------------------------------------------
 
@@ -293,7 +298,7 @@ class JobService:
         loop = asyncio.get_running_loop()
         run = MemberRun(
             offer, self.self_id, coordinator, path, comm, sink, self.cache, loop,
-            lambda: self._ended(session),
+            lambda: self._ended(session), self.free_memory,
         )  # fmt: skip
         self.runs[session] = run
         if coordinator != self.self_id:  # a member never waits for START forever

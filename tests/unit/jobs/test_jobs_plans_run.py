@@ -56,6 +56,7 @@ def _run(
     measures: MeasureSource | None = None,
     wire: str = "auto",
     params: SamplingParams = PARAMS,
+    free: dict[str, int] | None = None,
 ) -> tuple[JobResult | JobFailed, int]:
     ring = ring_of(RING)
     heard.clear()
@@ -63,7 +64,8 @@ def _run(
     async def main() -> tuple[JobResult | JobFailed, int]:
         net = fake_net(asyncio.get_running_loop())
         for node in RING:
-            net.add(node, measures=measures)
+            room = (free or {}).get(node, 1 << 40)
+            net.add(node, measures=measures, free_memory=lambda room=room: room)
         request = JobRequest("job-1", MODEL, prompt, params, ring, None, parallelism, wire)
         try:
             on_plan = lambda plan, wire: heard.append((plan, wire, net.control_frames))  # noqa: E731
@@ -191,3 +193,38 @@ def _oracle_ids(
     info = load_model_info(models / MODEL)
     engine = Engine(info.config, load_shard(models / MODEL, info.config, full_share(info.config)))
     return prompt, [e.token_id for e in engine.generate(prompt, params, info.tokenizer)]
+
+
+@pytest.mark.parametrize("short", ["a", "b"])
+def test_a_member_refuses_a_share_it_cannot_hold(
+    fake_net: Any, ring_of: Any, models: Path, short: str
+) -> None:
+    """A plan (measured wrong, or a hostile coordinator's) never makes a device swap or
+    die: the share is refused before anything is read, and the job fails cleanly."""
+    prompt, _ = _oracle(models)
+    failed, _ = _run(fake_net, ring_of, prompt, "pipeline", free={short: 50_000})
+    assert isinstance(failed, JobFailed) and failed.reason == Reason.LOAD_FAILED
+    if short == "a":  # the coordinator's own log and message say why
+        assert "needs at least" in failed.message and "GiB is free" in failed.message
+
+
+def test_a_resident_share_runs_again_with_little_memory_left(
+    fake_net: Any, ring_of: Any, models: Path
+) -> None:
+    """The share a member already holds needs no more memory (its pages count as used)."""
+    prompt, want = _oracle(models)
+    ring, room = ring_of(RING), {"a": 1 << 40, "b": 1 << 40}
+
+    async def main() -> list[JobResult]:
+        net = fake_net(asyncio.get_running_loop())
+        for node in RING:
+            net.add(node, free_memory=lambda node=node: room[node])
+        try:
+            first = await net.services["a"].run(JobRequest("j1", MODEL, prompt, PARAMS, ring))
+            room.update(a=0, b=0)
+            second = await net.services["a"].run(JobRequest("j2", MODEL, prompt, PARAMS, ring))
+            return [first, second]
+        finally:
+            net.close()
+
+    assert [r.token_ids for r in asyncio.run(main())] == [want, want]
