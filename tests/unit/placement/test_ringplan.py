@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from reconciler.placement import LinkMeasure, MemberMeasure, ModelCost, PlanError
+from reconciler.placement.costs import pipeline_seconds
 from reconciler.placement.ringplan import RingSlot, cut, largest_remainder, plan_job
 
 GIB = 2**30
@@ -141,3 +142,13 @@ def test_a_coordinator_that_cannot_hold_a_layer_and_the_head_has_no_pipeline() -
     measures = ([member("a", memory=head_only), member("b")], links(1.0, "a", "b"))
     with pytest.raises(PlanError, match="no pipeline plan fits"):
         plan_job("pipeline", "a", RING, COLUMNS, MODEL, measures)
+
+
+def test_the_lm_head_is_charged_to_the_last_stage_that_runs_it() -> None:
+    head_heavy = ModelCost(2, 1_000, 1_000_000, 0, 64)
+    fast, slow = member("f", speed=1e9), member("s", speed=1e6)
+    hop = links(0.0, "f", "s")
+    slow_last = pipeline_seconds(head_heavy, [fast, slow], [1, 1], hop)
+    slow_first = pipeline_seconds(head_heavy, [slow, fast], [1, 1], hop)
+    assert slow_last == pytest.approx(1.0 + 0.001 + 1e-6, rel=1e-3)  # head 1 s on the slow one
+    assert slow_first < slow_last / 100
