@@ -19,14 +19,16 @@ plan: tensor over the whole ring.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from reconciler.placement.inputs import LinkMeasure, MemberMeasure, ModelCost
 from reconciler.placement.planner import PlanError, choose_plan
+from reconciler.placement.stages import largest_remainder as largest_remainder
 
 Measures = tuple[list[MemberMeasure], list[LinkMeasure]]
 UNMEASURED = "no measurements of this pool yet"
+PARTLY = "not every member and link of the ring is measured yet"
 
 
 class MeasureSource(Protocol):
@@ -83,7 +85,13 @@ def plan_job(
     members, links = _on_ring(measures, ids)
     if not any(m.node_id == coordinator for m in members):
         return _unmeasured(parallelism, coordinator, ring, shard_columns, model.n_layers)
-    placement = choose_plan(parallelism, coordinator, members, links, model, tokens_per_round)
+    try:
+        placement = choose_plan(parallelism, coordinator, members, links, model, tokens_per_round)
+    except PlanError:
+        if parallelism in ("auto", "single") or _complete(ids, members, links):
+            raise  # the plan would not fit even if the rest were measured
+        plan = _unmeasured(parallelism, coordinator, ring, shard_columns, model.n_layers)
+        return replace(plan, reason=plan.reason.replace(UNMEASURED, PARTLY))
     n_layers = model.n_layers
     slots: tuple[PlanSlot, ...]
     if placement.kind == "single":
@@ -133,7 +141,16 @@ def _unmeasured(
 
 
 def _why(parallelism: str) -> str:
-    return "as the job asks" if parallelism != "auto" else UNMEASURED
+    return f"as the job asks, {UNMEASURED}" if parallelism != "auto" else UNMEASURED
+
+
+def _complete(ids: list[str], members: list[MemberMeasure], links: list[LinkMeasure]) -> bool:
+    """Whether every ring member and every link between them is measured."""
+    measured = {m.node_id for m in members}
+    pairs = {frozenset((k.a, k.b)) for k in links}
+    return set(ids) <= measured and all(
+        frozenset((a, b)) in pairs for i, a in enumerate(ids) for b in ids[i + 1 :]
+    )
 
 
 def _stages(ids: Sequence[str], counts: list[int], columns: int) -> tuple[PlanSlot, ...]:
@@ -154,24 +171,3 @@ def cut(total: int, fractions: Sequence[float]) -> list[tuple[int, int]]:
         out.append((start, start + c))
         start += c
     return out
-
-
-def largest_remainder(weights: Sequence[int], total: int, minimum: int = 0) -> list[int]:
-    """Integer counts summing to ``total``, proportional to ``weights``, each at least
-    ``minimum`` when ``total`` allows (taken from the largest counts)."""
-    if not sum(weights):
-        weights = [1] * len(weights)
-    denom = sum(weights)
-    exact = [w * total for w in weights]
-    counts = [e // denom for e in exact]
-    order = sorted(range(len(counts)), key=lambda i: (-(exact[i] % denom), i))
-    for i in order[: total - sum(counts)]:
-        counts[i] += 1
-    for i in range(len(counts)):
-        while counts[i] < minimum:
-            donor = max(range(len(counts)), key=lambda j: counts[j])
-            if counts[donor] <= minimum:
-                return counts
-            counts[donor] -= 1
-            counts[i] += 1
-    return counts

@@ -140,8 +140,9 @@ def test_the_coordinator_is_always_a_stage_even_when_others_are_faster() -> None
 def test_a_coordinator_that_cannot_hold_a_layer_and_the_head_has_no_pipeline() -> None:
     head_only = MODEL.head_bytes + MODEL.layer_bytes  # no room for the layer's KV cache
     measures = ([member("a", memory=head_only), member("b")], links(1.0, "a", "b"))
+    ring = [RingSlot("a", 0, 4096), RingSlot("b", 4096, 8192)]  # all measured
     with pytest.raises(PlanError, match="no pipeline plan fits"):
-        plan_job("pipeline", "a", RING, COLUMNS, MODEL, measures)
+        plan_job("pipeline", "a", ring, COLUMNS, MODEL, measures)
 
 
 def test_the_lm_head_is_charged_to_the_last_stage_that_runs_it() -> None:
@@ -152,3 +153,13 @@ def test_the_lm_head_is_charged_to_the_last_stage_that_runs_it() -> None:
     slow_first = pipeline_seconds(head_heavy, [slow, fast], [1, 1], hop)
     assert slow_last == pytest.approx(1.0 + 0.001 + 1e-6, rel=1e-3)  # head 1 s on the slow one
     assert slow_first < slow_last / 100
+
+
+def test_an_explicit_split_waits_for_nobody_s_measurements() -> None:
+    """Links not measured yet: an explicit tensor or pipeline job still runs, split by the
+    ring as before measurements, and says why."""
+    only_a = ([member("a"), member("b")], [])
+    for kind in ("tensor", "pipeline"):
+        plan = plan_job(kind, "a", RING, COLUMNS, MODEL, only_a)
+        assert plan.kind == kind and len(plan.slots) == 3 and plan.predicted_tok_s is None
+        assert "not every member and link of the ring is measured yet" in plan.reason
