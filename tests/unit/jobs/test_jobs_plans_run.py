@@ -228,3 +228,28 @@ def test_a_resident_share_runs_again_with_little_memory_left(
             net.close()
 
     assert [r.token_ids for r in asyncio.run(main())] == [want, want]
+
+
+def test_only_the_chosen_members_hear_of_the_job(fake_net: Any, ring_of: Any, models: Path) -> None:
+    """c has not published measurements: the plan leaves it out, and it is offered nothing."""
+    prompt, want = _oracle(models)
+    ring = ring_of({"a": (0, 3000), "b": (3000, 6000), "c": (6000, 8192)})
+    measures = _measured(rtt_ms=0.0001)
+    heard_by_c: list[bytes] = []
+
+    async def main() -> JobResult:
+        net = fake_net(asyncio.get_running_loop())
+        for node in ("a", "b", "c"):
+            net.add(node, measures=measures)
+        c = net.services["c"]
+        c.on_control = lambda src, payload: heard_by_c.append(payload)
+        try:
+            return await net.services["a"].run(
+                JobRequest("j", MODEL, prompt, PARAMS, ring, None, "tensor")
+            )
+        finally:
+            net.close()
+
+    result = asyncio.run(main())
+    assert result.token_ids == want and heard_by_c == []
+    assert [m.node_id for m in result.members] == ["a", "b"]
