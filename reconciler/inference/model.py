@@ -10,6 +10,10 @@ every rank holds identical full logits. Sampling then runs on every rank with th
 seeded generator and yields the same token, so no broadcast is needed. Per-member
 weights are therefore the rank's share of every matrix plus the (tiny) norm vectors.
 
+A pipeline stage's share (``sharding.plan_stages``) holds whole layers instead: its
+pass runs in ``pipeline.StagePass`` (one broadcast per stage boundary, none inside a
+layer) and its KV cache holds only its layers.
+
 World size 1 (``SingleRank``) is the oracle the sharded runs are tested against.
 """
 
@@ -35,6 +39,7 @@ from reconciler.inference.layers import (
     rope_tables,
     silu_mul,
 )
+from reconciler.inference.pipeline import StagePass
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.inference.weights import LayerWeights, ShardWeights
@@ -55,9 +60,16 @@ class Engine:
         self.config = config
         self.weights = weights
         self.comm: Collectives = collectives or SingleRank()
-        share = weights.share
+        share, comm = weights.share, self.comm
+        if share.pipelined and (share.rank, share.world_size) != (comm.rank, comm.world_size):
+            raise ValueError(
+                f"stage {share.rank} of {share.world_size} cannot run as rank "
+                f"{comm.rank} of {comm.world_size}"
+            )
+        self.stage = StagePass(self) if share.pipelined and share.world_size > 1 else None
         self.cache_len = min(cache_len or config.max_seq, config.max_seq)
-        shape = (config.n_layers, share.n_kv_heads, self.cache_len, config.head_dim)
+        n_layers = len(share.layers(config.n_layers))  # a pipeline stage caches its own
+        shape = (n_layers, share.n_kv_heads, self.cache_len, config.head_dim)
         self.cache_k = np.zeros(shape, dtype=np.float32)  # [L, Kl, S, E] (pages touched lazily)
         self.cache_v = np.zeros(shape, dtype=np.float32)  # [L, Kl, S, E]
         self.cos, self.sin = rope_tables(config, self.cache_len)  # [S, E/2] each
@@ -121,6 +133,8 @@ class Engine:
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab):
             bad = next(i for i in tokens if not 0 <= i < self.config.vocab)
             raise ValueError(f"token id {bad} is outside the vocabulary of {self.config.vocab}")
+        if self.stage is not None:
+            return self.stage.forward(ids)  # [T, D]
         if self.runner is not None or isinstance(self.weights, FusedShard):
             assert self.runner is not None
             return self._forward_fused(self.runner, tokens)
@@ -132,7 +146,7 @@ class Engine:
 
     def _embed(self, ids: NDArray[np.int64]) -> F32:
         share, scale = self.weights.share, self.config.embed_scale
-        if self.comm.world_size == 1:
+        if self.comm.world_size == 1 or share.pipelined:  # a stage holds every row
             x = self.weights.embed[ids]  # [T, D]
         else:
             local = np.zeros((len(ids), self.config.dim), dtype=np.float32)  # [T, D]
@@ -148,7 +162,7 @@ class Engine:
         if w.bqkv is not None:
             qkv += w.bqkv
         att = self._attend(i, w, qkv)  # [T, Hl E]
-        o = self.comm.all_reduce_sum(att @ w.wo.T)  # [T, D]
+        o = self._reduce(att @ w.wo.T)  # [T, D]
         if w.post_attn_norm is not None:
             o = rms_norm(o, w.post_attn_norm, cfg.norm_eps)  # [T, D]
         x = x + o  # [T, D]
@@ -157,10 +171,14 @@ class Engine:
         f = gu.shape[1] // 2
         act = gelu_tanh_mul if cfg.activation == "gelu_tanh" else silu_mul
         a = act(gu[:, :f], gu[:, f:])  # [T, Fl]
-        m = self.comm.all_reduce_sum(a @ w.wdown.T)  # [T, D]
+        m = self._reduce(a @ w.wdown.T)  # [T, D]
         if w.post_ffn_norm is not None:
             m = rms_norm(m, w.post_ffn_norm, cfg.norm_eps)  # [T, D]
         return x + m  # [T, D]
+
+    def _reduce(self, partial: F32) -> F32:
+        """The all-reduce of a row-split block's output (a pipeline stage's is whole)."""
+        return partial if self.stage is not None else self.comm.all_reduce_sum(partial)
 
     def _attend(self, i: int, w: LayerWeights, qkv: F32) -> F32:
         """RoPE, KV cache and attention of layer ``i`` for this step's QKV -> [T, Hl E]."""
@@ -172,16 +190,16 @@ class Engine:
         if w.q_norm is not None and w.k_norm is not None:  # QK-norm (Gemma)
             q = head_rms_norm(q, w.q_norm, cfg.norm_eps)  # [T, Hl, E]
             k = head_rms_norm(k, w.k_norm, cfg.norm_eps)  # [T, Kl, E]
-        p0, p1 = self.pos, self.pos + t
+        p0, p1, c = self.pos, self.pos + t, i - share.layer_start  # c: cache index
         sliding = cfg.layer_is_sliding(i)
         cos_t, sin_t = (self.cos_local, self.sin_local) if sliding else (self.cos, self.sin)
         cos, sin = cos_t[p0:p1], sin_t[p0:p1]  # [T, E/2]
-        self.cache_k[i, :, p0:p1] = apply_rope(k, cos, sin).transpose(1, 0, 2)  # [Kl, T, E]
-        self.cache_v[i, :, p0:p1] = v.transpose(1, 0, 2)  # [Kl, T, E]
+        self.cache_k[c, :, p0:p1] = apply_rope(k, cos, sin).transpose(1, 0, 2)  # [Kl, T, E]
+        self.cache_v[c, :, p0:p1] = v.transpose(1, 0, 2)  # [Kl, T, E]
         qg = apply_rope(q, cos, sin).reshape(t, kl, cfg.group, e)  # [T, Kl, G, E]
         window = cfg.sliding_window if sliding else 0
         s0 = max(0, p0 + 1 - window) if window else 0  # the first key any query here sees
-        keys, values = self.cache_k[i, :, s0:p1], self.cache_v[i, :, s0:p1]  # [Kl, P, E]
+        keys, values = self.cache_k[c, :, s0:p1], self.cache_v[c, :, s0:p1]  # [Kl, P, E]
         return attention(qg, keys, values, p0 - s0, window, cfg.attn_scale)  # [T, Hl E]
 
     def _forward_fused(self, runner: Runner, tokens: list[int]) -> F32:
@@ -203,6 +221,8 @@ class Engine:
         return rms_norm(x, self.weights.norm, self.config.norm_eps)  # [T, D]
 
     def _logits(self, h: F32) -> F32:
+        if self.stage is not None:
+            return self.stage.logits(h)  # [T, V] from the last stage
         w = self.weights
         local = w.head(h) if isinstance(w, FusedShard) else h @ w.lm_head.T  # [T, Vl]
         if self.comm.world_size == 1:

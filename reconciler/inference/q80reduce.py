@@ -5,7 +5,7 @@ this rank's contribution as Q80 blocks (``q80.py``: 34 bytes per 32 values inste
 128), exchanges the encoded bytes through the inner ``all_gather``, decodes every part
 (its own too) and sums them in rank order: every rank adds the same decoded values in
 the same order and gets identical bits, as the float32 all-reduce does. ``all_gather``
-(logits, greedy winners) passes through unchanged.
+(logits, greedy winners) and ``broadcast`` (pipeline stages) pass through unchanged.
 
 The encoded bytes travel as a float32 array that is only a carrier (zero-padded to a
 multiple of 4 bytes, never computed on): the collectives seam and the tensor frames
@@ -93,6 +93,9 @@ class Q80Collectives:
 
     def all_gather(self, x: Array) -> list[Array]:
         return self.inner.all_gather(x)
+
+    def broadcast(self, x: Array, root: int) -> Array:
+        return self.inner.broadcast(x, root)
 
     def reduce_nbytes(self, x: Array) -> int:
         """Bytes this rank's contribution to ``all_reduce_sum(x)`` takes on the wire."""

@@ -162,7 +162,6 @@ def test_member_lost_mid_job_fails_fast(
         )
         freed.append(await _until(lambda: not live_job_threads({"a", "b"})))
 
-    start = time.monotonic()
     outcome, _, _ = _run_job(
         fake_net,
         ring_of(SPLITS["tp3-uneven"]),
@@ -173,11 +172,12 @@ def test_member_lost_mid_job_fails_fast(
         after_failure=survivors_free_their_ranks,
         collective_timeout=30.0 if gossip_reports else 1.0,  # gossip alone must be enough
     )
-    elapsed = time.monotonic() - start
     assert isinstance(outcome, JobFailed)
     assert outcome.reason == Reason.MEMBER_LOST
-    assert "c" in outcome.message
-    assert elapsed < (3.0 if gossip_reports else 8.0)
+    # Gossip's report ends the job at once (the 30 s collective timeout never fires);
+    # without it, the survivors' 1 s collective timeout names the silent member.
+    expected = "member c was lost" if gossip_reports else "no contribution from c"
+    assert expected in outcome.message
     assert freed == [True, True]
     assert live_job_threads() == []
 
