@@ -18,6 +18,8 @@ rounding of the scale). A block whose largest value exceeds float16's range
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from reconciler.inference import q80
@@ -25,6 +27,12 @@ from reconciler.inference.collectives import Array, Collectives, sum_in_rank_ord
 from reconciler.inference.errors import CollectiveError
 
 WIRES = ("auto", "f32", "q80")
+WIRE_ENV = "MESHNET_WIRE"
+
+
+def default_wire() -> str:
+    """``MESHNET_WIRE`` if set, else ``auto``."""
+    return os.environ.get(WIRE_ENV, "").strip() or "auto"
 
 
 def resolve_wire(wire: str, activations: str) -> str:

@@ -38,6 +38,7 @@ def make_offer(request: JobRequest, session: int) -> JobOffer:
         ring_hash=request.ring.hash,
         shard_columns=request.ring.shard_columns,
         participants=tuple(Participant(s.node_id, s.start, s.end) for s in slots),
+        wire=request.wire,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from reconciler.inference.errors import CollectiveError
 from reconciler.inference.generate import TokenEvent, generate
 from reconciler.inference.model import Engine
+from reconciler.inference.q80reduce import with_wire
 from reconciler.inference.sharding import plan_shares
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.jobs.errors import CollectiveTimeout, Reason
@@ -143,7 +144,8 @@ class MemberRun:
         share = plan_shares(info.config, ranges, offer.shard_columns)[self.rank]
         weights = self.cache.shard(self.model_path, info.config, share, self._progress)
         positions = cache_len(len(offer.prompt_ids), offer.sampling.max_tokens, info.config)
-        return Engine(info.config, weights, self.collectives, positions), info.tokenizer
+        comm = with_wire(self.collectives, offer.wire)  # q80: 8-bit all-reduce contributions
+        return Engine(info.config, weights, comm, positions), info.tokenizer
 
     def _progress(self, fraction: float) -> None:
         if fraction >= 1.0 or fraction - self._reported >= PROGRESS_STEP:

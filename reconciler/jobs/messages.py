@@ -84,6 +84,7 @@ class JobOffer:
     ring_hash: str
     shard_columns: int
     participants: tuple[Participant, ...]
+    wire: str = "f32"  # all-reduce contributions: "f32" or "q80" (q80reduce), the same for all
 
     def rank_of(self, node_id: str) -> int | None:
         """The rank of ``node_id``, or None when it takes no part."""
@@ -203,6 +204,7 @@ def _to_doc(m: Message) -> dict[str, Any]:
             hash=m.ring_hash,
             columns=m.shard_columns,
             members=[[p.node_id, p.start, p.end] for p in m.participants],
+            **({"wire": m.wire} if m.wire != "f32" else {}),  # older members read the rest
         )
     elif isinstance(m, JobReady):
         doc.update(node=m.node_id, load_ms=m.load_ms, resident=m.resident_bytes)
@@ -252,6 +254,7 @@ def _offer(job: str, session: int, f: Fields) -> JobOffer:
         ring_hash=f.text("hash"),
         shard_columns=columns,
         participants=members,
+        wire=_wire(f),
     )
 
 
@@ -281,6 +284,13 @@ def _penalties_doc(p: SamplingParams) -> dict[str, float]:
 
 def _penalty(f: Fields, key: str, default: float, lo: float, hi: float) -> float:
     return f.number(key, lo, hi) if isinstance(f.value, dict) and key in f.value else default
+
+
+def _wire(f: Fields) -> str:
+    wire = f.text("wire", 8) if isinstance(f.value, dict) and "wire" in f.value else "f32"
+    if wire not in ("f32", "q80"):
+        raise JobProtocolError(f"unknown wire format {wire!r}")
+    return wire
 
 
 def _draft_tokens(f: Fields) -> int:

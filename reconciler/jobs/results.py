@@ -20,6 +20,7 @@ class JobRequest:
     sampling: SamplingParams
     ring: Ring
     model_path: str | None = None  # the coordinator's own copy (model_ref is offered)
+    wire: str = "f32"  # all-reduce contributions on the wire: "f32" or "q80"
 
 
 @dataclass(frozen=True)

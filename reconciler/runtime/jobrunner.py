@@ -18,6 +18,8 @@ from reconciler.home import Home
 from reconciler.inference.chattemplate import ChatTemplateError
 from reconciler.inference.errors import ModelError
 from reconciler.inference.generate import TokenEvent
+from reconciler.inference.kernels import default_activations
+from reconciler.inference.q80reduce import default_wire, resolve_wire
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.jobs import JobFailed, JobRequest, Reason
@@ -60,6 +62,12 @@ def sampling_of(job: Job) -> SamplingParams:
         repetition_penalty=spec.repetition_penalty,
         draft_tokens=spec.draft_tokens,
     )
+
+
+def wire_of(activations: str | None) -> str:
+    """The all-reduce wire format this coordinator offers: ``MESHNET_WIRE`` (default
+    ``auto``: q80 with int8 activations, f32 with exact ones)."""
+    return resolve_wire(default_wire(), activations or default_activations())
 
 
 _INFOS = ShardCache()  # model infos for submission checks (a GGUF's metadata takes seconds)
@@ -157,7 +165,8 @@ class JobRunner:
             scheduled = {"promptTokens": len(ids), "promptTokenIds": ids, "members": columns}
             self._patch(name, {"phase": "Scheduled", **scheduled})
             offered = offered_name(job.spec.model, path)  # members look the name up
-            request = JobRequest(name, offered, ids, sampling_of(job), ring, str(path))
+            request = JobRequest(name, offered, ids, sampling_of(job), ring, str(path),
+                                 wire_of(runtime.jobs.cache.activations))  # fmt: skip
             result = await runtime.jobs.run(
                 request, lambda node, fraction: self._progress(name, node, fraction),
                 lambda event: self._token(name, state, event),
