@@ -5,7 +5,7 @@ this rank's contribution as Q80 blocks (``q80.py``: 34 bytes per 32 values inste
 128), exchanges the encoded bytes through the inner ``all_gather``, decodes every part
 (its own too) and sums them in rank order: every rank adds the same decoded values in
 the same order and gets identical bits, as the float32 all-reduce does. ``all_gather``
-(logits, greedy winners) passes through unchanged.
+(logits, greedy winners) and ``broadcast`` (pipeline stages) pass through unchanged.
 
 The encoded bytes travel as a float32 array that is only a carrier (zero-padded to a
 multiple of 4 bytes, never computed on): the collectives seam and the tensor frames
@@ -18,6 +18,8 @@ rounding of the scale). A block whose largest value exceeds float16's range
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from reconciler.inference import q80
@@ -25,6 +27,12 @@ from reconciler.inference.collectives import Array, Collectives, sum_in_rank_ord
 from reconciler.inference.errors import CollectiveError
 
 WIRES = ("auto", "f32", "q80")
+WIRE_ENV = "MESHNET_WIRE"
+
+
+def default_wire() -> str:
+    """``MESHNET_WIRE`` if set, else ``auto``."""
+    return os.environ.get(WIRE_ENV, "").strip() or "auto"
 
 
 def resolve_wire(wire: str, activations: str) -> str:
@@ -95,7 +103,6 @@ class Q80Collectives:
         return self.inner.all_gather(x)
 
     def broadcast(self, x: Array, root: int) -> Array:
-        """Pipeline hops pass through unchanged (float32)."""
         return self.inner.broadcast(x, root)
 
     def reduce_nbytes(self, x: Array) -> int:

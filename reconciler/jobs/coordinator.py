@@ -65,7 +65,7 @@ class Coordination:
         plan: JobPlan | None = None,
     ) -> None:
         self.offer, self.self_id, self.loop, self.plan = offer, self_id, loop, plan
-        self.wire = offer.wire  # as the coordinator resolves it (f32 or q80)
+        self.wire = offer.wire  # f32 or q80, the same for every member
         self.on_progress, self.on_token = on_progress, on_token
         self.node_ids = [p.node_id for p in offer.participants]
         self.ready_nodes: set[str] = set()

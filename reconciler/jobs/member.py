@@ -20,7 +20,6 @@ import psutil
 
 from reconciler.inference.errors import CollectiveError
 from reconciler.inference.generate import TokenEvent, generate
-from reconciler.inference.kernels import default_activations
 from reconciler.inference.model import Engine
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.jobs.errors import CollectiveTimeout, Reason
@@ -29,7 +28,6 @@ from reconciler.jobs.messages import JobOffer, MemberStats
 from reconciler.jobs.netcollectives import NetworkCollectives
 from reconciler.jobs.plans import (
     memory_problem,
-    resolve_wire,
     share_bytes,
     share_for,
     tensor_sizes,
@@ -153,8 +151,7 @@ class MemberRun:
         offer = self.offer
         info = self.cache.info(self.model_path)
         share = share_for(offer, self.rank, info.config)
-        wire = resolve_wire(offer.wire, self.cache.activations or default_activations())
-        comm = wrap_wire(self.collectives, wire)
+        comm = wrap_wire(self.collectives, offer.wire)  # q80: 8-bit all-reduce contributions
         positions = cache_len(len(offer.prompt_ids), offer.sampling.max_tokens, info.config)
         if not self.cache.resident(self.model_path, share):
             cost = model_cost(info.config, tensor_sizes(self.model_path), positions)

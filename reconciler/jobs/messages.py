@@ -26,7 +26,6 @@ from reconciler.jobs.errors import JobProtocolError
 from reconciler.jobs.fields import Fields
 from reconciler.jobs.offerplan import (
     PLANS,
-    WIRES,
     check_plan,
     choice,
     participant,
@@ -86,8 +85,8 @@ class JobOffer:
     ring_hash: str
     shard_columns: int
     participants: tuple[Participant, ...]
+    wire: str = "f32"  # all-reduce contributions: "f32" or "q80" (q80reduce), the same for all
     plan: str = "tensor"  # one of PLANS
-    wire: str = "auto"  # one of WIRES: partial results as float32 or Q80 blocks
 
     def rank_of(self, node_id: str) -> int | None:
         """The rank of ``node_id``, or None when it takes no part."""
@@ -207,8 +206,8 @@ def _to_doc(m: Message) -> dict[str, Any]:
             hash=m.ring_hash,
             columns=m.shard_columns,
             members=[participant_doc(m.plan, p) for p in m.participants],
-            plan=m.plan,
-            wire=m.wire,
+            **({"wire": m.wire} if m.wire != "f32" else {}),  # older members read the rest
+            **({"plan": m.plan} if m.plan != "tensor" else {}),
         )
     elif isinstance(m, JobReady):
         doc.update(node=m.node_id, load_ms=m.load_ms, resident=m.resident_bytes)
@@ -259,8 +258,8 @@ def _offer(job: str, session: int, f: Fields) -> JobOffer:
         ring_hash=f.text("hash"),
         shard_columns=columns,
         participants=members,
+        wire=_wire(f),
         plan=plan,
-        wire=choice(f, "wire", WIRES, "auto"),
     )
 
 
@@ -290,6 +289,13 @@ def _penalties_doc(p: SamplingParams) -> dict[str, float]:
 
 def _penalty(f: Fields, key: str, default: float, lo: float, hi: float) -> float:
     return f.number(key, lo, hi) if isinstance(f.value, dict) and key in f.value else default
+
+
+def _wire(f: Fields) -> str:
+    wire = f.text("wire", 8) if isinstance(f.value, dict) and "wire" in f.value else "f32"
+    if wire not in ("f32", "q80"):
+        raise JobProtocolError(f"unknown wire format {wire!r}")
+    return wire
 
 
 def _draft_tokens(f: Fields) -> int:

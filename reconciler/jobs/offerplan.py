@@ -12,7 +12,6 @@ from reconciler.jobs.fields import Fields
 
 MAX_LAYERS = 1 << 16
 PLANS = ("single", "tensor", "pipeline")
-WIRES = ("auto", "f32", "q80")
 
 
 @dataclass(frozen=True)

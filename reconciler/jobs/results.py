@@ -21,8 +21,8 @@ class JobRequest:
     sampling: SamplingParams
     ring: Ring
     model_path: str | None = None  # the coordinator's own copy (model_ref is offered)
+    wire: str = "f32"  # all-reduce contributions on the wire: "f32" or "q80"
     parallelism: str = "auto"  # auto | tensor | pipeline | single (Job.spec.parallelism)
-    wire: str = "auto"  # auto | f32 | q80 (Job.spec.wire)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import logging
 import secrets
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -167,13 +168,15 @@ class JobService:
         loop = asyncio.get_running_loop()
         if not request.prompt_ids:  # before anything is read
             raise JobFailed(Reason.INVALID_REQUEST, "the prompt has no tokens")
+        activations = self.cache.activations or default_activations()
+        request = replace(request, wire=resolve_wire(request.wire, activations))  # f32 | q80
         if self.self_id not in {s.node_id for s in request.ring.members}:
             raise JobFailed(Reason.NOT_IN_RING, f"{self.self_id} is not a member of the ring")
         plan = await choose(self.self_id, request, self.model_resolver, self.cache, self.measures)
         offer = make_offer(request, self.new_session(), plan)
         await self._check_prompt(offer, request.model_path)
         coord = Coordination(offer, self.self_id, loop, on_progress, on_token, plan)
-        coord.wire = resolve_wire(offer.wire, self.cache.activations or default_activations())
+        coord.wire = offer.wire
         if on_plan is not None:
             on_plan(plan, coord.wire)
         self.coordinations[offer.session] = coord

@@ -18,6 +18,8 @@ from reconciler.home import Home
 from reconciler.inference.chattemplate import ChatTemplateError
 from reconciler.inference.errors import ModelError
 from reconciler.inference.generate import TokenEvent
+from reconciler.inference.kernels import default_activations
+from reconciler.inference.q80reduce import default_wire, resolve_wire
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.jobs import JobFailed, JobRequest, Reason
@@ -61,6 +63,13 @@ def sampling_of(job: Job) -> SamplingParams:
         repetition_penalty=spec.repetition_penalty,
         draft_tokens=spec.draft_tokens,
     )
+
+
+def wire_of(activations: str | None, asked: str = "auto") -> str:
+    """The all-reduce wire format this coordinator offers: the Job's ``spec.wire``, else
+    ``MESHNET_WIRE`` (default ``auto``: q80 with int8 activations, f32 with exact ones)."""
+    wire = asked if asked != "auto" else default_wire()
+    return resolve_wire(wire, activations or default_activations())
 
 
 _INFOS = ShardCache()  # model infos for submission checks (a GGUF's metadata takes seconds)
@@ -159,7 +168,8 @@ class JobRunner:
             self._patch(name, {"phase": "Scheduled", **scheduled})
             offered = offered_name(job.spec.model, path)  # members look the name up
             request = JobRequest(name, offered, ids, sampling_of(job), ring, str(path),
-                                 job.spec.parallelism, job.spec.wire)  # fmt: skip
+                                 wire_of(runtime.jobs.cache.activations, job.spec.wire),
+                                 job.spec.parallelism)  # fmt: skip
             result = await runtime.jobs.run(
                 request, lambda node, fraction: self._progress(name, node, fraction),
                 lambda event: self._token(name, state, event),

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from manifests import Member, Pool
 from manifests.pool import DiscoverySpec
+from reconciler.backoff import BackoffPolicy
 from reconciler.home import Home
 from reconciler.node import NodeError, load_identity, load_node_config
 from reconciler.pools import read_pool_info
@@ -26,7 +27,7 @@ from reconciler.store import Store
 
 log = logging.getLogger("meshnet.supervisor")
 
-RETRY = (1.0, 30.0)
+RETRY = BackoffPolicy(1.0, 30.0)
 
 
 class Runtime(Protocol):
@@ -105,7 +106,7 @@ class Supervisor:
         except Exception as err:
             await _quietly_stop(runtime)
             failures = self._failures.get(key, (0, 0.0))[0] + 1
-            delay = min(RETRY[0] * 2 ** (failures - 1), RETRY[1])
+            delay = RETRY.delay(failures)
             self._failures[key] = (failures, time.monotonic() + delay)
             message = f"cannot start: {type(err).__name__}: {err} (retrying in {delay:.0f}s)"
             log.warning("%s %s %s", key[0], key[1], message)

@@ -322,3 +322,40 @@ def test_demo_model_two_stages_match_local() -> None:
     engines = make_stage_engines(path, load_config(path), [11, 19], 64, "onnxruntime", "exact")
     got = run_ranks(engines, lambda e: [ev.token_id for ev in e.generate(ids, params)])
     assert got == [want, want]
+
+
+def test_in_process_broadcast_is_one_hop() -> None:
+    """The root posts and goes on (it never waits for the receivers); each receiver gets
+    its own copy of the root's array, call by call."""
+    root, other = InProcessGroup(2, timeout=5.0).members()
+    sent = [np.full((1, 3), k, dtype=np.float32) for k in range(3)]
+    for x in sent:  # three calls ahead of the receiver, with no thread to meet it
+        assert root.broadcast(x, root=0) is x
+    got = [other.broadcast(np.zeros(0, np.float32), root=0) for _ in sent]
+    assert [g.tolist() for g in got] == [x.tolist() for x in sent]
+    got[0][0, 0] = 99.0
+    assert sent[0][0, 0] == 0.0
+
+
+def test_in_process_broadcast_refuses_a_disputed_root_and_an_abort() -> None:
+    group = InProcessGroup(3, timeout=5.0)
+    a, b, c = group.members()
+    a.broadcast(np.ones(2, np.float32), root=0)
+    with pytest.raises(CollectiveError, match="root 0, expected 2"):
+        b.broadcast(np.zeros(0, np.float32), root=2)
+    group.abort()
+    with pytest.raises(CollectiveError, match="group broken"):
+        c.broadcast(np.zeros(0, np.float32), root=1)
+    with pytest.raises(ValueError, match="root 3"):
+        c.broadcast(np.zeros(0, np.float32), root=3)
+
+
+@pytest.mark.parametrize("kernels", ["numpy", "onnxruntime"])
+def test_one_stage_is_the_single_rank(models_dir: Path, kernels: str) -> None:
+    path = models_dir / "tiny-llama.gguf"
+    oracle, ids = _oracle(path, kernels)
+    want = oracle.prefill(ids, all_logits=True)
+    (stage,) = plan_stages(oracle.config, [oracle.config.n_layers])
+    weights = load_shard(path, oracle.config, stage, None, kernels, "exact")
+    engine = Engine(oracle.config, weights, SingleRank(), cache_len=64)
+    assert np.array_equal(engine.prefill(ids, all_logits=True), want)

@@ -14,7 +14,7 @@ from reconciler.inference.collectives import Array, Collectives, InProcessGroup
 from reconciler.inference.demo import demo_model_path
 from reconciler.inference.generate import TokenEvent, generate
 from reconciler.inference.loader import ModelInfo, load_model_info, load_shard
-from reconciler.inference.local import make_engines, run_ranks
+from reconciler.inference.local import make_engines, make_stage_engines, run_ranks
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share, plan_shares
@@ -227,3 +227,18 @@ def test_demo_model_speculative_matches_transformers_and_copies_in_few_rounds(
     spec = list(engine.generate(ids, SamplingParams(max_tokens=40, draft_tokens=8)))
     assert [e.token_id for e in spec] == plain and len(plain) > 20  # it copies the text
     assert spec[-1].round / len(spec) < 0.6
+
+
+@pytest.mark.parametrize("kernels", ["numpy", "onnxruntime"])
+def test_pipeline_stages_speculate_like_a_single_rank(models_dir: Path, kernels: str) -> None:
+    """Verify passes through pipeline stages: the stages broadcast one winner per row,
+    and the rewind applies to every stage's own cache."""
+    path = models_dir / "tiny-llama-hf"
+    oracle, info = _engine(path, "numpy")
+    ids = info.tokenizer.encode(PROMPTS[1])
+    want = [e.token_id for e in oracle.generate(ids, SamplingParams(max_tokens=40))]
+    engines = make_stage_engines(path, info.config, [1, 1], 160, kernels, "exact")
+    params = SamplingParams(max_tokens=40, draft_tokens=8)
+    got = run_ranks(engines, lambda e: list(e.generate(ids, params)))
+    assert [[e.token_id for e in events] for events in got] == [want, want]
+    assert got[0][-1].round < 0.6 * len(want)

@@ -139,3 +139,17 @@ def test_hostile_draft_tokens_are_one_error(value: object) -> None:
     sampling = {**_offer_doc()["sampling"], "draft_tokens": value}  # type: ignore[dict-item]
     with pytest.raises(JobProtocolError):
         decode(_frame(1, _offer_doc(sampling=sampling)))
+
+
+def test_the_wire_format_travels_in_the_offer_and_defaults_to_f32() -> None:
+    q80 = replace(OFFER, wire="q80")
+    assert decode(encode(q80)) == q80
+    assert "wire" not in json.loads(encode(OFFER)[4:])  # older members read the rest
+    got = decode(encode(OFFER))
+    assert isinstance(got, JobOffer) and got.wire == "f32"
+
+
+@pytest.mark.parametrize("value", ["f16", "", "Q80", 80, None, ["q80"]])
+def test_hostile_wire_formats_are_one_error(value: object) -> None:
+    with pytest.raises(JobProtocolError):
+        decode(_frame(1, _offer_doc(wire=value)))

@@ -203,10 +203,10 @@ def test_q80_all_reduce_over_the_network_sends_a_quarter_of_the_bytes() -> None:
 
     rng = np.random.default_rng(3)
     parts = [rng.standard_normal((1, 576)).astype(np.float32) for _ in range(2)]
-    wire, ranks = _group(2)
+    _, ranks = _group(2)
     q80 = _on_threads(ranks, lambda c: Q80Collectives(c).all_reduce_sum(parts[c.rank]))
     q80_bytes = ranks[0].bytes_sent
-    wire, ranks = _group(2)
+    _, ranks = _group(2)
     f32 = _on_threads(ranks, lambda c: c.all_reduce_sum(parts[c.rank]))
     assert np.array_equal(q80[0], q80[1]) and q80[0].shape == (1, 576)
     np.testing.assert_allclose(q80[0], f32[0], atol=2 * max(abs(p).max() for p in parts) / 254)

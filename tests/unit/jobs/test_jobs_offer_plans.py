@@ -33,9 +33,9 @@ def test_every_plan_round_trips(kind: str) -> None:
 
 def test_an_offer_of_an_older_coordinator_is_a_tensor_plan() -> None:
     doc = json.loads(encode(OFFER)[4:])
-    del doc["plan"], doc["wire"]
+    doc.pop("plan", None), doc.pop("wire", None)
     got = decode(encode(OFFER)[:4] + json.dumps(doc).encode())
-    assert isinstance(got, JobOffer) and (got.plan, got.wire) == ("tensor", "auto")
+    assert isinstance(got, JobOffer) and (got.plan, got.wire) == ("tensor", "f32")
 
 
 def _hostile(kind: str, **changes: object) -> bytes:
@@ -49,6 +49,7 @@ HOSTILE = {
     "plan-number": _hostile("tensor", plan=2),
     "long-plan": _hostile("tensor", plan="t" * 10_000),
     "unknown-wire": _hostile("tensor", wire="q81"),
+    "unresolved-wire": _hostile("tensor", wire="auto"),  # the coordinator resolves it
     "wire-null": _hostile("tensor", wire=None),
     "single-of-two": _hostile("tensor", plan="single"),
     "tensor-gap": _hostile("tensor", members=[["node-a", 0, 4000], ["node-b", 5000, 8192]]),

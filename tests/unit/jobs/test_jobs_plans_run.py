@@ -66,7 +66,9 @@ def _run(
         for node in RING:
             room = (free or {}).get(node, 1 << 40)
             net.add(node, measures=measures, free_memory=lambda room=room: room)
-        request = JobRequest("job-1", MODEL, prompt, params, ring, None, parallelism, wire)
+        request = JobRequest(
+            "job-1", MODEL, prompt, params, ring, wire=wire, parallelism=parallelism
+        )
         try:
             on_plan = lambda plan, wire: heard.append((plan, wire, net.control_frames))  # noqa: E731
             return await net.services["a"].run(request, None, None, on_plan), net.control_frames
@@ -245,7 +247,7 @@ def test_only_the_chosen_members_hear_of_the_job(fake_net: Any, ring_of: Any, mo
         c.on_control = lambda src, payload: heard_by_c.append(payload)
         try:
             return await net.services["a"].run(
-                JobRequest("j", MODEL, prompt, PARAMS, ring, None, "tensor")
+                JobRequest("j", MODEL, prompt, PARAMS, ring, parallelism="tensor")
             )
         finally:
             net.close()

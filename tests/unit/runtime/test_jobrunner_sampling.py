@@ -1,4 +1,4 @@
-"""A Job's sampling fields reach the parameters every member runs with."""
+"""A Job's sampling fields and the agent's wire format reach what every member runs with."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pydantic
 import pytest
 
 from manifests import Job
-from reconciler.runtime.jobrunner import sampling_of
+from reconciler.inference.q80reduce import WIRE_ENV
+from reconciler.runtime.jobrunner import sampling_of, wire_of
 
 
 def _job(**spec: object) -> Job:
@@ -24,3 +25,17 @@ def test_draft_tokens_reach_the_sampling_parameters() -> None:
 def test_draft_tokens_out_of_bounds_fail_validation(value: object) -> None:
     with pytest.raises(pydantic.ValidationError, match="draftTokens"):
         _job(draftTokens=value)
+
+
+def test_the_offered_wire_follows_the_activations_unless_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(WIRE_ENV, raising=False)
+    assert (wire_of("int8"), wire_of("exact")) == ("q80", "f32")
+    monkeypatch.setenv(WIRE_ENV, "f32")
+    assert wire_of("int8") == "f32"
+    monkeypatch.setenv(WIRE_ENV, "q80")
+    assert wire_of("exact") == "q80"
+    monkeypatch.setenv(WIRE_ENV, "f16")
+    with pytest.raises(ValueError, match="unknown wire format 'f16'"):
+        wire_of("exact")
