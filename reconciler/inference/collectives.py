@@ -169,7 +169,8 @@ class Metered:
 
     ``bytes_sent`` assumes each rank sends its contribution to every other rank
     ((world_size - 1) * nbytes per call; for a broadcast only the root sends); a network
-    implementation may do better.
+    implementation may do better. An inner collectives that encodes all-reduce
+    contributions (``q80reduce``) tells their size through ``reduce_nbytes(x)``.
     """
 
     def __init__(self, inner: Collectives, clock: Callable[[], float]) -> None:
@@ -183,7 +184,8 @@ class Metered:
     def all_reduce_sum(self, x: Array) -> Array:
         start = self._clock()
         out = self.inner.all_reduce_sum(x)
-        self._count(start, x.nbytes)
+        size = getattr(self.inner, "reduce_nbytes", None)
+        self._count(start, int(size(x)) if callable(size) else x.nbytes)
         return out
 
     def all_gather(self, x: Array) -> list[Array]:

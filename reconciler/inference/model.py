@@ -88,6 +88,17 @@ class Engine:
         """Forget the sequence (the cache is overwritten, not cleared)."""
         self.pos = 0
 
+    def rewind(self, pos: int) -> None:
+        """Forget every position from ``pos`` on (rejected speculative drafts).
+
+        The cache rows past ``pos`` stay as they are: every pass writes its positions'
+        keys and values before attending, and attends only up to its last position (the
+        numpy path slices the cache; the onnxruntime graphs are told ``pos + T``), so
+        stale rows are overwritten before anything reads them."""
+        if not 0 <= pos <= self.pos:
+            raise ValueError(f"cannot rewind to position {pos} from {self.pos}")
+        self.pos = pos
+
     def generate(
         self, prompt_ids: list[int], params: SamplingParams, tokenizer: Tokenizer | None = None
     ) -> Iterator[TokenEvent]:
@@ -216,32 +227,39 @@ class Engine:
         local = w.head(h) if isinstance(w, FusedShard) else h @ w.lm_head.T  # [T, Vl]
         if self.comm.world_size == 1:
             return local
-        if self.greedy and h.shape[0] == 1:
-            return self._greedy_logits(local[0])[None]  # [1, V]
+        if self.greedy:
+            return self._greedy_logits(local)  # [T, V]
         logits = np.concatenate(self.comm.all_gather(local), axis=-1)  # [T, V]
         if logits.shape != (h.shape[0], self.config.vocab):
             raise CollectiveError(f"gathered logits of shape {logits.shape}, not [T, V]")
         return logits
 
     def _greedy_logits(self, local: F32) -> F32:
-        """Greedy decoding needs only the winner: each rank offers its best (value, id),
-        8 bytes instead of its slice of the logits. The result is a [V] vector with the
-        winner's logit and -inf elsewhere, so argmax picks exactly what it would pick in
-        the full logits (ranks hold the vocabulary in order; ties go to the lower id)."""
-        start = self.weights.share.vocab_start
-        if local.size:
-            i = int(np.argmax(local))
-            offer = np.array([local[i], start + i], dtype=np.float32)  # [2] (ids < 2**24)
+        """Greedy decoding needs only the winners: for each of the T rows each rank offers
+        its best (value, id), 8 bytes a row instead of its slice of the logits (a
+        speculative verify pass of T rows sends 8 T bytes). The result is [T, V] with each
+        row's winning logit and -inf elsewhere, so argmax picks exactly what it would pick
+        in the full logits (ranks hold the vocabulary in order; ties go to the lower id)."""
+        t, start = local.shape[0], self.weights.share.vocab_start
+        offer = np.empty((t, 2), dtype=np.float32)  # [T, 2] (value, id); ids < 2**24
+        if local.shape[1]:
+            best = np.argmax(local, axis=1)  # [T]
+            offer[:, 0] = local[np.arange(t), best]
+            offer[:, 1] = start + best
         else:
-            offer = np.array([-np.inf, 0.0], dtype=np.float32)  # [2]
+            offer[:, 0], offer[:, 1] = -np.inf, 0.0
         gathered = self.comm.all_gather(offer)
-        if any(o.shape != (2,) for o in gathered):
-            raise CollectiveError("a rank offered a greedy winner that is not (value, id)")
-        offers = np.stack(gathered)  # [N, 2]
-        winner = int(np.argmax(offers[:, 0]))
-        token = float(offers[winner, 1])
-        if not (0 <= token < self.config.vocab and token == int(token)):
-            raise CollectiveError(f"a rank offered token id {token}, outside the vocabulary")
-        out = np.full(self.config.vocab, -np.inf, dtype=np.float32)  # [V]
-        out[int(token)] = offers[winner, 0]
+        if any(o.shape != (t, 2) for o in gathered):
+            raise CollectiveError("a rank offered greedy winners that are not [T] (value, id)")
+        offers = np.stack(gathered)  # [N, T, 2]
+        winner = np.argmax(offers[:, :, 0], axis=0)  # [T] the lowest rank among equals
+        rows = np.arange(t)  # [T]
+        values, tokens = offers[winner, rows, 0], offers[winner, rows, 1]  # [T] each
+        bad = ~((tokens >= 0) & (tokens < self.config.vocab) & (tokens == np.floor(tokens)))
+        if bad.any():
+            raise CollectiveError(
+                f"a rank offered token id {tokens[bad][0]}, outside the vocabulary"
+            )
+        out = np.full((t, self.config.vocab), -np.inf, dtype=np.float32)  # [T, V]
+        out[rows, tokens.astype(np.int64)] = values
         return out
