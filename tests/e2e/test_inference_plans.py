@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from agents import wait_for
 from lan import Device, Lan
 from pool_steps import two_device_pool
 
@@ -35,3 +36,23 @@ def test_every_plan_matches_one_device(lan: Lan) -> None:
             if plan == "pipeline":  # the coordinator (member) is stage 0
                 assert [m["layers"][0] for m in members] == [0, members[0]["layers"][1]]
 
+
+def _measured(device: Device) -> bool:
+    """Every peer's link and kernel speed are known on ``device``."""
+    peers = json.loads(device.cli("get", "peers", "-o", "json").stdout)["items"]
+    keys = ("rttSeconds", "throughputBytesPerSecond", "speedBytesPerSecond", "freeMemoryBytes")
+    return bool(peers) and all(p.get(k) for p in peers for k in keys)
+
+
+@pytest.mark.slow
+def test_auto_plans_from_what_the_pool_measured(lan: Lan) -> None:
+    admin, member = two_device_pool(lan, TINY)
+    wait_for(lambda: _measured(member) and _measured(admin), 120, "links and speeds measured")
+    prompt = ["--prompt", "Hello world", "--max-tokens", "10", "--model", str(TINY)]
+    local = _inference(admin, *prompt, "--local")
+    pooled = _inference(member, *prompt)
+    assert pooled["tokenIds"] == local["tokenIds"]
+    plan = pooled["plan"]
+    assert isinstance(plan, dict) and plan["predictedTokensPerSecond"]
+    assert "no measurements" not in plan["reason"] and "predicted" in plan["reason"]
+    assert set(plan["alternatives"]) == {"single", "tensor", "pipeline"}
