@@ -44,89 +44,101 @@ class Writer:
     """Appends fields; every method returns the writer, so calls chain."""
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._parts: list[bytes] = []
 
     def u8(self, value: int) -> Writer:
-        self._buf += _U8.pack(value)
+        self._parts.append(_U8.pack(value))
         return self
 
     def u16(self, value: int) -> Writer:
-        self._buf += _U16.pack(value)
+        self._parts.append(_U16.pack(value))
         return self
 
     def u32(self, value: int) -> Writer:
-        self._buf += _U32.pack(value)
+        self._parts.append(_U32.pack(value))
         return self
 
     def u64(self, value: int) -> Writer:
-        self._buf += _U64.pack(value)
+        self._parts.append(_U64.pack(value))
         return self
 
     def raw(self, value: bytes) -> Writer:
         """Bytes with no prefix (the reader must know their size: ``fixed``)."""
-        self._buf += value
+        self._parts.append(value)
         return self
 
     def blob16(self, value: bytes) -> Writer:
         """u16 length, then the bytes; ValueError above 65,535 bytes."""
-        return self.u16(_checked(len(value), MAX16)).raw(value)
+        if len(value) > MAX16:
+            raise _too_long(value)
+        self._parts += (_U16.pack(len(value)), value)
+        return self
 
     def blob32(self, value: bytes) -> Writer:
         """u32 length, then the bytes; ValueError above 4 GiB."""
-        return self.u32(_checked(len(value), MAX32)).raw(value)
+        if len(value) > MAX32:
+            raise _too_long(value)
+        self._parts += (_U32.pack(len(value)), value)
+        return self
 
     def text16(self, value: str) -> Writer:
         """u16 length, then the UTF-8 bytes; ValueError above 65,535 bytes."""
-        return self.blob16(value.encode("utf-8"))
+        raw = value.encode("utf-8")
+        if len(raw) > MAX16:
+            raise _too_long(raw)
+        self._parts += (_U16.pack(len(raw)), raw)
+        return self
 
     def getvalue(self) -> bytes:
-        return bytes(self._buf)
+        return b"".join(self._parts)
 
 
-def _checked(size: int, limit: int) -> int:
-    if size > limit:
-        raise ValueError(f"field of {size} bytes is too long for its length prefix")
-    return size
+def _too_long(value: bytes) -> ValueError:
+    return ValueError(f"field of {len(value)} bytes is too long for its length prefix")
 
 
 class Reader:
     """Reads fields written by ``Writer``; every failure is a ``DecodeError``."""
 
     def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
+        self._data = bytes(data)
         self._pos = 0
 
-    def _take(self, size: int) -> memoryview:
-        end = self._pos + size
-        if end > len(self._data):
-            raise DecodeError(TRUNCATED, f"truncated at byte {self._pos} (need {size})")
-        chunk = self._data[self._pos : end]
-        self._pos = end
-        return chunk
+    def _advance(self, size: int) -> int:
+        """Where the next ``size`` bytes start; moves past them."""
+        start = self._pos
+        if start + size > len(self._data):
+            raise DecodeError(TRUNCATED, f"truncated at byte {start} (need {size})")
+        self._pos = start + size
+        return start
+
+    def _take(self, size: int) -> bytes:
+        start = self._advance(size)
+        return self._data[start : self._pos]
 
     def u8(self) -> int:
-        return int(_U8.unpack(self._take(1))[0])
+        return int(_U8.unpack_from(self._data, self._advance(1))[0])
 
     def u16(self) -> int:
-        return int(_U16.unpack(self._take(2))[0])
+        return int(_U16.unpack_from(self._data, self._advance(2))[0])
 
     def u32(self) -> int:
-        return int(_U32.unpack(self._take(4))[0])
+        return int(_U32.unpack_from(self._data, self._advance(4))[0])
 
     def u64(self) -> int:
-        return int(_U64.unpack(self._take(8))[0])
+        return int(_U64.unpack_from(self._data, self._advance(8))[0])
 
     def fixed(self, size: int) -> bytes:
         """Exactly ``size`` bytes with no prefix."""
-        return bytes(self._take(size))
+        return self._take(size)
 
     def blob16(self, size: int | None = None) -> bytes:
         """A u16-prefixed field; when ``size`` is given it must be exactly that long."""
-        return _sized(bytes(self._take(self.u16())), size)
+        return _sized(self._take(self.u16()), size)
 
     def blob32(self) -> bytes:
         """A u32-prefixed field (bounded by the input: a long prefix is ``truncated``)."""
-        return bytes(self._take(self.u32()))
+        return self._take(self.u32())
 
     def text16(self, *, empty: bool = True) -> str:
         """A u16-prefixed UTF-8 string; ``empty=False`` refuses the empty string."""
