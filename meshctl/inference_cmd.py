@@ -25,6 +25,8 @@ def job_document(name: str, pool: str, args: dict[str, Any]) -> Job:
                             "temperature": args["temperature"]}  # fmt: skip
     if args["seed"] is not None:
         spec["seed"] = args["seed"]
+    if args.get("draft_tokens"):
+        spec["draftTokens"] = args["draft_tokens"]
     if args["chat"]:
         spec["messages"] = [{"role": "user", "content": args["prompt"]}]
     else:
@@ -56,6 +58,7 @@ def result_document(status: dict[str, Any]) -> dict[str, Any]:
         "completionTokens": status.get("completionTokens"),
         "tokensPerSecond": status.get("tokensPerSecond"),
         "timeToFirstTokenMs": status.get("timeToFirstTokenMs"),
+        "decodeRounds": status.get("decodeRounds"),
         "members": status.get("members", []),
     }
 
@@ -65,6 +68,10 @@ def print_figures(doc: dict[str, Any]) -> None:
     ttft = doc.get("timeToFirstTokenMs") or 0.0
     console.print(f"\n[dim]{doc.get('completionTokens')} tokens, {tps:.1f} tok/s, first token after "
                   f"{ttft:.0f} ms, prompt {doc.get('promptTokens')} tokens[/dim]")  # fmt: skip
+    rounds, tokens = doc.get("decodeRounds"), doc.get("completionTokens") or 0
+    if rounds and tokens > 1 and rounds < tokens - 1:  # drafts were accepted
+        console.print(f"[dim]{tokens - 1} tokens after the first in {rounds} passes "
+                      f"({(tokens - 1) / rounds:.2f} per pass)[/dim]")  # fmt: skip
     rows = [[m.get("nodeId"), "-".join(str(c) for c in m.get("columns", [])), f"{m.get('computeMs', 0):.0f}",
              f"{m.get('commMs', 0):.0f}", m.get("bytesSent", 0)] for m in doc.get("members", [])]  # fmt: skip
     if rows:
@@ -115,6 +122,14 @@ def inference(
     ),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy."),
     seed: int | None = typer.Option(None, "--seed", help="Sampling seed."),
+    draft_tokens: int = typer.Option(
+        0,
+        "--draft-tokens",
+        min=0,
+        max=16,
+        help="Greedy only: tokens drafted by prompt lookup and verified per pass (0 = off; "
+        "same answer, fewer passes on text that repeats).",
+    ),
     chat: bool = typer.Option(
         False, "--chat", help="Render the prompt with the model's chat template."
     ),
@@ -148,7 +163,8 @@ def inference(
         raise CliError(f"--activations must be exact or int8, not {activations!r}")
     args = {"prompt": prompt, "max_tokens": max_tokens, "model": model,
             "temperature": temperature, "seed": seed, "chat": chat, "kernels": kernels,
-            "activations": activations, "threads": threads}  # fmt: skip
+            "activations": activations, "threads": threads,
+            "draft_tokens": draft_tokens}  # fmt: skip
     if local:
         from meshctl.local_inference import run_local
 

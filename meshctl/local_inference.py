@@ -60,14 +60,16 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
         raise CliError(str(err)) from err
     tokenizer = info.tokenizer
     params = SamplingParams(max_tokens=args["max_tokens"], temperature=args["temperature"],
-                            seed=args["seed"] or 0)  # fmt: skip
+                            seed=args["seed"] or 0,
+                            draft_tokens=args.get("draft_tokens") or 0)  # fmt: skip
     size = cache_len(len(prompt_ids), args["max_tokens"], info.config)
     engine = Engine(info.config, weights, cache_len=size)
-    ids, text, first, compute, first_age = [], "", None, 0.0, 0.0
+    ids, text, first, compute, first_age, rounds = [], "", None, 0.0, 0.0, 0
     for event in engine.generate(prompt_ids, params, tokenizer):
         if first is None:
             first, first_age = time.perf_counter(), _process_age()
         ids.append(event.token_id)
+        rounds = event.round
         text += event.text
         compute += event.compute_ms
         if not quiet:
@@ -83,6 +85,7 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
         "tokensPerSecond": (len(ids) - 1) / decode_s if len(ids) > 1 and decode_s > 0 else None,
         "timeToFirstTokenMs": ((first or end) - started) * 1000,
         "startToFirstTokenMs": first_age * 1000,
+        "decodeRounds": rounds,  # forward passes after the prompt's
         "members": [
             {
                 "nodeId": "local",
