@@ -60,8 +60,7 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
         raise CliError(str(err)) from err
     tokenizer = info.tokenizer
     params = SamplingParams(max_tokens=args["max_tokens"], temperature=args["temperature"],
-                            seed=args["seed"] or 0,
-                            draft_tokens=args.get("draft_tokens") or 0)  # fmt: skip
+                            seed=args["seed"] or 0, draft_tokens=args.get("draft_tokens", 0))  # fmt: skip
     size = cache_len(len(prompt_ids), args["max_tokens"], info.config)
     engine = Engine(info.config, weights, cache_len=size)
     ids, text, first, compute, first_age, rounds = [], "", None, 0.0, 0.0, 0
@@ -69,13 +68,14 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
         if first is None:
             first, first_age = time.perf_counter(), _process_age()
         ids.append(event.token_id)
-        rounds = event.round
+        rounds = event.round  # forward passes after the prompt's
         text += event.text
         compute += event.compute_ms
         if not quiet:
             console.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
     end = time.perf_counter()
     decode_s = end - (first or end)
+    spec = {"decodeRounds": rounds, "tokensPerRound": (len(ids) - 1) / rounds} if rounds else {}
     return {
         "text": text,
         "tokenIds": ids,
@@ -85,7 +85,6 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
         "tokensPerSecond": (len(ids) - 1) / decode_s if len(ids) > 1 and decode_s > 0 else None,
         "timeToFirstTokenMs": ((first or end) - started) * 1000,
         "startToFirstTokenMs": first_age * 1000,
-        "decodeRounds": rounds,  # forward passes after the prompt's
         "members": [
             {
                 "nodeId": "local",
@@ -95,4 +94,5 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
                 "bytesSent": 0,
             }
         ],
+        **(spec if params.speculative else {}),  # as a pool job: only when drafts ran
     }

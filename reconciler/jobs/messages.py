@@ -24,6 +24,16 @@ from typing import Any
 from reconciler.inference.sampling import MAX_DRAFT_TOKENS, SamplingParams
 from reconciler.jobs.errors import JobProtocolError
 from reconciler.jobs.fields import Fields
+from reconciler.jobs.offerplan import (
+    PLANS,
+    check_plan,
+    choice,
+    participant,
+    participant_doc,
+)
+from reconciler.jobs.offerplan import (
+    Participant as Participant,
+)
 
 MAGIC = b"MJ"
 VERSION = 1
@@ -42,15 +52,6 @@ class MessageType(IntEnum):
     START = 5
     ABORT = 6
     DONE = 7
-
-
-@dataclass(frozen=True)
-class Participant:
-    """A ring member taking part in a job: its rank is its index in the offer."""
-
-    node_id: str
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class JobOffer:
     shard_columns: int
     participants: tuple[Participant, ...]
     wire: str = "f32"  # all-reduce contributions: "f32" or "q80" (q80reduce), the same for all
+    plan: str = "tensor"  # one of PLANS
 
     def rank_of(self, node_id: str) -> int | None:
         """The rank of ``node_id``, or None when it takes no part."""
@@ -203,8 +205,9 @@ def _to_doc(m: Message) -> dict[str, Any]:
             epoch=m.ring_epoch,
             hash=m.ring_hash,
             columns=m.shard_columns,
-            members=[[p.node_id, p.start, p.end] for p in m.participants],
+            members=[participant_doc(m.plan, p) for p in m.participants],
             **({"wire": m.wire} if m.wire != "f32" else {}),  # older members read the rest
+            **({"plan": m.plan} if m.plan != "tensor" else {}),
         )
     elif isinstance(m, JobReady):
         doc.update(node=m.node_id, load_ms=m.load_ms, resident=m.resident_bytes)
@@ -238,12 +241,13 @@ def _from_doc(code: MessageType, f: Fields) -> Message:
 
 def _offer(job: str, session: int, f: Fields) -> JobOffer:
     columns = f.integer("columns", 1, 2**31)
+    plan = choice(f, "plan", PLANS, "tensor")
     members = tuple(
-        Participant(m.text(0), m.integer(1, 0, columns), m.integer(2, 0, columns))
-        for m in f.items("members", 1, 4096)
+        participant(m, columns, plan == "pipeline") for m in f.items("members", 1, 4096)
     )
     if len({p.node_id for p in members}) != len(members):
         raise JobProtocolError("a node appears twice in the offer")
+    check_plan(plan, columns, members)
     return JobOffer(
         job_id=job,
         session=session,
@@ -255,6 +259,7 @@ def _offer(job: str, session: int, f: Fields) -> JobOffer:
         shard_columns=columns,
         participants=members,
         wire=_wire(f),
+        plan=plan,
     )
 
 

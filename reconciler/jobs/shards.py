@@ -52,6 +52,11 @@ class ShardCache:
                 self._infos[key] = load_model_info(path)
             return _touch(self._infos, key, self.capacity)
 
+    def resident(self, path: Path, share: RankShare) -> bool:
+        """Whether this slice is held already (a job reusing it loads nothing)."""
+        with self._lock:
+            return (str(path), _version(path), share) in self._shards
+
     def shard(
         self, path: Path, config: ModelConfig, share: RankShare, progress: Progress
     ) -> ShardWeights | FusedShard:

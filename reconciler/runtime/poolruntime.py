@@ -172,6 +172,7 @@ class PoolRuntime:
             tensor_transport_factory=lambda: LinksTensorSender(self.links, loop),
             model_resolver=partial(resolve_name, home=ctx.home),  # names only, from peers
             ring_view=lambda: self.gossip.ring,
+            measures=self,  # the planner's inputs from gossip (``measures()`` below)
         )
         self.gossip.add_revocations(self.revocations.entries())
         self._gossip_pump.flush()

@@ -240,11 +240,14 @@ def test_a_slow_reader_gets_backpressure_then_queue_full(pool: PoolKit) -> None:
 
                 chunk = encode(Data(7, b"z" * 60_000))
                 errors: list[Error] = []
+                refused = asyncio.Event()
                 reading = parser_a = FrameParser()
 
                 async def collect() -> None:
                     while data := await raw_a.read(65536):
                         errors.extend(e for e in reading.feed(data) if isinstance(e, Error))
+                        if errors:
+                            refused.set()
 
                 collector = asyncio.create_task(collect())
                 for _ in range(200):  # ~12 MB: far more than b's socket buffers and queue
@@ -253,10 +256,7 @@ def test_a_slow_reader_gets_backpressure_then_queue_full(pool: PoolKit) -> None:
                         await asyncio.wait_for(wa.drain(), 0.05)
                     if errors:
                         break
-                for _ in range(100):
-                    if errors:
-                        break
-                    await asyncio.sleep(0.05)
+                await asyncio.wait_for(refused.wait(), 10)
                 assert [e.code for e in errors] == [ErrorCode.QUEUE_FULL]
                 assert parser_a is reading
                 collector.cancel()
