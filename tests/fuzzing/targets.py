@@ -254,6 +254,8 @@ def tensor(data: bytes) -> None:
 
 
 def _job_seeds() -> list[bytes]:
+    from dataclasses import replace
+
     from reconciler.inference.sampling import SamplingParams
     from reconciler.jobs import messages as j
 
@@ -262,8 +264,10 @@ def _job_seeds() -> list[bytes]:
         4, "ab" * 32, 8192, (j.Participant("node-a", 0, 5000), j.Participant("node-b", 5000, 8192)),
     )  # fmt: skip
     stats = j.MemberStats("node-b", 5000, 8192, 12.5, 3.25, 4096, 62, 62, 100.0, 1 << 30, 4.0, 9)
+    speculative = replace(offer, sampling=SamplingParams(draft_tokens=8), wire="q80")
     msgs: list[j.Message] = [
         offer,
+        speculative,
         j.JobReady("j", 1, "node-b", 12.0, 1 << 33),
         j.JobLoadFailed("j", 1, "node-b", "ModelNotFound", "no such file"),
         j.LoadProgress("j", 1, "node-b", 0.5),
