@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # onnx is imported only when graphs are built
 
 HEAD_CHUNK = 65536  # vocabulary rows per LM-head session (fewer calls per token)
 LAYERS_PER_GRAPH = 10  # world size 1: fewer calls per token, bounded load scratch
-GRAPH_BYTES = 64 << 20  # ... and no more packed weight bytes in one graph: building a
+GRAPH_BYTES = 32 << 20  # ... and no more packed weight bytes in one graph: building a
 # session copies its weights (proto, then onnxruntime's prepacked copy) for a moment
 
 
