@@ -133,10 +133,12 @@ def node_id(device: Device) -> str:
 
 def two_device_pool(lan: Lan, model: Path) -> tuple[Device, Device]:
     """An admin and a member in a converged ring, both keeping ``model`` (peers name
-    models, never paths) and each limited to one BLAS thread."""
+    models, never paths), each limited to one BLAS thread, with exact activations (the
+    oracle mode: a pool gives the greedy tokens of one device alone, token for token)."""
     admin, member = lan.add("device1"), lan.add("device2")
     for device in (admin, member):
-        device.extra_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        device.extra_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                            "MESHNET_ACTIVATIONS": "exact"}  # fmt: skip
         device.keep_model(model)
     pool = start_admin(admin)
     request_join(member, pool, make_token(admin))
