@@ -43,10 +43,12 @@ class Device:
     address: str
     beacon_port: int
     processes: list[AgentProcess] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)  # for its agents and commands
 
     def env(self) -> dict[str, str]:
         env = {
             **os.environ,
+            **self.extra_env,
             "MESHNET_HOME": str(self.home.root),
             "MESHNET_BEACON_PORT": str(self.beacon_port),
         }
