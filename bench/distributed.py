@@ -97,8 +97,13 @@ def local(device: Device, prompt: str, tokens: int, activations: str) -> dict[st
     return dict(json.loads(device.cli(*args, tool="mesh", timeout=600).stdout))
 
 
+WIRE = "auto"  # Job.spec.wire (--wire)
+
+
 def job_spec(plan: str, prompt: str, tokens: int, draft: int = 0) -> dict[str, Any]:
     spec: dict[str, Any] = {"model": "demo", "prompt": prompt, "maxTokens": tokens}
+    if WIRE != "auto":
+        spec["wire"] = WIRE
     if plan != "auto" and (plan != "tensor" or "parallelism" in JobSpec.model_fields):
         spec["parallelism"] = plan  # (before plans, every job ran the tensor plan)
     if draft:
@@ -206,12 +211,18 @@ class Sweep:
         return {
             "tokensPerSecond": tps,
             "ratio": (tps or 0.0) / (median(self.baseline) or 1.0),
-            "chosen": plan_of(done[0]),
+            "chosen": _chosen(plan, done[0]),
             "bytesPerToken": self.bytes_per_token.get(plan) if not draft else None,
             "passesPerToken": median(passes),
             "sameTokensAsLocal": same,
             "computeMsPerToken": median([_compute_per_token(s) for s in done]),
         }
+
+
+def _chosen(asked: str, status: dict[str, Any]) -> str:
+    """The plan that ran, marked ``!`` when it is not the one asked for."""
+    ran = plan_of(status)
+    return f"{ran}!" if asked != "auto" and ran != asked else ran
 
 
 def _compute_per_token(status: dict[str, Any]) -> float:
@@ -311,6 +322,9 @@ def report(sweep: Sweep) -> dict[str, Any]:
         "bytesPerToken": sweep.bytes_per_token,
         "targets": [{"target": t, "measured": m, "result": r} for t, m, r in targets(sweep)],
         "model": None if costs is None else {**costs.__dict__, "predictions": predictions(costs)},
+        "lookupPassesPerToken": median(
+            [p for r in sweep.rows if (p := r.get("speculative", {}).get("passesPerToken"))]
+        ),
     }
 
 
@@ -321,7 +335,8 @@ def _fmt(value: Any, spec: str) -> str:
 def print_report(doc: dict[str, Any], args: argparse.Namespace) -> None:
     base = doc["baselineTokensPerSecond"] or 0.0
     print(f"\none member alone, one thread (--local): {base:.1f} tok/s median "
-          f"({args.max_tokens} tokens, activations {args.activations})")  # fmt: skip
+          f"({args.max_tokens} tokens, activations {args.activations}, wire {args.wire})")  # fmt: skip
+    print("\n(chosen: the plan the agent ran; '!' = not the one asked for)")
     print(f"\n{'RTT ms':>7} {'plan':<9} {'chosen':<9} {'tok/s':>7} {'ratio':>6} {'B/tok/memb':>10}"
           f" {'passes/tok':>10} {'same':>5}")  # fmt: skip
     for row in doc["rows"]:
@@ -350,11 +365,18 @@ def print_report(doc: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"  k  round trips waited per exchange (slope)      {model['rtts_per_exchange']:.2f}")
     print(f"     bytes per token sent by one member at TP=2   {model['tp_bytes_per_token']:,.0f}")
     print(f"     pipeline hop (one activation vector)         {model['hop_bytes']:,.0f} bytes")
+    lookup = doc["lookupPassesPerToken"]
     for p in model["predictions"]:
+        with_lookup = ""
+        if lookup and p["plan"] != "single":  # a verify pass taken to cost one plain pass
+            with_lookup = f"  (prompt lookup: <= {p['tokensPerSecond'] / lookup:.1f})"
         print(
             f"  {p['link']:<16} {p['devices']} devices {p['plan']:<9}"
-            f" {p['tokensPerSecond']:7.1f} tok/s   t = {p['msPerToken']}"
+            f" {p['tokensPerSecond']:7.1f} tok/s   t = {p['msPerToken']}{with_lookup}"
         )
+    if lookup:
+        print(f"  prompt lookup: {lookup:.2f} passes per token measured on the repeating prompt;"
+              " the bound divides t by it (a verify pass costs more compute than one token)")  # fmt: skip
 
 
 def parse() -> argparse.Namespace:
@@ -365,6 +387,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, default=64, help="tokens per job")
     parser.add_argument("--draft-tokens", type=int, default=4, help="prompt lookup (0: skip)")
     parser.add_argument("--activations", default="int8", choices=("int8", "exact"))
+    parser.add_argument("--wire", default="auto", choices=("auto", "f32", "q80"),
+                        help="Job.spec.wire: partial results on the wire")  # fmt: skip
     parser.add_argument("-o", "--output", default="text", choices=("text", "json"))
     args = parser.parse_args()
     args.delays = [float(d) for d in args.delays.split(",") if d]
@@ -375,7 +399,9 @@ def parse() -> argparse.Namespace:
 
 
 def main() -> None:
+    global WIRE
     args = parse()
+    WIRE = args.wire
     if not netns_available():
         sys.exit("bench/distributed.py needs root and network namespaces (ip netns)")
     from reconciler.inference import demo_model_path

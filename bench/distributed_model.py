@@ -31,6 +31,7 @@ class Link:
     shared_medium: bool  # Wi-Fi: all members' bytes share the air
 
 
+MIN_RTTS_PER_EXCHANGE = 0.5
 GIGABIT = Link("Gigabit Ethernet", 0.2, 110e6 / 1000.0, False)
 WIFI = Link("Wi-Fi", 5.0, 10e6 / 1000.0, True)
 
@@ -53,14 +54,16 @@ def overhead_per_exchange(tp_ms_per_token: float, compute_ms: float, exchanges: 
 
 
 def rtts_per_exchange(points: list[tuple[float, float]], exchanges: int) -> float:
-    """k: least-squares slope of (rtt ms, ms per token) over the exchanges per token."""
+    """k: least-squares slope of (rtt ms, ms per token) over the exchanges per token, at
+    least 0.5 (an exchange waits at least one one-way trip; a loaded machine's noise can
+    hide the slope of small delays)."""
     if len(points) < 2 or len({rtt for rtt, _ in points}) < 2:
         return 1.0  # unmeasured: assume a full round trip per exchange
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
     slope /= sum((x - mx) ** 2 for x in xs)
-    return max(0.0, slope / exchanges)
+    return max(MIN_RTTS_PER_EXCHANGE, slope / exchanges)
 
 
 def predict(costs: Costs, link: Link, plan: str, devices: int) -> tuple[float, str]:
