@@ -32,11 +32,12 @@ def test_a_pool_across_a_slow_link_gives_the_local_tokens(
 ) -> None:
     delayed_lan(2.5)  # a 5 ms round trip between br0 and br1
     admin, member = two_device_pool(lan, TINY, bridges=("br0", "br1"), env=EXACT)
-    prompt = ["--model", str(TINY), "--prompt", "Hello world", "--max-tokens", "8"]
-    local = _inference(admin, *prompt, "--local", "--activations", "exact", "--threads", "1")
-    pooled = _inference(member, *prompt)
-    assert pooled["tokenIds"] == local["tokenIds"]
-    assert pooled["text"] == local["text"]
-    members = pooled["members"]
-    assert isinstance(members, list) and len(members) == 2
-    assert all(m["bytesSent"] > 0 for m in members)  # the tokens did cross the line
+    for model in (str(TINY), "demo"):
+        prompt = ["--model", model, "--prompt", "The garden gate", "--max-tokens", "6"]
+        local = _inference(admin, *prompt, "--local", "--activations", "exact", "--threads", "1")
+        pooled = _inference(member, *prompt)
+        assert pooled["tokenIds"] == local["tokenIds"], model
+        assert pooled["text"] == local["text"]
+        members = pooled["members"]
+        assert isinstance(members, list) and len(members) == 2
+        assert all(m["bytesSent"] > 0 for m in members)  # the tokens did cross the line
