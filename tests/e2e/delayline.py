@@ -151,7 +151,12 @@ class DelayLine:
 
 
 def start_delay_line(
-    hub: str, bridge_a: str, bridge_b: str, one_way_ms: float, loss: float = 0.0, lifetime: float = 900.0
+    hub: str,
+    bridge_a: str,
+    bridge_b: str,
+    one_way_ms: float,
+    loss: float = 0.0,
+    lifetime: float = 900.0,
 ) -> subprocess.Popen[str]:
     """Start a delay line between two bridges of the hub namespace ``hub``; the caller
     stops it with ``terminate()`` (it also stops by itself after ``lifetime`` s)."""
@@ -159,7 +164,12 @@ def start_delay_line(
 
 
 def open_delay_line(
-    hub: str, bridge_a: str, bridge_b: str, one_way_ms: float, loss: float = 0.0, lifetime: float = 900.0
+    hub: str,
+    bridge_a: str,
+    bridge_b: str,
+    one_way_ms: float,
+    loss: float = 0.0,
+    lifetime: float = 900.0,
 ) -> DelayLine:
     """Start a delay line between two bridges of the hub namespace ``hub``, its delay
     adjustable while it runs; the caller stops it with :meth:`DelayLine.stop`."""
