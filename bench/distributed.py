@@ -26,6 +26,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -432,4 +433,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     os.environ.update(THREAD_ENV)
+    # A SIGTERM (timeout, CI) unwinds too, so the namespaces and agents are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()
