@@ -85,11 +85,22 @@ def submit(device: Device, spec: dict[str, Any], timeout: float) -> dict[str, An
             found = store.require("Job", name)
             status = found.status.model_dump(mode="json", by_alias=True, exclude_none=True)
             if status.get("phase") == "Failed":
-                return {"refused": f"{status.get('failureReason')}: {status.get('failureMessage')}"}
+                return _log(spec, {"refused": f"{status.get('failureReason')}: "
+                                              f"{status.get('failureMessage')}"})  # fmt: skip
             if status.get("phase") == "Succeeded":
-                return status
+                return _log(spec, status)
             time.sleep(0.05)
-    return {"refused": f"timed out after {timeout:.0f} s"}
+    return _log(spec, {"refused": f"timed out after {timeout:.0f} s"})
+
+
+def _log(spec: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """One line of progress on stderr per job (a full run takes a while)."""
+    what = f"{spec.get('parallelism', 'auto')} {spec['maxTokens']} tokens"
+    if spec.get("speculative"):
+        what += f" draft {spec['speculative']['draftTokens']}"
+    outcome = status.get("refused") or f"{status.get('tokensPerSecond') or 0:.1f} tok/s"
+    print(f"  job {what}: {outcome}", file=sys.stderr, flush=True)
+    return status
 
 
 def local(device: Device, prompt: str, tokens: int, activations: str) -> dict[str, Any]:
@@ -166,12 +177,16 @@ class Sweep:
     def run(self) -> None:
         # Bytes per token need no delay: a full job minus a 2-token job, per plan.
         self.line.set_delay(0.0)
+        print("warm-up, then bytes per token", file=sys.stderr, flush=True)
+        submit(self.device, job_spec("auto", PROMPT, 2), self.timeout)
         for plan in self.args.plans:
             short = submit(self.device, job_spec(plan, PROMPT, 2), self.timeout)
             full = submit(self.device, job_spec(plan, PROMPT, self.args.max_tokens), self.timeout)
             self.bytes_per_token[plan] = bytes_per_token(short, full)
+        print("no injected delay", file=sys.stderr, flush=True)
         self.rows.append(self.measure(0.0, ["tensor"], speculative=False))
         for rtt in self.args.delays:
+            print(f"round trip {rtt:g} ms", file=sys.stderr, flush=True)
             self.line.set_delay(rtt / 2.0)
             self.rows.append(self.measure(rtt, self.args.plans, speculative=True))
 
@@ -208,7 +223,8 @@ class Sweep:
             return {"refused": statuses[0]["refused"] if statuses else "not run"}
         tps = median([s.get("tokensPerSecond") or 0.0 for s in done])
         passes = [p for s in done if (p := passes_per_token(s, draft)) is not None]
-        same = all(s.get("tokenIds") == self.local_tokens.get(prompt) for s in done)
+        reference = self.local_tokens.get(prompt) or []
+        same = all(s.get("tokenIds") == reference for s in done)
         return {
             "tokensPerSecond": tps,
             "ratio": (tps or 0.0) / (median(self.baseline) or 1.0),
@@ -216,8 +232,20 @@ class Sweep:
             "bytesPerToken": self.bytes_per_token.get(plan) if not draft else None,
             "passesPerToken": median(passes),
             "sameTokensAsLocal": same,
+            "agreement": median([_agreement(s.get("tokenIds") or [], reference) for s in done]),
             "computeMsPerToken": median([_compute_per_token(s) for s in done]),
         }
+
+
+def _agreement(tokens: list[int], reference: list[int]) -> float:
+    """The share of ``reference`` a run repeats before its first different token (greedy
+    runs part for good at the first difference)."""
+    same = 0
+    for ours, theirs in zip(tokens, reference, strict=False):
+        if ours != theirs:
+            break
+        same += 1
+    return same / max(1, len(reference))
 
 
 def _chosen(asked: str, status: dict[str, Any]) -> str:
@@ -337,9 +365,12 @@ def print_report(doc: dict[str, Any], args: argparse.Namespace) -> None:
     base = doc["baselineTokensPerSecond"] or 0.0
     print(f"\none member alone, one thread (--local): {base:.1f} tok/s median "
           f"({args.max_tokens} tokens, activations {args.activations}, wire {args.wire})")  # fmt: skip
-    print("\n(chosen: the plan the agent ran; '!' = not the one asked for)")
+    print("\nchosen: the plan the agent ran ('!': not the one asked for); B/tok/memb: bytes the"
+          " busiest member sends per decoded token; passes/tok: decode forward passes per"
+          " token; agree: share of --local's greedy tokens repeated before the first"
+          " difference")  # fmt: skip
     print(f"\n{'RTT ms':>7} {'plan':<9} {'chosen':<9} {'tok/s':>7} {'ratio':>6} {'B/tok/memb':>10}"
-          f" {'passes/tok':>10} {'same':>5}")  # fmt: skip
+          f" {'passes/tok':>10} {'agree':>6}")  # fmt: skip
     for row in doc["rows"]:
         entries = [*row["plans"].items()]
         if "speculative" in row:
@@ -350,7 +381,7 @@ def print_report(doc: dict[str, Any], args: argparse.Namespace) -> None:
                 continue
             print(f"{row['rttMs']:>7g} {plan:<9} {e['chosen']:<9} {_fmt(e['tokensPerSecond'], '7.1f')}"
                   f" {_fmt(e['ratio'], '6.2f')} {_fmt(e['bytesPerToken'], '10,.0f')}"
-                  f" {_fmt(e['passesPerToken'], '10.2f')} {e['sameTokensAsLocal']!s:>5}")  # fmt: skip
+                  f" {_fmt(e['passesPerToken'], '10.2f')} {_fmt(e['agreement'], '6.2f')}")  # fmt: skip
     print("\ntargets (issue 10):")
     for t in doc["targets"]:
         print(f"  {t['result']:<4}  {t['target']}: {t['measured']}")
