@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/inference_tp.py               # coordinator here, member in a child
     .venv/bin/python bench/inference_tp.py --one-process # both JobServices in this process
+    .venv/bin/python bench/inference_tp.py --wire q80    # 8-bit all-reduce contributions
 
 Two JobServices (coordinator and member), each with its own PeerLinks and pool
 certificate, run SmolLM2-135M-Instruct split 50/50. Prints prefill and decode tokens/s,
@@ -50,6 +51,7 @@ from reconciler.jobs import (
 PROMPT_TOKENS = 64
 DECODE_TOKENS = 48
 ROUNDS = 3
+WIRE = "f32"  # --wire: all-reduce contributions as float32 or Q80 blocks (in the offer)
 
 
 def make_member(home: Path, name: str, root: Any) -> tuple[str, TlsFiles]:
@@ -111,7 +113,7 @@ async def run_jobs(service: JobService, ring: Ring, prompt: list[int]) -> dict[s
 
     async def job(name: str, tokens: int) -> JobResult:
         params = SamplingParams(max_tokens=tokens, ignore_eos=True)
-        return await service.run(JobRequest(name, "demo", prompt, params, ring))
+        return await service.run(JobRequest(name, "demo", prompt, params, ring, wire=WIRE))
 
     start = time.perf_counter()
     await job("warm-up", 2)
@@ -224,8 +226,12 @@ def main() -> None:
     parser.add_argument(
         "--switch-interval", type=float, default=None, help="sys.setswitchinterval (seconds)"
     )
+    parser.add_argument("--wire", choices=["f32", "q80"], default="f32",
+                        help="all-reduce contributions on the wire")  # fmt: skip
     parser.add_argument("--member", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global WIRE
+    WIRE = args.wire
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
     if args.member is not None:

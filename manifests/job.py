@@ -15,6 +15,8 @@ from manifests.base import (
 )
 
 JobPhase = Literal["Pending", "Scheduled", "Running", "Succeeded", "Failed"]
+Parallelism = Literal["auto", "tensor", "pipeline", "single"]
+WireFormat = Literal["auto", "f32", "q80"]
 
 
 class ChatMessage(StrictModel):
@@ -52,6 +54,29 @@ class JobSpec(StrictModel):
     repetition_penalty: float = Field(
         default=1.0, gt=0.0, le=10.0, description="Divides logits of tokens seen (1 = off)."
     )
+    draft_tokens: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Greedy only: tokens drafted by prompt lookup and verified per pass (0 = off).",
+    )
+    parallelism: Parallelism = Field(
+        default="auto",
+        description=(
+            "How the job is split over the pool: 'auto' (the planner picks the fastest"
+            " plan from measured links, speeds and memory), 'tensor' (column ranges of"
+            " every matrix), 'pipeline' (contiguous layer ranges), or 'single' (the"
+            " coordinator alone)."
+        ),
+    )
+    wire: WireFormat = Field(
+        default="auto",
+        description=(
+            "Format of partial results on the wire: 'f32', 'q80' (8-bit blocks with a"
+            " scale, about 3.8x fewer bytes), or 'auto' (q80 when the member's activations"
+            " are int8, f32 in exact mode)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> JobSpec:
@@ -68,6 +93,23 @@ class JobMemberStatus(LenientModel):
     compute_ms: float = Field(default=0.0, description="Time spent computing.")
     comm_ms: float = Field(default=0.0, description="Time spent in collectives.")
     bytes_sent: int = Field(default=0, description="Bytes sent to other members.")
+    layers: list[int] = Field(
+        default_factory=list, description="[start, end) of its decoder layers (pipeline)."
+    )
+
+
+class JobPlanStatus(LenientModel):
+    """The plan a job runs under, as the coordinator chose it."""
+
+    kind: str = Field(description="single, tensor or pipeline.")
+    reason: str = Field(default="", description="Why the planner chose it.")
+    wire: str = Field(default="auto", description="Format of partial results on the wire.")
+    predicted_tokens_per_second: float | None = Field(
+        default=None, description="Decode speed the planner predicted (None: unmeasured)."
+    )
+    alternatives: dict[str, float] = Field(
+        default_factory=dict, description="Predicted tok/s of every plan that fits."
+    )
 
 
 class JobStatus(BaseStatus):
@@ -80,7 +122,14 @@ class JobStatus(BaseStatus):
     completion_tokens: int | None = Field(default=None, description="Tokens generated.")
     tokens_per_second: float | None = Field(default=None, description="Decode speed.")
     time_to_first_token_ms: float | None = Field(default=None, description="Latency.")
+    decode_rounds: int | None = Field(
+        default=None, description="Forward passes after the prefill (distributed rounds)."
+    )
+    tokens_per_round: float | None = Field(
+        default=None, description="Tokens per decode pass: above 1 when drafts were accepted."
+    )
     members: list[JobMemberStatus] = Field(default_factory=list, description="Per member.")
+    plan: JobPlanStatus | None = Field(default=None, description="The plan the job runs under.")
 
 
 class Job(StrictModel):

@@ -12,10 +12,15 @@ from manifests import Member, Pool
 from manifests.durations import parse_duration
 from meshctl.context import CliError, friendly, home, open_store
 from meshctl.render import console, emit, err_console, table
-from reconciler.certs.revocation import RevocationList, revoke
 from reconciler.pools import load_root
 from reconciler.store import Store
-from reconciler.store_admin import add_revocations, delete_token, issue_token, set_approval, tokens
+from reconciler.store_admin import (
+    delete_token,
+    issue_token,
+    record_revocation,
+    set_approval,
+    tokens,
+)
 
 token_app = typer.Typer(
     help="Join tokens (kubeadm style: abcdef.0123456789abcdef).", no_args_is_help=True
@@ -219,8 +224,6 @@ def member_revoke(
         if fingerprint is None:
             raise CliError(f"Member {name!r} has no key fingerprint recorded")
         root = load_root(home(), member.spec.pool.name)
-        entry = revoke(root, fingerprint, time.time(), reason[:100])
-        encoded = RevocationList(root.anchor, [entry]).encode()
-        add_revocations(store, member.spec.pool.name, {fingerprint: encoded})
+        record_revocation(store, root, fingerprint, time.time(), reason)
         store.record_event("Member", name, "Warning", "Revoked", reason)
     console.print(f"member {name} revoked ({fingerprint})", highlight=False)

@@ -30,7 +30,7 @@ from reconciler.home import Home
 from reconciler.pools import read_pool_info
 from reconciler.runtime.beaconsockets import choose_interfaces, effective_discovery
 from reconciler.runtime.material import read_member_cert
-from reconciler.runtime.observed import beacons_key, peers_key, ring_key
+from reconciler.runtime.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.store import Store
 
 Level = Literal["ok", "warn", "fail"]
@@ -161,10 +161,14 @@ def check_beacons(store: Store, pool: Pool) -> list[Finding]:
 def check_links(store: Store, pool: Pool) -> list[Finding]:
     found = []
     for peer in store.get_observed(peers_key(pool.metadata.name)) or []:
+        from meshctl.observed_cmd import measure_cells
+
         level: Level = "ok" if peer.get("linkConnected") else "warn"
+        rtt, rate, _, _ = measure_cells(peer)
         found.append(Finding(level, "link", f"{peer.get('name')} {peer.get('address')}: "
                                             f"{peer.get('status')}, link {'up' if level == 'ok' else 'down'} "
-                                            f"({peer.get('route', 'direct')})"))  # fmt: skip
+                                            f"({peer.get('route', 'direct')}), "
+                                            f"rtt {rtt}, throughput {rate}"))  # fmt: skip
     ring = store.get_observed(ring_key(pool.metadata.name))
     if ring is None:
         found.append(Finding("warn", "ring", "no ring yet"))
@@ -179,6 +183,18 @@ def check_links(store: Store, pool: Pool) -> list[Finding]:
             )
         )
     return found
+
+
+def check_measures(store: Store, pool: Pool) -> list[Finding]:
+    """This device's kernel speed and free memory, as the agent states them."""
+    from meshctl.observed_cmd import self_line
+
+    stats = store.get_observed(gossip_key(pool.metadata.name)) or {}
+    measured = stats.get("measured")
+    if not measured:
+        return []
+    level: Level = "ok" if measured.get("speedBytesPerSecond") else "warn"
+    return [Finding(level, "measure", self_line(measured))]
 
 
 def check_services(pool: Pool, timeout: float = 1.0) -> list[Finding]:
@@ -211,5 +227,6 @@ def check_pool(home: Home, store: Store, pool: Pool) -> list[Finding]:
         *check_beacons(store, pool),
         *check_discovery(store, pool),
         *check_links(store, pool),
+        *check_measures(store, pool),
         *check_services(pool),
     ]

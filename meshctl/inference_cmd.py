@@ -13,7 +13,7 @@ from rich.progress import Progress
 
 from manifests import Job, Pool
 from meshctl.context import CliError, friendly, home, open_store
-from meshctl.render import console, emit, err_console, table
+from meshctl.render import console, emit, err_console, markup_escape, table
 from reconciler.singleton import running_pid
 from reconciler.store import Store
 
@@ -25,6 +25,10 @@ def job_document(name: str, pool: str, args: dict[str, Any]) -> Job:
                             "temperature": args["temperature"]}  # fmt: skip
     if args["seed"] is not None:
         spec["seed"] = args["seed"]
+    for key, field in (("parallelism", "parallelism"), ("wire", "wire"),
+                       ("draft_tokens", "draftTokens")):  # fmt: skip
+        if args.get(key) not in (None, "auto", 0):
+            spec[field] = args[key]
     if args["chat"]:
         spec["messages"] = [{"role": "user", "content": args["prompt"]}]
     else:
@@ -57,6 +61,7 @@ def result_document(status: dict[str, Any]) -> dict[str, Any]:
         "tokensPerSecond": status.get("tokensPerSecond"),
         "timeToFirstTokenMs": status.get("timeToFirstTokenMs"),
         "members": status.get("members", []),
+        **{k: status[k] for k in ("plan", "decodeRounds", "tokensPerRound") if k in status},
     }
 
 
@@ -69,6 +74,15 @@ def print_figures(doc: dict[str, Any]) -> None:
              f"{m.get('commMs', 0):.0f}", m.get("bytesSent", 0)] for m in doc.get("members", [])]  # fmt: skip
     if rows:
         console.print(table(rows, ["MEMBER", "COLUMNS", "COMPUTE MS", "COMM MS", "BYTES SENT"]))
+    plan = doc.get("plan")
+    if isinstance(plan, dict) and plan.get("kind"):
+        predicted = plan.get("predictedTokensPerSecond")
+        guess = f", predicted {predicted:.1f} tok/s" if predicted else ""
+        console.print(f"[dim]plan {markup_escape(plan['kind'])}{guess}: "
+                      f"{markup_escape(plan.get('reason') or '')}[/dim]")  # fmt: skip
+    if doc.get("tokensPerRound"):
+        console.print(f"[dim]{doc.get('decodeRounds')} decode rounds, "
+                      f"{doc['tokensPerRound']:.2f} tokens per round[/dim]")  # fmt: skip
 
 
 def follow_job(store: Store, name: str, quiet: bool) -> dict[str, Any]:
@@ -139,6 +153,26 @@ def inference(
         min=1,
         help="With --local: kernel threads (default MESHNET_THREADS or min(2, cores)).",
     ),
+    parallelism: str = typer.Option(
+        "auto",
+        "--parallelism",
+        help="How the pool splits the job: auto (the planner picks from measured links, "
+        "speeds and memory), tensor, pipeline or single (Job.spec.parallelism).",
+    ),
+    wire: str = typer.Option(
+        "auto",
+        "--wire",
+        help="Partial results on the wire: auto (q80 with int8 activations, else f32), "
+        "f32 or q80 (Job.spec.wire).",
+    ),
+    draft_tokens: int = typer.Option(
+        0,
+        "--draft-tokens",
+        min=0,
+        max=16,
+        help="Speculative decoding: tokens drafted by prompt lookup and verified in one "
+        "pass; 0 = off (sampled jobs ignore it).",
+    ),
     output: str = typer.Option("text", "-o", "--output", help="text or json."),
 ) -> None:
     """Generate text with the demo model (or another) across the pool's ring."""
@@ -146,9 +180,11 @@ def inference(
         raise CliError(f"--kernels must be auto, numpy or onnxruntime, not {kernels!r}")
     if activations not in ("exact", "int8"):
         raise CliError(f"--activations must be exact or int8, not {activations!r}")
+    _check_plan_options(parallelism, wire, local)
     args = {"prompt": prompt, "max_tokens": max_tokens, "model": model,
             "temperature": temperature, "seed": seed, "chat": chat, "kernels": kernels,
-            "activations": activations, "threads": threads}  # fmt: skip
+            "activations": activations, "threads": threads, "parallelism": parallelism,
+            "wire": wire, "draft_tokens": draft_tokens}  # fmt: skip
     if local:
         from meshctl.local_inference import run_local
 
@@ -159,6 +195,17 @@ def inference(
         emit(json.dumps(doc, indent=2))
     else:
         print_figures(doc)
+
+
+def _check_plan_options(parallelism: str, wire: str, local: bool) -> None:
+    if parallelism not in ("auto", "tensor", "pipeline", "single"):
+        raise CliError(
+            f"--parallelism must be auto, tensor, pipeline or single, not {parallelism!r}"
+        )
+    if wire not in ("auto", "f32", "q80"):
+        raise CliError(f"--wire must be auto, f32 or q80, not {wire!r}")
+    if local and (parallelism != "auto" or wire != "auto"):
+        raise CliError("--parallelism and --wire choose how a pool splits a job: not with --local")
 
 
 def _run_on_pool(args: dict[str, Any], pool: str | None, quiet: bool) -> dict[str, Any]:

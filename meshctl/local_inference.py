@@ -60,7 +60,7 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
         raise CliError(str(err)) from err
     tokenizer = info.tokenizer
     params = SamplingParams(max_tokens=args["max_tokens"], temperature=args["temperature"],
-                            seed=args["seed"] or 0)  # fmt: skip
+                            seed=args["seed"] or 0, draft_tokens=args.get("draft_tokens", 0))  # fmt: skip
     size = cache_len(len(prompt_ids), args["max_tokens"], info.config)
     engine = Engine(info.config, weights, cache_len=size)
     ids, text, first, compute, first_age = [], "", None, 0.0, 0.0

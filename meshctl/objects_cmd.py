@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from manifests import resolve_kind  # the models are imported where used: not by `get`
 from meshctl.context import CliError, friendly, open_store, option_output
+from meshctl.jobplan_view import describe_job_extras
 from meshctl.observed_cmd import (
     OBSERVED_KINDS,
     describe_pool_extras,
@@ -197,6 +198,7 @@ def _watch(store: Store, kind: str, name: str | None, output: str) -> None:
 def describe(
     kind: str = typer.Argument(..., help="pool, member or job."),
     name: str = typer.Argument(..., help="The object's name."),
+    output: str = typer.Option("text", "-o", "--output", help="text or json."),
 ) -> None:
     """Show one object in detail: spec, status, conditions and recent events."""
     canonical = resolve_kind(kind)
@@ -207,6 +209,14 @@ def describe(
     from manifests import to_document
 
     doc = to_document(obj)
+    if output not in ("text", "json"):
+        raise CliError(f"-o must be text or json, not {output!r}")
+    if output == "json":  # the object as stored: its status carries the job's plan
+        emit(dump(doc, "json"))
+        return
+    if canonical == "Job":
+        job_status = doc.get("status")
+        extra = describe_job_extras(job_status if isinstance(job_status, dict) else {})
     console.print(
         f"[bold]Name:[/bold] {markup_escape(obj.metadata.name)}    [bold]Kind:[/bold] {obj.kind}"
     )

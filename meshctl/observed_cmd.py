@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meshctl.render import age, console, dump, emit, err_console, markup_escape, table
-from reconciler.runtime.observed import beacons_key, peers_key, ring_key
+from reconciler.runtime.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.store import Store
 from reconciler.store_admin import denials
 
@@ -45,7 +45,8 @@ def print_peers(items: list[dict[str, Any]], fmt: str) -> None:
     headers = ["NODE ID", "NAME", "ADDRESS", "STATUS", "LAST SEEN"]
     wide = fmt == "wide"
     if wide:
-        headers += ["POOL", "ROUTE", "FOUND BY", "LINK", "SENT", "RECEIVED", "BEACONS", "SKEW"]
+        headers += ["POOL", "ROUTE", "FOUND BY", "LINK", "SENT", "RECEIVED", "BEACONS", "SKEW",
+                    "RTT", "THROUGHPUT", "SPEED", "FREE MEM"]  # fmt: skip
     rows = []
     for p in items:
         seen = f"{p['lastSeen']} ({age(p['lastSeen'])} ago)" if p.get("lastSeen") else "-"
@@ -54,9 +55,42 @@ def print_peers(items: list[dict[str, Any]], fmt: str) -> None:
             row += [p["pool"], p.get("route", "direct"), p.get("foundBy", "-"),
                     "up" if p.get("linkConnected") else "down",
                     p.get("bytesSent", 0), p.get("bytesReceived", 0), p.get("beacons", 0),
-                    p.get("clockSkew") if p.get("clockSkew") is not None else "-"]  # fmt: skip
+                    p.get("clockSkew") if p.get("clockSkew") is not None else "-",
+                    *measure_cells(p)]  # fmt: skip
         rows.append(row)
     console.print(table(rows, headers))
+
+
+def measure_cells(peer: dict[str, Any]) -> list[str]:
+    """RTT, THROUGHPUT, SPEED and FREE MEM of a peer row ("-" where not measured)."""
+    rtt, rate = peer.get("rttSeconds"), peer.get("throughputBytesPerSecond")
+    speed, free = peer.get("speedBytesPerSecond"), peer.get("freeMemoryBytes")
+    return [
+        f"{rtt * 1e3:.2f}ms" if isinstance(rtt, int | float) else "-",
+        f"{_si(rate)}B/s" if isinstance(rate, int | float) else "-",
+        f"{_si(speed)}B/s" if isinstance(speed, int | float) else "-",
+        f"{free / 2**30:.1f}GiB" if isinstance(free, int | float) else "-",
+    ]
+
+
+def self_line(measured: dict[str, Any]) -> str:
+    """This device's kernel speed (and how it was measured) and free memory."""
+    _, _, speed, free = measure_cells(measured)
+    test = measured.get("selftest") or {}
+    how = (
+        f" ({test.get('kernels')}, {test.get('activations')} activations, "
+        f"{test.get('threads')} threads)"
+        if test
+        else " (self-test not run yet, or off)"
+    )
+    return f"kernel speed {speed}{how}, free memory {free}"
+
+
+def _si(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.1f}{unit}"
+    return f"{value:.0f}"
 
 
 def print_rings(items: list[dict[str, Any]], fmt: str) -> None:
@@ -89,9 +123,12 @@ def describe_pool_extras(store: Store, pool: str) -> Callable[[], None]:
     """What `describe pool` adds: peers, the ring, and beacon health."""
     found_peers, found_rings = peers(store, pool), rings(store, pool)
     beacons = store.get_observed(beacons_key(pool)) or {}
+    measured = (store.get_observed(gossip_key(pool)) or {}).get("measured")
     refused = denials(store, pool)
 
     def show() -> None:
+        if measured:
+            console.print(f"[bold]This device:[/bold] {markup_escape(self_line(measured))}")
         if refused:
             console.print("[bold]Refused join requests:[/bold]")
             rows = [[d.reason, d.count, d.last_seen, d.last_source, d.last_device] for d in refused]

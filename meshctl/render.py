@@ -135,6 +135,7 @@ _JOB: list[Column] = [
 ]
 _JOB_WIDE: list[Column] = [
     ("MODEL", lambda d: _field(d, "spec", "model")),
+    ("PLAN", _or_dash("status", "plan", "kind")),
     ("REASON", reason_text),
 ]
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
 from manifests import Pool, to_document
 from manifests.pool import PoolSpec
 from meshctl.chat_cmd import chat
-from meshctl.context import CliError, State, friendly, home, new_app, open_store
+from meshctl.context import CliError, friendly, home, new_app, open_store
 from meshctl.demo import demo
 from meshctl.doctor import doctor
 from meshctl.inference_cmd import inference
@@ -136,4 +134,4 @@ def pool_status(
         print_rings(rings(store, name), "table")
 
 
-__all__ = ["State", "app", "json"]
+__all__ = ["app"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manifests import MeshObject
+from reconciler.backoff import BackoffPolicy
 from reconciler.conditions import ABNORMAL_TRUE, merge_conditions, ready_transition
 from reconciler.controllers.base import (
     Action,
@@ -27,8 +28,7 @@ from reconciler.store import Conflict, EventType, NotFound, Store, utcnow
 
 log = logging.getLogger("meshnet.executor")
 
-BACKOFF_BASE = 0.5
-BACKOFF_MAX = 60.0
+BACKOFF = BackoffPolicy(0.5, 60.0)
 MAX_ROUNDS = 4
 
 
@@ -138,7 +138,7 @@ class Executor:
     ) -> float:
         previous = self._backoff.get(key)
         failures = previous.failures + 1 if previous else 1
-        wait = delay if delay is not None else min(BACKOFF_BASE * 2 ** (failures - 1), BACKOFF_MAX)
+        wait = delay if delay is not None else BACKOFF.delay(failures)
         self._backoff[key] = _Backoff(failures, now + wait, obj.metadata.generation or 0)
         return wait
 

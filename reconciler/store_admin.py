@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from reconciler.certs.tokens import TokenRecord, generate_token
 from reconciler.store import Store, isotime, utcnow
+
+if TYPE_CHECKING:
+    from reconciler.certs.root import PoolRoot
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,17 @@ def add_revocations(store: Store, pool: str, entries: dict[str, bytes]) -> None:
                 "INSERT OR IGNORE INTO revocations VALUES (?, ?, ?, ?)",
                 (pool, fingerprint, encoded.hex(), isotime(utcnow())),
             )
+
+
+def record_revocation(
+    store: Store, root: PoolRoot, fingerprint: str, now: float, reason: str = ""
+) -> None:
+    """Sign a revocation of ``fingerprint`` with the pool's root and record it."""
+    from reconciler.certs.revocation import RevocationList, revoke  # crypto: only when revoking
+
+    entry = revoke(root, fingerprint, now, reason[:100])
+    encoded = RevocationList(root.anchor, [entry]).encode()
+    add_revocations(store, root.name, {fingerprint: encoded})
 
 
 def revocations(store: Store, pool: str) -> dict[str, bytes]:

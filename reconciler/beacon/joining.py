@@ -23,6 +23,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.backoff import BackoffPolicy
 from reconciler.beacon.messages import JoinRequest, JoinResponse
 from reconciler.certs.errors import CertificateError
 from reconciler.certs.identity import NodeIdentity
@@ -64,7 +65,7 @@ class JoinClient:
         self.token = token
         self.pinned = pinned_root_fingerprint
         self.current_cert = current_cert
-        self.backoff_initial, self.backoff_cap = backoff
+        self.backoff = BackoffPolicy(*backoff)
         self.attempts = 0
         self.next_attempt_at: float | None = None
         self.state: JoinState = "waiting"
@@ -76,8 +77,8 @@ class JoinClient:
 
     def request(self, timestamp_ms: int, now: float, rng: random.Random) -> JoinRequest:
         """The next request; schedules the retry after it (±10% jitter)."""
-        delay = min(self.backoff_cap, self.backoff_initial * 2.0**self.attempts)
         self.attempts += 1
+        delay = self.backoff.delay(self.attempts)
         self.next_attempt_at = now + delay * rng.uniform(0.9, 1.1)
         token_id, proof = "", b""
         if self.token:

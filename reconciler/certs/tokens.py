@@ -30,7 +30,6 @@ from reconciler.certs.errors import TokenError
 
 TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-RAND_BYTES_NEEDED = 64
 PROOF_DOMAIN = b"meshnet-join-proof-v1\x00"
 KEY_DOMAIN = b"meshnet-token-key-v1\x00"
 

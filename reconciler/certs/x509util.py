@@ -25,10 +25,6 @@ def to_datetime(now: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(int(now), tz=dt.UTC)
 
 
-def to_epoch(when: dt.datetime) -> float:
-    return when.timestamp()
-
-
 def serial_for(*parts: bytes) -> int:
     """A deterministic positive 127-bit serial number from the certificate's inputs."""
     digest = hashlib.sha256(b"meshnet-serial-v1\x00" + b"\x00".join(parts)).digest()

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.backoff import Backoff, BackoffPolicy
 from reconciler.drivers.frames import Channel, FrameDecoder, FrameError, encode_frame
 from reconciler.drivers.gate import HANDSHAKE_TIMEOUT, ConnectionGate, remote_address
 from reconciler.drivers.tls import PeerIdentity, peer_identity
@@ -28,7 +29,7 @@ log = logging.getLogger("meshnet.links")
 QUEUE_FRAMES = 256
 DIRECT_RETRY_SECONDS = 5.0
 DIAL_TIMEOUT = 3.0
-BACKOFF = (0.1, 2.0)
+BACKOFF = BackoffPolicy(0.1, 2.0)
 
 FrameHandler = Callable[[str, Channel, bytes], None]
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -169,20 +170,19 @@ class PeerLinks:
             link.upgrade[1].close()
 
     async def _run_outbound(self, link: _Outbound) -> None:
-        delay = BACKOFF[0]
+        backoff = Backoff(BACKOFF)
         stats = self._stats(link.node_id)
         while not self._closing:  # Python 3.11's wait_for can swallow a cancellation
             try:
                 streams, route = await self._connect(link)
-                delay = BACKOFF[0]
+                backoff.succeeded()
                 await self._write_loop(link, stats, streams[1], route)
             except (OSError, ssl.SSLError, TimeoutError, ConnectionError, ValueError) as err:
                 stats.last_error = f"{type(err).__name__}: {err}"
                 log.debug("link to %s failed: %s", link.node_id, stats.last_error)
             finally:
                 stats.connected = False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF[1])
+            await asyncio.sleep(backoff.failed())
 
     async def _connect(self, link: _Outbound) -> tuple[Streams, str]:
         """A direct link if one can be made, else a circuit through a relay."""

@@ -6,7 +6,9 @@ record is checked here first (pure functions, no state):
 - node IDs have the ``node-<16 hex>`` form of ``certs.identity.node_id_for``;
 - incarnations stay below ``MAX_INCARNATION``, well under the u32 limit, so a
   refutation (``incarnation + 1``) can always be encoded;
-- a node's advertised capacity is plausible: bounded memory, cores, name and address.
+- a node's advertised capacity is plausible: bounded memory, cores, name and address;
+- a node's measurements (``Measures``) are about itself and its own links only, within
+  plausible bounds (speed, free memory, round trip, throughput, number of links).
 
 Who may say what (attribution) is decided in ``attribution.py``.
 """
@@ -18,8 +20,10 @@ import re
 from reconciler.gossip.messages import (
     Alive,
     Broadcast,
+    BulkPing,
     Dead,
     Leave,
+    Measures,
     MemberRecord,
     NodeMeta,
     Revoke,
@@ -39,6 +43,11 @@ MAX_CORES = 4096
 MAX_NAME = 64
 MAX_ADDRESS = 270  # a bracketed IPv6 literal with zone, or a DNS name, plus a port
 MAX_REVOCATION_BYTES = 256 * 1024
+MAX_SPEED_BYTES_PER_S = 1 << 42  # 4 TB/s of weights: far above any CPU or GPU memory
+MAX_LINK_BYTES_PER_S = 1 << 37  # 137 GB/s: above any LAN (and loopback TLS)
+MAX_RTT_US = 60_000_000  # a minute: a round trip above that is not a link
+MAX_LINKS = 256  # a node measures at most its pool's other members
+MAX_BULK_BYTES = 128 * 1024  # twice the bulk probe this code sends
 
 
 def is_node_id(value: str) -> bool:
@@ -93,3 +102,28 @@ def record_problem(r: MemberRecord) -> str | None:
 
 def _id_problem(node_id: str) -> str | None:
     return None if is_node_id(node_id) else "malformed node id"
+
+
+def measures_problem(m: Measures, sender: str) -> str | None:
+    """Why a node's statement of its own measurements is refused, or None."""
+    if m.speed_bytes_per_s > MAX_SPEED_BYTES_PER_S:
+        return "implausible kernel speed"
+    if m.free_memory > MAX_MEMORY_BYTES:
+        return "implausible free memory"
+    if len(m.links) > MAX_LINKS:
+        return "too many links measured"
+    if len({link.peer for link in m.links}) != len(m.links):
+        return "a link measured twice"
+    for link in m.links:
+        if not is_node_id(link.peer) or link.peer == sender:
+            return "link to a malformed node id or to itself"
+        if link.rtt_us > MAX_RTT_US:
+            return "implausible round trip"
+        if link.bytes_per_s > MAX_LINK_BYTES_PER_S:
+            return "implausible link throughput"
+    return None
+
+
+def bulk_problem(b: BulkPing) -> str | None:
+    """Why a bulk probe is refused (not answered), or None."""
+    return "bulk probe too large" if len(b.padding) > MAX_BULK_BYTES else None

@@ -11,7 +11,8 @@ Each probe interval one member (round-robin) gets a PING; without an ACK after
 by the end of the interval the member is SUSPECT (see ``membership.py`` for the
 suspicion timer and ``ringview.py`` for ring epochs and convergence). Broadcasts are
 piggybacked on every message and on GOSSIP messages every ``gossip_interval``; a
-full PUSH_PULL with one random member every ``push_pull_interval``.
+full PUSH_PULL with one random member every ``push_pull_interval``. Round trips,
+throughput and each node's own statement of its speed and memory: ``linkstats.py``.
 """
 
 from __future__ import annotations
@@ -23,20 +24,24 @@ from collections.abc import Iterable
 
 from reconciler.gossip.attribution import Attribution
 from reconciler.gossip.broadcasts import BroadcastQueue, retransmit_limit
-from reconciler.gossip.claims import MAX_EPOCH, broadcast_problem
+from reconciler.gossip.claims import MAX_EPOCH, broadcast_problem, bulk_problem, measures_problem
 from reconciler.gossip.config import GossipConfig
 from reconciler.gossip.contacts import Contacts
 from reconciler.gossip.events import Event, MessageDropped
+from reconciler.gossip.linkstats import LinkStat, MeasureReport, Measuring
 from reconciler.gossip.membership import MemberInfo, Membership, member_info
 from reconciler.gossip.messages import (
     Ack,
     Alive,
     Body,
     Broadcast,
+    BulkAck,
+    BulkPing,
     Dead,
     Gossip,
     GossipDecodeError,
     Leave,
+    Measures,
     MemberRecord,
     Message,
     NodeMeta,
@@ -82,7 +87,8 @@ class GossipProtocol:
         self._contacts = Contacts(config, self._members, self._send, self._emit)
         hint = self._contacts.hint
         self._claims = Attribution(self._members, config.max_members, hint, self._drop)
-        self._prober = Prober(self._members, config, rng, self._send)
+        self._measuring = Measuring(self_id, self._send)
+        self._prober = Prober(self._members, config, rng, self._send, self._measuring.on_rtt)
         self._last_catch_up = float("-inf")
         self._next_probe = now + rng.uniform(0, config.probe_interval)
         self._next_gossip = now + rng.uniform(0, config.gossip_interval)
@@ -143,6 +149,22 @@ class GossipProtocol:
         table = self._members.members
         return [member_info(table[node_id]) for node_id in sorted(table)]
 
+    def set_local_measures(
+        self, speed_bytes_per_s: float | None = None, free_memory: int | None = None
+    ) -> None:
+        """This node's kernel speed (self-test) and free memory, to state to the pool."""
+        self._measuring.set_local(speed_bytes_per_s, free_memory)
+
+    def link_stats(self) -> dict[str, LinkStat]:
+        """This node's smoothed round trip and throughput per peer (a copy)."""
+        return {p: LinkStat(s.rtt_s, s.bytes_per_s) for p, s in self._measuring.links.items()}
+
+    def measure_reports(self, now: float) -> dict[str, MeasureReport]:
+        """Every member's own statement held here, this node's included."""
+        reports = dict(self._measuring.heard)
+        reports[self.self_id] = self._measuring.own_report(now)
+        return reports
+
     def receive_message(self, from_node_id: str, data: bytes, now: float) -> None:
         if self._members.leaving:
             return self._drop(from_node_id, "node has left")
@@ -177,7 +199,9 @@ class GossipProtocol:
         limit = retransmit_limit(self._config.retransmit_mult, len(self._members.in_ring()))
         out: list[tuple[str, bytes]] = []
         for to, body, extra in self._outbox:
-            taken = self._queue.take(self._config.piggyback_bytes, limit)
+            taken: tuple[Broadcast, ...] = ()
+            if not isinstance(body, Measures | BulkPing | BulkAck):  # older peers drop these
+                taken = self._queue.take(self._config.piggyback_bytes, limit)
             broadcasts = extra + tuple(b for b in taken if b not in extra)
             if isinstance(body, Gossip) and not broadcasts:
                 continue
@@ -207,6 +231,7 @@ class GossipProtocol:
             self._next_probe = self._advance(self._next_probe, self._config.probe_interval, now)
             self._prober.start(now)
             self._contacts.tick(now)
+            self._measuring.tick(now, self._members.others())
         self._members.expire_suspicions(now)
         if now >= self._next_gossip:
             self._next_gossip = self._advance(self._next_gossip, self._config.gossip_interval, now)
@@ -297,6 +322,27 @@ class GossipProtocol:
                     self._note_report(r.node_id, r.ring_epoch, r.ring_hash)
                 if not is_reply:
                     self._send(sender, self._push_pull(is_reply=True))
+            case Measures() | BulkPing() | BulkAck():
+                self._on_measure_body(body, sender, now)
+
+    def _on_measure_body(
+        self, body: Measures | BulkPing | BulkAck, sender: str, now: float
+    ) -> None:
+        if sender not in self._members.others():
+            return self._drop(sender, "measurement from a non-member")
+        match body:
+            case Measures():
+                problem = measures_problem(body, sender)
+                if problem is not None:
+                    return self._drop(sender, problem)
+                self._measuring.on_measures(sender, body, now)
+            case BulkPing(seq):
+                problem = bulk_problem(body)
+                if problem is not None:
+                    return self._drop(sender, problem)
+                self._measuring.on_bulk_ping(sender, seq)
+            case BulkAck(seq):
+                self._measuring.on_bulk_ack(sender, seq, now)
 
     def _gossip(self) -> None:
         if not len(self._queue):

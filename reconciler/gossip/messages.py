@@ -10,6 +10,7 @@ Wire format v1 (all integers big-endian; ``str`` = u16 length + UTF-8;
     ACK       := u32 seq                        (type 3)
     GOSSIP    := (empty)                        (type 4, carries broadcasts only)
     PUSH_PULL := u8 is_reply  u16 n  record*n  u16 m  blob*m   (type 5)
+    MEASURES, BULK_PING, BULK_ACK (types 6, 7, 8; optional): ``measurewire.py``
     record    := str node_id  meta  u8 state  u32 incarnation  u64 ring_epoch  hash
     meta      := str name  str address(host:port)  u64 memory_bytes  u16 cores
     broadcast := u8 kind, then
@@ -28,6 +29,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reconciler.gossip.measurewire import (
+    BulkAck,
+    BulkPing,
+    LinkFigure,
+    Measures,
+    read_bulk_ping,
+    read_measures,
+    write_bulk_ping,
+    write_measures,
+)
 from reconciler.gossip.states import MemberState
 from reconciler.gossip.wire import GossipDecodeError, Reader, Writer
 
@@ -42,9 +53,13 @@ __all__ = [
     "Ack",
     "Alive",
     "Broadcast",
+    "BulkAck",
+    "BulkPing",
     "Dead",
     "GossipDecodeError",
     "Leave",
+    "LinkFigure",
+    "Measures",
     "MemberRecord",
     "Message",
     "NodeMeta",
@@ -151,7 +166,7 @@ class PushPull:
     revocations: tuple[bytes, ...] = ()
 
 
-Body = Ping | PingReq | Ack | Gossip | PushPull
+Body = Ping | PingReq | Ack | Gossip | PushPull | Measures | BulkPing | BulkAck
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,9 +268,17 @@ def _w_body(w: Writer, body: Body) -> None:
             w.u16(len(revocations))
             for entry in revocations:
                 w.blob(entry)
+        case Measures():
+            write_measures(w, body)
+        case BulkPing():
+            write_bulk_ping(w, body)
+        case BulkAck(seq):
+            w.u32(seq)
 
 
-_BODY_TYPES: dict[type, int] = {Ping: 1, PingReq: 2, Ack: 3, Gossip: 4, PushPull: 5}
+_BODY_TYPES: dict[type, int] = {
+    Ping: 1, PingReq: 2, Ack: 3, Gossip: 4, PushPull: 5, Measures: 6, BulkPing: 7, BulkAck: 8,
+}  # fmt: skip
 
 
 def encode_broadcast(b: Broadcast) -> bytes:
@@ -371,6 +394,9 @@ _BODY_READERS: dict[int, Callable[[Reader], Body]] = {
     3: lambda r: Ack(r.u32()),
     4: lambda r: Gossip(),
     5: _r_push_pull,
+    6: read_measures,
+    7: read_bulk_ping,
+    8: lambda r: BulkAck(r.u32()),
 }
 
 

@@ -14,6 +14,7 @@ from reconciler.gossip.messages import Ack, Body, Ping, PingReq
 from reconciler.gossip.states import MemberState
 
 Send = Callable[[str, Body], None]
+OnRtt = Callable[[str, float], None]
 
 
 @dataclass(slots=True)
@@ -23,6 +24,7 @@ class Probe:
 
     target: str
     seq: int
+    sent_at: float
     indirect_at: float
     end_at: float
     indirect_sent: bool = False
@@ -63,12 +65,18 @@ class Prober:
     """SWIM failure detection of one node: its probe in flight and forwarded pings."""
 
     def __init__(
-        self, members: Membership, config: GossipConfig, rng: random.Random, send: Send
+        self,
+        members: Membership,
+        config: GossipConfig,
+        rng: random.Random,
+        send: Send,
+        on_rtt: OnRtt | None = None,
     ) -> None:
         self._members = members
         self._config = config
         self._rng = rng
         self._send = send
+        self._on_rtt = on_rtt
         self._round = ProbeRound(rng)
         self.probe: Probe | None = None
         self._forwards: dict[int, Forward] = {}
@@ -101,6 +109,8 @@ class Prober:
             target = self._members.members.get(probe.target)
             if target is not None:
                 target.last_seen = now
+            if self._on_rtt is not None and not probe.indirect_sent:  # a direct ack
+                self._on_rtt(probe.target, now - probe.sent_at)
             self.probe = None
             return
         forward = self._forwards.pop(seq, None)
@@ -127,5 +137,5 @@ class Prober:
             return
         seq = self._next_seq()
         cfg = self._config
-        self.probe = Probe(target, seq, now + cfg.probe_timeout, now + cfg.probe_interval)
+        self.probe = Probe(target, seq, now, now + cfg.probe_timeout, now + cfg.probe_interval)
         self._send(target, Ping(seq, target))

@@ -3,7 +3,8 @@
 Public API used by the Job controller::
 
     info = load_model_info(path)                    # config, tokenizer, chat template
-    shares = plan_shares(info.config, column_ranges, shard_columns)
+    shares = plan_shares(info.config, column_ranges, shard_columns)  # tensor parallel
+    # or: shares = plan_stages(info.config, layer_counts)           # pipeline stages
     weights = load_shard(path, info.config, shares[rank])
     engine = Engine(info.config, weights, collectives)
     for event in engine.generate(prompt_ids, SamplingParams(...), info.tokenizer): ...
@@ -17,7 +18,7 @@ from reconciler.inference.generate import TokenEvent, generate
 from reconciler.inference.loader import ModelInfo, load_config, load_model_info, load_shard
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
-from reconciler.inference.sharding import RankShare, full_share, plan_shares
+from reconciler.inference.sharding import RankShare, full_share, plan_shares, plan_stages
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.inference.weights import ShardWeights
 
@@ -43,4 +44,5 @@ __all__ = [
     "load_model_info",
     "load_shard",
     "plan_shares",
+    "plan_stages",
 ]

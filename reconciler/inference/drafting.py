@@ -15,7 +15,11 @@ def prompt_lookup(
     tokens: Sequence[int], max_draft: int, max_ngram: int = 3, min_ngram: int = 1
 ) -> list[int]:
     """Up to ``max_draft`` tokens that followed the latest earlier occurrence of the
-    sequence's last n tokens, trying the longest n first; [] when nothing matches."""
+    sequence's last n tokens, trying the longest n first; [] when nothing matches.
+
+    A copy that reaches the end of the sequence goes on with the tokens it has just
+    drafted (an overlapping copy, as in LZ77): the match then shows a period, and the
+    draft repeats it. ``[.., 7, 7, 7]`` drafts ``[7] * max_draft``, not one 7."""
     if max_draft <= 0:
         return []
     n_tokens = len(tokens)
@@ -23,10 +27,16 @@ def prompt_lookup(
         tail = list(tokens[n_tokens - n :])
         for start in range(n_tokens - n - 1, -1, -1):  # latest match first, not the tail itself
             if list(tokens[start : start + n]) == tail:
-                follow = list(tokens[start + n : start + n + max_draft])
-                if follow:
-                    return follow
+                return _copy(tokens, start + n, max_draft)
     return []
+
+
+def _copy(tokens: Sequence[int], start: int, count: int) -> list[int]:
+    """``count`` tokens from ``start`` on, continuing into the copy itself past the end."""
+    out: list[int] = []
+    for i in range(start, start + count):
+        out.append(tokens[i] if i < len(tokens) else out[i - len(tokens)])
+    return out
 
 
 def accepted_prefix(draft: Sequence[int], verified: Sequence[int]) -> int:

@@ -3,10 +3,16 @@
 ``generate`` is a plain generator: the Job controller pulls one :class:`TokenEvent` at a
 time. Each rank runs it on its own Engine with the same prompt and parameters; the
 events agree on every rank (identical logits, identically seeded sampler).
+
+With ``params.draft_tokens`` (greedy only) each forward pass after the prefill verifies
+drafted tokens and may yield several tokens (``speculative.py``): ``TokenEvent.round``
+numbers the passes. A pass's cost (step_ms, comm_ms, bytes_sent) is reported on the first
+token it yields and 0 on the others, so sums over the events stay the true totals.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.inference.collectives import Metered
 from reconciler.inference.sampling import Sampler, SamplingParams
+from reconciler.inference.speculative import verify_round
 from reconciler.inference.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
@@ -33,6 +40,7 @@ class TokenEvent:
     bytes_sent: int  # sent by this rank during that step
     prefill_ms: float  # the prompt's forward pass (same on every event)
     prompt_tokens: int
+    round: int = 0  # index of the forward pass that produced the token (0 = prefill)
 
     @property
     def compute_ms(self) -> float:
@@ -92,6 +100,7 @@ def generate(
         yield from _run(engine, meter, prompt_ids, params, tokenizer, clock)
     finally:
         engine.comm = meter.inner
+        engine.greedy = False
 
 
 def _run(
@@ -103,37 +112,60 @@ def _run(
     clock: Callable[[], float],
 ) -> Iterator[TokenEvent]:
     sampler = Sampler(params, prompt_ids)
-    decoder = tokenizer.stream() if tokenizer else None
-    scanner = _StopScanner(params.stop)
     eos = set(engine.config.eos_ids) | set(tokenizer.eos_ids if tokenizer else ())
     engine.reset()
     engine.greedy = params.argmax_only
     step = _Step(meter, clock)
-    logits = engine.prefill(list(prompt_ids))
-    prefill_ms, comm_ms, sent = step.done()
-    step_ms = prefill_ms
-    for index in range(params.max_tokens):
-        token = sampler.sample(logits)
+    pending = [sampler.sample(engine.prefill(list(prompt_ids)))]  # tokens of this pass
+    cost = step.done()
+    out = _Emitter(params, tokenizer, eos, len(prompt_ids), engine.cache_len, cost[0])
+    history = list(prompt_ids)  # prompt + emitted tokens (what prompt lookup searches)
+    for round_ in itertools.count():
+        for j, token in enumerate(pending):
+            event = out.emit(token, round_, cost if j == 0 else (0.0, 0.0, 0))
+            yield event
+            if event.finish_reason:
+                return
+            history.append(token)
+        step = _Step(meter, clock)
+        if params.speculative:
+            room = min(params.draft_tokens, params.max_tokens - out.count - 1)
+            pending = verify_round(engine, history, room)
+        else:
+            pending = [sampler.sample(engine.decode(history[-1]))]
+        cost = step.done()
+
+
+class _Emitter:
+    """Turns generated tokens into TokenEvents: text, stop strings, eos, length."""
+
+    def __init__(self, params: SamplingParams, tokenizer: Tokenizer | None, eos: set[int],
+                 prompt_len: int, cache_len: int, prefill_ms: float) -> None:  # fmt: skip
+        self.params, self.eos, self.prefill_ms = params, eos, prefill_ms
+        self.prompt_len, self.cache_len = prompt_len, cache_len
+        self.decoder = tokenizer.stream() if tokenizer else None
+        self.scanner = _StopScanner(params.stop)
+        self.count = 0  # tokens emitted
+
+    def emit(self, token: int, round_: int, cost: tuple[float, float, int]) -> TokenEvent:
+        """The event of the next token, with its finish reason (None: go on)."""
+        index, p = self.count, self.params
+        self.count += 1
         finish: str | None = None
         text = ""
-        if token in eos and not params.ignore_eos:
+        if token in self.eos and not p.ignore_eos:
             finish = "eos"
         else:
-            text, stopped = scanner.push(decoder.feed(token) if decoder else "")
+            text, stopped = self.scanner.push(self.decoder.feed(token) if self.decoder else "")
             if stopped:
                 finish = "stop"
-            elif index + 1 == params.max_tokens or engine.pos + 1 > engine.cache_len:
-                finish = "length"
+            elif self.count == p.max_tokens or self.prompt_len + self.count > self.cache_len:
+                finish = "length"  # ... or the cache has no room to feed this token back
         if finish in ("eos", "length"):
-            text += scanner.flush()
-        yield TokenEvent(
-            index, token, text, finish, step_ms, comm_ms, sent, prefill_ms, len(prompt_ids)
-        )
-        if finish:
-            return
-        step = _Step(meter, clock)
-        logits = engine.decode(token)
-        step_ms, comm_ms, sent = step.done()
+            text += self.scanner.flush()
+        step_ms, comm_ms, sent = cost
+        return TokenEvent(index, token, text, finish, step_ms, comm_ms, sent, self.prefill_ms,
+                          self.prompt_len, round_)  # fmt: skip
 
 
 class _Step:

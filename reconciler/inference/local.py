@@ -1,6 +1,6 @@
 """Run several ranks of one model in this process (threads + InProcessGroup).
 
-Used by tests (tensor-parallel vs single-rank) and the benchmark; the agent runs one rank
+Used by tests (tensor-parallel and pipeline stages vs single-rank) and the benchmark; the agent runs one rank
 per device instead.
 """
 
@@ -15,7 +15,7 @@ from reconciler.inference.collectives import InProcessGroup, InProcessMember
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.loader import load_shard
 from reconciler.inference.model import Engine
-from reconciler.inference.sharding import plan_shares
+from reconciler.inference.sharding import RankShare, plan_shares, plan_stages
 
 T = TypeVar("T")
 
@@ -31,6 +31,30 @@ def make_engines(
 ) -> list[Engine]:
     """One Engine per ring range, wired to a shared InProcessGroup."""
     shares = plan_shares(config, column_ranges, shard_columns)
+    return _engines(path, config, shares, cache_len, kernels, activations)
+
+
+def make_stage_engines(
+    path: str | Path,
+    config: ModelConfig,
+    layer_counts: list[int],
+    cache_len: int | None = None,
+    kernels: str | None = None,
+    activations: str | None = None,
+) -> list[Engine]:
+    """One pipeline-stage Engine per layer count, wired to a shared InProcessGroup."""
+    shares = plan_stages(config, layer_counts)
+    return _engines(path, config, shares, cache_len, kernels, activations)
+
+
+def _engines(
+    path: str | Path,
+    config: ModelConfig,
+    shares: list[RankShare],
+    cache_len: int | None,
+    kernels: str | None,
+    activations: str | None,
+) -> list[Engine]:
     members = InProcessGroup(len(shares)).members()
     return [
         Engine(

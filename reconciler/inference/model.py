@@ -10,6 +10,10 @@ every rank holds identical full logits. Sampling then runs on every rank with th
 seeded generator and yields the same token, so no broadcast is needed. Per-member
 weights are therefore the rank's share of every matrix plus the (tiny) norm vectors.
 
+A pipeline stage's share (``sharding.plan_stages``) holds whole layers instead: its
+pass runs in ``pipeline.StagePass`` (one broadcast per stage boundary, none inside a
+layer) and its KV cache holds only its layers.
+
 World size 1 (``SingleRank``) is the oracle the sharded runs are tested against.
 """
 
@@ -35,6 +39,7 @@ from reconciler.inference.layers import (
     rope_tables,
     silu_mul,
 )
+from reconciler.inference.pipeline import StagePass
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.inference.weights import LayerWeights, ShardWeights
@@ -55,9 +60,16 @@ class Engine:
         self.config = config
         self.weights = weights
         self.comm: Collectives = collectives or SingleRank()
-        share = weights.share
+        share, comm = weights.share, self.comm
+        if share.pipelined and (share.rank, share.world_size) != (comm.rank, comm.world_size):
+            raise ValueError(
+                f"stage {share.rank} of {share.world_size} cannot run as rank "
+                f"{comm.rank} of {comm.world_size}"
+            )
+        self.stage = StagePass(self) if share.pipelined and share.world_size > 1 else None
         self.cache_len = min(cache_len or config.max_seq, config.max_seq)
-        shape = (config.n_layers, share.n_kv_heads, self.cache_len, config.head_dim)
+        n_layers = len(share.layers(config.n_layers))  # a pipeline stage caches its own
+        shape = (n_layers, share.n_kv_heads, self.cache_len, config.head_dim)
         self.cache_k = np.zeros(shape, dtype=np.float32)  # [L, Kl, S, E] (pages touched lazily)
         self.cache_v = np.zeros(shape, dtype=np.float32)  # [L, Kl, S, E]
         self.cos, self.sin = rope_tables(config, self.cache_len)  # [S, E/2] each
@@ -75,6 +87,17 @@ class Engine:
     def reset(self) -> None:
         """Forget the sequence (the cache is overwritten, not cleared)."""
         self.pos = 0
+
+    def rewind(self, pos: int) -> None:
+        """Forget every position from ``pos`` on (rejected speculative drafts).
+
+        The cache rows past ``pos`` stay as they are: every pass writes its positions'
+        keys and values before attending, and attends only up to its last position (the
+        numpy path slices the cache; the onnxruntime graphs are told ``pos + T``), so
+        stale rows are overwritten before anything reads them."""
+        if not 0 <= pos <= self.pos:
+            raise ValueError(f"cannot rewind to position {pos} from {self.pos}")
+        self.pos = pos
 
     def generate(
         self, prompt_ids: list[int], params: SamplingParams, tokenizer: Tokenizer | None = None
@@ -110,6 +133,8 @@ class Engine:
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab):
             bad = next(i for i in tokens if not 0 <= i < self.config.vocab)
             raise ValueError(f"token id {bad} is outside the vocabulary of {self.config.vocab}")
+        if self.stage is not None:
+            return self.stage.forward(ids)  # [T, D]
         if self.runner is not None or isinstance(self.weights, FusedShard):
             assert self.runner is not None
             return self._forward_fused(self.runner, tokens)
@@ -121,7 +146,7 @@ class Engine:
 
     def _embed(self, ids: NDArray[np.int64]) -> F32:
         share, scale = self.weights.share, self.config.embed_scale
-        if self.comm.world_size == 1:
+        if self.comm.world_size == 1 or share.pipelined:  # a stage holds every row
             x = self.weights.embed[ids]  # [T, D]
         else:
             local = np.zeros((len(ids), self.config.dim), dtype=np.float32)  # [T, D]
@@ -137,7 +162,7 @@ class Engine:
         if w.bqkv is not None:
             qkv += w.bqkv
         att = self._attend(i, w, qkv)  # [T, Hl E]
-        o = self.comm.all_reduce_sum(att @ w.wo.T)  # [T, D]
+        o = self._reduce(att @ w.wo.T)  # [T, D]
         if w.post_attn_norm is not None:
             o = rms_norm(o, w.post_attn_norm, cfg.norm_eps)  # [T, D]
         x = x + o  # [T, D]
@@ -146,10 +171,14 @@ class Engine:
         f = gu.shape[1] // 2
         act = gelu_tanh_mul if cfg.activation == "gelu_tanh" else silu_mul
         a = act(gu[:, :f], gu[:, f:])  # [T, Fl]
-        m = self.comm.all_reduce_sum(a @ w.wdown.T)  # [T, D]
+        m = self._reduce(a @ w.wdown.T)  # [T, D]
         if w.post_ffn_norm is not None:
             m = rms_norm(m, w.post_ffn_norm, cfg.norm_eps)  # [T, D]
         return x + m  # [T, D]
+
+    def _reduce(self, partial: F32) -> F32:
+        """The all-reduce of a row-split block's output (a pipeline stage's is whole)."""
+        return partial if self.stage is not None else self.comm.all_reduce_sum(partial)
 
     def _attend(self, i: int, w: LayerWeights, qkv: F32) -> F32:
         """RoPE, KV cache and attention of layer ``i`` for this step's QKV -> [T, Hl E]."""
@@ -161,16 +190,16 @@ class Engine:
         if w.q_norm is not None and w.k_norm is not None:  # QK-norm (Gemma)
             q = head_rms_norm(q, w.q_norm, cfg.norm_eps)  # [T, Hl, E]
             k = head_rms_norm(k, w.k_norm, cfg.norm_eps)  # [T, Kl, E]
-        p0, p1 = self.pos, self.pos + t
+        p0, p1, c = self.pos, self.pos + t, i - share.layer_start  # c: cache index
         sliding = cfg.layer_is_sliding(i)
         cos_t, sin_t = (self.cos_local, self.sin_local) if sliding else (self.cos, self.sin)
         cos, sin = cos_t[p0:p1], sin_t[p0:p1]  # [T, E/2]
-        self.cache_k[i, :, p0:p1] = apply_rope(k, cos, sin).transpose(1, 0, 2)  # [Kl, T, E]
-        self.cache_v[i, :, p0:p1] = v.transpose(1, 0, 2)  # [Kl, T, E]
+        self.cache_k[c, :, p0:p1] = apply_rope(k, cos, sin).transpose(1, 0, 2)  # [Kl, T, E]
+        self.cache_v[c, :, p0:p1] = v.transpose(1, 0, 2)  # [Kl, T, E]
         qg = apply_rope(q, cos, sin).reshape(t, kl, cfg.group, e)  # [T, Kl, G, E]
         window = cfg.sliding_window if sliding else 0
         s0 = max(0, p0 + 1 - window) if window else 0  # the first key any query here sees
-        keys, values = self.cache_k[i, :, s0:p1], self.cache_v[i, :, s0:p1]  # [Kl, P, E]
+        keys, values = self.cache_k[c, :, s0:p1], self.cache_v[c, :, s0:p1]  # [Kl, P, E]
         return attention(qg, keys, values, p0 - s0, window, cfg.attn_scale)  # [T, Hl E]
 
     def _forward_fused(self, runner: Runner, tokens: list[int]) -> F32:
@@ -192,36 +221,45 @@ class Engine:
         return rms_norm(x, self.weights.norm, self.config.norm_eps)  # [T, D]
 
     def _logits(self, h: F32) -> F32:
+        if self.stage is not None:
+            return self.stage.logits(h)  # [T, V] from the last stage
         w = self.weights
         local = w.head(h) if isinstance(w, FusedShard) else h @ w.lm_head.T  # [T, Vl]
         if self.comm.world_size == 1:
             return local
-        if self.greedy and h.shape[0] == 1:
-            return self._greedy_logits(local[0])[None]  # [1, V]
+        if self.greedy:
+            return self._greedy_logits(local)  # [T, V]
         logits = np.concatenate(self.comm.all_gather(local), axis=-1)  # [T, V]
         if logits.shape != (h.shape[0], self.config.vocab):
             raise CollectiveError(f"gathered logits of shape {logits.shape}, not [T, V]")
         return logits
 
     def _greedy_logits(self, local: F32) -> F32:
-        """Greedy decoding needs only the winner: each rank offers its best (value, id),
-        8 bytes instead of its slice of the logits. The result is a [V] vector with the
-        winner's logit and -inf elsewhere, so argmax picks exactly what it would pick in
-        the full logits (ranks hold the vocabulary in order; ties go to the lower id)."""
-        start = self.weights.share.vocab_start
-        if local.size:
-            i = int(np.argmax(local))
-            offer = np.array([local[i], start + i], dtype=np.float32)  # [2] (ids < 2**24)
+        """Greedy decoding needs only the winners: for each of the T rows each rank offers
+        its best (value, id), 8 bytes a row instead of its slice of the logits (a
+        speculative verify pass of T rows sends 8 T bytes). The result is [T, V] with each
+        row's winning logit and -inf elsewhere, so argmax picks exactly what it would pick
+        in the full logits (ranks hold the vocabulary in order; ties go to the lower id)."""
+        t, start = local.shape[0], self.weights.share.vocab_start
+        offer = np.empty((t, 2), dtype=np.float32)  # [T, 2] (value, id); ids < 2**24
+        if local.shape[1]:
+            best = np.argmax(local, axis=1)  # [T]
+            offer[:, 0] = local[np.arange(t), best]
+            offer[:, 1] = start + best
         else:
-            offer = np.array([-np.inf, 0.0], dtype=np.float32)  # [2]
+            offer[:, 0], offer[:, 1] = -np.inf, 0.0
         gathered = self.comm.all_gather(offer)
-        if any(o.shape != (2,) for o in gathered):
-            raise CollectiveError("a rank offered a greedy winner that is not (value, id)")
-        offers = np.stack(gathered)  # [N, 2]
-        winner = int(np.argmax(offers[:, 0]))
-        token = float(offers[winner, 1])
-        if not (0 <= token < self.config.vocab and token == int(token)):
-            raise CollectiveError(f"a rank offered token id {token}, outside the vocabulary")
-        out = np.full(self.config.vocab, -np.inf, dtype=np.float32)  # [V]
-        out[int(token)] = offers[winner, 0]
+        if any(o.shape != (t, 2) for o in gathered):
+            raise CollectiveError("a rank offered greedy winners that are not [T] (value, id)")
+        offers = np.stack(gathered)  # [N, T, 2]
+        winner = np.argmax(offers[:, :, 0], axis=0)  # [T] the lowest rank among equals
+        rows = np.arange(t)  # [T]
+        values, tokens = offers[winner, rows, 0], offers[winner, rows, 1]  # [T] each
+        bad = ~((tokens >= 0) & (tokens < self.config.vocab) & (tokens == np.floor(tokens)))
+        if bad.any():
+            raise CollectiveError(
+                f"a rank offered token id {tokens[bad][0]}, outside the vocabulary"
+            )
+        out = np.full((t, self.config.vocab), -np.inf, dtype=np.float32)  # [T, V]
+        out[rows, tokens.astype(np.int64)] = values
         return out

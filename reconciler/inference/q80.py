@@ -4,6 +4,8 @@ A vector is cut into blocks of 32 values; each block travels as one float16 scal
 ``d = max|x| / 127`` and 32 int8 values ``round(x / d)``: 34 bytes instead of 128 in
 float32 (3.76x fewer). Every value comes back within ``d / 2`` of where it was (plus the
 float16 rounding of ``d``). The last block is zero-padded; the length travels outside.
+A block whose largest value is beyond ``127 * 65504`` (about 8.3e6, float16's range)
+saturates at that bound instead of turning into infinities.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from numpy.typing import NDArray
 
 BLOCK = 32
 BLOCK_BYTES = 2 + BLOCK  # float16 scale, then 32 int8 values
+F16_MAX = 65504.0  # the largest scale: values beyond 127 times that saturate
 F32 = NDArray[np.float32]
 
 
@@ -28,7 +31,8 @@ def encode(x: F32) -> bytes:
     padded = np.zeros(blocks * BLOCK, dtype=np.float32)  # [B*32]
     padded[: flat.size] = flat
     values = padded.reshape(blocks, BLOCK)  # [B, 32]
-    scale = (np.max(np.abs(values), axis=1) * (1.0 / 127.0)).astype(np.float16)  # [B]
+    peak = np.minimum(np.max(np.abs(values), axis=1) * (1.0 / 127.0), F16_MAX)  # [B]
+    scale = peak.astype(np.float16)  # [B] (beyond float16's range values saturate)
     divisor = np.where(scale == 0, np.float32(1.0), scale.astype(np.float32))  # [B]
     q = np.clip(np.rint(values / divisor[:, None]), -127, 127).astype(np.int8)  # [B, 32]
     out = np.empty((blocks, BLOCK_BYTES), dtype=np.uint8)  # [B, 34]

@@ -11,6 +11,8 @@ Penalties change the logits before anything else, as OpenAI and Hugging Face def
 
 Every rank holds identical logits (all-gathered) and a generator seeded alike, so every
 rank draws the same token without a broadcast.
+
+``draft_tokens`` turns on speculative decoding (``speculative.py``) for greedy jobs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+MAX_DRAFT_TOKENS = 16  # drafted tokens per verifying pass, at most
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class SamplingParams:
     presence_penalty: float = 0.0  # OpenAI's, in [-2, 2]
     frequency_penalty: float = 0.0  # OpenAI's, in [-2, 2]
     repetition_penalty: float = 1.0  # transformers', > 0; 1 -> off
+    draft_tokens: int = 0  # prompt-lookup drafts verified per pass (greedy only); 0 -> off
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
@@ -47,6 +52,8 @@ class SamplingParams:
             raise ValueError("presence_penalty and frequency_penalty must be in [-2, 2]")
         if not 0.0 < self.repetition_penalty <= 10.0:
             raise ValueError("repetition_penalty must be in (0, 10]")
+        if not 0 <= self.draft_tokens <= MAX_DRAFT_TOKENS:
+            raise ValueError(f"draft_tokens must be in [0, {MAX_DRAFT_TOKENS}] (0 turns it off)")
 
     @property
     def penalized(self) -> bool:
@@ -59,6 +66,12 @@ class SamplingParams:
     def argmax_only(self) -> bool:
         """Greedy without penalties: only the best logit matters (no full gather needed)."""
         return self.temperature == 0.0 and not self.penalized
+
+    @property
+    def speculative(self) -> bool:
+        """Whether generation drafts and verifies tokens (greedy without penalties only:
+        sampled or penalized jobs ignore ``draft_tokens``)."""
+        return self.draft_tokens > 0 and self.argmax_only
 
 
 class Sampler:

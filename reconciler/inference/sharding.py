@@ -22,6 +22,14 @@ as the model's structure allows (largest remainder, contiguous and in rank order
 
 Splits are named by direction: column split "all-to-sharded" (Q, K, V, gate, up, LM head)
 and row split "sharded-to-all" (O, down) followed by an all-reduce.
+
+Pipeline stages (``plan_stages``) split the other way: by layers. Stage ``r`` holds the
+contiguous layers ``[layer_start, layer_end)`` at full width (every KV head, every MLP
+column), so it needs no all-reduce; stage 0 also holds the embedding, the last stage the
+final norm and the LM head (with tied embeddings both stages read that one tensor). A
+token costs one hop per stage boundary plus one for the logits (``pipeline.py``).
+``layer_end=None`` (the default) marks a tensor-parallel or single share: every layer,
+embedding and head rows ``[vocab_start, vocab_end)``.
 """
 
 from __future__ import annotations
@@ -44,6 +52,19 @@ class RankShare:
     ffn_end: int
     vocab_start: int
     vocab_end: int
+    layer_start: int = 0  # pipeline stages: first layer held
+    layer_end: int | None = None  # one past the last layer held; None: every layer
+    has_embed: bool = True  # holds the token embedding (rows vocab_start..vocab_end)
+    has_head: bool = True  # holds the final norm and the LM head
+
+    @property
+    def pipelined(self) -> bool:
+        """A pipeline stage (from ``plan_stages``): whole layers, no all-reduce."""
+        return self.layer_end is not None
+
+    def layers(self, n_layers: int) -> range:
+        """Indices of the layers held, out of the model's ``n_layers``."""
+        return range(self.layer_start, n_layers if self.layer_end is None else self.layer_end)
 
     @property
     def head_start(self) -> int:
@@ -85,6 +106,31 @@ def plan_shares(
     voc = _bounds(_largest_remainder(fractions, config.vocab))
     world = len(column_ranges)
     return [RankShare(r, world, *kv[r], config.group, *ffn[r], *voc[r]) for r in range(world)]
+
+
+def plan_stages(config: ModelConfig, layer_counts: list[int]) -> list[RankShare]:
+    """One pipeline stage per count (list index = rank): ``layer_counts[r]`` contiguous
+    layers at full width; stage 0 embeds, the last stage holds the final norm and head."""
+    if not layer_counts:
+        raise ValueError("no stages: layer_counts is empty")
+    if any(c < 1 for c in layer_counts):
+        raise ValueError(f"every stage needs at least one layer: {layer_counts}")
+    if sum(layer_counts) != config.n_layers:
+        raise ValueError(
+            f"stage layer counts {layer_counts} sum to {sum(layer_counts)}, "
+            f"but the model has {config.n_layers} layers"
+        )
+    world, starts = len(layer_counts), [0]
+    for c in layer_counts:
+        starts.append(starts[-1] + c)
+    stages = []
+    for r in range(world):
+        embed, head = r == 0, r == world - 1
+        vocab = config.vocab if embed or head else 0
+        stages.append(RankShare(r, world, 0, config.n_kv_heads, config.group, 0,
+                                config.hidden_dim, 0, vocab, starts[r], starts[r + 1],
+                                embed, head))  # fmt: skip
+    return stages
 
 
 def ffn_unit(hidden_dim: int) -> int:

@@ -74,10 +74,10 @@ class ShardWeights:
     """Everything one rank holds."""
 
     share: RankShare
-    embed: F32  # [Vl, D] token-embedding rows vocab_start..vocab_end
-    lm_head: F32  # [Vl, D] (the same array as embed when tied)
-    norm: F32  # [D]
-    layers: list[LayerWeights]
+    embed: F32  # [Vl, D] token-embedding rows vocab_start..vocab_end ([0, D] if not held)
+    lm_head: F32  # [Vl, D] (the same array as embed when tied; [0, D] if not held)
+    norm: F32  # [D] ([0] if not held)
+    layers: list[LayerWeights]  # share.layers(n_layers), in order
 
     def nbytes(self) -> int:
         """Bytes of weights held (a tied LM head counted once)."""
@@ -98,17 +98,28 @@ def build_shard(
     share: RankShare,
     progress: Callable[[float], None] | None = None,
 ) -> ShardWeights:
-    """Read and fuse one rank's share from a source; `progress(fraction)` after each layer."""
+    """Read and fuse one rank's share from a source; `progress(fraction)` after each layer.
+
+    A pipeline stage reads only its layers, and the embedding and the LM head and final
+    norm only if it holds them (an empty ``[0, D]`` array stands for one it does not)."""
     vs, ve = share.vocab_start, share.vocab_end
-    embed = _c(source.rows("embed", vs, ve))
+    none = np.zeros((0, config.dim), dtype=np.float32)  # [0, D]
+    embed = _c(source.rows("embed", vs, ve)) if share.has_embed else none
     tied = config.tie_embeddings or not source.has("lm_head")
-    lm_head = embed if tied else _c(source.rows("lm_head", vs, ve))
+    if not share.has_head:
+        lm_head = none
+    elif tied:
+        lm_head = embed if share.has_embed else _c(source.rows("embed", vs, ve))
+    else:
+        lm_head = _c(source.rows("lm_head", vs, ve))
+    norm = _c(source.vector("norm")) if share.has_head else np.zeros(0, dtype=np.float32)
     layers = []
-    for i in range(config.n_layers):
+    held = share.layers(config.n_layers)
+    for n, i in enumerate(held):
         layers.append(_layer(source, config, share, i))
         if progress is not None:
-            progress((i + 1) / config.n_layers)
-    return ShardWeights(share, embed, lm_head, _c(source.vector("norm")), layers)
+            progress((n + 1) / len(held))
+    return ShardWeights(share, embed, lm_head, norm, layers)
 
 
 def _layer(source: TensorSource, config: ModelConfig, share: RankShare, i: int) -> LayerWeights:

@@ -15,19 +15,28 @@ from collections.abc import Callable
 from reconciler.inference.generate import TokenEvent
 from reconciler.jobs.errors import JobFailed, Reason
 from reconciler.jobs.messages import JobOffer, MemberStats, Participant
+from reconciler.jobs.plans import participants
 from reconciler.jobs.results import JobRequest, JobResult
+from reconciler.placement.ringplan import JobPlan
 
 log = logging.getLogger("meshnet.jobs")
 
 ProgressCallback = Callable[[str, float], None]  # (node id, fraction of its slice loaded)
 TokenCallback = Callable[[TokenEvent], None]
+PlanCallback = Callable[[JobPlan, str], None]  # (the plan, the wire format resolved here)
 
 
-def make_offer(request: JobRequest, session: int) -> JobOffer:
-    """The offer every participant receives: ring members in position order are ranks."""
+def make_offer(request: JobRequest, session: int, plan: JobPlan | None = None) -> JobOffer:
+    """The offer every participant of ``plan`` receives, in rank (stage) order; without
+    a plan, a tensor plan over the whole ring (members in position order are ranks)."""
     if not request.prompt_ids:
         raise JobFailed(Reason.INVALID_REQUEST, "the prompt has no tokens")
     slots = sorted(request.ring.members, key=lambda s: s.position)
+    chosen = (
+        participants(plan)
+        if plan is not None
+        else tuple(Participant(s.node_id, s.start, s.end) for s in slots)
+    )
     return JobOffer(
         job_id=request.job_id,
         session=session,
@@ -37,7 +46,9 @@ def make_offer(request: JobRequest, session: int) -> JobOffer:
         ring_epoch=request.ring.epoch,
         ring_hash=request.ring.hash,
         shard_columns=request.ring.shard_columns,
-        participants=tuple(Participant(s.node_id, s.start, s.end) for s in slots),
+        participants=chosen,
+        plan=plan.kind if plan is not None else "tensor",
+        wire=request.wire,
     )
 
 
@@ -51,8 +62,10 @@ class Coordination:
         loop: asyncio.AbstractEventLoop,
         on_progress: ProgressCallback | None,
         on_token: TokenCallback | None,
+        plan: JobPlan | None = None,
     ) -> None:
-        self.offer, self.self_id, self.loop = offer, self_id, loop
+        self.offer, self.self_id, self.loop, self.plan = offer, self_id, loop, plan
+        self.wire = offer.wire  # f32 or q80, the same for every member
         self.on_progress, self.on_token = on_progress, on_token
         self.node_ids = [p.node_id for p in offer.participants]
         self.ready_nodes: set[str] = set()
@@ -142,6 +155,12 @@ class Coordination:
             ring_epoch=offer.ring_epoch,
             ring_hash=offer.ring_hash,
             missing_stats=self.missing(self.stats),
+            plan=self.plan,
+            wire=self.wire,
+            decode_rounds=events[-1].round if events else 0,
+            layers=[(p.layer_start, p.layer_end) for p in offer.participants]
+            if offer.plan == "pipeline"
+            else [],
         )
 
 

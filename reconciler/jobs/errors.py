@@ -28,6 +28,7 @@ class Reason:
     GENERATION_FAILED = "GenerationFailed"
     ABORTED = "Aborted"
     INVALID_REQUEST = "InvalidRequest"
+    NO_PLAN = "NoPlan"  # no plan of the asked parallelism fits the members
     PROMPT_TOO_LONG = "PromptTooLong"  # beyond the context or a frame limit (jobs/limits.py)
 
 

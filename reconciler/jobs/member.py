@@ -16,16 +16,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import psutil
+
 from reconciler.inference.errors import CollectiveError
 from reconciler.inference.generate import TokenEvent, generate
 from reconciler.inference.model import Engine
-from reconciler.inference.sharding import plan_shares
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.jobs.errors import CollectiveTimeout, Reason
 from reconciler.jobs.limits import cache_len
 from reconciler.jobs.messages import JobOffer, MemberStats
 from reconciler.jobs.netcollectives import NetworkCollectives
+from reconciler.jobs.plans import (
+    memory_problem,
+    share_bytes,
+    share_for,
+    tensor_sizes,
+    wrap_wire,
+)
 from reconciler.jobs.shards import ShardCache
+from reconciler.placement.modelcost import model_cost
 
 log = logging.getLogger("meshnet.jobs")
 PROGRESS_STEP = 0.1  # report load progress in steps of at least this much
@@ -56,6 +65,7 @@ class MemberRun:
         cache: ShardCache,
         loop: asyncio.AbstractEventLoop,
         on_end: Callable[[], None],
+        free_memory: Callable[[], int] = lambda: int(psutil.virtual_memory().available),
     ) -> None:
         rank = offer.rank_of(self_id)
         assert rank is not None, "a member run needs a participant"
@@ -64,6 +74,7 @@ class MemberRun:
         self.slot = offer.participants[rank]
         self.model_path, self.collectives, self.sink = model_path, collectives, sink
         self.cache, self.loop, self.on_end = cache, loop, on_end
+        self.free_memory = free_memory  # bytes this device can give without swapping
         self.state = "loading"  # loading -> ready -> running -> ended
         self.threads: list[threading.Thread] = []
         self._aborted = threading.Event()
@@ -139,11 +150,16 @@ class MemberRun:
     def _build(self) -> tuple[Engine, Tokenizer]:
         offer = self.offer
         info = self.cache.info(self.model_path)
-        ranges = [(p.start, p.end) for p in offer.participants]
-        share = plan_shares(info.config, ranges, offer.shard_columns)[self.rank]
-        weights = self.cache.shard(self.model_path, info.config, share, self._progress)
+        share = share_for(offer, self.rank, info.config)
+        comm = wrap_wire(self.collectives, offer.wire)  # q80: 8-bit all-reduce contributions
         positions = cache_len(len(offer.prompt_ids), offer.sampling.max_tokens, info.config)
-        return Engine(info.config, weights, self.collectives, positions), info.tokenizer
+        if not self.cache.resident(self.model_path, share):
+            cost = model_cost(info.config, tensor_sizes(self.model_path), positions)
+            problem = memory_problem(share_bytes(offer, self.rank, cost), self.free_memory())
+            if problem is not None:  # a plan this device cannot hold: refuse, never swap
+                raise MemoryError(problem)
+        weights = self.cache.shard(self.model_path, info.config, share, self._progress)
+        return Engine(info.config, weights, comm, positions), info.tokenizer
 
     def _progress(self, fraction: float) -> None:
         if fraction >= 1.0 or fraction - self._reported >= PROGRESS_STEP:

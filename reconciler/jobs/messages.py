@@ -21,9 +21,19 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from reconciler.inference.sampling import SamplingParams
+from reconciler.inference.sampling import MAX_DRAFT_TOKENS, SamplingParams
 from reconciler.jobs.errors import JobProtocolError
 from reconciler.jobs.fields import Fields
+from reconciler.jobs.offerplan import (
+    PLANS,
+    check_plan,
+    choice,
+    participant,
+    participant_doc,
+)
+from reconciler.jobs.offerplan import (
+    Participant as Participant,
+)
 
 MAGIC = b"MJ"
 VERSION = 1
@@ -42,15 +52,6 @@ class MessageType(IntEnum):
     START = 5
     ABORT = 6
     DONE = 7
-
-
-@dataclass(frozen=True)
-class Participant:
-    """A ring member taking part in a job: its rank is its index in the offer."""
-
-    node_id: str
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class JobOffer:
     ring_hash: str
     shard_columns: int
     participants: tuple[Participant, ...]
+    wire: str = "f32"  # all-reduce contributions: "f32" or "q80" (q80reduce), the same for all
+    plan: str = "tensor"  # one of PLANS
 
     def rank_of(self, node_id: str) -> int | None:
         """The rank of ``node_id``, or None when it takes no part."""
@@ -202,7 +205,9 @@ def _to_doc(m: Message) -> dict[str, Any]:
             epoch=m.ring_epoch,
             hash=m.ring_hash,
             columns=m.shard_columns,
-            members=[[p.node_id, p.start, p.end] for p in m.participants],
+            members=[participant_doc(m.plan, p) for p in m.participants],
+            **({"wire": m.wire} if m.wire != "f32" else {}),  # older members read the rest
+            **({"plan": m.plan} if m.plan != "tensor" else {}),
         )
     elif isinstance(m, JobReady):
         doc.update(node=m.node_id, load_ms=m.load_ms, resident=m.resident_bytes)
@@ -236,12 +241,13 @@ def _from_doc(code: MessageType, f: Fields) -> Message:
 
 def _offer(job: str, session: int, f: Fields) -> JobOffer:
     columns = f.integer("columns", 1, 2**31)
+    plan = choice(f, "plan", PLANS, "tensor")
     members = tuple(
-        Participant(m.text(0), m.integer(1, 0, columns), m.integer(2, 0, columns))
-        for m in f.items("members", 1, 4096)
+        participant(m, columns, plan == "pipeline") for m in f.items("members", 1, 4096)
     )
     if len({p.node_id for p in members}) != len(members):
         raise JobProtocolError("a node appears twice in the offer")
+    check_plan(plan, columns, members)
     return JobOffer(
         job_id=job,
         session=session,
@@ -252,6 +258,8 @@ def _offer(job: str, session: int, f: Fields) -> JobOffer:
         ring_hash=f.text("hash"),
         shard_columns=columns,
         participants=members,
+        wire=_wire(f),
+        plan=plan,
     )
 
 
@@ -265,6 +273,7 @@ def _sampling_doc(p: SamplingParams) -> dict[str, Any]:
         "stop": list(p.stop),
         "ignore_eos": p.ignore_eos,
         **_penalties_doc(p),
+        **({"draft_tokens": p.draft_tokens} if p.draft_tokens else {}),  # as the penalties
     }
 
 
@@ -282,6 +291,18 @@ def _penalty(f: Fields, key: str, default: float, lo: float, hi: float) -> float
     return f.number(key, lo, hi) if isinstance(f.value, dict) and key in f.value else default
 
 
+def _wire(f: Fields) -> str:
+    wire = f.text("wire", 8) if isinstance(f.value, dict) and "wire" in f.value else "f32"
+    if wire not in ("f32", "q80"):
+        raise JobProtocolError(f"unknown wire format {wire!r}")
+    return wire
+
+
+def _draft_tokens(f: Fields) -> int:
+    present = isinstance(f.value, dict) and "draft_tokens" in f.value
+    return f.integer("draft_tokens", 0, MAX_DRAFT_TOKENS) if present else 0
+
+
 def _sampling(f: Fields) -> SamplingParams:
     try:
         return SamplingParams(
@@ -295,6 +316,7 @@ def _sampling(f: Fields) -> SamplingParams:
             presence_penalty=_penalty(f, "presence_penalty", 0.0, -2.0, 2.0),
             frequency_penalty=_penalty(f, "frequency_penalty", 0.0, -2.0, 2.0),
             repetition_penalty=_penalty(f, "repetition_penalty", 1.0, 0.0, 10.0),
+            draft_tokens=_draft_tokens(f),
         )
     except ValueError as exc:
         raise JobProtocolError(f"bad sampling parameters: {exc}") from exc

@@ -8,6 +8,7 @@ from typing import Any
 from reconciler.gossip.ring import Ring
 from reconciler.inference.sampling import SamplingParams
 from reconciler.jobs.messages import MemberStats
+from reconciler.placement.ringplan import JobPlan
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class JobRequest:
     sampling: SamplingParams
     ring: Ring
     model_path: str | None = None  # the coordinator's own copy (model_ref is offered)
+    wire: str = "f32"  # all-reduce contributions on the wire: "f32" or "q80"
+    parallelism: str = "auto"  # auto | tensor | pipeline | single (Job.spec.parallelism)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,18 @@ class JobResult:
     ring_epoch: int
     ring_hash: str
     missing_stats: list[str] = field(default_factory=list)  # members whose DONE never came
+    plan: JobPlan | None = None
+    wire: str = "auto"
+    decode_rounds: int = 0  # forward passes after the prefill (TokenEvent.round of the last)
+    layers: list[tuple[int, int]] = field(default_factory=list)  # per member (pipeline)
+
+    @property
+    def tokens_per_round(self) -> float | None:
+        """Tokens after the first per decode pass: 1 without speculative decoding, more
+        when drafts were accepted (None before any decode pass)."""
+        if self.decode_rounds <= 0:
+            return None
+        return (self.completion_tokens - 1) / self.decode_rounds
 
     def status_fields(self) -> dict[str, Any]:
         """Field names and values of ``manifests.job.JobStatus`` (snake_case)."""
@@ -59,7 +74,23 @@ class JobResult:
                     "compute_ms": m.compute_ms,
                     "comm_ms": m.comm_ms,
                     "bytes_sent": m.bytes_sent,
+                    **({"layers": list(self.layers[i])} if i < len(self.layers) else {}),
                 }
-                for m in self.members
+                for i, m in enumerate(self.members)
             ],
+            "decode_rounds": self.decode_rounds,
+            "tokens_per_round": self.tokens_per_round,
+            **({"plan": plan_status(self.plan, self.wire)} if self.plan is not None else {}),
         }
+
+
+def plan_status(plan: JobPlan, wire: str) -> dict[str, Any]:
+    """``manifests.job.JobPlanStatus`` of a plan (camelCase keys)."""
+    predicted = plan.predicted_tok_s
+    return {
+        "kind": plan.kind,
+        "reason": plan.reason,
+        "wire": wire,
+        "predictedTokensPerSecond": round(predicted, 2) if predicted is not None else None,
+        "alternatives": dict(plan.alternatives),
+    }

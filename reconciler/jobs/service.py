@@ -1,15 +1,19 @@
 """The job service of one agent: coordinator of the jobs applied here, member of all.
 
-Coordinator (``run``): offer the job to every ring member, load its own slice, wait for
-every READY, send START, run its own rank of the generation loop (streaming tokens to
-``on_token``), then collect every member's JOB_DONE stats. Member (``on_control``): on
+Coordinator (``run``): choose the job's plan (``planning.py``: single, tensor or
+pipeline, from the ring, the model's cost and the pool's measurements), offer the job to
+the plan's participants only, load its own slice, wait for every READY, send START, run
+its own rank of the generation loop (streaming tokens to ``on_token``), then collect
+every member's JOB_DONE stats. Member (``on_control``): on
 JOB_OFFER load the slice in a thread (LOAD_PROGRESS), reply JOB_READY, on JOB_START run
 the same loop with :class:`NetworkCollectives`, then send JOB_DONE.
 
 Offers from peers are bounded: a member runs at most ``max_runs_per_peer`` jobs offered
-by one coordinator and ``max_runs`` in all, takes a job's column ranges only as its own
-ring has them, and answers load failures toward a remote coordinator with a generic
-message (the details stay in its own log), so an offer cannot probe its files. The
+by one coordinator and ``max_runs`` in all, takes part only in plans among its own
+ring's members and shard columns (``plans.ring_problem``), refuses a share larger than
+its free memory (``plans.memory_problem``: never swap, never die), and answers load failures
+toward a remote coordinator with a generic message (the details stay in its own log),
+so an offer cannot probe its files. The
 model of an offer is a name the ``model_resolver`` looks up (runtime/models.py).
 
 Failure never hangs: ``member_lost`` (from gossip), a collective timeout, a member's
@@ -25,12 +29,22 @@ import logging
 import secrets
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+
+import psutil
 
 from reconciler.gossip.ring import Ring
 from reconciler.inference.generate import TokenEvent
+from reconciler.inference.kernels import default_activations
 from reconciler.jobs import messages as m
-from reconciler.jobs.coordinator import Coordination, ProgressCallback, TokenCallback, make_offer
+from reconciler.jobs.coordinator import (
+    Coordination,
+    PlanCallback,
+    ProgressCallback,
+    TokenCallback,
+    make_offer,
+)
 from reconciler.jobs.errors import JobFailed, JobProtocolError, Reason
 from reconciler.jobs.limits import prompt_problem
 from reconciler.jobs.member import MemberRun, MemberSink
@@ -40,8 +54,11 @@ from reconciler.jobs.netcollectives import (
     TensorSender,
     split_session,
 )
+from reconciler.jobs.planning import choose
+from reconciler.jobs.plans import resolve_wire, ring_problem
 from reconciler.jobs.results import JobRequest, JobResult
 from reconciler.jobs.shards import ShardCache
+from reconciler.placement.ringplan import MeasureSource
 
 log = logging.getLogger("meshnet.jobs")
 
@@ -71,6 +88,8 @@ class JobService:
         new_session: Callable[[], int] = lambda: secrets.randbits(64),
         max_runs_per_peer: int = MAX_RUNS_PER_PEER,
         max_runs: int = MAX_RUNS,
+        measures: MeasureSource | None = None,
+        free_memory: Callable[[], int] = lambda: int(psutil.virtual_memory().available),
     ) -> None:
         self.self_id = self_id
         self.send_control = send_control
@@ -87,6 +106,8 @@ class JobService:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._local_paths: dict[int, str] = {}  # session -> the coordinator's model path
         self.max_runs_per_peer, self.max_runs = max_runs_per_peer, max_runs
+        self.measures = measures  # the pool's published measurements, for the planner
+        self.free_memory = free_memory  # a member refuses a share it cannot hold
 
     # -- frames from peers (event loop) --------------------------------------------------
 
@@ -140,14 +161,24 @@ class JobService:
         request: JobRequest,
         on_progress: ProgressCallback | None = None,
         on_token: TokenCallback | None = None,
+        on_plan: PlanCallback | None = None,
     ) -> JobResult:
-        """Run ``request`` on its ring; raises JobFailed(reason, message) on failure."""
+        """Run ``request`` on its ring; raises JobFailed(reason, message) on failure.
+        ``on_plan`` hears the chosen plan before anything is offered."""
         loop = asyncio.get_running_loop()
-        offer = make_offer(request, self.new_session())
-        if offer.rank_of(self.self_id) is None:
+        if not request.prompt_ids:  # before anything is read
+            raise JobFailed(Reason.INVALID_REQUEST, "the prompt has no tokens")
+        activations = self.cache.activations or default_activations()
+        request = replace(request, wire=resolve_wire(request.wire, activations))  # f32 | q80
+        if self.self_id not in {s.node_id for s in request.ring.members}:
             raise JobFailed(Reason.NOT_IN_RING, f"{self.self_id} is not a member of the ring")
+        plan = await choose(self.self_id, request, self.model_resolver, self.cache, self.measures)
+        offer = make_offer(request, self.new_session(), plan)
         await self._check_prompt(offer, request.model_path)
-        coord = Coordination(offer, self.self_id, loop, on_progress, on_token)
+        coord = Coordination(offer, self.self_id, loop, on_progress, on_token, plan)
+        coord.wire = offer.wire
+        if on_plan is not None:
+            on_plan(plan, coord.wire)
         self.coordinations[offer.session] = coord
         if request.model_path is not None:
             self._local_paths[offer.session] = request.model_path
@@ -246,10 +277,9 @@ class JobService:
                 f"my ring is {ring.hash[:12]} (epoch {ring.epoch}), not {offer.ring_hash[:12]}"
             )
             return sink.load_failed(self.self_id, Reason.RING_MISMATCH, message)
-        if ring is not None and _slots(ring) != [(p.node_id, p.start, p.end)
-                                                 for p in offer.participants]:  # fmt: skip
-            message = "the offer's column ranges are not the ring's"
-            return sink.load_failed(self.self_id, Reason.RING_MISMATCH, message)
+        problem = ring_problem(offer, ring) if ring is not None else None
+        if problem is not None:
+            return sink.load_failed(self.self_id, Reason.RING_MISMATCH, problem)
         self._accept(offer, coordinator, sink)
 
     def _accept(self, offer: m.JobOffer, coordinator: str, sink: MemberSink) -> None:
@@ -271,7 +301,7 @@ class JobService:
         loop = asyncio.get_running_loop()
         run = MemberRun(
             offer, self.self_id, coordinator, path, comm, sink, self.cache, loop,
-            lambda: self._ended(session),
+            lambda: self._ended(session), self.free_memory,
         )  # fmt: skip
         self.runs[session] = run
         if coordinator != self.self_id:  # a member never waits for START forever
@@ -342,11 +372,6 @@ class _RemoteSink:
 
     def failed(self, node_id: str, reason: str, message: str) -> None:
         self._send(m.JobAbort(self.job_id, self.session, reason, message))
-
-
-def _slots(ring: Ring) -> list[tuple[str, int, int]]:
-    """The ring's ranks as an offer lists them: position order, with column ranges."""
-    return [(s.node_id, s.start, s.end) for s in sorted(ring.members, key=lambda s: s.position)]
 
 
 async def _within(fut: asyncio.Future[None], timeout: float, late: Callable[[], JobFailed]) -> None:

@@ -52,6 +52,11 @@ class ShardCache:
                 self._infos[key] = load_model_info(path)
             return _touch(self._infos, key, self.capacity)
 
+    def resident(self, path: Path, share: RankShare) -> bool:
+        """Whether this slice is held already (a job reusing it loads nothing)."""
+        with self._lock:
+            return (str(path), _version(path), share) in self._shards
+
     def shard(
         self, path: Path, config: ModelConfig, share: RankShare, progress: Progress
     ) -> ShardWeights | FusedShard:
@@ -60,7 +65,7 @@ class ShardCache:
         key = (str(path), _version(path), share)
         with self._lock:
             if key not in self._shards:
-                source = CountingSource(open_source(path, config), _reads(config), progress)
+                source = CountingSource(open_source(path, config), _reads(config, share), progress)
                 fused = resolve(self.kernels or default_kernels(), config) != "numpy"
                 self._shards[key] = build_weights(
                     source, config, share, progress if fused else None,
@@ -83,9 +88,10 @@ def _version(path: Path) -> int:
     return path.stat().st_mtime_ns
 
 
-def _reads(config: ModelConfig) -> int:
-    """Tensor reads ``build_shard`` makes (about): embed, head, norm and 9-12 per layer."""
-    return 3 + config.n_layers * (12 if config.attention_bias else 9)
+def _reads(config: ModelConfig, share: RankShare) -> int:
+    """Tensor reads ``build_shard`` makes (about): embed, head, norm and 9-12 per layer
+    held (a pipeline stage holds some of the layers)."""
+    return 3 + len(share.layers(config.n_layers)) * (12 if config.attention_bias else 9)
 
 
 class CountingSource:

@@ -11,8 +11,9 @@ bytes per second, ``r`` a link's round trip and ``w`` its throughput:
   one-way delay ``r / 2`` of the slowest pair plus ``(N - 1) a / w`` to push ``a``
   activation bytes to each peer.
 - ``pipeline`` with ``n_i`` layers on stage i: the stages run one after the other, so
-  compute takes ``sum_i n_i L_b / s_i + H / s_c`` (``L_b`` bytes per layer, ``H`` the
-  head on the coordinator), and the activation goes once around the cycle of stages:
+  compute takes ``sum_i n_i L_b / s_i + H / s_l`` (``L_b`` bytes per layer, ``H`` the
+  LM head, run by the last stage ``l``: the first stage only looks up one embedding row),
+  and the activation goes once around the cycle of stages:
   ``N`` hops of ``r / 2 + a / w``.
 
 A round of speculative decoding that accepts ``k`` tokens on average divides the
@@ -62,8 +63,9 @@ def pipeline_seconds(
     layers: Sequence[int],
     links: Sequence[LinkMeasure],
 ) -> float:
-    """Seconds per token of a pipeline; ``stages[0]`` is the coordinator holding the head."""
-    compute = model.head_bytes / stages[0].weight_bytes_per_s
+    """Seconds per token of a pipeline; ``stages[0]`` is the coordinator (it embeds), the
+    last stage runs the LM head."""
+    compute = model.head_bytes / stages[-1].weight_bytes_per_s
     compute += sum(
         n * model.layer_bytes / s.weight_bytes_per_s for s, n in zip(stages, layers, strict=True)
     )

@@ -5,8 +5,9 @@ Candidates, all including the coordinator (it holds the prompt and the sampler):
 - ``single``: the coordinator alone, when the model and its KV cache fit in its memory.
 - ``tensor``: every subset of members that includes the coordinator (unmeasured links
   exclude a subset), with shares proportional to measured speed and capped by memory.
-- ``pipeline``: layers go to the fastest members first, as many as fit; the coordinator
-  is stage 0 and also holds the embedding and the LM head.
+- ``pipeline``: every subset of two or more members that includes the coordinator
+  (stage 0, which also holds the embedding), with whole layers split fastest-first or
+  by speed, within memory (``stages.py``); the faster split wins.
 
 ``auto`` takes the highest predicted tokens/s; a model that fits on no single member
 still runs through the faster of ``tensor`` and ``pipeline``. The placement says why.
@@ -25,6 +26,7 @@ from reconciler.placement.costs import (
     tensor_seconds,
 )
 from reconciler.placement.inputs import LinkMeasure, MemberMeasure, ModelCost
+from reconciler.placement.stages import layer_splits
 
 PARALLELISMS = ("auto", "tensor", "pipeline", "single")
 MAX_SUBSET_MEMBERS = 8  # beyond this, tensor subsets are the whole pool only
@@ -119,23 +121,20 @@ def _tensor(
 def _pipeline(
     ordered: list[MemberMeasure], links: Sequence[LinkMeasure], model: ModelCost, k: float
 ) -> Placement | None:
-    coordinator, others = ordered[0], ordered[1:]
-    per_layer = model.layer_bytes + model.kv_bytes_per_layer
-    room = {m.node_id: m.free_memory for m in ordered}
-    room[coordinator.node_id] -= model.head_bytes
-    counts = {m.node_id: 0 for m in ordered}
-    left = model.n_layers
-    for m in sorted(ordered, key=lambda m: -m.weight_bytes_per_s):
-        take = min(left, max(0, room[m.node_id]) // per_layer) if per_layer else left
-        counts[m.node_id], left = take, left - take
-    if left or room[coordinator.node_id] < 0:
-        return None
-    stages = [coordinator, *(m for m in others if counts[m.node_id])]
-    if not _measured(stages, links):
-        return None
-    layers = [counts[m.node_id] for m in stages]
-    rate = k / pipeline_seconds(model, stages, layers, links)
-    return Placement("pipeline", tuple(m.node_id for m in stages), (), tuple(layers), rate)
+    best: Placement | None = None
+    for subset in _subsets(ordered):
+        if not _measured(subset, links):
+            continue
+        for counts in layer_splits(subset, model):
+            stages = [m for m, n in zip(subset, counts, strict=True) if n]
+            if len(stages) < 2:  # one stage is the single plan
+                continue
+            layers = [n for n in counts if n]
+            rate = k / pipeline_seconds(model, stages, layers, links)
+            if best is None or rate > best.predicted_tok_s:
+                ids = tuple(m.node_id for m in stages)
+                best = Placement("pipeline", ids, (), tuple(layers), rate)
+    return best
 
 
 def speed_fractions(members: Sequence[MemberMeasure], need: int) -> list[float] | None:

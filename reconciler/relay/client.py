@@ -18,6 +18,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+from reconciler.backoff import Backoff, BackoffPolicy
 from reconciler.drivers.tls import PeerIdentity, peer_identity
 from reconciler.relay.circuit import CircuitClosed, CircuitTls
 from reconciler.relay.framing import BadFrame, FrameParser, StreamBroken, encode
@@ -43,7 +44,7 @@ log = logging.getLogger("meshnet.relay.client")
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 CircuitHandler = Callable[[str, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
-BACKOFF = (0.1, 5.0)
+BACKOFF = BackoffPolicy(0.1, 5.0)
 REGISTER_SECONDS = 5.0
 
 
@@ -180,16 +181,15 @@ class RelayClient:
         return task
 
     async def _run(self) -> None:
-        delay = BACKOFF[0]
+        backoff = Backoff(BACKOFF)
         while not self._closing:  # Python 3.11's wait_for can swallow a cancellation
             try:
                 await self._connect_once()
-                delay = BACKOFF[0]
+                backoff.succeeded()
             except (OSError, ssl.SSLError, TimeoutError) as err:
                 self.last_error = f"{type(err).__name__}: {err}"
                 log.debug("relay %s:%s: %s", self.host, self.port, self.last_error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF[1])
+            await asyncio.sleep(backoff.failed())
 
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()

@@ -13,7 +13,6 @@ from enum import IntEnum
 
 RELAY_CIRCUIT_BIT = 0x8000_0000
 NO_CIRCUIT = 0xFFFF_FFFF
-MAX_CIRCUIT_ID = 0xFFFF_FFFF
 
 
 class FrameType(IntEnum):

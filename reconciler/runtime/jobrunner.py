@@ -18,10 +18,13 @@ from reconciler.home import Home
 from reconciler.inference.chattemplate import ChatTemplateError
 from reconciler.inference.errors import ModelError
 from reconciler.inference.generate import TokenEvent
+from reconciler.inference.kernels import default_activations
+from reconciler.inference.q80reduce import default_wire, resolve_wire
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.jobs import JobFailed, JobRequest, Reason
 from reconciler.jobs.limits import prompt_problem
+from reconciler.jobs.results import plan_status
 from reconciler.jobs.shards import ShardCache
 from reconciler.runtime.models import (
     SUBMITTED_BY,
@@ -58,7 +61,15 @@ def sampling_of(job: Job) -> SamplingParams:
         presence_penalty=spec.presence_penalty,
         frequency_penalty=spec.frequency_penalty,
         repetition_penalty=spec.repetition_penalty,
+        draft_tokens=spec.draft_tokens,
     )
+
+
+def wire_of(activations: str | None, asked: str = "auto") -> str:
+    """The all-reduce wire format this coordinator offers: the Job's ``spec.wire``, else
+    ``MESHNET_WIRE`` (default ``auto``: q80 with int8 activations, f32 with exact ones)."""
+    wire = asked if asked != "auto" else default_wire()
+    return resolve_wire(wire, activations or default_activations())
 
 
 _INFOS = ShardCache()  # model infos for submission checks (a GGUF's metadata takes seconds)
@@ -156,10 +167,13 @@ class JobRunner:
             scheduled = {"promptTokens": len(ids), "promptTokenIds": ids, "members": columns}
             self._patch(name, {"phase": "Scheduled", **scheduled})
             offered = offered_name(job.spec.model, path)  # members look the name up
-            request = JobRequest(name, offered, ids, sampling_of(job), ring, str(path))
+            request = JobRequest(name, offered, ids, sampling_of(job), ring, str(path),
+                                 wire_of(runtime.jobs.cache.activations, job.spec.wire),
+                                 job.spec.parallelism)  # fmt: skip
             result = await runtime.jobs.run(
                 request, lambda node, fraction: self._progress(name, node, fraction),
                 lambda event: self._token(name, state, event),
+                lambda plan, wire: self._patch(name, {"plan": plan_status(plan, wire)}),
             )  # fmt: skip
         except JobFailed as err:
             hint = MISSING_MODEL_HINT if err.reason == Reason.MODEL_NOT_FOUND else ""

@@ -15,6 +15,9 @@ from manifests.pool import DiscoverySpec
 from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import JoinAnswered
 from reconciler.beacon.machine import BeaconProtocol
+from reconciler.certs.errors import CertError
+from reconciler.certs.member import verify_member_certificate
+from reconciler.certs.root import TrustAnchor
 from reconciler.controllers.pool import JOINED_VIA
 from reconciler.runtime import material, observed
 from reconciler.runtime.beaconsockets import (
@@ -67,6 +70,9 @@ class JoinRuntime:
         self.joined = False
         self.http_error = ""
         self._fallback: asyncio.Task[None] | None = None
+        self.answered = asyncio.Event()
+        """Set each time an answer of the admin (by beacon or the control plane) has
+        been handled; whoever waits for the join clears it."""
 
     async def start(self) -> None:
         spec = self.member.spec
@@ -93,6 +99,7 @@ class JoinRuntime:
         self._sockets = await open_beacon_sockets(
             self.discovery, interfaces, self._beacon, self._on_event
         )
+        self._publish()  # "waiting" is visible as soon as the join starts
         loop = asyncio.get_running_loop()
         self._publisher = loop.create_task(
             self._publish_loop(), name=f"join-{self.member.metadata.name}"
@@ -122,6 +129,7 @@ class JoinRuntime:
                 if not self.joined:
                     self._joined(cert, root, f"through the control plane at {address}")
                     self._publish()
+                    self.answered.set()
                 return
             await asyncio.sleep(HTTP_RETRY_SECONDS)
 
@@ -139,15 +147,15 @@ class JoinRuntime:
         if event.status == "approved" and event.cert_der and not self.joined:
             self._joined(event.cert_der, event.root_cert_der, f"by beacon: {event.reason}")
         self._publish()
+        self.answered.set()
 
     def _joined(self, cert_der: bytes, root_der: bytes, how: str) -> None:
         pool_ref = self.member.spec.pool
-        info = material.save_joined(self.ctx.home, pool_ref.name, cert_der, root_der)
-        if (info.pool_id, info.root_fingerprint) != (pool_ref.id, pool_ref.root_fingerprint):
-            log.error(
-                "the admin's answer names pool %s, not the pinned %s", info.pool_id, pool_ref.id
-            )
+        problem = self._refusal(cert_der, root_der)
+        if problem is not None:
+            log.error("not keeping the admin's answer for pool %s: %s", pool_ref.id, problem)
             return
+        info = material.save_joined(self.ctx.home, pool_ref.name, cert_der, root_der)
         self.joined = True
         store = self.ctx.store
         if store.get("Pool", pool_ref.name) is None:
@@ -160,6 +168,19 @@ class JoinRuntime:
         store.record_event("Member", self.member.metadata.name, "Normal", "CertificateIssued",
                            f"joined pool {info.pool_id} {how}")  # fmt: skip
         log.info("joined pool %s (%s)", pool_ref.name, info.pool_id)
+
+    def _refusal(self, cert_der: bytes, root_der: bytes) -> str | None:
+        """Why an answer must not be kept (checked before anything is written), or None:
+        the root must be the pinned one and the certificate ours, issued by it."""
+        pool_ref = self.member.spec.pool
+        try:
+            anchor = TrustAnchor.from_cert_der(root_der, pool_ref.root_fingerprint, pool_ref.id)
+            cert = verify_member_certificate(cert_der, anchor, time.time())
+        except CertError as err:
+            return str(err)
+        if cert.node_id != self.ctx.node_id:
+            return f"the certificate is for {cert.node_id}, not this device"
+        return None
 
     def _services(self) -> dict[str, Any]:
         notes = self.member.metadata.annotations

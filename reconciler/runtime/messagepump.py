@@ -32,18 +32,20 @@ class MessagePump:
         links: PeerLinks,
         channel: Channel,
         on_event: Callable[[Any], None],
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` is the machine's time (default: the event loop's; tests pass a fake)."""
         self.machine = machine
         self.links = links
         self.channel = channel
         self.on_event = on_event
         self.unsendable = 0
         self.sent = self.received = self.rounds = 0  # counters for /metrics
-        self._loop = asyncio.get_running_loop()
-        self._timer = MachineTimer(machine, self._loop.time, self._after_round)
+        self._clock = clock or asyncio.get_running_loop().time
+        self._timer = MachineTimer(machine, self._clock, self._after_round)
 
     def now(self) -> float:
-        return self._loop.time()
+        return self._clock()
 
     def receive(self, from_node_id: str, payload: bytes) -> None:
         self.received += 1

@@ -1,10 +1,12 @@
 """What the runtimes publish as observed state in the store (read by meshctl, the
 control plane and the controllers). Keys are per pool name:
 
-    peers/<pool>    [{nodeId, name, address, status, lastSeen, route, ...}]
+    peers/<pool>    [{nodeId, name, address, status, lastSeen, route, ..., rttSeconds,
+                     throughputBytesPerSecond, speedBytesPerSecond, freeMemoryBytes}]
     ring/<pool>     the ring topology dict (with "converged")
     beacons/<pool>  {sent, received, drops: {reason: n}, peers: {nodeId: {...}}}
-    gossip/<pool>   {rounds, messagesSent, messagesReceived, epoch, convergeSeconds}
+    gossip/<pool>   {rounds, messagesSent, messagesReceived, epoch, convergeSeconds,
+                     measured: {speedBytesPerSecond, freeMemoryBytes, selftest}}
     join/<member>   {state, reason, attempts}   (a device that is joining)
 """
 

@@ -30,6 +30,8 @@ from reconciler.gossip.machine import GossipProtocol
 from reconciler.gossip.messages import NodeMeta
 from reconciler.home import write_atomic
 from reconciler.jobs import ControlSender, JobService, LinksTensorSender, route_frame
+from reconciler.placement.inputs import LinkMeasure, MemberMeasure
+from reconciler.placement.observed import plan_inputs
 from reconciler.pools import PoolInfo, load_root
 from reconciler.relay.messages import PeerEntry, Register
 from reconciler.runtime import material, observed
@@ -42,6 +44,7 @@ from reconciler.runtime.beaconsockets import (
     open_beacon_sockets,
 )
 from reconciler.runtime.context import DeviceContext, cores, memory_bytes
+from reconciler.runtime.measuring import measure_forever, self_measures
 from reconciler.runtime.models import resolve_name
 from reconciler.runtime.relays import PoolRelays
 from reconciler.runtime.rendezvous import (
@@ -81,9 +84,11 @@ class PoolRuntime:
         self._changed_at: float | None = None
         self._converge_seconds: float | None = None
         self._next_stats = 0.0
+        self._measured: dict[str, dict[str, Any]] = {}  # per node, refreshed with the stats
         self._beacon: BeaconProtocol | None = None
         self._sockets: BeaconSockets | None = None
         self._publisher: asyncio.Task[None] | None = None
+        self._measurer: asyncio.Task[None] | None = None
         self._desk: AdminDesk | None = None
         self.jobs: JobService | None = None
         self.relays: PoolRelays | None = None
@@ -111,6 +116,13 @@ class PoolRuntime:
             if isinstance(obj, Member) and obj.spec.pool.name == self.info.name:
                 return obj.spec.capacity.memory_bytes
         return None
+
+    def measures(self) -> tuple[list[MemberMeasure], list[LinkMeasure]]:
+        """The planner's inputs as this node's gossip holds them (``MeasureSource``)."""
+        if self._gossip is None or self._gossip_pump is None:
+            return [], []
+        now = self._gossip_pump.now()
+        return plan_inputs(self.gossip.members(), self.gossip.measure_reports(now))
 
     def ring_converged(self) -> bool:
         return self._gossip is not None and self.gossip.ring is not None and self.gossip.converged
@@ -160,6 +172,7 @@ class PoolRuntime:
             tensor_transport_factory=lambda: LinksTensorSender(self.links, loop),
             model_resolver=partial(resolve_name, home=ctx.home),  # names only, from peers
             ring_view=lambda: self.gossip.ring,
+            measures=self,  # the planner's inputs from gossip (``measures()`` below)
         )
         self.gossip.add_revocations(self.revocations.entries())
         self._gossip_pump.flush()
@@ -185,6 +198,8 @@ class PoolRuntime:
             )
             self.cp_rendezvous.start()
         self._publisher = loop.create_task(self._publish_loop(), name=f"publish-{info.name}")
+        measuring = measure_forever(self.gossip.set_local_measures, self._gossip_pump.flush)
+        self._measurer = loop.create_task(measuring, name=f"measure-{info.name}")
         log.info(
             "pool %s (%s): %s, beacons on %s, peer links on port %d",
             info.name, info.pool_id, info.role, ", ".join(i.name for i in self.interfaces), port,
@@ -192,8 +207,9 @@ class PoolRuntime:
 
     async def stop(self) -> None:
         """Leave gracefully: tell the others, give the message a moment, close."""
-        if self._publisher is not None:
-            self._publisher.cancel()
+        for task in (self._publisher, self._measurer):
+            if task is not None:
+                task.cancel()
         if self.jobs is not None:
             self.jobs.close()
         if self._gossip is not None and self._gossip_pump is not None:
@@ -368,11 +384,19 @@ class PoolRuntime:
         for node_id in [n for n in self._hinted if not self.gossip.wanted(n)]:
             self._hinted.discard(node_id)
             self.links.disconnect(node_id)
-        from reconciler.runtime.publishing import beacon_stats, peer_rows, ring_document
+        from reconciler.runtime.publishing import (
+            beacon_stats,
+            measure_table,
+            peer_rows,
+            ring_document,
+        )
 
         store, name = self.ctx.store, self.info.name
         now = asyncio.get_running_loop().time()
-        rows = [] if final else peer_rows(self, now)
+        stats_due = final or now >= self._next_stats  # counters: every few seconds
+        if stats_due:
+            self._measured = measure_table(self.gossip, now)
+        rows = [] if final else peer_rows(self, now, self._measured)
         observed.publish(store, observed.peers_key(name), rows, self._cache)
         ring = None if final else ring_document(self.gossip)
         observed.publish(store, observed.ring_key(name), ring, self._cache)
@@ -384,7 +408,7 @@ class PoolRuntime:
             stats["gossipDrops"] = dict(self.gossip_drops)
             stats["rendezvous"] = self._rendezvous_status()
             observed.publish(store, observed.beacons_key(name), stats, self._cache)
-        if final or now >= self._next_stats:  # counters: every few seconds, not every change
+        if stats_due:
             self._next_stats = now + STATS_SECONDS
             self._publish_gossip_stats(ring)
         if self.info.role == "admin" and not final:
@@ -394,7 +418,8 @@ class PoolRuntime:
         pump = self._gossip_pump
         gossip = {"rounds": pump.rounds, "messagesSent": pump.sent,
                   "messagesReceived": pump.received, "epoch": ring["epoch"] if ring else 0,
-                  "convergeSeconds": self._converge_seconds}  # fmt: skip
+                  "convergeSeconds": self._converge_seconds,
+                  "measured": self_measures(self._measured.get(self.ctx.node_id, {}))}  # fmt: skip
         observed.publish(self.ctx.store, observed.gossip_key(self.info.name), gossip, self._cache)
 
     def _admin_rendezvous(self, store: Any) -> None:

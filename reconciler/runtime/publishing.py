@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from reconciler.beacon.machine import BeaconProtocol
+from reconciler.gossip.linkstats import LinkStat, MeasureReport
 from reconciler.gossip.machine import GossipProtocol
 from reconciler.runtime.beaconsockets import BeaconSockets
 from reconciler.runtime.observed import wall_time
@@ -13,8 +14,11 @@ if TYPE_CHECKING:
     from reconciler.runtime.poolruntime import PoolRuntime
 
 
-def peer_rows(runtime: PoolRuntime, now: float) -> list[dict[str, Any]]:
-    """The other members, as `meshctl get peers` lists them."""
+def peer_rows(
+    runtime: PoolRuntime, now: float, measured: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The other members, as `meshctl get peers` lists them (``measured``: the figures
+    of ``measure_table``, refreshed every few seconds, not at every probe)."""
     rows = []
     for member in runtime.gossip.members():
         if member.node_id == runtime.ctx.node_id:
@@ -37,8 +41,35 @@ def peer_rows(runtime: PoolRuntime, now: float) -> list[dict[str, Any]]:
             "clockSkew": beacon.get("clockSkew"),
             "memoryBytes": member.meta.memory_bytes,
             "cores": member.meta.cores,
+            **measured.get(member.node_id, measure_fields(None, None)),
         })  # fmt: skip
     return rows
+
+
+def measure_table(gossip: GossipProtocol, now: float) -> dict[str, dict[str, Any]]:
+    """Per member (this node included): our link figures to it and its own statement."""
+    reports, links = gossip.measure_reports(now), gossip.link_stats()
+    return {
+        m.node_id: measure_fields(links.get(m.node_id), reports.get(m.node_id))
+        for m in gossip.members()
+    }
+
+
+def measure_fields(link: LinkStat | None, report: MeasureReport | None) -> dict[str, Any]:
+    """Our round trip and throughput to a peer, its own kernel speed and free memory
+    (None where not measured yet)."""
+    rtt = link.rtt_s if link is not None else None
+    rate = link.bytes_per_s if link is not None else None
+    return {
+        "rttSeconds": round(rtt, 6) if rtt is not None else None,
+        "throughputBytesPerSecond": round(rate) if rate is not None else None,
+        "speedBytesPerSecond": _rounded(report.speed_bytes_per_s if report else None),
+        "freeMemoryBytes": report.free_memory if report is not None else None,
+    }
+
+
+def _rounded(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
 def found_by(runtime: PoolRuntime, node_id: str) -> str:

@@ -4,7 +4,8 @@
 - a Member of this device whose pool it has no material for yet -> a JoinRuntime.
 
 A runtime whose object changed generation is restarted; one that fails to start is
-retried with backoff and the failure is recorded as an event.
+retried with backoff and the failure is recorded as an event. The backoff is forgotten
+when the object is deleted (nothing left to retry) or its spec changes (tried at once).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
 from manifests import Member, Pool
 from manifests.pool import DiscoverySpec
+from reconciler.backoff import BackoffPolicy
 from reconciler.home import Home
 from reconciler.node import NodeError, load_identity, load_node_config
 from reconciler.pools import read_pool_info
@@ -26,7 +29,7 @@ from reconciler.store import Store
 
 log = logging.getLogger("meshnet.supervisor")
 
-RETRY = (1.0, 30.0)
+RETRY = BackoffPolicy(1.0, 30.0)
 
 
 class Runtime(Protocol):
@@ -37,16 +40,35 @@ class Runtime(Protocol):
 
 
 Key = tuple[str, str]
+Builder = Callable[[DeviceContext, Pool | Member], Runtime]
+
+
+class Failure(NamedTuple):
+    """Consecutive failed starts of one object's runtime, at one generation."""
+
+    times: int
+    retry_at: float
+    generation: int | None
 
 
 class Supervisor:
     """The runtimes of one agent."""
 
-    def __init__(self, home: Home, store: Store) -> None:
+    def __init__(
+        self,
+        home: Home,
+        store: Store,
+        clock: Callable[[], float] = time.monotonic,
+        build: Builder | None = None,
+    ) -> None:
+        """``clock`` times the retries; ``build`` makes a runtime (default: a
+        PoolRuntime for a Pool, a JoinRuntime for a Member). Both are seams for tests."""
         self.home, self.store = home, store
+        self._clock = clock
+        self._builder: Builder = build or self._build
         self.ctx: DeviceContext | None = None
         self.running: dict[Key, Runtime] = {}
-        self._failures: dict[Key, tuple[int, float]] = {}
+        self._failures: dict[Key, Failure] = {}
 
     def pool_runtime(self, pool_name: str) -> PoolRuntime | None:
         runtime = self.running.get(("pool", pool_name))
@@ -79,6 +101,7 @@ class Supervisor:
         if ctx is None:
             return
         wanted = self.desired(ctx)
+        self._forget_failures(wanted)
         for key, runtime in list(self.running.items()):
             obj = wanted.get(key)
             renewed = isinstance(runtime, PoolRuntime) and runtime.renewed
@@ -99,14 +122,16 @@ class Supervisor:
         return JoinRuntime(ctx, obj, DiscoverySpec())
 
     async def _start(self, ctx: DeviceContext, key: Key, obj: Pool | Member) -> None:
-        runtime = self._build(ctx, obj)
+        runtime = self._builder(ctx, obj)
         try:
             await runtime.start()
         except Exception as err:
             await _quietly_stop(runtime)
-            failures = self._failures.get(key, (0, 0.0))[0] + 1
-            delay = min(RETRY[0] * 2 ** (failures - 1), RETRY[1])
-            self._failures[key] = (failures, time.monotonic() + delay)
+            previous = self._failures.get(key)
+            failures = (previous.times if previous else 0) + 1
+            delay = RETRY.delay(failures)
+            generation = obj.metadata.generation
+            self._failures[key] = Failure(failures, self._clock() + delay, generation)
             message = f"cannot start: {type(err).__name__}: {err} (retrying in {delay:.0f}s)"
             log.warning("%s %s %s", key[0], key[1], message)
             kind = "Pool" if key[0] == "pool" else "Member"
@@ -117,10 +142,18 @@ class Supervisor:
 
     def _due(self, key: Key) -> bool:
         failure = self._failures.get(key)
-        return failure is None or time.monotonic() >= failure[1]
+        return failure is None or self._clock() >= failure.retry_at
+
+    def _forget_failures(self, wanted: dict[Key, Pool | Member]) -> None:
+        """Failures of objects that went away, or whose spec changed (try it at once)."""
+        for key, failure in list(self._failures.items()):
+            obj = wanted.get(key)
+            if obj is None or obj.metadata.generation != failure.generation:
+                del self._failures[key]
 
     def next_retry(self) -> float | None:
-        return min((f[1] for f in self._failures.values()), default=None)
+        """When the earliest failed start is due again (None: nothing to retry)."""
+        return min((f.retry_at for f in self._failures.values()), default=None)
 
     async def _stop(self, key: Key) -> None:
         runtime = self.running.pop(key)

@@ -29,12 +29,13 @@ def test_two_devices_match_one_device(lan: Lan) -> None:
     prompt = ["--prompt", "Hello world", "--max-tokens", "10"]
     for model in (str(TINY), "demo"):
         local = _inference(admin, *prompt, "--model", model, "--local")
-        pooled = _inference(member, *prompt, "--model", model)
+        pooled = _inference(member, *prompt, "--model", model, "--parallelism", "tensor")
         assert pooled["tokenIds"] == local["tokenIds"], model
         assert pooled["text"] == local["text"]
         members = pooled["members"]
         assert isinstance(members, list) and len(members) == 2
-        assert [m["columns"] for m in members] == [[0, 4096], [4096, 8192]]
+        (a, b), (c, d) = [m["columns"] for m in members]  # the ring's, cut by measured speed
+        assert a == 0 and b == c and d == 8192 and 0 < b < 8192
         assert all(m["bytesSent"] > 0 for m in members)
     stats = json.loads(member.cli("inference-stats", "-o", "json", tool="mesh").stdout)
     assert stats["succeeded"] == 2
@@ -45,7 +46,7 @@ def test_member_lost_mid_job_fails_it_quickly(lan: Lan) -> None:
     manifest = admin.home.root / "job.yaml"
     manifest.write_text(
         "apiVersion: meshnet.dev/v1alpha1\nkind: Job\nmetadata: {name: long}\n"
-        f"spec: {{pool: test-pool, model: {TINY}, prompt: hello, maxTokens: 240}}\n"
+        f"spec: {{pool: test-pool, model: {TINY}, prompt: hello, maxTokens: 240, parallelism: tensor}}\n"
     )
     admin.cli("apply", "-f", str(manifest))
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from agents import wait_for
 from lan import Device, Lan
@@ -176,3 +177,16 @@ def test_memory_weighting_uses_the_members_declared_capacity(lan: Lan) -> None:
     widths = {m["name"]: m["shard"]["end"] - m["shard"]["start"] for m in ring["members"]}
     assert sum(widths.values()) == 8192
     assert widths["small"] < widths["admin"]
+    measured = wait_for(lambda: _measured_peer(admin), 40, "RTT, throughput, speed, memory")
+    assert measured["rttSeconds"] > 0 and measured["speedBytesPerSecond"] > 0
+    wide = admin.cli("get", "peers", "-o", "wide").stdout
+    assert "THROUGHPUT" in wide and "ms" in wide and "B/s" in wide
+
+
+def _measured_peer(device: Device) -> dict[str, Any] | None:
+    """The first peer whose four plan figures are all measured, as published."""
+    fields = ("rttSeconds", "throughputBytesPerSecond", "speedBytesPerSecond", "freeMemoryBytes")
+    for peer in observed(device, "peers/test-pool") or []:
+        if all(peer.get(f) for f in fields):
+            return dict(peer)
+    return None

@@ -42,9 +42,19 @@ def test_quickstart_two_devices(lan: Lan, tmp_path: Path) -> None:
             ).stdout
         )
         assert answer["completionTokens"] == 10 and answer["text"].strip()
-        assert len(answer["members"]) == 2
-        for command in (["inference-stats"], ["ring-status"], ["pool-status"]):
-            mesh(device2, *command)
+        # auto: the plan the pool's measurements favour (one device or both)
+        used = 1 if answer["plan"]["kind"] == "single" else 2
+        assert len(answer["members"]) == used
+        stats = json.loads(mesh(device2, "inference-stats", "-o", "json").stdout)
+        assert (stats["jobs"], stats["succeeded"], stats["tokens"]) == (1, 1, 10)
+        assert len(stats["members"]) == used
+        assert "1 job(s): 1 succeeded" in mesh(device2, "inference-stats").stdout
+        ring = json.loads(mesh(device2, "ring-status", "--pool-id", pool_id, "-o", "json").stdout)
+        assert ring["poolId"] == pool_id and ring["converged"] is True
+        assert sorted(m["name"] for m in ring["members"]) == sorted([device1.name, device2.name])
+        status = mesh(device2, "pool-status").stdout
+        assert pool_id in status and "converged" in status
+        assert device1.name in status and device2.name in status
         assert "share with device 2" in first.output()
         assert "Requesting a certificate" in second.output()
     finally:

@@ -10,6 +10,9 @@ engine's cache arrays, causal GQA):
   token, no numpy in between. Groups bound the scratch memory of session creation.
 - world size N > 1, per layer: ``attn i`` (norm, QKV, attention, O: a partial sum) and
   ``mlp i`` (norm, MLP: a partial sum), each all-reduced by the caller; then ``head*``.
+- a pipeline stage (``share.pipelined``): as world size 1 over its own layers only; the
+  final norm only in the stage holding the last layer, ``head*`` only where the share
+  holds the head, the embedding only where it holds the embedding.
 
 Weights live only inside the sessions (packed by ``quant.pack``), the embedding stays as
 stored in the file (rows dequantized on lookup) and the norms are float32 vectors.
@@ -139,8 +142,11 @@ class Runner:
                 continue
             b = session.io_binding()
             kv = []
+            first = shard.share.layer_start  # the cache holds this share's layers only
             for i in layers:
-                k, v = (ort.OrtValue.ortvalue_from_numpy(c[i][None]) for c in (cache_k, cache_v))
+                k, v = (
+                    ort.OrtValue.ortvalue_from_numpy(c[i - first][None]) for c in (cache_k, cache_v)
+                )
                 b.bind_ortvalue_input(f"past_k{i}", k)
                 b.bind_ortvalue_input(f"past_v{i}", v)
                 b.bind_ortvalue_output(f"present_k{i}", k)
@@ -165,8 +171,8 @@ class Runner:
         return y
 
     def layers(self, x: F32, pos: int) -> F32:
-        """Every layer (world size 1), a group of layers per graph: the final-normed
-        hidden state [T, D]."""
+        """Every layer held (world size 1 or a pipeline stage), a group of layers per
+        graph: the hidden state [T, D], final-normed if the last layer is held."""
         for key in self.shard.groups:
             x = self._attend(key, x, pos)
         return x
@@ -194,29 +200,39 @@ def build_fused(
     threads: int,
     progress: Callable[[float], None] | None = None,
 ) -> FusedShard:
-    """Pack one rank's share and create its sessions, one layer at a time."""
-    shard = FusedShard(config, share, _embed(source, share), _vec(source, "norm"), int8, threads)
+    """Pack one rank's share and create its sessions, one layer at a time (a pipeline
+    stage: only its layers, and the embedding, norm and head only where it holds them)."""
+    norm = _vec(source, "norm") if share.has_head else np.zeros(0, np.float32)
+    shard = FusedShard(config, share, _embed(source, config, share), norm, int8, threads)
     group: list[tuple[int, _LayerParts]] = []
-    for i in range(config.n_layers):
+    held = share.layers(config.n_layers)
+    for n, i in enumerate(held):
         group.append((i, _read_layer(source, config, share, i, int8)))
         _release(source)
         if (
-            share.world_size > 1
+            not _whole_layers(share)
             or len(group) == LAYERS_PER_GRAPH
             or sum(_nbytes(parts) for _, parts in group) >= GRAPH_BYTES
-            or i == config.n_layers - 1
+            or i == held[-1]
         ):
             shard.held += _layer_graphs(shard, group)
             group = []
             trim_heap()
         if progress is not None:
-            progress((i + 1) / (config.n_layers + 1))
-    _head(shard, source, config, share, int8)
+            progress((n + 1) / (len(held) + 1))
+    if share.has_head:
+        _head(shard, source, config, share, int8)
     _release(source)
     trim_heap()
     if progress is not None:
         progress(1.0)
     return shard
+
+
+def _whole_layers(share: RankShare) -> bool:
+    """Whether the share holds whole layers (one rank, or a pipeline stage): no all-reduce
+    inside a layer, so consecutive layers share a graph."""
+    return share.world_size == 1 or share.pipelined
 
 
 def _nbytes(layer: _LayerParts) -> int:
@@ -225,12 +241,12 @@ def _nbytes(layer: _LayerParts) -> int:
 
 
 def _layer_graphs(shard: FusedShard, group: list[tuple[int, _LayerParts]]) -> int:
-    """World size 1: one graph for the group of layers. Otherwise two per layer."""
+    """Whole layers: one graph for the group of layers. Otherwise two per layer."""
     from reconciler.inference.kernels.graph import GraphBuilder
 
     cfg, share = shard.config, shard.share
     d = cfg.dim
-    if share.world_size == 1:
+    if _whole_layers(share):
         g = GraphBuilder(shard.int8)
         x = g.input("x", d)
         for i, p in group:
@@ -351,7 +367,9 @@ def _release(source: TensorSource) -> None:
         release()
 
 
-def _embed(source: TensorSource, share: RankShare) -> EmbedTable:
+def _embed(source: TensorSource, config: ModelConfig, share: RankShare) -> EmbedTable:
+    if not share.has_embed:
+        return EmbedTable(np.zeros((0, config.dim), np.float32), None)
     vs, ve = share.vocab_start, share.vocab_end
     if hasattr(source, "raw_rows"):
         raw: Any = source

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from manifests import Job, Member, Pool, load_text
+from manifests import Job, Member, Pool
 from reconciler.controllers import job, member, pool
 from reconciler.pools import PoolInfo
 
@@ -120,12 +120,6 @@ def test_finished_job_is_left_alone() -> None:
     plan = job.plan(done, job.JobObserved(False, False, None, False), 0.0)
     assert plan.actions == [] and plan.status == {"phase": "Succeeded"}
     assert plan.conditions[0].reason == "Succeeded"
-
-
-def test_plans_are_pure() -> None:
-    observed = pool.PoolObserved(True, ADMIN)
-    assert pool.plan(POOL, observed, 1.0) == pool.plan(POOL, observed, 1.0)
-    assert load_text("apiVersion: meshnet.dev/v1alpha1\nkind: Pool\nmetadata: {name: p}\n", "x")
 
 
 def test_pool_held_as_member_never_makes_a_root() -> None:

@@ -3,9 +3,9 @@ errors, port fallback."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
-import threading
 import time
 from typing import Any
 
@@ -17,7 +17,7 @@ from reconciler.certs.member import cert_fingerprint
 from reconciler.certs.root import create_pool_root
 from reconciler.controlplane.serve import read_port
 from reconciler.store import Store
-from reconciler.store_admin import add_revocations
+from reconciler.store_admin import record_revocation
 
 JOB = {
     "apiVersion": "meshnet.dev/v1alpha1",
@@ -58,7 +58,7 @@ def test_a_revoked_member_is_refused(kit: Any, plane: Any) -> None:
         assert client.get("/v1/ring").status_code == 200
         der = load_certificate(files.cert)
         with Store.open(kit.home.root) as store:
-            add_revocations(store, "lab", {cert_fingerprint(der): b"entry"})
+            record_revocation(store, kit.root, cert_fingerprint(der), time.time())
         response = client.get("/v1/ring")
     assert response.status_code == 403
     assert response.json() == {"error": "client certificate refused: revoked"}
@@ -107,36 +107,37 @@ def test_bad_requests_get_4xx_json_naming_the_problem(member: httpx.Client) -> N
 
 
 def test_job_events_stream_status_and_tokens(kit: Any, member: httpx.Client) -> None:
+    """Each change the agent writes arrives as its own event, in order: the test writes
+    the next change only after the stream has delivered the previous one."""
     assert member.post("/v1/jobs", json=JOB).status_code == 201
-
-    def agent() -> None:
-        with Store.open(kit.home.root) as store:
-            for fields in (
-                {"phase": "Running"},
-                {"tokenIds": [5], "output": "a"},
-                {"tokenIds": [5, 6], "output": "ab"},
-                {"phase": "Succeeded", "tokenIds": [5, 6, 7], "output": "abc"},
-            ):
-                time.sleep(0.05)
-                store.patch_status("Job", "hello", fields)
-
-    writer = threading.Thread(target=agent)
-    events: list[tuple[str, str]] = []
-    with member.stream("GET", "/v1/jobs/hello/events", timeout=10) as response:
+    changes: list[dict[str, Any]] = [
+        {"phase": "Running"},
+        {"tokenIds": [5], "output": "a"},
+        {"tokenIds": [5, 6], "output": "ab"},
+        {"phase": "Succeeded", "tokenIds": [5, 6, 7], "output": "abc"},
+    ]
+    events: list[tuple[str, dict[str, Any]]] = []
+    with Store.open(kit.home.root) as store, member.stream(
+        "GET", "/v1/jobs/hello/events", timeout=10
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
-        writer.start()
         kind = ""
         for line in response.iter_lines():
             if line.startswith("event: "):
                 kind = line[7:]
-            elif line.startswith("data: "):
-                events.append((kind, line[6:]))
-    writer.join()
-    kinds = [k for k, _ in events]
-    assert kinds[0] == "status" and kinds[-1] == "end"
-    assert kinds.count("token") == 3
-    assert '"phase":"Running"' in events[1][1] or any('"Running"' in d for _, d in events)
-    assert '"output":"abc"' in events[-1][1]
+                continue
+            if not line.startswith("data: "):
+                continue
+            events.append((kind, json.loads(line[6:])))
+            if changes and kind in ("status", "token"):
+                store.patch_status("Job", "hello", changes.pop(0))
+    assert [k for k, _ in events] == ["status", "status", "token", "token", "status", "token", "end"]
+    assert events[0][1]["phase"] in (None, "Pending")
+    assert events[1][1]["phase"] == "Running"
+    assert [d["id"] for k, d in events if k == "token"] == [5, 6, 7]
+    assert [d["output"] for k, d in events if k == "token"] == ["a", "ab", "abc"]
+    assert events[4][1]["phase"] == "Succeeded"
+    assert events[-1][1] == {"phase": "Succeeded", "output": "abc"}
 
 
 def test_port_fallback_when_the_first_port_is_taken(

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 
 from reconciler.controlplane.app import create_app
 from reconciler.home import Home
@@ -20,7 +20,7 @@ SCHEMA = SCHEMA.exclude(path_regex="completions$")  # runs a model (needs an age
 
 
 @SCHEMA.parametrize()
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=30, deadline=None)
 def test_no_server_errors(case: Any, fuzz_target: tuple[str, requests.Session]) -> None:
     base_url, session = fuzz_target
     response = case.call(base_url=base_url, session=session, timeout=10, verify=False)

@@ -15,7 +15,7 @@ from reconciler.certs.root import TrustAnchor, create_pool_root
 from reconciler.controlplane.client import HttpJoinError, http_join
 from reconciler.controlplane.joining import JoinRequest, join
 from reconciler.store import Store
-from reconciler.store_admin import add_revocations, tokens
+from reconciler.store_admin import record_revocation, tokens
 
 
 def _join(kit: Any, plane: Any, token: str, identity: NodeIdentity, pin: str | None = None) -> Any:
@@ -50,7 +50,7 @@ def test_wrong_tokens_and_revoked_keys_are_refused(kit: Any, plane: Any) -> None
         _join(kit, plane, wrong_secret, NodeIdentity(os.urandom(32)))
     banned = NodeIdentity(os.urandom(32))
     with Store.open(kit.home.root) as store:
-        add_revocations(store, "lab", {banned.fingerprint: b"entry"})
+        record_revocation(store, kit.root, banned.fingerprint, time.time())
     with pytest.raises(HttpJoinError, match="revoked"):
         _join(kit, plane, token, banned)
 

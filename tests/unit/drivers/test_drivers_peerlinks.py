@@ -85,9 +85,11 @@ def test_refused_by_policy(tmp_path: Path, member_tls: MemberFactory) -> None:
     async def scenario() -> None:
         inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         refused: list[PeerIdentity] = []
+        asked = asyncio.Event()
 
         def allowed(peer: PeerIdentity) -> bool:
             refused.append(peer)
+            asked.set()
             return False
 
         b = PeerLinks(b_id.node_id, server_context(b_files), client_context(b_files),
@@ -97,11 +99,8 @@ def test_refused_by_policy(tmp_path: Path, member_tls: MemberFactory) -> None:
             port = await b.listen("127.0.0.1", 0)
             a.set_address(b_id.node_id, "127.0.0.1", port)
             a.send(b_id.node_id, Channel.GOSSIP, b"revoked me")
-            for _ in range(100):
-                if refused:
-                    break
-                await asyncio.sleep(0.02)
-            assert refused and refused[0].node_id == a_id.node_id
+            await asyncio.wait_for(asked.wait(), 10)
+            assert refused[0].node_id == a_id.node_id
             assert inbox.empty()
         finally:
             await a.close()

@@ -26,8 +26,10 @@ def test_no_match_no_draft() -> None:
     assert prompt_lookup([1, 1, 1], max_draft=0) == []
 
 
-def test_the_draft_stops_at_the_end_of_the_sequence() -> None:
-    assert prompt_lookup([4, 5, 4], max_draft=5) == [5, 4]
+def test_a_copy_that_reaches_the_end_repeats_the_period() -> None:
+    assert prompt_lookup([4, 5, 4], max_draft=5) == [5, 4, 5, 4, 5]
+    assert prompt_lookup([9, 7, 7, 7], max_draft=4) == [7, 7, 7, 7]
+    assert prompt_lookup([1, 2, 3, 1, 2], max_draft=4) == [3, 1, 2, 3]
 
 
 def test_accepted_prefix_stops_at_the_first_disagreement() -> None:

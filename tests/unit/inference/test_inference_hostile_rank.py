@@ -50,9 +50,25 @@ def f32(*values: float) -> Array:
     ids=["beyond-vocab", "negative", "nan", "fraction", "wrong-shape"],
 )
 def test_a_greedy_winner_outside_the_vocabulary_is_refused(models_dir: Path, offer: Array) -> None:
-    e = engine(models_dir, lambda x: offer, greedy=True)
+    row = offer[None] if offer.size == 2 else offer  # one row (value, id) per position
+    e = engine(models_dir, lambda x: row, greedy=True)
     with pytest.raises(CollectiveError):
         e.prefill([1, 2, 3])
+
+
+def test_one_bad_row_among_many_greedy_winners_is_refused(models_dir: Path) -> None:
+    """A verify pass gathers a winner per row: every row is checked, not only the first."""
+
+    def lie(x: Array) -> Array:
+        bad = x.copy()
+        bad[-1] = (1e30, 1e9)
+        return bad
+
+    e = engine(models_dir, lie, greedy=True)
+    with pytest.raises(CollectiveError, match="outside the vocabulary"):
+        e.prefill([1, 2, 3], all_logits=True)
+    honest = engine(models_dir, lambda x: x, greedy=True)
+    assert honest.prefill([1, 2, 3], all_logits=True).shape == (3, honest.config.vocab)
 
 
 def test_gathered_logits_of_the_wrong_width_are_refused(models_dir: Path) -> None:

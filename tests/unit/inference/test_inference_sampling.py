@@ -55,3 +55,16 @@ def test_sampling_frequencies_follow_probabilities() -> None:
 def test_bad_parameters_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         SamplingParams(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("draft", [-1, 17, 1000])
+def test_draft_tokens_out_of_bounds_are_refused(draft: int) -> None:
+    with pytest.raises(ValueError, match=r"draft_tokens must be in \[0, 16\]"):
+        SamplingParams(draft_tokens=draft)
+
+
+def test_draft_tokens_speculate_only_for_greedy_without_penalties() -> None:
+    assert SamplingParams(draft_tokens=16).speculative
+    assert not SamplingParams().speculative
+    assert not SamplingParams(draft_tokens=4, temperature=0.7).speculative
+    assert not SamplingParams(draft_tokens=4, repetition_penalty=1.2).speculative

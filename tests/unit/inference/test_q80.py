@@ -39,3 +39,11 @@ def test_a_wrong_length_is_an_error_not_garbage() -> None:
         q80.decode(data, 80)
     with pytest.raises(ValueError, match="cannot hold"):
         q80.decode(data[:-1], 40)
+
+
+def test_values_beyond_float16_range_saturate_instead_of_overflowing() -> None:
+    x = np.full(32, 1.0, dtype=np.float32)
+    x[3] = 1e9  # max / 127 is beyond float16's 65504
+    back = q80.decode(q80.encode(x), 32)
+    assert np.all(np.isfinite(back))
+    assert back[3] == np.float32(127.0 * 65504.0)

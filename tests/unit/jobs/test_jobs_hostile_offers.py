@@ -1,8 +1,9 @@
 """Finding 4: a member cannot make others open any path or load whatever it likes.
 
 Offers name models (``demo`` or a name in the member's model folders), never paths;
-a member runs a bounded number of jobs per coordinator, takes column ranges only as
-its ring has them, and tells a peer nothing about its files when loading fails.
+a member runs a bounded number of jobs per coordinator, takes part only in
+plans among its ring's members and columns, and tells a peer nothing about its files
+when loading fails.
 The local user's own ``--model PATH`` keeps working: the coordinator offers its name."""
 
 from __future__ import annotations
@@ -141,7 +142,25 @@ def test_runs_per_coordinator_are_capped(fake_net: Any, ring_of: Any) -> None:
     assert len(busy) == 3 and {a.message for a in busy} == {"this member is busy"}
 
 
-def test_column_ranges_are_the_ring_s_not_the_offer_s(fake_net: Any, ring_of: Any) -> None:
+def _stages(*nodes: str) -> tuple[m.Participant, ...]:
+    return tuple(m.Participant(n, 0, 8192, i, i + 1) for i, n in enumerate(nodes))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"plan": "pipeline", "participants": _stages("a", "b", "mallory")},
+        {
+            "shard_columns": 4096,
+            "participants": (m.Participant("a", 0, 10), m.Participant("b", 10, 4096)),
+        },
+    ],
+    ids=["a-stranger", "other-columns"],
+)
+def test_plans_are_cut_only_among_the_ring_s_members(
+    fake_net: Any, ring_of: Any, change: dict[str, Any]
+) -> None:
+    """Plans may re-cut columns or layers, never bring in a node or other columns."""
     ring = ring_of(SPLIT)
 
     async def main() -> list[m.Message]:
@@ -150,8 +169,7 @@ def test_column_ranges_are_the_ring_s_not_the_offer_s(fake_net: Any, ring_of: An
         net.add("b", ring_view=lambda: ring)
         try:
             offer = _offer(ring, TINY, 7)
-            greedy = (m.Participant("a", 0, 10), m.Participant("b", 10, 8192))
-            return _answers(net, [m.JobOffer(**{**offer.__dict__, "participants": greedy})])
+            return _answers(net, [m.JobOffer(**{**offer.__dict__, **change})])
         finally:
             net.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -123,3 +124,32 @@ def test_every_truncation_is_one_error() -> None:
     for n in range(len(data)):
         with pytest.raises(JobProtocolError):
             decode(data[:n])
+
+
+def test_draft_tokens_travel_in_the_offer_and_default_to_off() -> None:
+    spec = replace(OFFER, sampling=replace(OFFER.sampling, temperature=0.0, draft_tokens=16))
+    assert decode(encode(spec)) == spec
+    assert "draft_tokens" not in json.loads(encode(OFFER)[4:])["sampling"]  # older members
+    got = decode(encode(OFFER))
+    assert isinstance(got, JobOffer) and got.sampling.draft_tokens == 0
+
+
+@pytest.mark.parametrize("value", [-1, 17, 2**70, True, 2.5, "4", None, [4]])
+def test_hostile_draft_tokens_are_one_error(value: object) -> None:
+    sampling = {**_offer_doc()["sampling"], "draft_tokens": value}  # type: ignore[dict-item]
+    with pytest.raises(JobProtocolError):
+        decode(_frame(1, _offer_doc(sampling=sampling)))
+
+
+def test_the_wire_format_travels_in_the_offer_and_defaults_to_f32() -> None:
+    q80 = replace(OFFER, wire="q80")
+    assert decode(encode(q80)) == q80
+    assert "wire" not in json.loads(encode(OFFER)[4:])  # older members read the rest
+    got = decode(encode(OFFER))
+    assert isinstance(got, JobOffer) and got.wire == "f32"
+
+
+@pytest.mark.parametrize("value", ["f16", "", "Q80", 80, None, ["q80"]])
+def test_hostile_wire_formats_are_one_error(value: object) -> None:
+    with pytest.raises(JobProtocolError):
+        decode(_frame(1, _offer_doc(wire=value)))

@@ -195,3 +195,19 @@ def test_session_header() -> None:
     assert split_session(SESSION.pack(7) + b"frame") == (7, b"frame")
     with pytest.raises(JobProtocolError):
         split_session(b"\x01\x02")
+
+
+def test_q80_all_reduce_over_the_network_sends_a_quarter_of_the_bytes() -> None:
+    """The Q80 wrapper's carrier travels as an ordinary float32 frame, bits intact."""
+    from reconciler.inference.q80reduce import Q80Collectives
+
+    rng = np.random.default_rng(3)
+    parts = [rng.standard_normal((1, 576)).astype(np.float32) for _ in range(2)]
+    _, ranks = _group(2)
+    q80 = _on_threads(ranks, lambda c: Q80Collectives(c).all_reduce_sum(parts[c.rank]))
+    q80_bytes = ranks[0].bytes_sent
+    _, ranks = _group(2)
+    f32 = _on_threads(ranks, lambda c: c.all_reduce_sum(parts[c.rank]))
+    assert np.array_equal(q80[0], q80[1]) and q80[0].shape == (1, 576)
+    np.testing.assert_allclose(q80[0], f32[0], atol=2 * max(abs(p).max() for p in parts) / 254)
+    assert q80_bytes < 0.3 * ranks[0].bytes_sent  # 652 vs 2,352 bytes with headers

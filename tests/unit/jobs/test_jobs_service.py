@@ -162,7 +162,6 @@ def test_member_lost_mid_job_fails_fast(
         )
         freed.append(await _until(lambda: not live_job_threads({"a", "b"})))
 
-    start = time.monotonic()
     outcome, _, _ = _run_job(
         fake_net,
         ring_of(SPLITS["tp3-uneven"]),
@@ -173,11 +172,12 @@ def test_member_lost_mid_job_fails_fast(
         after_failure=survivors_free_their_ranks,
         collective_timeout=30.0 if gossip_reports else 1.0,  # gossip alone must be enough
     )
-    elapsed = time.monotonic() - start
     assert isinstance(outcome, JobFailed)
     assert outcome.reason == Reason.MEMBER_LOST
-    assert "c" in outcome.message
-    assert elapsed < (3.0 if gossip_reports else 8.0)
+    # Gossip's report ends the job at once (the 30 s collective timeout never fires);
+    # without it, the survivors' 1 s collective timeout names the silent member.
+    expected = "member c was lost" if gossip_reports else "no contribution from c"
+    assert expected in outcome.message
     assert freed == [True, True]
     assert live_job_threads() == []
 
@@ -237,3 +237,49 @@ def test_a_prompt_longer_than_the_model_fails_the_job(fake_net: Any, ring_of: An
     )
     assert isinstance(outcome, JobFailed) and outcome.reason == Reason.PROMPT_TOO_LONG
     assert "context of 256" in outcome.message  # refused up front, not midway
+
+
+def test_speculative_job_matches_single_rank_in_fewer_rounds(
+    fake_net: Any, ring_of: Any, models: Path
+) -> None:
+    """draft_tokens travel in the offer: every rank runs the same verify passes."""
+    plain = SamplingParams(max_tokens=24, ignore_eos=True)
+    prompt, want_ids, want_text = _oracle(models / MODEL, plain)
+    params = SamplingParams(max_tokens=24, ignore_eos=True, draft_tokens=8)
+    result, _, _ = _run_job(fake_net, ring_of(SPLITS["tp2-uneven"]), prompt, params, "a")
+    assert isinstance(result, JobResult), result
+    assert (result.token_ids, result.output) == (want_ids, want_text)
+    assert 0 < result.decode_rounds < 23  # some passes accepted drafts
+    assert result.tokens_per_round == 23 / result.decode_rounds
+    status = result.status_fields()
+    assert status["decode_rounds"] == result.decode_rounds and status["tokens_per_round"] > 1
+
+
+def test_a_q80_job_sends_fewer_bytes_and_every_rank_stays_in_step(
+    fake_net: Any, ring_of: Any, models: Path
+) -> None:
+    """The wire format travels in the offer: a member wrapping its collectives otherwise
+    would send frames of another op and the job would fail."""
+    params = SamplingParams(max_tokens=8, ignore_eos=True)
+    prompt, want_ids, _ = _oracle(models / MODEL, params)
+    ring = ring_of(SPLITS["tp2-uneven"])
+
+    async def main() -> tuple[JobResult, JobResult]:
+        net = fake_net(asyncio.get_running_loop())
+        for slot in ring.members:
+            net.add(slot.node_id)
+        try:
+            f32 = await net.services["a"].run(JobRequest("j1", MODEL, prompt, params, ring))
+            q80 = await net.services["a"].run(
+                JobRequest("j2", MODEL, prompt, params, ring, wire="q80")
+            )
+            return f32, q80
+        finally:
+            net.close()
+
+    f32, q80 = asyncio.run(main())
+    assert f32.token_ids == want_ids and q80.completion_tokens == 8
+    for a, b in zip(f32.members, q80.members, strict=True):
+        assert a.collectives == b.collectives  # the same calls, smaller contributions
+        # the tiny model's rows are 2-3 blocks: frame headers weigh more than at dim 576
+        assert b.bytes_sent < 0.5 * a.bytes_sent

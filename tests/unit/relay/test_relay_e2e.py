@@ -240,11 +240,14 @@ def test_a_slow_reader_gets_backpressure_then_queue_full(pool: PoolKit) -> None:
 
                 chunk = encode(Data(7, b"z" * 60_000))
                 errors: list[Error] = []
+                refused = asyncio.Event()
                 reading = parser_a = FrameParser()
 
                 async def collect() -> None:
                     while data := await raw_a.read(65536):
                         errors.extend(e for e in reading.feed(data) if isinstance(e, Error))
+                        if errors:
+                            refused.set()
 
                 collector = asyncio.create_task(collect())
                 for _ in range(200):  # ~12 MB: far more than b's socket buffers and queue
@@ -253,10 +256,7 @@ def test_a_slow_reader_gets_backpressure_then_queue_full(pool: PoolKit) -> None:
                         await asyncio.wait_for(wa.drain(), 0.05)
                     if errors:
                         break
-                for _ in range(100):
-                    if errors:
-                        break
-                    await asyncio.sleep(0.05)
+                await asyncio.wait_for(refused.wait(), 10)
                 assert [e.code for e in errors] == [ErrorCode.QUEUE_FULL]
                 assert parser_a is reading
                 collector.cancel()
@@ -271,10 +271,10 @@ def test_a_slow_reader_gets_backpressure_then_queue_full(pool: PoolKit) -> None:
 def test_a_revoked_member_is_refused_after_the_handshake(pool: PoolKit) -> None:
     a, b = pool.member("a"), pool.member("b")
     from reconciler.store import Store
-    from reconciler.store_admin import add_revocations
+    from reconciler.store_admin import record_revocation
 
     with Store.open(pool.home.root) as store:
-        add_revocations(store, "lab", {a.identity.fingerprint: b"entry"})
+        record_revocation(store, pool.root, a.identity.fingerprint, time.time())
 
     async def scenario() -> None:
         async with _relay(pool) as (server, port):
@@ -298,7 +298,7 @@ def test_a_member_revoked_while_connected_is_dropped(
 ) -> None:
     from reconciler.relay import server as relay_server
     from reconciler.store import Store
-    from reconciler.store_admin import add_revocations
+    from reconciler.store_admin import record_revocation
 
     monkeypatch.setattr(relay_server, "REVOCATION_CHECK_SECONDS", 0.05)
     a, b = pool.member("a"), pool.member("b")
@@ -311,7 +311,7 @@ def test_a_member_revoked_while_connected_is_dropped(
                 await ca.wait_reserved(5)
                 await cb.wait_reserved(5)
                 with Store.open(pool.home.root) as store:
-                    add_revocations(store, "lab", {a.identity.fingerprint: b"entry"})
+                    record_revocation(store, pool.root, a.identity.fingerprint, time.time())
                 for _ in range(100):
                     if server.core.reservation_count() == 1:
                         break

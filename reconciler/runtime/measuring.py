@@ -1,0 +1,84 @@
+"""This device's own figures for the plan: the kernel self-test (once per agent process,
+off the event loop) and free memory (psutil's ``available``, every few seconds), handed
+to a pool's gossip machine, which states them to the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+from reconciler.inference.selftest import SelfTest, run_selftest
+
+log = logging.getLogger("meshnet.measure")
+
+FREE_MEMORY_SECONDS = 5.0
+SELFTEST_ENV = "MESHNET_SELFTEST"  # "0": skip the kernel self-test (speed unmeasured)
+
+_lock = threading.Lock()
+_result: list[SelfTest | None] = []
+
+
+def free_memory_bytes() -> int:
+    """Memory the system can give without swapping (MemAvailable)."""
+    return int(psutil.virtual_memory().available)
+
+
+def selftest_once() -> SelfTest | None:
+    """The kernel self-test, run at most once per process (blocking; thread-safe).
+    None when skipped (``MESHNET_SELFTEST=0``) or when it failed (logged)."""
+    with _lock:
+        if not _result:
+            _result.append(_run())
+        return _result[0]
+
+
+def _run() -> SelfTest | None:
+    if os.environ.get(SELFTEST_ENV, "1").strip() == "0":
+        return None
+    try:
+        result = run_selftest()
+    except Exception as exc:  # an unmeasured speed, never a dead agent
+        log.warning("kernel self-test failed: %s", exc)
+        return None
+    log.info(
+        "kernel self-test: %.2f GB/s of weights (%s, %s activations, %d threads, %d runs)",
+        result.weight_bytes_per_s / 1e9, result.kernels, result.activations,
+        result.threads, result.runs,
+    )  # fmt: skip
+    return result
+
+
+def self_measures(fields: dict[str, Any]) -> dict[str, Any]:
+    """This device's published figures and how its kernel speed was measured."""
+    result = _result[0] if _result else None
+    selftest = None
+    if result is not None:
+        selftest = {"kernels": result.kernels, "activations": result.activations,
+                    "threads": result.threads, "runs": result.runs}  # fmt: skip
+    return {
+        "speedBytesPerSecond": fields.get("speedBytesPerSecond"),
+        "freeMemoryBytes": fields.get("freeMemoryBytes"),
+        "selftest": selftest,
+    }
+
+
+SetLocal = Callable[[float | None, int | None], None]
+
+
+async def measure_forever(set_local: SetLocal, after: Callable[[], None]) -> None:
+    """Free memory now and every ``FREE_MEMORY_SECONDS``; the self-test's speed once it
+    is known. ``after`` runs after each update (the driver flushes the machine)."""
+    set_local(None, free_memory_bytes())
+    after()
+    result = await asyncio.to_thread(selftest_once)
+    while True:
+        speed = result.weight_bytes_per_s if result is not None else None
+        set_local(speed, free_memory_bytes())
+        after()
+        await asyncio.sleep(FREE_MEMORY_SECONDS)
