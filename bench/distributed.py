@@ -136,10 +136,10 @@ def plan_of(status: dict[str, Any]) -> str:
 
 def passes_per_token(status: dict[str, Any], draft: int) -> float | None:
     """Decode forward passes per decoded token (the prefill's pass and token aside): from
-    the status's ``rounds``, else one per token when nothing is drafted."""
-    tokens, rounds = status.get("completionTokens") or 0, status.get("rounds")
-    if isinstance(rounds, int) and tokens > 1:
-        return (rounds - 1) / (tokens - 1)
+    the status's ``decodeRounds``, else one per token when nothing is drafted."""
+    tokens, rounds = status.get("completionTokens") or 0, status.get("decodeRounds")
+    if isinstance(rounds, int) and rounds > 0 and tokens > 1:
+        return rounds / (tokens - 1)
     return 1.0 if not draft else None
 
 

@@ -1,5 +1,6 @@
 """Two devices a few milliseconds apart (a delay line between their bridges) still run a
-job together, and give the same greedy tokens as one device alone in exact mode."""
+job together under each plan, with or without prompt lookup, and give the same greedy
+tokens as one device alone in exact mode."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _inference(device: Device, *args: str) -> dict[str, object]:
     return dict(json.loads(result.stdout))
 
 
-def test_a_pool_across_a_slow_link_gives_the_local_tokens(
+def test_a_pool_across_a_slow_link_gives_the_local_tokens_under_each_plan(
     lan: Lan, delayed_lan: Callable[..., DelayLine]
 ) -> None:
     delayed_lan(2.5)  # a 5 ms round trip between br0 and br1
@@ -35,9 +36,11 @@ def test_a_pool_across_a_slow_link_gives_the_local_tokens(
     for model in (str(TINY), "demo"):
         prompt = ["--model", model, "--prompt", "The garden gate", "--max-tokens", "6"]
         local = _inference(admin, *prompt, "--local", "--activations", "exact", "--threads", "1")
-        pooled = _inference(member, *prompt)
-        assert pooled["tokenIds"] == local["tokenIds"], model
-        assert pooled["text"] == local["text"]
-        members = pooled["members"]
-        assert isinstance(members, list) and len(members) == 2
-        assert all(m["bytesSent"] > 0 for m in members)  # the tokens did cross the line
+        for plan, draft in (("tensor", "0"), ("pipeline", "0"), ("tensor", "4")):
+            pooled = _inference(member, *prompt, "--parallelism", plan, "--draft-tokens", draft)
+            assert pooled["tokenIds"] == local["tokenIds"], (model, plan, draft)
+            assert pooled["text"] == local["text"]
+            assert isinstance(pooled["plan"], dict) and pooled["plan"]["kind"] == plan
+            members = pooled["members"]
+            assert isinstance(members, list) and len(members) == 2
+            assert all(m["bytesSent"] > 0 for m in members)  # the tokens did cross the line
