@@ -11,7 +11,7 @@ same run, round by round, ``mesh inference --local --threads 1`` gives the singl
 baseline. For each round trip and plan (Job.spec.parallelism), a greedy job of
 ``--max-tokens`` tokens: decode tok/s (median over ``--rounds``), ratio to the baseline,
 bytes per token (a full job minus a 2-token job), forward passes per token and the plan
-the agent chose; and a prompt-lookup job (spec.speculative.draftTokens) on a prompt that
+the agent chose; and a prompt-lookup job (spec.draftTokens) on a prompt that
 repeats text. A plan the agent or the manifest schema refuses is reported as such.
 Then the issue's targets, PASS/FAIL, and the "model" section: per-exchange overhead with
 no injected delay, compute ms/token at one thread, bytes/token, and the tokens/s each
@@ -96,8 +96,8 @@ def submit(device: Device, spec: dict[str, Any], timeout: float) -> dict[str, An
 def _log(spec: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
     """One line of progress on stderr per job (a full run takes a while)."""
     what = f"{spec.get('parallelism', 'auto')} {spec['maxTokens']} tokens"
-    if spec.get("speculative"):
-        what += f" draft {spec['speculative']['draftTokens']}"
+    if spec.get("draftTokens"):
+        what += f" draft {spec['draftTokens']}"
     outcome = status.get("refused") or f"{status.get('tokensPerSecond') or 0:.1f} tok/s"
     print(f"  job {what}: {outcome}", file=sys.stderr, flush=True)
     return status
@@ -119,7 +119,7 @@ def job_spec(plan: str, prompt: str, tokens: int, draft: int = 0) -> dict[str, A
     if plan != "auto" and (plan != "tensor" or "parallelism" in JobSpec.model_fields):
         spec["parallelism"] = plan  # (before plans, every job ran the tensor plan)
     if draft:
-        spec["speculative"] = {"draftTokens": draft}
+        spec["draftTokens"] = draft
     return spec
 
 
@@ -172,6 +172,7 @@ class Sweep:
         self.baseline: list[float] = []
         self.local_tokens: dict[str, list[int]] = {}
         self.bytes_per_token: dict[str, float | None] = {}
+        self.no_lookup_tps: dict[str, float | None] = {}  # "plan/rtt": the repeating prompt
         self.timeout = 120.0 + args.max_tokens * 3.0
 
     def run(self) -> None:
@@ -192,7 +193,8 @@ class Sweep:
 
     def measure(self, rtt: float, plans: list[str], speculative: bool) -> dict[str, Any]:
         runs: dict[str, list[dict[str, Any]]] = {p: [] for p in plans}
-        spec_runs: list[dict[str, Any]] = []
+        spec_plans = [p for p in ("auto", "tensor") if p in plans] if speculative else []
+        spec_runs: dict[str, list[dict[str, Any]]] = {p: [] for p in spec_plans}
         for _ in range(self.args.rounds):
             alone = local(self.device, PROMPT, self.args.max_tokens, self.args.activations)
             self.baseline.append(alone.get("tokensPerSecond") or 0.0)
@@ -202,17 +204,26 @@ class Sweep:
                 runs[plan].append(
                     submit(self.device, job_spec(plan, PROMPT, self.args.max_tokens), self.timeout)
                 )
-            if speculative and self.args.draft_tokens:
-                if "repeat" not in self.local_tokens:
-                    repeat = local(self.device, REPEAT, self.args.max_tokens, self.args.activations)
-                    self.local_tokens["repeat"] = repeat["tokenIds"]
-                spec = job_spec("auto", REPEAT, self.args.max_tokens, self.args.draft_tokens)
-                spec_runs.append(submit(self.device, spec, self.timeout))
+            for plan in spec_plans if self.args.draft_tokens else []:
+                if f"repeat/{plan}/{rtt}" not in self.local_tokens:  # the same plan, no lookup
+                    plain = job_spec(plan, REPEAT, self.args.max_tokens)
+                    reference = submit(self.device, plain, self.timeout)
+                    self.local_tokens[f"repeat/{plan}/{rtt}"] = reference.get("tokenIds") or []
+                    self.no_lookup_tps[f"{plan}/{rtt}"] = reference.get("tokensPerSecond")
+                spec = job_spec(plan, REPEAT, self.args.max_tokens, self.args.draft_tokens)
+                spec_runs[plan].append(submit(self.device, spec, self.timeout))
         row: dict[str, Any] = {"rttMs": rtt, "plans": {}}
         for plan, statuses in runs.items():
             row["plans"][plan] = self.summarise(plan, statuses, "plain", 0)
-        if spec_runs:
-            row["speculative"] = self.summarise("auto", spec_runs, "repeat", self.args.draft_tokens)
+        row["speculative"] = {
+            plan: self.summarise(plan, statuses, f"repeat/{plan}/{rtt}", self.args.draft_tokens)
+            for plan, statuses in spec_runs.items()
+            if statuses
+        }
+        for plan, entry in row["speculative"].items():
+            without = self.no_lookup_tps.get(f"{plan}/{rtt}")
+            if entry.get("tokensPerSecond") and without:
+                entry["speedUp"] = entry["tokensPerSecond"] / without
         return row
 
     def summarise(
@@ -294,7 +305,8 @@ def targets(sweep: Sweep) -> list[tuple[str, str, str]]:
     checks.append(("bytes/token at TP=2 <= 143,520 / 3 = 47,840",
                    f"{tp_bytes:,.0f}" if tp_bytes else "not measured",
                    verdict(tp_bytes <= 47840 if tp_bytes else None)))  # fmt: skip
-    specs = [r["speculative"] for r in rows if "passesPerToken" in r.get("speculative", {})]
+    specs = [e for r in rows for e in r["speculative"].values() if e.get("chosen") != "single"]
+    specs = [e for e in specs if "passesPerToken" in e]  # distributed rounds only
     passes = [s["passesPerToken"] for s in specs if s["passesPerToken"] is not None]
     same = all(s["sameTokensAsLocal"] for s in specs)
     checks.append(("prompt lookup <= 0.6 passes/token, same tokens",
@@ -352,13 +364,19 @@ def report(sweep: Sweep) -> dict[str, Any]:
         "targets": [{"target": t, "measured": m, "result": r} for t, m, r in targets(sweep)],
         "model": None if costs is None else {**costs.__dict__, "predictions": predictions(costs)},
         "lookupPassesPerToken": median(
-            [p for r in sweep.rows if (p := r.get("speculative", {}).get("passesPerToken"))]
+            [
+                p
+                for r in sweep.rows
+                for e in r.get("speculative", {}).values()
+                if e.get("chosen") != "single" and (p := e.get("passesPerToken"))
+            ]
         ),
     }
 
 
 def _fmt(value: Any, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    width = int("".join(c for c in spec.split(".")[0] if c.isdigit()) or 0)
+    return "-".rjust(width) if value is None else format(value, spec)
 
 
 def print_report(doc: dict[str, Any], args: argparse.Namespace) -> None:
@@ -367,19 +385,19 @@ def print_report(doc: dict[str, Any], args: argparse.Namespace) -> None:
           f"({args.max_tokens} tokens, activations {args.activations}, wire {args.wire})")  # fmt: skip
     print("\nchosen: the plan the agent ran ('!': not the one asked for); B/tok/memb: bytes the"
           " busiest member sends per decoded token; passes/tok: decode forward passes per"
-          " token; agree: share of --local's greedy tokens repeated before the first"
-          " difference")  # fmt: skip
-    print(f"\n{'RTT ms':>7} {'plan':<9} {'chosen':<9} {'tok/s':>7} {'ratio':>6} {'B/tok/memb':>10}"
+          " token; agree: share of --local's greedy tokens (lookup rows: of the same plan's"
+          " without lookup) repeated before the first difference")  # fmt: skip
+    print(f"\n{'RTT ms':>7} {'plan':<14} {'chosen':<9} {'tok/s':>7} {'ratio':>6} {'B/tok/memb':>10}"
           f" {'passes/tok':>10} {'agree':>6}")  # fmt: skip
     for row in doc["rows"]:
         entries = [*row["plans"].items()]
-        if "speculative" in row:
-            entries.append((f"lookup{args.draft_tokens}", row["speculative"]))
+        for plan, e in row.get("speculative", {}).items():
+            entries.append((f"{plan}+lookup{args.draft_tokens}", e))
         for plan, e in entries:
             if "refused" in e:
-                print(f"{row['rttMs']:>7g} {plan:<9} refused: {e['refused']}")
+                print(f"{row['rttMs']:>7g} {plan:<14} refused: {e['refused']}")
                 continue
-            print(f"{row['rttMs']:>7g} {plan:<9} {e['chosen']:<9} {_fmt(e['tokensPerSecond'], '7.1f')}"
+            print(f"{row['rttMs']:>7g} {plan:<14} {e['chosen']:<9} {_fmt(e['tokensPerSecond'], '7.1f')}"
                   f" {_fmt(e['ratio'], '6.2f')} {_fmt(e['bytesPerToken'], '10,.0f')}"
                   f" {_fmt(e['passesPerToken'], '10.2f')} {_fmt(e['agreement'], '6.2f')}")  # fmt: skip
     print("\ntargets (issue 10):")
@@ -397,18 +415,18 @@ def print_report(doc: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"  k  round trips waited per exchange (slope)      {model['rtts_per_exchange']:.2f}")
     print(f"     bytes per token sent by one member at TP=2   {model['tp_bytes_per_token']:,.0f}")
     print(f"     pipeline hop (one activation vector)         {model['hop_bytes']:,.0f} bytes")
-    lookup = doc["lookupPassesPerToken"]
     for p in model["predictions"]:
-        with_lookup = ""
-        if lookup and p["plan"] != "single":  # a verify pass taken to cost one plain pass
-            with_lookup = f"  (prompt lookup: <= {p['tokensPerSecond'] / lookup:.1f})"
         print(
             f"  {p['link']:<16} {p['devices']} devices {p['plan']:<9}"
-            f" {p['tokensPerSecond']:7.1f} tok/s   t = {p['msPerToken']}{with_lookup}"
+            f" {p['tokensPerSecond']:7.1f} tok/s   t = {p['msPerToken']}"
         )
+    lookup = doc["lookupPassesPerToken"]
     if lookup:
-        print(f"  prompt lookup: {lookup:.2f} passes per token measured on the repeating prompt;"
-              " the bound divides t by it (a verify pass costs more compute than one token)")  # fmt: skip
+        ups = [f"{plan} at {row['rttMs']:g} ms {e['speedUp']:.1f}x ({e['chosen']})"
+               for row in doc["rows"] for plan, e in row.get("speculative", {}).items()
+               if e.get("speedUp")]  # fmt: skip
+        print(f"  prompt lookup, repeating prompt: {lookup:.2f} distributed passes per token;"
+              f" measured speed-up over the same plan without it: {', '.join(ups)}")  # fmt: skip
 
 
 def parse() -> argparse.Namespace:
