@@ -333,7 +333,11 @@ def costs_of(sweep: Sweep) -> Costs | None:
     if not base or not points or points[0][0] != 0.0:
         return None
     compute = 1000.0 / base
-    hop = config.dim * 4.0 if sweep.args.activations == "exact" else config.dim / 32 * 34
+    # One activation vector per stage boundary: as measured when the pipeline plan ran
+    # (one member sends one hop per token at two stages), else computed from the wire.
+    hop = sweep.bytes_per_token.get("pipeline") or (
+        config.dim * 4.0 if sweep.args.activations == "exact" else config.dim / 32 * 34
+    )
     return Costs(
         compute_ms=compute,
         exchanges=exchanges,
@@ -414,7 +418,9 @@ def print_report(doc: dict[str, Any], args: argparse.Namespace) -> None:
           "  (TLS, veth, bridge and the delay line's user-space hop)")  # fmt: skip
     print(f"  k  round trips waited per exchange (slope)      {model['rtts_per_exchange']:.2f}")
     print(f"     bytes per token sent by one member at TP=2   {model['tp_bytes_per_token']:,.0f}")
-    print(f"     pipeline hop (one activation vector)         {model['hop_bytes']:,.0f} bytes")
+    print(
+        f"     pipeline hop (one activation vector)         {model['hop_bytes']:,.0f} bytes"
+    )  # measured
     for p in model["predictions"]:
         print(
             f"  {p['link']:<16} {p['devices']} devices {p['plan']:<9}"
