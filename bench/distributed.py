@@ -418,9 +418,7 @@ def print_report(doc: dict[str, Any], args: argparse.Namespace) -> None:
           "  (TLS, veth, bridge and the delay line's user-space hop)")  # fmt: skip
     print(f"  k  round trips waited per exchange (slope)      {model['rtts_per_exchange']:.2f}")
     print(f"     bytes per token sent by one member at TP=2   {model['tp_bytes_per_token']:,.0f}")
-    print(
-        f"     pipeline hop (one activation vector)         {model['hop_bytes']:,.0f} bytes"
-    )  # measured
+    print(f"     pipeline bytes per stage boundary per token  {model['hop_bytes']:,.0f} bytes")
     for p in model["predictions"]:
         print(
             f"  {p['link']:<16} {p['devices']} devices {p['plan']:<9}"
