@@ -23,7 +23,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.inference.demo import gemma3_model_path
-from reconciler.inference.kernels import ACTIVATIONS, KERNELS, default_kernels, resolve
+from reconciler.inference.kernels import (
+    ACTIVATIONS,
+    KERNELS,
+    default_activations,
+    default_kernels,
+    resolve,
+)
 from reconciler.inference.loader import load_model_info, load_shard
 from reconciler.inference.model import Engine
 from reconciler.inference.sharding import full_share
@@ -76,9 +82,10 @@ def main() -> None:
     parser.add_argument(
         "--activations",
         nargs="+",
-        default=["exact"],
+        default=[default_activations()],
         choices=ACTIVATIONS,
-        help="activation modes to run (onnxruntime kernels), one engine each",
+        help="activation modes to run (onnxruntime kernels), one engine each "
+        "(default: MESHNET_ACTIVATIONS or int8)",
     )
     args = parser.parse_args()
     path = gemma3_model_path()

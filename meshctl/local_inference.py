@@ -63,17 +63,19 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
                             seed=args["seed"] or 0, draft_tokens=args.get("draft_tokens", 0))  # fmt: skip
     size = cache_len(len(prompt_ids), args["max_tokens"], info.config)
     engine = Engine(info.config, weights, cache_len=size)
-    ids, text, first, compute, first_age = [], "", None, 0.0, 0.0
+    ids, text, first, compute, first_age, rounds = [], "", None, 0.0, 0.0, 0
     for event in engine.generate(prompt_ids, params, tokenizer):
         if first is None:
             first, first_age = time.perf_counter(), _process_age()
         ids.append(event.token_id)
+        rounds = event.round  # forward passes after the prompt's
         text += event.text
         compute += event.compute_ms
         if not quiet:
             console.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
     end = time.perf_counter()
     decode_s = end - (first or end)
+    spec = {"decodeRounds": rounds, "tokensPerRound": (len(ids) - 1) / rounds} if rounds else {}
     return {
         "text": text,
         "tokenIds": ids,
@@ -92,4 +94,5 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
                 "bytesSent": 0,
             }
         ],
+        **(spec if params.speculative else {}),  # as a pool job: only when drafts ran
     }

@@ -42,7 +42,6 @@ from reconciler.beacon.shield import JoinShield
 from reconciler.beacon.wire import seal
 from reconciler.certs.admission import JoinClaim
 from reconciler.certs.cache import CertCache
-from reconciler.certs.codec import DecodeError
 from reconciler.certs.errors import CertificateError
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import (
@@ -51,6 +50,7 @@ from reconciler.certs.member import (
     verify_member_certificate,
 )
 from reconciler.certs.root import TrustAnchor
+from reconciler.codec import DecodeError
 
 MAX_REASON = 100  # bytes of a join answer's reason that travel
 _REASONS = frozenset(reason.value for reason in DropReason)

@@ -5,7 +5,7 @@ Every body starts with the same three fields, so checks common to all messages
 
     text pool_id | u64 seq | u64 timestamp (ms since the epoch)
 
-then, per type (``text``/``blob`` are u16-length-prefixed, see certs/codec.py):
+then, per type (``text``/``blob`` are u16-length-prefixed, see reconciler/codec.py):
 
 - PRESENCE: text node_id, text name, text host, u16 port, u64 memory_bytes,
   u16 cores, blob ring_hash (may be empty), blob member_cert_der.
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from reconciler.beacon.wire import HEADER, MIN_JOIN_REQUEST, MsgType
-from reconciler.certs.codec import DecodeError, Reader, Writer
 from reconciler.certs.identity import PUBKEY_LEN, SIGNATURE_LEN
+from reconciler.codec import GARBAGE, DecodeError, Reader, Writer
 
 _MIN_JOIN_BODY = MIN_JOIN_REQUEST - HEADER.size - SIGNATURE_LEN
 
@@ -103,25 +103,25 @@ def clip_utf8(text: str, limit: int) -> str:
 
 def encode_body(common: Common, msg: Message) -> bytes:
     """The body bytes of ``msg`` preceded by the common fields."""
-    out = Writer().text(common.pool_id).u64(common.seq).u64(common.timestamp_ms)
+    out = Writer().text16(common.pool_id).u64(common.seq).u64(common.timestamp_ms)
     if isinstance(msg, Presence):
-        out.text(msg.node_id).text(msg.name).text(msg.host).u16(msg.port)
-        out.u64(msg.memory_bytes).u16(msg.cores).blob(msg.ring_hash).blob(msg.cert_der)
+        out.text16(msg.node_id).text16(msg.name).text16(msg.host).u16(msg.port)
+        out.u64(msg.memory_bytes).u16(msg.cores).blob16(msg.ring_hash).blob16(msg.cert_der)
     elif isinstance(msg, JoinRequest):
-        out.blob(msg.joiner_pubkey).text(msg.node_id).text(msg.device_name).blob(msg.nonce)
-        out.text(msg.root_fingerprint).text(msg.token_id).blob(msg.proof)
-        out.blob(msg.current_cert_der)
-        out.blob(bytes(max(0, _MIN_JOIN_BODY - len(out.getvalue()) - 2)))
+        out.blob16(msg.joiner_pubkey).text16(msg.node_id).text16(msg.device_name).blob16(msg.nonce)
+        out.text16(msg.root_fingerprint).text16(msg.token_id).blob16(msg.proof)
+        out.blob16(msg.current_cert_der)
+        out.blob16(bytes(max(0, _MIN_JOIN_BODY - len(out.getvalue()) - 2)))
     else:
-        out.text(msg.target_node_id).blob(msg.nonce).u8(_STATUS_CODES[msg.status])
-        out.text(msg.reason).blob(msg.cert_der).blob(msg.root_cert_der)
+        out.text16(msg.target_node_id).blob16(msg.nonce).u8(_STATUS_CODES[msg.status])
+        out.text16(msg.reason).blob16(msg.cert_der).blob16(msg.root_cert_der)
     return out.getvalue()
 
 
 def decode_body(msg_type: MsgType, body: bytes) -> tuple[Common, Message]:
     """Parse a body; raises only DecodeError."""
     reader = Reader(body)
-    common = Common(reader.text(), reader.u64(), reader.u64())
+    common = Common(reader.text16(), reader.u64(), reader.u64())
     msg: Message
     if msg_type is MsgType.PRESENCE:
         msg = _read_presence(reader)
@@ -129,28 +129,28 @@ def decode_body(msg_type: MsgType, body: bytes) -> tuple[Common, Message]:
         msg = _read_join_request(reader)
     else:
         msg = _read_join_response(reader)
-    reader.done()
+    reader.end()
     return common, msg
 
 
 def _read_presence(r: Reader) -> Presence:
-    node_id, name, host, port = r.text(), r.text(), r.text(), r.u16()
-    return Presence(node_id, name, host, port, r.u64(), r.u16(), r.blob(), r.blob())
+    node_id, name, host, port = r.text16(), r.text16(), r.text16(), r.u16()
+    return Presence(node_id, name, host, port, r.u64(), r.u16(), r.blob16(), r.blob16())
 
 
 def _read_join_request(r: Reader) -> JoinRequest:
-    pubkey, node_id, device_name = r.fixed(PUBKEY_LEN), r.text(), r.text()
-    nonce, root_fp, token_id, proof = r.fixed(NONCE_LEN), r.text(), r.text(), r.blob()
+    pubkey, node_id, device_name = r.blob16(PUBKEY_LEN), r.text16(), r.text16()
+    nonce, root_fp, token_id, proof = r.blob16(NONCE_LEN), r.text16(), r.text16(), r.blob16()
     if len(proof) not in (0, 32) or bool(token_id) != bool(proof):
-        raise DecodeError("garbage", "token id and 32-byte proof go together")
-    current = r.blob()
-    r.blob()  # padding
+        raise DecodeError(GARBAGE, "token id and 32-byte proof go together")
+    current = r.blob16()
+    r.blob16()  # padding
     return JoinRequest(pubkey, node_id, device_name, nonce, root_fp, token_id, proof, current)
 
 
 def _read_join_response(r: Reader) -> JoinResponse:
-    target, nonce, code = r.text(), r.fixed(NONCE_LEN), r.u8()
+    target, nonce, code = r.text16(), r.blob16(NONCE_LEN), r.u8()
     status = _STATUS_NAMES.get(code)
     if status is None:
-        raise DecodeError("garbage", f"unknown join status {code}")
-    return JoinResponse(target, nonce, status, r.text(), r.blob(), r.blob())
+        raise DecodeError(GARBAGE, f"unknown join status {code}")
+    return JoinResponse(target, nonce, status, r.text16(), r.blob16(), r.blob16())

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
-from reconciler.certs.codec import DecodeError
 from reconciler.certs.identity import SIGNATURE_LEN
+from reconciler.codec import DecodeError
 
 MAGIC = b"MB"
 VERSION = 1

@@ -8,5 +8,6 @@
 - revocation.py: root-signed, grow-only RevocationList (encode/decode/merge)
 - admission.py: decide_join() -> Approve | Deny | Pending
 - files.py: 0600 atomic key and certificate files
-- codec.py, x509util.py, errors.py: shared helpers and the error tree
+- x509util.py, errors.py: shared helpers and the error tree (binary fields:
+  reconciler/codec.py)
 """

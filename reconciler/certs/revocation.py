@@ -15,7 +15,7 @@ Encoding (``encode``/``decode``)::
     b"MNRL" u8 version=1  text pool_id  u16 count
     count × ( text fingerprint  u64 revoked_at_ms  text reason  blob signature[64] )
 
-where ``text``/``blob`` are u16-length-prefixed (codec.py). Entries are sorted by
+where ``text``/``blob`` are u16-length-prefixed (reconciler/codec.py). Entries are sorted by
 fingerprint, so equal lists encode to equal bytes. A list of more than
 ``MAX_ENTRIES`` entries is refused before any signature is checked.
 """
@@ -25,10 +25,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from reconciler.certs.codec import DecodeError, Reader, Writer
 from reconciler.certs.errors import RevocationError
 from reconciler.certs.identity import SIGNATURE_LEN, verify_signature
 from reconciler.certs.root import PoolRoot, TrustAnchor
+from reconciler.codec import GARBAGE, DecodeError, Reader, Writer
 
 DOMAIN = b"meshnet-revocation-v1\x00"
 MAGIC = b"MNRL"
@@ -107,9 +107,9 @@ class RevocationList:
         return frozenset(self._entries)
 
     def encode(self) -> bytes:
-        out = Writer().raw(MAGIC).u8(VERSION).text(self.anchor.pool_id).u16(len(self))
+        out = Writer().raw(MAGIC).u8(VERSION).text16(self.anchor.pool_id).u16(len(self))
         for e in self:
-            out.text(e.fingerprint).u64(e.revoked_at_ms).text(e.reason).blob(e.signature)
+            out.text16(e.fingerprint).u64(e.revoked_at_ms).text16(e.reason).blob16(e.signature)
         return out.getvalue()
 
     @classmethod
@@ -124,16 +124,16 @@ class RevocationList:
 
 def _decode_entries(data: bytes, pool_id: str) -> list[RevocationEntry]:
     reader = Reader(data)
-    if reader.raw(len(MAGIC)) != MAGIC or reader.u8() != VERSION:
-        raise DecodeError("garbage", "not a version-1 revocation list")
-    if reader.text() != pool_id:
+    if reader.fixed(len(MAGIC)) != MAGIC or reader.u8() != VERSION:
+        raise DecodeError(GARBAGE, "not a version-1 revocation list")
+    if reader.text16() != pool_id:
         raise DecodeError("other_pool", "revocation list of another pool")
     count = reader.u16()
     if count > MAX_ENTRIES:
         raise DecodeError("too_many", f"{count} entries (at most {MAX_ENTRIES})")
     entries = []
     for _ in range(count):
-        fp, millis, reason = reader.text(), reader.u64(), reader.text()
-        entries.append(RevocationEntry(fp, millis, reason, reader.fixed(SIGNATURE_LEN)))
-    reader.done()
+        fp, millis, reason = reader.text16(), reader.u64(), reader.text16()
+        entries.append(RevocationEntry(fp, millis, reason, reader.blob16(SIGNATURE_LEN)))
+    reader.end()
     return entries

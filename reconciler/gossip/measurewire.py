@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.gossip.wire import Reader, Writer
+from reconciler.codec import Reader, Writer
 
 MAX_LINKS = 4096  # decoder bound; claims.py holds the plausibility bound
 
@@ -60,21 +60,24 @@ def write_measures(w: Writer, m: Measures) -> None:
     w.u64(m.free_memory)
     w.u16(len(m.links))
     for link in m.links:
-        w.text(link.peer)
+        w.text16(link.peer)
         w.u32(link.rtt_us)
         w.u64(link.bytes_per_s)
 
 
 def read_measures(r: Reader) -> Measures:
     speed, free = r.u64(), r.u64()
-    links = tuple(LinkFigure(r.node_id(), r.u32(), r.u64()) for _ in range(r.count(MAX_LINKS)))
+    links = tuple(
+        LinkFigure(r.text16(empty=False), r.u32(), r.u64())
+        for _ in range(r.count16(MAX_LINKS, "links"))
+    )
     return Measures(speed, free, links)
 
 
 def write_bulk_ping(w: Writer, b: BulkPing) -> None:
     w.u32(b.seq)
-    w.blob(b.padding)
+    w.blob32(b.padding)
 
 
 def read_bulk_ping(r: Reader) -> BulkPing:
-    return BulkPing(r.u32(), r.blob())
+    return BulkPing(r.u32(), r.blob32())

@@ -21,7 +21,8 @@ Wire format v1 (all integers big-endian; ``str`` = u16 length + UTF-8;
                  REVOKE(6): blob entry (opaque, checked by the pool's verifier)
 
 Every message carries the sender's ring epoch and hash in its header. ``decode``
-raises only ``GossipDecodeError``; trailing bytes are an error.
+raises only ``GossipDecodeError`` (the codec's ``DecodeError``); trailing bytes
+are an error.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reconciler.codec import GARBAGE, DecodeError, Reader, Writer
 from reconciler.gossip.measurewire import (
     BulkAck,
     BulkPing,
@@ -40,7 +42,6 @@ from reconciler.gossip.measurewire import (
     write_measures,
 )
 from reconciler.gossip.states import MemberState
-from reconciler.gossip.wire import GossipDecodeError, Reader, Writer
 
 MAGIC = b"MG"
 VERSION = 1
@@ -48,6 +49,9 @@ HASH_BYTES = 32
 MAX_MEMBERS = 4096
 MAX_BROADCASTS = 4096
 MAX_REVOCATIONS = 4096
+
+GossipDecodeError = DecodeError
+"""The name gossip callers catch: the one codec's error (``reconciler/codec.py``)."""
 
 __all__ = [
     "Ack",
@@ -211,8 +215,8 @@ def _w_hash(w: Writer, value: str) -> None:
 
 
 def _w_meta(w: Writer, meta: NodeMeta) -> None:
-    w.text(meta.name)
-    w.text(meta.address)
+    w.text16(meta.name)
+    w.text16(meta.address)
     w.u64(meta.memory_bytes)
     w.u16(meta.cores)
 
@@ -221,26 +225,26 @@ def _w_broadcast(w: Writer, b: Broadcast) -> None:
     w.u8(_BROADCAST_KINDS[type(b)])
     match b:
         case Alive(node_id, inc, meta):
-            w.text(node_id)
+            w.text16(node_id)
             w.u32(inc)
             _w_meta(w, meta)
         case Suspect(node_id, inc, sender) | Dead(node_id, inc, sender):
-            w.text(node_id)
+            w.text16(node_id)
             w.u32(inc)
-            w.text(sender)
+            w.text16(sender)
         case Leave(node_id, inc):
-            w.text(node_id)
+            w.text16(node_id)
             w.u32(inc)
         case RingReport(node_id, epoch, ring_hash):
-            w.text(node_id)
+            w.text16(node_id)
             w.u64(epoch)
             _w_hash(w, ring_hash)
         case Revoke(entry):
-            w.blob(entry)
+            w.blob32(entry)
 
 
 def _w_record(w: Writer, r: MemberRecord) -> None:
-    w.text(r.node_id)
+    w.text16(r.node_id)
     _w_meta(w, r.meta)
     w.u8(_STATE_CODES[r.state])
     w.u32(r.incarnation)
@@ -252,10 +256,10 @@ def _w_body(w: Writer, body: Body) -> None:
     match body:
         case Ping(seq, target):
             w.u32(seq)
-            w.text(target)
+            w.text16(target)
         case PingReq(seq, target):
             w.u32(seq)
-            w.text(target)
+            w.text16(target)
         case Ack(seq):
             w.u32(seq)
         case Gossip():
@@ -267,7 +271,7 @@ def _w_body(w: Writer, body: Body) -> None:
                 _w_record(w, record)
             w.u16(len(revocations))
             for entry in revocations:
-                w.blob(entry)
+                w.blob32(entry)
         case Measures():
             write_measures(w, body)
         case BulkPing():
@@ -306,48 +310,53 @@ def encode(msg: Message) -> bytes:
 # -- decoding ---------------------------------------------------------------
 
 
+def _id(r: Reader) -> str:
+    """A node id: a non-empty string."""
+    return r.text16(empty=False)
+
+
 def _r_hash(r: Reader) -> str:
     flag = r.u8()
     if flag == 0:
         return ""
     if flag != 1:
-        raise GossipDecodeError(f"bad hash flag {flag}")
-    return bytes(r.raw(HASH_BYTES)).hex()
+        raise DecodeError(GARBAGE, f"bad hash flag {flag}")
+    return r.fixed(HASH_BYTES).hex()
 
 
 def _r_meta(r: Reader) -> NodeMeta:
-    return NodeMeta(name=r.text(), address=r.text(), memory_bytes=r.u64(), cores=r.u16())
+    return NodeMeta(name=r.text16(), address=r.text16(), memory_bytes=r.u64(), cores=r.u16())
 
 
 def _r_state(r: Reader) -> MemberState:
     code = r.u8()
     if code not in _STATES:
-        raise GossipDecodeError(f"unknown member state {code}")
+        raise DecodeError(GARBAGE, f"unknown member state {code}")
     return _STATES[code]
 
 
 def _r_alive(r: Reader) -> Broadcast:
-    return Alive(r.node_id(), r.u32(), _r_meta(r))
+    return Alive(_id(r), r.u32(), _r_meta(r))
 
 
 def _r_suspect(r: Reader) -> Broadcast:
-    return Suspect(r.node_id(), r.u32(), r.node_id())
+    return Suspect(_id(r), r.u32(), _id(r))
 
 
 def _r_dead(r: Reader) -> Broadcast:
-    return Dead(r.node_id(), r.u32(), r.node_id())
+    return Dead(_id(r), r.u32(), _id(r))
 
 
 def _r_leave(r: Reader) -> Broadcast:
-    return Leave(r.node_id(), r.u32())
+    return Leave(_id(r), r.u32())
 
 
 def _r_ring(r: Reader) -> Broadcast:
-    return RingReport(r.node_id(), r.u64(), _r_hash(r))
+    return RingReport(_id(r), r.u64(), _r_hash(r))
 
 
 def _r_revoke(r: Reader) -> Broadcast:
-    return Revoke(r.blob())
+    return Revoke(r.blob32())
 
 
 _BROADCAST_READERS: dict[int, Callable[[Reader], Broadcast]] = {
@@ -364,13 +373,13 @@ def _r_broadcast(r: Reader) -> Broadcast:
     kind = r.u8()
     reader = _BROADCAST_READERS.get(kind)
     if reader is None:
-        raise GossipDecodeError(f"unknown broadcast kind {kind}")
+        raise DecodeError(GARBAGE, f"unknown broadcast kind {kind}")
     return reader(r)
 
 
 def _r_record(r: Reader) -> MemberRecord:
     return MemberRecord(
-        node_id=r.node_id(),
+        node_id=_id(r),
         meta=_r_meta(r),
         state=_r_state(r),
         incarnation=r.u32(),
@@ -382,15 +391,15 @@ def _r_record(r: Reader) -> MemberRecord:
 def _r_push_pull(r: Reader) -> Body:
     flag = r.u8()
     if flag > 1:
-        raise GossipDecodeError(f"bad reply flag {flag}")
-    members = tuple(_r_record(r) for _ in range(r.count(MAX_MEMBERS)))
-    revocations = tuple(r.blob() for _ in range(r.count(MAX_REVOCATIONS)))
+        raise DecodeError(GARBAGE, f"bad reply flag {flag}")
+    members = tuple(_r_record(r) for _ in range(r.count16(MAX_MEMBERS, "members")))
+    revocations = tuple(r.blob32() for _ in range(r.count16(MAX_REVOCATIONS, "revocations")))
     return PushPull(bool(flag), members, revocations)
 
 
 _BODY_READERS: dict[int, Callable[[Reader], Body]] = {
-    1: lambda r: Ping(r.u32(), r.node_id()),
-    2: lambda r: PingReq(r.u32(), r.node_id()),
+    1: lambda r: Ping(r.u32(), _id(r)),
+    2: lambda r: PingReq(r.u32(), _id(r)),
     3: lambda r: Ack(r.u32()),
     4: lambda r: Gossip(),
     5: _r_push_pull,
@@ -403,17 +412,17 @@ _BODY_READERS: dict[int, Callable[[Reader], Body]] = {
 def decode(data: bytes) -> Message:
     """Decode one message; any malformed input raises ``GossipDecodeError``."""
     r = Reader(data)
-    if bytes(r.raw(2)) != MAGIC:
-        raise GossipDecodeError("bad magic")
+    if r.fixed(2) != MAGIC:
+        raise DecodeError(GARBAGE, "bad magic")
     version = r.u8()
     if version != VERSION:
-        raise GossipDecodeError(f"unsupported version {version}")
+        raise DecodeError(GARBAGE, f"unsupported version {version}")
     body_reader = _BODY_READERS.get(r.u8())
     if body_reader is None:
-        raise GossipDecodeError("unknown message type")
+        raise DecodeError(GARBAGE, "unknown message type")
     epoch = r.u64()
     ring_hash = _r_hash(r)
     body = body_reader(r)
-    broadcasts = tuple(_r_broadcast(r) for _ in range(r.count(MAX_BROADCASTS)))
+    broadcasts = tuple(_r_broadcast(r) for _ in range(r.count16(MAX_BROADCASTS, "broadcasts")))
     r.end()
     return Message(body, epoch, ring_hash, broadcasts)

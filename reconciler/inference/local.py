@@ -89,6 +89,8 @@ def run_ranks(engines: list[Engine], fn: Callable[[Engine], T]) -> list[T]:
 
 def _abort(engine: Engine) -> None:
     """Break the in-process group so the other ranks stop waiting."""
-    comm = getattr(engine.comm, "inner", engine.comm)
+    comm: object = engine.comm
+    while hasattr(comm, "inner"):  # Metered, Q80Collectives, ...
+        comm = comm.inner
     if isinstance(comm, InProcessMember):
         comm.group.abort()

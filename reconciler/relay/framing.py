@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from reconciler.certs.codec import DecodeError, Reader, Writer
+from reconciler.codec import GARBAGE, TRUNCATED, DecodeError, Reader, Writer
 from reconciler.relay import rendezvous
 from reconciler.relay.messages import (
     Close,
@@ -74,18 +74,18 @@ def _body(m: Message) -> tuple[FrameType, bytes]:
     w = Writer()
     if isinstance(m, Reserve | Reserved):
         kind = FrameType.RESERVE if isinstance(m, Reserve) else FrameType.RESERVED
-        return kind, w.text(m.node_id).getvalue()
+        return kind, w.text16(m.node_id).getvalue()
     if isinstance(m, Connect):
-        return FrameType.CONNECT, w.raw(CID.pack(m.circuit_id)).text(m.target).getvalue()
+        return FrameType.CONNECT, w.u32(m.circuit_id).text16(m.target).getvalue()
     if isinstance(m, Connected):
         return FrameType.CONNECTED, CID.pack(m.circuit_id)
     if isinstance(m, Incoming):
-        return FrameType.INCOMING, w.raw(CID.pack(m.circuit_id)).text(m.source).getvalue()
+        return FrameType.INCOMING, w.u32(m.circuit_id).text16(m.source).getvalue()
     if isinstance(m, Close):
-        return FrameType.CLOSE, w.raw(CID.pack(m.circuit_id)).text(m.reason[:1000]).getvalue()
+        return FrameType.CLOSE, w.u32(m.circuit_id).text16(m.reason[:1000]).getvalue()
     if isinstance(m, Register | Peers):
         return rendezvous.encode_body(m)
-    body = w.u16(m.code).raw(CID.pack(m.circuit_id)).text(m.message[:1000]).getvalue()
+    body = w.u16(m.code).u32(m.circuit_id).text16(m.message[:1000]).getvalue()
     return FrameType.ERROR, body
 
 
@@ -93,39 +93,35 @@ def decode_body(kind: int, body: bytes) -> Message:
     """The message of one frame; DecodeError if it is not one."""
     if kind == FrameType.DATA:
         if len(body) < CID.size:
-            raise DecodeError("truncated", "DATA without a circuit ID")
+            raise DecodeError(TRUNCATED, "DATA without a circuit ID")
         return Data(CID.unpack_from(body)[0], body[CID.size :])
     r = Reader(body)
     message = _decode_fields(kind, r)
-    r.done()
+    r.end()
     return message
-
-
-def _cid(r: Reader) -> int:
-    return int(CID.unpack(r.raw(CID.size))[0])
 
 
 def _decode_fields(kind: int, r: Reader) -> Message:
     if kind == FrameType.RESERVE:
-        return Reserve(r.text())
+        return Reserve(r.text16())
     if kind == FrameType.RESERVED:
-        return Reserved(r.text())
+        return Reserved(r.text16())
     if kind == FrameType.CONNECT:
-        return Connect(_cid(r), r.text())
+        return Connect(r.u32(), r.text16())
     if kind == FrameType.CONNECTED:
-        return Connected(_cid(r))
+        return Connected(r.u32())
     if kind == FrameType.INCOMING:
-        return Incoming(_cid(r), r.text())
+        return Incoming(r.u32(), r.text16())
     if kind == FrameType.CLOSE:
-        return Close(_cid(r), r.text())
+        return Close(r.u32(), r.text16())
     if kind == FrameType.ERROR:
         code = r.u16()
         if code not in ErrorCode._value2member_map_:
-            raise DecodeError("garbage", f"unknown error code {code}")
-        return Error(ErrorCode(code), _cid(r), r.text())
+            raise DecodeError(GARBAGE, f"unknown error code {code}")
+        return Error(ErrorCode(code), r.u32(), r.text16())
     if kind in (FrameType.REGISTER, FrameType.PEERS):
         return rendezvous.decode_fields(kind, r)
-    raise DecodeError("garbage", f"unknown frame type {kind}")
+    raise DecodeError(GARBAGE, f"unknown frame type {kind}")
 
 
 def _kind_name(kind: int) -> str:

@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from reconciler.certs.codec import Writer
 from reconciler.certs.member import read_member_certificate
+from reconciler.codec import Writer
 from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import client_context, server_context
@@ -46,9 +46,9 @@ GHOST_ADDRESS = "127.0.0.1:9"
 
 def oversized_revocation(pool_id: str, entries: int = 1025) -> bytes:
     """A revocation list of ``entries`` forged entries (the cap is 1024)."""
-    out = Writer().raw(b"MNRL").u8(1).text(pool_id).u16(entries)
+    out = Writer().raw(b"MNRL").u8(1).text16(pool_id).u16(entries)
     for i in range(entries):
-        out.text(f"sha256:{i:064x}").u64(0).text("").blob(bytes(64))
+        out.text16(f"sha256:{i:064x}").u64(0).text16("").blob16(bytes(64))
     return out.getvalue()
 
 

@@ -43,7 +43,7 @@ class Device:
     address: str
     beacon_port: int
     processes: list[AgentProcess] = field(default_factory=list)
-    extra_env: dict[str, str] = field(default_factory=dict)  # for its agents and commands
+    extra_env: dict[str, str] = field(default_factory=dict)  # for its agents and CLI calls
 
     def env(self) -> dict[str, str]:
         env = {

@@ -138,12 +138,14 @@ def two_device_pool(
     env: dict[str, str] | None = None,
 ) -> tuple[Device, Device]:
     """An admin and a member in a converged ring, both keeping ``model`` (peers name
-    models, never paths) and each limited to one BLAS thread. ``bridges``: where each
-    plugs in (``br0`` and ``br1`` are joined only by a delay line); ``env``: more agent
-    environment (``MESHNET_ACTIVATIONS``, ``MESHNET_THREADS``)."""
+    models, never paths), each limited to one BLAS thread, with exact activations (the
+    oracle mode: a pool gives the greedy tokens of one device alone, token for token).
+    ``bridges``: where each plugs in (``br0`` and ``br1`` are joined only by a delay
+    line); ``env``: more agent environment (``MESHNET_ACTIVATIONS``, ``MESHNET_THREADS``)."""
     admin, member = lan.add("device1", bridge=bridges[0]), lan.add("device2", bridge=bridges[1])
     for device in (admin, member):
-        device.extra_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+        device.extra_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                            "MESHNET_ACTIVATIONS": "exact", **(env or {})}  # fmt: skip
         device.keep_model(model)
     pool = start_admin(admin)
     request_join(member, pool, make_token(admin))

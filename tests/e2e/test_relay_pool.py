@@ -48,6 +48,8 @@ def _route(device: Device, node_id: str) -> str | None:
 
 def test_blocked_members_converge_and_compute_through_the_relay(lan: Lan) -> None:
     admin, a, b = lan.add("admin"), lan.add("alice"), lan.add("bob")
+    for device in (admin, a, b):  # exact activations: the pool gives --local's tokens
+        device.extra_env = {"OPENBLAS_NUM_THREADS": "1", "MESHNET_ACTIVATIONS": "exact"}
     relay_address = f"{admin.address}:{RELAY_PORT}"
     pool = start_admin(admin, relays=f'"{relay_address}"')
     relay = _start_relay(admin)
@@ -56,7 +58,6 @@ def test_blocked_members_converge_and_compute_through_the_relay(lan: Lan) -> Non
         _block_tcp(a, b)
         _block_tcp(b, a)
         for device in (a, b):
-            device.extra_env = {"OPENBLAS_NUM_THREADS": "1"}
             request_join(device, pool, token, relays=relay_address)
         for device in (admin, a, b):  # peers name models; each keeps its own copy
             (device.home.root / "models").mkdir(parents=True, exist_ok=True)

@@ -71,7 +71,7 @@ def beacon(data: bytes) -> None:
     from reconciler.beacon.events import DatagramDropped
     from reconciler.beacon.messages import decode_body
     from reconciler.beacon.wire import MsgType, open_envelope
-    from reconciler.certs.codec import DecodeError
+    from reconciler.codec import DecodeError
 
     with contextlib.suppress(DecodeError):
         envelope = open_envelope(data)
@@ -119,6 +119,9 @@ def _gossip_seeds() -> list[bytes]:
         g.Ack(3),
         g.Gossip(),
         g.PushPull(False, records, (b"revoke:x",)),
+        g.Measures(3_000_000_000, 1 << 32, (g.LinkFigure(b, 850, 12_500_000),)),
+        g.BulkPing(9, bytes(40)),
+        g.BulkAck(9),
     ]
     return [g.encode(g.Message(body, 4, "ab" * 32, casts)) for body in bodies]
 
@@ -177,12 +180,14 @@ def _relay_seeds() -> list[bytes]:
         r.Data(7, b"payload"),
         r.Close(7, "bye"),
         r.Error(r.ErrorCode(1), 7, "oops"),
+        r.Register("laptop", ("192.0.2.7:7000", "[fd00::7]:7000"), 1 << 30, 4),
+        r.Peers((r.PeerEntry("node-b", "pi", ("192.0.2.8:7000",), 1 << 30, 4),)),
     ]
     return [framing.encode(m) for m in msgs]
 
 
 def relay(data: bytes) -> None:
-    from reconciler.certs.codec import DecodeError
+    from reconciler.codec import DecodeError
     from reconciler.relay.framing import FrameParser, decode_body
 
     whole = FrameParser().feed(data)
@@ -192,6 +197,31 @@ def relay(data: bytes) -> None:
     if data:
         with contextlib.suppress(DecodeError):
             decode_body(data[0], data[1:])
+
+
+# -- revocation lists ---------------------------------------------------------------
+
+
+@functools.cache
+def _revocation_world() -> tuple[object, list[bytes]]:
+    from reconciler.certs.revocation import RevocationList, revoke
+    from reconciler.certs.root import create_pool_root
+
+    root = create_pool_root(b"\x01" * 32, "fuzz", NOW)
+    entries = [revoke(root, f"sha256:{i:064x}", NOW + i, "lost") for i in range(2)]
+    seeds = [RevocationList(root.anchor, entries).encode(), RevocationList(root.anchor).encode()]
+    return root.anchor, seeds
+
+
+def revocation(data: bytes) -> None:
+    from reconciler.certs.errors import RevocationError
+    from reconciler.certs.revocation import RevocationList
+
+    anchor, _ = _revocation_world()
+    with contextlib.suppress(RevocationError):
+        listed = RevocationList.decode(data, anchor)  # type: ignore[arg-type]
+        again = RevocationList.decode(listed.encode(), anchor)  # type: ignore[arg-type]
+        assert list(again) == list(listed), "a decoded list does not round-trip"
 
 
 # -- tensor frames ------------------------------------------------------------------
@@ -224,6 +254,8 @@ def tensor(data: bytes) -> None:
 
 
 def _job_seeds() -> list[bytes]:
+    from dataclasses import replace
+
     from reconciler.inference.sampling import SamplingParams
     from reconciler.jobs import messages as j
 
@@ -232,8 +264,10 @@ def _job_seeds() -> list[bytes]:
         4, "ab" * 32, 8192, (j.Participant("node-a", 0, 5000), j.Participant("node-b", 5000, 8192)),
     )  # fmt: skip
     stats = j.MemberStats("node-b", 5000, 8192, 12.5, 3.25, 4096, 62, 62, 100.0, 1 << 30, 4.0, 9)
+    speculative = replace(offer, sampling=SamplingParams(draft_tokens=8), wire="q80")
     msgs: list[j.Message] = [
         offer,
+        speculative,
         j.JobReady("j", 1, "node-b", 12.0, 1 << 33),
         j.JobLoadFailed("j", 1, "node-b", "ModelNotFound", "no such file"),
         j.LoadProgress("j", 1, "node-b", 0.5),
@@ -313,6 +347,7 @@ TARGETS: dict[str, Target] = {
         Target("beacon", beacon, lambda: _beacon_world()[1]),
         Target("gossip", gossip, _gossip_seeds),
         Target("relay", relay, _relay_seeds),
+        Target("revocation", revocation, lambda: _revocation_world()[1]),
         Target("tensor", tensor, _tensor_seeds),
         Target("jobs", jobs, _job_seeds),
         Target("join", join, _join_seeds),

@@ -6,8 +6,10 @@
 - ``onnxruntime``: the share stays in its GGUF block format, repacked for
   ``MatMulNBits``, in fused graphs (``kernels.fused.FusedShard``).
 
-``auto`` picks onnxruntime when it can be imported. Activations are ``exact`` (float32)
-or ``int8`` (``accuracy_level=4``: quantized per block inside the kernel, faster).
+``auto`` picks onnxruntime when it can be imported. Activations are ``int8`` (the
+default: ``accuracy_level=4``, quantized per block inside the kernel, as llama.cpp does
+for its Q4 dot products; about twice as fast as exact on the demo model, 97% top-1
+agreement with it) or ``exact`` (float32: the oracle, transformers' greedy tokens).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from reconciler.inference.kernels.session import THREADS_ENV, available, default
 KERNELS = ("auto", "numpy", "onnxruntime")
 ACTIVATIONS = ("exact", "int8")
 KERNELS_ENV, ACTIVATIONS_ENV = "MESHNET_KERNELS", "MESHNET_ACTIVATIONS"
-DEFAULT_ACTIVATIONS = "exact"
+DEFAULT_ACTIVATIONS = "int8"
 
 
 def default_kernels() -> str:

@@ -40,9 +40,9 @@ if TYPE_CHECKING:  # onnx is imported only when graphs are built
     from reconciler.inference.kernels.graph import GraphBuilder
 
 
-HEAD_CHUNK = 8192  # vocabulary rows per LM-head session
-LAYERS_PER_GRAPH = 15  # world size 1: fewer calls per token, bounded load scratch
-GRAPH_BYTES = 64 << 20  # ... and no more packed weight bytes in one graph: building a
+HEAD_CHUNK = 65536  # vocabulary rows per LM-head session (fewer calls per token)
+LAYERS_PER_GRAPH = 10  # world size 1: fewer calls per token, bounded load scratch
+GRAPH_BYTES = 32 << 20  # ... and no more packed weight bytes in one graph: building a
 # session copies its weights (proto, then onnxruntime's prepacked copy) for a moment
 
 
@@ -156,18 +156,18 @@ class Runner:
                 if name in tables:
                     b.bind_cpu_input(name, tables[name])
             out = session.get_outputs()[-1].name
-            b.bind_output(out)  # bound last: see _attend
+            b.bind_output(out)  # rebound to a buffer of ours on every run (see _attend)
             self.bindings[key] = (b, kv, out)
 
     def _attend(self, key: str, x: F32, pos: int) -> F32:
         b, _kv, out = self.bindings[key]
         t = x.shape[0]
+        y: F32 = np.empty((t, self.shard.config.dim), dtype=np.float32)  # written in place
         b.bind_cpu_input("x", x)
-        b.bind_output(out)  # a fresh output each run (its shape follows T)
+        b.bind_output(out, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
         b.bind_cpu_input("seqlens_k", np.array([pos + t - 1], dtype=np.int32))
         b.bind_cpu_input("total_len", np.array(pos + t, dtype=np.int32))
         self.shard.sessions[key].run_with_iobinding(b)
-        y: F32 = b.get_outputs()[-1].numpy()  # outputs in binding order: caches, then ours
         return y
 
     def layers(self, x: F32, pos: int) -> F32:
@@ -204,6 +204,8 @@ def build_fused(
     stage: only its layers, and the embedding, norm and head only where it holds them)."""
     norm = _vec(source, "norm") if share.has_head else np.zeros(0, np.float32)
     shard = FusedShard(config, share, _embed(source, config, share), norm, int8, threads)
+    if share.has_head:
+        _head(shard, source, config, share, int8)  # first: its scratch meets no other session
     group: list[tuple[int, _LayerParts]] = []
     held = share.layers(config.n_layers)
     for n, i in enumerate(held):
@@ -220,8 +222,6 @@ def build_fused(
             trim_heap()
         if progress is not None:
             progress((n + 1) / (len(held) + 1))
-    if share.has_head:
-        _head(shard, source, config, share, int8)
     _release(source)
     trim_heap()
     if progress is not None:
@@ -348,6 +348,7 @@ def _head(
     for start in range(vs, ve, HEAD_CHUNK):  # one session per chunk: bounded load scratch
         end = min(start + HEAD_CHUNK, ve)
         parts = row_parts(source, [(name, start, end)], int8)
+        _release(source)  # the file's pages of these rows, before the session copies them
         g = GraphBuilder(int8)
         g.output(g.linear(g.input("h", cfg.dim), parts), "logits", end - start)
         shard.held += parts_nbytes(parts)

@@ -34,6 +34,7 @@ class GraphBuilder:
         self.outputs: list[onnx.ValueInfoProto] = []
         self._ids = itertools.count()
         self._memo: dict[tuple[str, Any], str] = {}
+        self._sums: dict[str, int] = {}  # output of an ``add`` -> its node's index
         self.external: dict[str, np.ndarray[Any, Any]] = {}  # weights handed over in memory
 
     def fresh(self, stem: str) -> str:
@@ -155,13 +156,28 @@ class GraphBuilder:
         return out
 
     def add(self, a: str, b: str) -> str:
-        """a + b."""
-        return self.op("Add", [a, b])
+        """a + b, both ``[T, width]`` (a residual; a later norm of it fuses with it)."""
+        out = self.op("Add", [a, b])
+        self._sums[out] = len(self.nodes) - 1
+        return out
 
     def rms_norm(self, x: str, weight: F32, eps: float) -> str:
-        """x / sqrt(mean(x^2) + eps) * weight."""
+        """x / sqrt(mean(x^2) + eps) * weight.
+
+        The norm of a residual sum ``a + b`` (made by :meth:`add`) replaces that Add:
+        ``SkipSimplifiedLayerNormalization`` gives both the sum (same name) and its norm,
+        one node and one pass over the row instead of two."""
         w = self.const(weight.astype(np.float32), "norm")
-        return self.op("SimplifiedLayerNormalization", [x, w], axis=-1, epsilon=eps)
+        index = self._sums.pop(x, None)
+        if index is None:
+            return self.op("SimplifiedLayerNormalization", [x, w], axis=-1, epsilon=eps)
+        a, b = self.nodes[index].input
+        out = self.fresh("skipnorm")
+        self.nodes[index] = helper.make_node(
+            "SkipSimplifiedLayerNormalization", [a, b, w], [out, "", "", x], domain=_MS,
+            epsilon=eps,
+        )  # fmt: skip
+        return out
 
     def silu_mul(self, gate_up: str, width: int) -> str:
         """silu(gate) * up for ``[gate | up]`` of ``2 * width`` columns."""
@@ -184,7 +200,7 @@ class GraphBuilder:
         outs = [self._part(x, p) for p in parts]
         y = outs[0] if len(outs) == 1 else self.op("Concat", outs, axis=-1)
         if bias is not None:
-            y = self.add(y, self.const(bias.astype(np.float32), "bias"))
+            y = self.op("Add", [y, self.const(bias.astype(np.float32), "bias")])
         return y
 
     def _part(self, x: str, p: Part) -> str:
@@ -201,8 +217,8 @@ class GraphBuilder:
         )  # fmt: skip
         if p.offset_t is None:
             return y
-        sums = self._block_sums(x, p.block, p.k)
-        return self.add(y, self.op("MatMul", [sums, self.const(p.offset_t, "offset", big=True)]))
+        sums = self._block_sums(x, p.block, p.k)  # y + sums @ offset_t in one node
+        return self.op("Gemm", [sums, self.const(p.offset_t, "offset", big=True), y])
 
     def _block_sums(self, x: str, block: int, k: int) -> str:
         key = ("sums", (x, block))

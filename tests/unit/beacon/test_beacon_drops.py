@@ -208,3 +208,16 @@ def test_beacon_flood_of_fresh_keys_cannot_reopen_the_replay_window(lan) -> None
         pass
     assert deliver(admin, first, lan.now + 1) == "replay"
     assert admin.drops["replay_table_full"] == 12 - 4
+
+
+def test_beacon_body_errors_are_counted_under_the_codec_reasons(lan, rx, sender) -> None:
+    """A well-framed, correctly signed datagram whose body does not decode."""
+    ident, cert = sender
+    body = encode_body(Common(lan.root.pool_id, 1, int(lan.now * 1000)), presence(cert, ident))
+    cut = seal(MsgType.PRESENCE, body[:-3], ident.sign)
+    bad_utf8 = seal(MsgType.PRESENCE, b"\x00\x02\xc3\x28" + body[2:], ident.sign)
+    extra = seal(MsgType.PRESENCE, body + b"\x00", ident.sign)
+    assert deliver(rx, cut, lan.now) == "truncated"
+    assert deliver(rx, bad_utf8, lan.now) == "garbage"
+    assert deliver(rx, extra, lan.now) == "garbage"
+    assert rx.drops["truncated"] == 1 and rx.drops["garbage"] == 2

@@ -22,10 +22,10 @@ from reconciler.beacon.messages import (
 )
 from reconciler.beacon.replay import ReplayGuard
 from reconciler.beacon.wire import MAX_DATAGRAM, MsgType, open_envelope, seal
-from reconciler.certs.codec import DecodeError
 from reconciler.certs.identity import NodeIdentity, verify_signature
 from reconciler.certs.member import sign_member_certificate
 from reconciler.certs.root import create_pool_root
+from reconciler.codec import DecodeError
 
 NOW = 1_750_000_000.0
 ROOT = create_pool_root(b"\x01" * 32, "home", NOW)

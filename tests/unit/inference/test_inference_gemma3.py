@@ -29,7 +29,8 @@ def gemma_reference(models_dir: Path) -> dict[str, Any]:
 
 def _engine(path: Path) -> Engine:
     info = load_model_info(path)
-    return Engine(info.config, load_shard(path, info.config, full_share(info.config)), cache_len=64)
+    weights = load_shard(path, info.config, full_share(info.config), activations="exact")
+    return Engine(info.config, weights, cache_len=64)
 
 
 def test_gemma3_metadata_gives_gemma_switches(models_dir: Path) -> None:
@@ -122,7 +123,7 @@ def test_gemma3_tensor_parallel_matches_single_rank(
     want = oracle.prefill(ids, all_logits=True)
     params = SamplingParams(max_tokens=8, ignore_eos=True)
     want_ids = [e.token_id for e in oracle.generate(ids, params)]
-    engines = make_engines(path, info.config, split, 8192, cache_len=64)
+    engines = make_engines(path, info.config, split, 8192, cache_len=64, activations="exact")
     for logits in run_ranks(engines, lambda e: e.prefill(ids, all_logits=True)):
         np.testing.assert_allclose(logits, want, atol=1e-4, rtol=1e-5)
     got = run_ranks(engines, lambda e: [ev.token_id for ev in e.generate(ids, params)])

@@ -26,7 +26,8 @@ def _pair(path: Path, config: ModelConfig) -> tuple[Engine, Engine]:
     """(numpy oracle, onnxruntime) engines of the same model."""
     engines = []
     for kernels in ("numpy", "onnxruntime"):
-        weights = load_shard(path, config, full_share(config), kernels=kernels)
+        weights = load_shard(path, config, full_share(config), kernels=kernels,
+                             activations="exact")  # fmt: skip
         engines.append(Engine(config, weights, cache_len=64))
     assert isinstance(engines[1].weights, FusedShard)
     return engines[0], engines[1]
@@ -106,11 +107,12 @@ def test_tensor_parallel_onnxruntime_matches_single_rank(
     info = load_model_info(path)
     ids = _ids(path)
     single = Engine(info.config, load_shard(path, info.config, full_share(info.config),
-                                            kernels="onnxruntime"), cache_len=64)  # fmt: skip
+                                            kernels="onnxruntime", activations="exact"),
+                    cache_len=64)  # fmt: skip
     want = single.prefill(ids, all_logits=True)
     params = SamplingParams(max_tokens=10, ignore_eos=True)
     want_ids = [e.token_id for e in single.generate(ids[:5], params)]
-    engines = make_engines(path, info.config, split, 8192, cache_len=64, kernels="onnxruntime")
+    engines = make_engines(path, info.config, split, 8192, 64, "onnxruntime", "exact")
     assert all(isinstance(e.weights, FusedShard) for e in engines)
     for logits in run_ranks(engines, lambda e: e.prefill(ids, all_logits=True)):
         np.testing.assert_allclose(logits, want, atol=1e-3, rtol=1e-4)

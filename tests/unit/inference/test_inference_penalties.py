@@ -104,12 +104,14 @@ def test_penalized_greedy_needs_full_logits_across_ranks(models_dir: Path) -> No
     path = models_dir / "tiny-qwen2-hf"  # its greedy output repeats itself
     info = load_model_info(path)
     ids = info.tokenizer.encode("Hello world, this is a tiny")
-    oracle = Engine(info.config, load_shard(path, info.config, full_share(info.config)))
+    oracle = Engine(info.config, load_shard(path, info.config, full_share(info.config),
+                                            activations="exact"))  # fmt: skip
     plain = SamplingParams(max_tokens=12, ignore_eos=True)
     penalized = SamplingParams(max_tokens=12, ignore_eos=True, frequency_penalty=2.0,
                                presence_penalty=1.0, repetition_penalty=1.5)  # fmt: skip
     want_plain, want = _greedy_ids(oracle, ids, plain), _greedy_ids(oracle, ids, penalized)
     assert want != want_plain
     assert max(Counter(want).values()) < max(Counter(want_plain).values())
-    engines = make_engines(path, info.config, [(0, 5000), (5000, 8192)], 8192, cache_len=64)
+    split = [(0, 5000), (5000, 8192)]
+    engines = make_engines(path, info.config, split, 8192, cache_len=64, activations="exact")
     assert run_ranks(engines, lambda e: _greedy_ids(e, ids, penalized)) == [want, want]

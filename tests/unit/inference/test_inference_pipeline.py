@@ -55,6 +55,15 @@ def _oracle(path: Path, kernels: str = "numpy") -> tuple[Engine, list[int]]:
     return Engine(info.config, weights, cache_len=64), info.tokenizer.encode(PROMPT)
 
 
+def _same(got: np.ndarray, want: np.ndarray, kernels: str) -> bool:
+    """numpy: the same bits. onnxruntime: a graph ends at a stage boundary, where the
+    residual add and the next norm are two nodes instead of one fused node, so the last
+    bits may differ (the tokens may not: the tests check them exactly)."""
+    if kernels == "numpy":
+        return bool(np.array_equal(got, want))
+    return bool(np.allclose(got, want, rtol=1e-5, atol=1e-5))
+
+
 def _greedy(engines: list[Engine], ids: list[int]) -> list[list[int]]:
     return run_ranks(engines, lambda e: [ev.token_id for ev in e.generate(ids, GREEDY)])
 
@@ -73,7 +82,7 @@ def test_two_stages_give_the_single_rank_tokens(
     logits = run_ranks(engines, lambda e: e.prefill(ids, all_logits=True))
     for rank_logits in logits:
         assert rank_logits.dtype == np.float32
-        assert np.array_equal(rank_logits, want_logits)  # the same kernels, the same bits
+        assert _same(rank_logits, want_logits, kernels)
     assert _greedy(engines, ids) == [want] * len(counts)
 
 
@@ -100,7 +109,7 @@ def test_gemma3_stages_match(models_dir: Path, kernels: str) -> None:
     want = oracle.prefill(ids, all_logits=True)
     engines = make_stage_engines(path, oracle.config, [2, 1, 3], 64, kernels, "exact")
     for got in run_ranks(engines, lambda e: e.prefill(ids, all_logits=True)):
-        assert np.array_equal(got, want)
+        assert _same(got, want, kernels)
 
 
 def test_sampled_tokens_match_the_single_rank(deep_models: Path) -> None:

@@ -15,7 +15,7 @@ from reconciler.inference.sharding import full_share
 
 def _engine(path: Path) -> tuple[Engine, Any]:
     info = load_model_info(path)
-    weights = load_shard(path, info.config, full_share(info.config))
+    weights = load_shard(path, info.config, full_share(info.config), activations="exact")
     return Engine(info.config, weights, cache_len=64), info
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from reconciler.inference.collectives import (
     Metered,
     SingleRank,
 )
+from reconciler.inference.local import _abort
 from reconciler.inference.q80reduce import (
     Q80Collectives,
     carrier_len,
@@ -110,3 +112,13 @@ def test_wire_choice() -> None:
     member = InProcessGroup(2).members()[0]
     assert with_wire(member, "f32") is member
     assert isinstance(with_wire(member, "q80"), Q80Collectives)
+
+
+def test_a_failing_rank_behind_the_q80_wrapper_releases_the_others() -> None:
+    """run_ranks breaks the in-process group through every wrapper when a rank fails, so
+    no rank waits for a contribution that will never come."""
+    members = InProcessGroup(2, timeout=600.0).members()
+    engine = SimpleNamespace(comm=Metered(Q80Collectives(members[1]), time.perf_counter))
+    _abort(engine)  # type: ignore[arg-type]
+    with pytest.raises(CollectiveError, match="left the group"):
+        members[0].all_reduce_sum(np.ones((1, 32), np.float32))  # at once, not in 600 s

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.certs.codec import Reader, Writer
+from reconciler.codec import Reader, Writer
 from reconciler.relay.core import RelayCore, Send
 from reconciler.relay.framing import BadFrame, FrameParser, encode
 from reconciler.relay.messages import FrameType, Message, PeerEntry, Peers, Register
@@ -58,14 +58,14 @@ def test_peers_round_trip_and_are_capped_when_encoded() -> None:
 
 
 def _register_body(count: int, address: str = "192.0.2.1:7000") -> Reader:
-    w = Writer().text("alice").u8(count)
+    w = Writer().text16("alice").u8(count)
     for _ in range(count):
-        w.text(address)
+        w.text16(address)
     return Reader(w.u64(0).u16(0).getvalue())
 
 
 def test_hostile_registrations_are_refused_as_bad_frames() -> None:
-    from reconciler.certs.codec import DecodeError
+    from reconciler.codec import DecodeError
 
     with pytest.raises(DecodeError):
         decode_fields(FrameType.REGISTER, _register_body(MAX_ADDRESSES + 1))
@@ -73,7 +73,7 @@ def test_hostile_registrations_are_refused_as_bad_frames() -> None:
         decode_fields(FrameType.REGISTER, _register_body(1, "no-port"))
     core = RelayCore()
     core.connect(A, "node-aaaaaaaaaaaaaaaa", "pool-1")
-    body = Writer().text("alice").u8(1).text("x:99999").u64(0).u16(0).getvalue()
+    body = Writer().text16("alice").u8(1).text16("x:99999").u64(0).u16(0).getvalue()
     frame = (len(body) + 1).to_bytes(4, "big") + bytes([FrameType.REGISTER]) + body
     out = core.receive(A, frame, 0.0)
     assert core.registered("pool-1") == []
