@@ -70,7 +70,9 @@ def run_once(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall * 1000.0, cpu * 1000.0
 
 
-def measure(trees: dict[str, Path], runs: int, env: dict[str, str]) -> dict[str, list[tuple[float, float]]]:
+def measure(
+    trees: dict[str, Path], runs: int, env: dict[str, str]
+) -> dict[str, list[tuple[float, float]]]:
     samples: dict[str, list[tuple[float, float]]] = {}
     for _ in range(runs):
         for command, args in COMMANDS.items():

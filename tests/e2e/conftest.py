@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from agents import AgentProcess
+from delayline import DelayLine, open_delay_line
 from lan import Lan, netns_available
 
 from reconciler.home import Home
@@ -42,3 +43,22 @@ def lan(tmp_path: Path) -> Iterator[Lan]:
     finally:
         if not os.environ.get("MESHNET_KEEP_LAN"):
             network.close()
+
+
+@pytest.fixture
+def delayed_lan(lan: Lan) -> Iterator[Callable[..., DelayLine]]:
+    """``delayed_lan(one_way_ms, loss=0.0)``: join the LAN's two bridges (``br0``,
+    ``br1``) through a delay line; devices added on different bridges then talk across
+    it. Needs namespaces (root); the line is stopped before the LAN is removed."""
+    lines: list[DelayLine] = []
+
+    def start(one_way_ms: float, loss: float = 0.0) -> DelayLine:
+        if lan.hub is None:
+            pytest.skip("a delay line needs root and network namespaces")
+        line = open_delay_line(lan.hub, "br0", "br1", one_way_ms, loss, lifetime=300.0)
+        lines.append(line)
+        return line
+
+    yield start
+    for line in lines:
+        line.stop()

@@ -131,14 +131,21 @@ def node_id(device: Device) -> str:
     return str(json.loads((device.home.root / "node.json").read_text())["node_id"])
 
 
-def two_device_pool(lan: Lan, model: Path) -> tuple[Device, Device]:
+def two_device_pool(
+    lan: Lan,
+    model: Path,
+    bridges: tuple[str, str] = ("br0", "br0"),
+    env: dict[str, str] | None = None,
+) -> tuple[Device, Device]:
     """An admin and a member in a converged ring, both keeping ``model`` (peers name
     models, never paths), each limited to one BLAS thread, with exact activations (the
-    oracle mode: a pool gives the greedy tokens of one device alone, token for token)."""
-    admin, member = lan.add("device1"), lan.add("device2")
+    oracle mode: a pool gives the greedy tokens of one device alone, token for token).
+    ``bridges``: where each plugs in (``br0`` and ``br1`` are joined only by a delay
+    line); ``env``: more agent environment (``MESHNET_ACTIVATIONS``, ``MESHNET_THREADS``)."""
+    admin, member = lan.add("device1", bridge=bridges[0]), lan.add("device2", bridge=bridges[1])
     for device in (admin, member):
         device.extra_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-                            "MESHNET_ACTIVATIONS": "exact"}  # fmt: skip
+                            "MESHNET_ACTIVATIONS": "exact", **(env or {})}  # fmt: skip
         device.keep_model(model)
     pool = start_admin(admin)
     request_join(member, pool, make_token(admin))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from conftest import NETNS
-from delayline import start_delay_line
+from delayline import open_delay_line, start_delay_line
 from lan import Device, Lan
 
 pytestmark = [
@@ -87,3 +87,16 @@ def test_a_line_that_drops_everything_parts_the_segments(lan: Lan) -> None:
         line.wait()
     assert out.count("lost") == 2
     assert "best None" in out
+
+
+def test_a_new_delay_holds_for_the_frames_after_it(lan: Lan) -> None:
+    a, b = lan.add("a", bridge="br0"), lan.add("b", bridge="br1")
+    assert lan.hub is not None
+    line = open_delay_line(lan.hub, "br0", "br1", one_way_ms=0.0)
+    try:
+        line.set_delay(15.0)
+        out = _echo(lan, a, b, count=3, timeout=5.0)
+    finally:
+        line.stop()
+    best = float(out.split("best")[1])
+    assert best >= 0.030  # started with no delay: the new one is what every frame waited
