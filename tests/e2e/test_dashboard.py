@@ -124,7 +124,9 @@ def test_dashboard_chat_ring_and_metrics(dashboard: str, tmp_path: Path) -> None
             final = page.locator(".msg.assistant").last.text_content() or ""
             assert len(final.removeprefix("pool: ").strip()) > 0 and "(failed)" not in final
             job = page.locator(".job").first
-            expect(job.locator(".job-members tr")).to_have_count(3)  # header + 2 members
+            # header + the members the plan used (auto: one or both devices)
+            expect(job.locator(".job-members tr").nth(1)).to_be_visible()
+            assert job.locator(".job-members tr").count() in (2, 3)
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shot = ARTIFACTS / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)
