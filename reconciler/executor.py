@@ -40,6 +40,9 @@ class KindHandler:
     observe: Callable[[Any], Any]
     plan: Callable[[Any, Any, float], Plan]
     perform: dict[type[Action], Callable[[Any], str]] = field(default_factory=dict)
+    # Whether an object is finished for good (a Job that ended): once reconciled, it is
+    # looked at again only when it changes, not on every pass.
+    settled: Callable[[Any], bool] | None = None
 
 
 @dataclass
@@ -57,21 +60,33 @@ class Executor:
         self.handlers = {h.kind: h for h in handlers}
         self._backoff: dict[tuple[str, str], _Backoff] = {}
         self._requeue: dict[tuple[str, str], float] = {}
+        self._settled: dict[tuple[str, str], str] = {}  # key -> resourceVersion when settled
 
     def reconcile_all(self, now: float) -> float | None:
         """One level-triggered pass over every object; the next deadline, if any."""
         live = set()
         for kind, handler in self.handlers.items():
-            for obj in self.store.list(kind):
-                key = (kind, obj.metadata.name)
+            for name, version in self.store.versions(kind).items():
+                key = (kind, name)
                 live.add(key)
-                if self._due(key, obj, now):
+                if self._settled.get(key) == version:
+                    continue  # finished and unchanged since: nothing to do
+                obj = self.store.get(kind, name)
+                if obj is not None and self._due(key, obj, now):
                     self.reconcile(handler, obj, now)
-        for table in (self._backoff, self._requeue):
+                    self._remember_settled(handler, key)
+        for table in (self._backoff, self._requeue, self._settled):
             for key in [k for k in table if k not in live]:
                 del table[key]
         deadlines = [b.not_before for b in self._backoff.values()] + list(self._requeue.values())
         return min(deadlines) if deadlines else None
+
+    def _remember_settled(self, handler: KindHandler, key: tuple[str, str]) -> None:
+        obj = self.store.get(*key) if handler.settled is not None else None
+        if obj is not None and handler.settled is not None and handler.settled(obj):
+            self._settled[key] = str(obj.metadata.resource_version)
+        else:
+            self._settled.pop(key, None)
 
     def _due(self, key: tuple[str, str], obj: MeshObject, now: float) -> bool:
         backoff = self._backoff.get(key)

@@ -155,5 +155,6 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
             observe_job,
             job_controller.plan,
             {job_controller.StartJob: start_job, job_controller.CancelJob: cancel_job},
+            settled=lambda job: job.status.phase in ("Succeeded", "Failed"),
         ),
     ]

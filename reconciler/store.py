@@ -175,6 +175,13 @@ class Store(RecordsMixin):
             ).fetchall()
         return [self._from_row(row) for row in rows]
 
+    def versions(self, kind: str) -> dict[str, str]:
+        """Every object of a kind: name -> resourceVersion (nothing parsed)."""
+        rows = self._db.execute(
+            "SELECT name, resource_version FROM objects WHERE kind = ? ORDER BY name", (kind,)
+        ).fetchall()
+        return {str(row[0]): str(row[1]) for row in rows}
+
     def apply(self, obj: MeshObject, source: str | None = None) -> tuple[MeshObject, ApplyOutcome]:
         """Create the object or update its spec, labels and annotations (never status)."""
         with self._write():

@@ -108,3 +108,31 @@ def test_unexpected_exception_becomes_a_condition(setup: tuple[Store, World, Exe
     condition = _pool(store).status.condition("Ready")
     assert condition is not None and condition.reason == "InternalError"
     assert "disk on fire" in condition.message
+
+
+def test_a_settled_object_is_looked_at_again_only_when_it_changes(tmp_path: Path) -> None:
+    """Finished objects (ended Jobs pile up) cost nothing per pass until they change."""
+    store = Store.open(tmp_path)
+    store.apply(Pool.model_validate({"metadata": {"name": "p"}}))
+    world = World()
+    observed: list[str] = []
+
+    def observe(obj: Pool) -> bool:
+        observed.append(obj.metadata.name)
+        return world.observe(obj)
+
+    settled = KindHandler("Pool", observe, world.plan, {Touch: world.touch},
+                          settled=lambda obj: obj.status.pool_id is not None)  # fmt: skip
+    executor = Executor(store, [settled])
+    executor.reconcile_all(0.0)  # acts, then writes the status that settles it
+    seen = len(observed)
+    for now in (1.0, 2.0, 3.0):
+        executor.reconcile_all(now)
+    assert len(observed) == seen  # unchanged: not observed again
+    pool = _pool(store)
+    pool.metadata.labels["changed"] = "yes"
+    store.apply(pool)
+    executor.reconcile_all(4.0)
+    assert len(observed) == seen + 1  # changed: reconciled once more
+    executor.reconcile_all(5.0)
+    assert len(observed) == seen + 1
