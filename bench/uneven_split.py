@@ -74,18 +74,25 @@ def speed_of(device: Device, name: str) -> float | None:
     return None
 
 
+PLAN = "tensor"  # --plan
+
+
+def node_of(device: Device) -> str:
+    return str(json.loads((device.home.root / "node.json").read_text())["node_id"])
+
+
 def tensor_job(device: Device, tokens: int) -> dict[str, Any]:
     args = ["inference", "-o", "json", "--model", "demo", "--prompt", PROMPT,
-            "--max-tokens", str(tokens), "--parallelism", "tensor"]  # fmt: skip
+            "--max-tokens", str(tokens), "--parallelism", PLAN, "--chat"]  # fmt: skip
     return dict(json.loads(device.cli(*args, tool="mesh", timeout=600).stdout))
 
 
 def run(coordinator: Device, rounds: int, tokens: int) -> dict[str, Any]:
     done = [tensor_job(coordinator, tokens) for _ in range(rounds)]
-    columns = [[m["columns"] for m in d["members"]] for d in done]
+    last = done[-1]["members"]
     return {
         "tokensPerSecond": statistics.median(d["tokensPerSecond"] for d in done),
-        "columns": columns[-1],
+        "shares": {m["nodeId"]: m.get("layers") or m["columns"] for m in last},
         "plan": done[-1].get("plan", {}),
     }
 
@@ -104,8 +111,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--plan", default="tensor", choices=("tensor", "pipeline"))
     parser.add_argument("-o", "--output", default="text", choices=("text", "json"))
     args = parser.parse_args()
+    global PLAN
+    PLAN = args.plan
     if not netns_available():
         sys.exit("bench/uneven_split.py needs root and network namespaces (ip netns)")
     from reconciler.inference import demo_model_path
@@ -121,6 +131,7 @@ def main() -> None:
             pin(device, core)  # and what it starts later
         wait_for(lambda: measured(admin) and measured(member), 180, "measurements")
         doc["speedsBefore"] = {"member": speed_of(admin, member.name)}
+        doc["slowed"] = node_of(member)
         tensor_job(admin, 4)  # warm-up: both members load their columns
         hog = busy_loop(1)
         print("stale speeds (self-test before the busy loop)...", file=sys.stderr, flush=True)
@@ -150,8 +161,12 @@ def main() -> None:
           f"busy loop, {doc['speedsAfter']['member'] / gb:.2f} GB/s under it")  # fmt: skip
     for key in ("stale", "measured"):
         r = doc[key]
-        print(f"{key:>9}: columns {r['columns']}, decode {r['tokensPerSecond']:.1f} tok/s")
-    print(f"split by measured speed: {doc['speedup']:.2f}x the tokens/s of the stale split")
+        slowed = r["shares"].get(doc["slowed"])
+        other = [v for k, v in r["shares"].items() if k != doc["slowed"]]
+        print(f"{key:>9}: slowed member holds {slowed}, the other {other}, "
+              f"decode {r['tokensPerSecond']:.1f} tok/s")
+    print(f"{PLAN} plan split by measured speed: {doc['speedup']:.2f}x the tokens/s of the "
+          "stale split")
 
 
 if __name__ == "__main__":
