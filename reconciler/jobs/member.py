@@ -27,6 +27,7 @@ from reconciler.jobs.limits import cache_len
 from reconciler.jobs.messages import JobOffer, MemberStats
 from reconciler.jobs.netcollectives import NetworkCollectives
 from reconciler.jobs.plans import (
+    INT8_LAYOUT,
     memory_problem,
     share_bytes,
     share_for,
@@ -153,12 +154,19 @@ class MemberRun:
         share = share_for(offer, self.rank, info.config)
         comm = wrap_wire(self.collectives, offer.wire)  # q80: 8-bit all-reduce contributions
         positions = cache_len(len(offer.prompt_ids), offer.sampling.max_tokens, info.config)
+        activations: str | None = None
         if not self.cache.resident(self.model_path, share):
             cost = model_cost(info.config, tensor_sizes(self.model_path), positions)
-            problem = memory_problem(share_bytes(offer, self.rank, cost), self.free_memory())
+            need, free = share_bytes(offer, self.rank, cost), self.free_memory()
+            problem = memory_problem(need, free)
             if problem is not None:  # a plan this device cannot hold: refuse, never swap
                 raise MemoryError(problem)
-        weights = self.cache.shard(self.model_path, info.config, share, self._progress)
+            if not self.cache.activations_chosen and need * INT8_LAYOUT > free:
+                activations = "exact"  # the compact layout fits where int8's would not
+                log.info("job %s: exact activations, the int8 layout would not fit", offer.job_id)
+        weights = self.cache.shard(
+            self.model_path, info.config, share, self._progress, activations
+        )
         return Engine(info.config, weights, comm, positions), info.tokenizer
 
     def _progress(self, fraction: float) -> None:

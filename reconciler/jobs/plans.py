@@ -108,6 +108,12 @@ def share_bytes(offer: JobOffer, rank: int, cost: ModelCost) -> int:
     return whole * (p.end - p.start) // offer.shard_columns
 
 
+# What a share takes in memory with int8 activations, against its bytes in the file:
+# onnxruntime keeps 4-bit weights at 0.875 bytes per weight for them, 0.625 for exact
+# activations, where a Q4_0 file holds 0.5625 (README, "Memory and activations").
+INT8_LAYOUT = 1.6
+
+
 def memory_problem(need: int, available: int) -> str | None:
     """Why a share of ``need`` bytes cannot be loaded with ``available`` bytes free."""
     if need <= available:

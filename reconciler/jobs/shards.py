@@ -8,6 +8,7 @@ same slice load it once).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -15,14 +16,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from reconciler.inference.config import ModelConfig
-from reconciler.inference.kernels import default_kernels, resolve
+from reconciler.inference.kernels import ACTIVATIONS_ENV, default_kernels, resolve
 from reconciler.inference.kernels.fused import FusedShard
 from reconciler.inference.loader import ModelInfo, build_weights, load_model_info, open_source
 from reconciler.inference.sharding import RankShare
 from reconciler.inference.weights import F32, ShardWeights, TensorSource
 
 Progress = Callable[[float], None]
-_Key = tuple[str, int, RankShare]
+_Key = tuple[str, int, RankShare, str | None]
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -52,24 +53,37 @@ class ShardCache:
                 self._infos[key] = load_model_info(path)
             return _touch(self._infos, key, self.capacity)
 
+    @property
+    def activations_chosen(self) -> bool:
+        """Whether the activations were set (by the agent or ``MESHNET_ACTIVATIONS``), so
+        a job must not pick them by memory."""
+        return self.activations is not None or bool(os.environ.get(ACTIVATIONS_ENV, "").strip())
+
     def resident(self, path: Path, share: RankShare) -> bool:
         """Whether this slice is held already (a job reusing it loads nothing)."""
         with self._lock:
-            return (str(path), _version(path), share) in self._shards
+            return any(k[:3] == (str(path), _version(path), share) for k in self._shards)
 
     def shard(
-        self, path: Path, config: ModelConfig, share: RankShare, progress: Progress
+        self,
+        path: Path,
+        config: ModelConfig,
+        share: RankShare,
+        progress: Progress,
+        activations: str | None = None,
     ) -> ShardWeights | FusedShard:
         """This rank's slice, from the cache or read now (``progress`` gets 0..1), for
-        the kernels chosen at construction (default: ``MESHNET_KERNELS`` or auto)."""
-        key = (str(path), _version(path), share)
+        the kernels chosen at construction (default: ``MESHNET_KERNELS`` or auto) and
+        ``activations`` (default: the construction's, else ``MESHNET_ACTIVATIONS``)."""
+        activations = activations or self.activations
+        key = (str(path), _version(path), share, activations)
         with self._lock:
             if key not in self._shards:
                 source = CountingSource(open_source(path, config), _reads(config, share), progress)
                 fused = resolve(self.kernels or default_kernels(), config) != "numpy"
                 self._shards[key] = build_weights(
                     source, config, share, progress if fused else None,
-                    self.kernels, self.activations, self.threads,
+                    self.kernels, activations, self.threads,
                 )  # fmt: skip
                 self.loads += 1
             progress(1.0)

@@ -255,3 +255,43 @@ def test_only_the_chosen_members_hear_of_the_job(fake_net: Any, ring_of: Any, mo
     result = asyncio.run(main())
     assert result.token_ids == want and heard_by_c == []
     assert [m.node_id for m in result.members] == ["a", "b"]
+
+
+def _held_activations(fake_net: Any, ring_of: Any, prompt: list[int], room: int) -> list[Any]:
+    """The activations each member's slice was loaded with (None: the agent's default)."""
+    held: list[Any] = []
+
+    async def main() -> None:
+        net = fake_net(asyncio.get_running_loop())
+        for node in RING:
+            net.add(node, free_memory=lambda: room)
+        try:
+            await net.services["a"].run(
+                JobRequest("j", MODEL, prompt, PARAMS, ring_of(RING), parallelism="tensor")
+            )
+            held.extend(key[3] for node in RING for key in net.services[node].cache._shards)
+        finally:
+            net.close()
+
+    asyncio.run(main())
+    return held
+
+
+def test_a_member_short_of_memory_for_int8_loads_exact(
+    fake_net: Any, ring_of: Any, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """int8 activations need a larger weight layout: where only the compact one fits,
+    a member that was not told which activations to use loads exact ones."""
+    from reconciler.jobs.plans import INT8_LAYOUT, tensor_sizes
+    from reconciler.placement.modelcost import model_cost
+
+    prompt, _ = _oracle(models)
+    info = load_model_info(models / MODEL)
+    cost = model_cost(info.config, tensor_sizes(models / MODEL), len(prompt) + PARAMS.max_tokens)
+    half = (cost.total_bytes + cost.kv_bytes) // 2  # a tensor share of two (lower bound)
+    monkeypatch.delenv("MESHNET_ACTIVATIONS")
+    assert _held_activations(fake_net, ring_of, prompt, 1 << 40) == [None, None]
+    tight = int(half * (1 + INT8_LAYOUT) / 2)  # between the file's bytes and int8's
+    assert _held_activations(fake_net, ring_of, prompt, tight) == ["exact", "exact"]
+    monkeypatch.setenv("MESHNET_ACTIVATIONS", "int8")  # chosen: never overridden
+    assert _held_activations(fake_net, ring_of, prompt, tight) == [None, None]
