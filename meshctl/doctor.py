@@ -12,7 +12,7 @@ from meshctl.context import friendly, home, open_store
 from meshctl.doctor_checks import Finding, check_pool
 from meshctl.render import console, emit, markup_escape
 from reconciler.node import NodeError, load_node_config
-from reconciler.runtime.observed import join_key
+from reconciler.observed import join_key
 from reconciler.singleton import running_pid
 from reconciler.store import Store
 

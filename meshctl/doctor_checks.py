@@ -27,10 +27,10 @@ from reconciler.drivers.netif import (
     ipv4_interfaces,
 )
 from reconciler.home import Home
+from reconciler.material import read_member_cert
+from reconciler.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.pools import read_pool_info
 from reconciler.runtime.beaconsockets import choose_interfaces, effective_discovery
-from reconciler.runtime.material import read_member_cert
-from reconciler.runtime.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.store import Store
 
 Level = Literal["ok", "warn", "fail"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from manifests import Pool
 from meshctl.doctor_checks import Finding, Level
-from reconciler.runtime.observed import beacons_key
+from reconciler.observed import beacons_key
 from reconciler.store import Store
 
 NO_MULTICAST_HINT = (

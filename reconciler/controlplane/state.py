@@ -7,8 +7,8 @@ import threading
 from dataclasses import dataclass, field
 
 from reconciler.beacon.admin import AdminDesk
+from reconciler.drivers.service_tls import ServedPool
 from reconciler.home import Home
-from reconciler.relay.service_tls import ServedPool
 from reconciler.store import Store
 from reconciler.store_admin import revocations
 

@@ -15,14 +15,9 @@ from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import TlsFiles, client_context, server_context
 from reconciler.gossip.ring import Ring, RingMember, compute_ring
 from reconciler.inference import Engine, SamplingParams, full_share, load_model_info, load_shard
-from reconciler.jobs import (
-    ControlSender,
-    JobRequest,
-    JobResult,
-    JobService,
-    LinksTensorSender,
-    route_frame,
-)
+from reconciler.jobs.links import ControlSender, LinksTensorSender, route_frame
+from reconciler.jobs.results import JobRequest, JobResult
+from reconciler.jobs.service import JobService
 
 MODEL = "tiny-llama.gguf"
 

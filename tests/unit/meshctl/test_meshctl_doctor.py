@@ -64,7 +64,7 @@ def test_doctor_warns_about_refused_gossip(tmp_path: Path) -> None:
     """A member whose gossip is refused (a bug, or a hostile member) shows in doctor."""
     from manifests.pool import Pool
     from meshctl.doctor_checks import check_beacons
-    from reconciler.runtime.observed import beacons_key
+    from reconciler.observed import beacons_key
 
     pool = Pool.model_validate(
         {"apiVersion": "meshnet.dev/v1alpha1", "kind": "Pool", "metadata": {"name": "p"}}

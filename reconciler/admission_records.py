@@ -18,8 +18,8 @@ from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.events import JoinRequested
 from reconciler.certs.joinlimits import RATE_LIMITED
 from reconciler.certs.member import read_member_certificate
+from reconciler.material import cert_summary
 from reconciler.pools import PoolInfo
-from reconciler.runtime.material import cert_summary
 from reconciler.store import Conflict, EventType, Store
 from reconciler.store_admin import (
     count_denial,
