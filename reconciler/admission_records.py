@@ -14,8 +14,8 @@ from typing import Any
 
 from manifests import Member
 from manifests.base import object_name_from
-from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.events import JoinRequested
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.joinlimits import RATE_LIMITED
 from reconciler.certs.member import read_member_certificate
 from reconciler.material import cert_summary

@@ -7,7 +7,7 @@ and a timestamp. It is also signed by the joiner's key (proof of possession)::
     signature = Ed25519(joiner key, b"meshnet-http-join-v1\\x00" || pool_id || 0x00
                         || public_key || nonce || timestamp (u64 ms BE) || device_name)
 
-The admin decides with ``AdminDesk`` (reconciler/beacon/admin.py) over the tokens,
+The admin decides with ``AdminDesk`` (reconciler/certs/desk.py) over the tokens,
 approvals and revocations of the store; a token use is spent by one atomic UPDATE
 (``store_admin.charge_token``), shared with the agent. Requests are rate limited per
 client address and per key, and refusals are counted, not stored as Members.
@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from manifests import Pool
 from reconciler.admission_records import record_join
-from reconciler.beacon.admin import AdminDesk, Answer
 from reconciler.beacon.handlers import join_requested
 from reconciler.certs.admission import JoinClaim
+from reconciler.certs.desk import AdminDesk, Answer
 from reconciler.certs.identity import node_id_for, verify_signature
 from reconciler.certs.joinlimits import RATE_LIMITED
 from reconciler.certs.tokens import signed_message

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from reconciler.beacon.admin import AdminDesk
+from reconciler.certs.desk import AdminDesk
 from reconciler.drivers.service_tls import ServedPool
 from reconciler.home import Home
 from reconciler.store import Store

@@ -17,10 +17,10 @@ from typing import Any
 from manifests import Member, Pool
 from reconciler import material, observed
 from reconciler.admission_records import mark_revoked, record_join
-from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import DatagramDropped, JoinAnswered, JoinRequested, PeerSeen
 from reconciler.beacon.machine import BeaconProtocol
+from reconciler.certs.desk import AdminDesk
 from reconciler.context import DeviceContext, cores, memory_bytes
 from reconciler.drivers.frames import Channel
 from reconciler.drivers.netif import Interface, dial_host

@@ -35,11 +35,11 @@ class Target:
 
 @functools.cache
 def _beacon_world() -> tuple[object, list[bytes]]:
-    from reconciler.beacon.admin import AdminDesk
     from reconciler.beacon.config import Advert, BeaconConfig, Membership
     from reconciler.beacon.machine import BeaconProtocol
     from reconciler.beacon.messages import Common, JoinRequest, JoinResponse, Presence, encode_body
     from reconciler.beacon.wire import MsgType, seal
+    from reconciler.certs.desk import AdminDesk
     from reconciler.certs.identity import NodeIdentity
     from reconciler.certs.member import sign_member_certificate, verify_member_certificate
     from reconciler.certs.root import create_pool_root

@@ -13,8 +13,8 @@ import pytest
 from manifests import Member
 from reconciler import admission_records
 from reconciler.admission_records import find_member, mark_revoked, record_join
-from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.events import JoinRequested
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.joinlimits import RATE_LIMITED
 from reconciler.certs.member import cert_fingerprint, sign_member_certificate

@@ -8,8 +8,8 @@ import time
 from manifests import Member
 from reconciler import material
 from reconciler.admission_records import mark_revoked, member_name, record_join
-from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.events import JoinRequested
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import sign_member_certificate
 from reconciler.certs.revocation import RevocationList, revoke

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 from meshctl.main import app
 from reconciler.admission_records import MAX_PENDING_MEMBERS, record_join
-from reconciler.beacon.admin import AdminDesk, Answer
 from reconciler.beacon.handlers import join_requested
 from reconciler.certs.admission import JoinClaim
+from reconciler.certs.desk import AdminDesk, Answer
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.joinlimits import RATE_LIMITED
 from reconciler.certs.tokens import make_join_proof, signed_message

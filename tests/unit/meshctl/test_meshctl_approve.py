@@ -15,9 +15,9 @@ from meshctl import admin_cmd
 from meshctl.main import app
 from meshctl.seed import app as mesh_app
 from reconciler.admission_records import record_join
-from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.handlers import join_requested
 from reconciler.certs.admission import JoinClaim
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import (
     read_member_certificate,

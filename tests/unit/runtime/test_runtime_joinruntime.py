@@ -19,11 +19,11 @@ import pytest
 from manifests import Member, Pool
 from manifests.pool import DiscoverySpec
 from reconciler import observed
-from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import JoinAnswered
 from reconciler.beacon.machine import BeaconProtocol, Membership
 from reconciler.certs.admission import AdmissionMode
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import sign_member_certificate, verify_member_certificate
 from reconciler.certs.root import PoolRoot, create_pool_root
