@@ -19,7 +19,7 @@ from reconciler.certs.desk import AdminDesk
 from reconciler.certs.joinlimits import RATE_LIMITED
 from reconciler.certs.member import read_member_certificate
 from reconciler.material import cert_summary
-from reconciler.pools import PoolInfo
+from reconciler.poolinfo import PoolInfo
 from reconciler.store import Conflict, EventType, Store
 from reconciler.store_admin import (
     count_denial,

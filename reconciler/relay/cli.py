@@ -2,7 +2,7 @@
 
 Serves every pool whose root certificate it is given (``--pool-ca``, repeatable;
 default every ``$MESHNET_HOME/pools/*/ca.crt``), with the server certificate described
-in service_tls.py. Logs to ``$MESHNET_HOME/logs/relay.log``. SIGINT/SIGTERM stop it
+in drivers/service_tls.py. Logs to ``$MESHNET_HOME/logs/relay.log``. SIGINT/SIGTERM stop it
 cleanly.
 """
 

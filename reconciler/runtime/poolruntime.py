@@ -22,10 +22,10 @@ from reconciler.beacon.events import DatagramDropped, JoinAnswered, JoinRequeste
 from reconciler.beacon.machine import BeaconProtocol
 from reconciler.certs.desk import AdminDesk
 from reconciler.context import DeviceContext, cores, memory_bytes
-from reconciler.drivers.frames import Channel
 from reconciler.drivers.netif import Interface, dial_host
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import PeerIdentity, client_context, server_context
+from reconciler.frames import Channel
 from reconciler.gossip import events as gossip_events
 from reconciler.gossip.config import GossipConfig
 from reconciler.gossip.machine import GossipProtocol
@@ -36,7 +36,8 @@ from reconciler.jobs.service import JobService
 from reconciler.models import resolve_name
 from reconciler.placement.inputs import LinkMeasure, MemberMeasure
 from reconciler.placement.observed import plan_inputs
-from reconciler.pools import PoolInfo, load_root
+from reconciler.poolinfo import PoolInfo
+from reconciler.pools import load_root
 from reconciler.relay.messages import PeerEntry, Register
 from reconciler.runtime.beaconsockets import (
     BeaconSockets,

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from reconciler.certs.member import read_member_certificate
 from reconciler.codec import Writer
-from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import client_context, server_context
+from reconciler.frames import Channel
 from reconciler.gossip.messages import (
     Alive,
     Gossip,

@@ -20,7 +20,8 @@ from reconciler.certs.joinlimits import RATE_LIMITED
 from reconciler.certs.member import cert_fingerprint, sign_member_certificate
 from reconciler.certs.root import PoolRoot
 from reconciler.home import Home
-from reconciler.pools import PoolInfo, create_root, load_root
+from reconciler.poolinfo import PoolInfo
+from reconciler.pools import create_root, load_root
 from reconciler.store import Store
 from reconciler.store_admin import denials
 

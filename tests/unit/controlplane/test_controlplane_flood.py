@@ -32,7 +32,8 @@ from reconciler.controlplane.joining import JoinRequest, join
 from reconciler.controlplane.state import AppState
 from reconciler.drivers.service_tls import default_ca_files, load_served_pools
 from reconciler.observed import beacons_key
-from reconciler.pools import PoolInfo, read_pool_info
+from reconciler.poolinfo import PoolInfo
+from reconciler.pools import read_pool_info
 from reconciler.store import Store
 from reconciler.store_admin import denials, tokens
 

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from reconciler.inference import model
-from reconciler.inference.collectives import Array, CollectiveError, InProcessGroup, SingleRank
+from reconciler.inference.collectives import Array, CollectiveError, SingleRank
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.demo import demo_model_path
+from reconciler.inference.inprocess import InProcessGroup
 from reconciler.inference.kernels.fused import FusedShard, build_fused
 from reconciler.inference.loader import load_config, load_model_info, load_shard, open_source
 from reconciler.inference.model import Engine

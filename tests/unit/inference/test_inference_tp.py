@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reconciler.inference.collectives import CollectiveError, InProcessGroup
+from reconciler.inference.collectives import CollectiveError
+from reconciler.inference.inprocess import InProcessGroup
 from reconciler.inference.loader import load_model_info, load_shard
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams

@@ -13,10 +13,10 @@ import pytest
 from reconciler.inference.collectives import (
     Array,
     CollectiveError,
-    InProcessGroup,
     Metered,
     SingleRank,
 )
+from reconciler.inference.inprocess import InProcessGroup
 from reconciler.inference.q80reduce import (
     Q80Collectives,
     carrier_len,

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reconciler.inference.collectives import Array, Collectives, InProcessGroup
+from reconciler.inference.collectives import Array, Collectives
 from reconciler.inference.demo import demo_model_path
 from reconciler.inference.generate import TokenEvent, generate
+from reconciler.inference.inprocess import InProcessGroup
 from reconciler.inference.loader import ModelInfo, load_model_info, load_shard
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.drivers.frames import MAX_FRAME
+from reconciler.frames import MAX_FRAME
 from reconciler.inference import SamplingParams, load_model_info
 from reconciler.inference.config import ModelConfig
 from reconciler.jobs import messages as m

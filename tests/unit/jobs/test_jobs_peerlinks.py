@@ -10,9 +10,9 @@ from pathlib import Path
 
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.root import PoolRoot, create_pool_root
-from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import TlsFiles, client_context, server_context
+from reconciler.frames import Channel
 from reconciler.gossip.ring import Ring, RingMember, compute_ring
 from reconciler.inference import Engine, SamplingParams, full_share, load_model_info, load_shard
 from reconciler.jobs.links import ControlSender, LinksTensorSender, route_frame
