@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from manifests import Pool
 from manifests.fields import split_host_port
+from meshctl.doctor_findings import Finding, Level
 from reconciler.certs.errors import CertError
 from reconciler.certs.member import read_member_certificate
 from reconciler.drivers.netif import (
@@ -33,16 +33,8 @@ from reconciler.pools import read_pool_info
 from reconciler.runtime.beaconsockets import choose_interfaces, effective_discovery
 from reconciler.store import Store
 
-Level = Literal["ok", "warn", "fail"]
 SKEW_WARN_SECONDS = 2.0
 MAX_SKEW_SECONDS = 120.0
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: Level
-    topic: str
-    message: str
 
 
 def multicast_groups(path: Path = Path("/proc/net/igmp")) -> dict[str, set[str]]:

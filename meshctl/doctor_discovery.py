@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from manifests import Pool
-from meshctl.doctor_checks import Finding, Level
+from meshctl.doctor_findings import Finding, Level
 from reconciler.observed import beacons_key
 from reconciler.store import Store
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from meshctl.doctor import verdict
-from meshctl.doctor_checks import Finding, multicast_groups
+from meshctl.doctor_checks import multicast_groups
+from meshctl.doctor_findings import Finding
 from meshctl.main import app
 from meshctl.seed import app as mesh_app
 from reconciler.home import Home
