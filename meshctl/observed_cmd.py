@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meshctl.render import age, console, dump, emit, err_console, markup_escape, table
-from reconciler.runtime.observed import beacons_key, gossip_key, peers_key, ring_key
+from reconciler.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.store import Store
 from reconciler.store_admin import denials
 
