@@ -12,15 +12,11 @@ import typer
 from rich.progress import Progress
 
 from manifests import Job, Pool
-from meshctl.agentclient import AgentClient, AgentGone, JobStream, NoAgent
 from meshctl.context import CliError, friendly, home, open_store
+from meshctl.jobfollow import job_text
 from meshctl.render import console, emit, err_console, markup_escape, table
-from reconciler.home import Home
 from reconciler.singleton import running_pid
 from reconciler.store import Store
-
-POLL_SECONDS = 0.05  # following through the store: an agent without its local API
-WAITING_SECONDS = 0.25  # while pushed tokens have not begun: refresh the spinner
 
 
 def job_document(name: str, pool: str, args: dict[str, Any]) -> Job:
@@ -89,88 +85,19 @@ def print_figures(doc: dict[str, Any]) -> None:
 
 
 def follow_job(store: Store, name: str, quiet: bool) -> dict[str, Any]:
-    """Stream a job's text as the agent produces it (pushed over its local API, or read
+    """Print a job's text as the agent produces it (pushed over its local API, or read
     from the store by an agent without one); the job's final status."""
-    socket_path = Home(store.path.parent).agent_socket  # the agent of this store
-    try:
-        stream = AgentClient(socket_path).follow_job(name, WAITING_SECONDS)
-    except NoAgent:
-        return _follow_store(store, name, quiet)
-    return _follow_stream(store, name, quiet, stream)
-
-
-def _follow_stream(store: Store, name: str, quiet: bool, stream: JobStream) -> dict[str, Any]:
-    """Print tokens as they are pushed; the runner's silence (the job waits, or ended
-    without this agent running it) is checked in the store every WAITING_SECONDS."""
-    spoken, shown = False, 0  # the runner has said something of this job; text printed
-    try:
-        with console.status("submitted", spinner="dots") as spinner:
-            for event in stream:
-                if event is None:
-                    job = _status_of(store, name)
-                    if not spoken and job.status.phase in ("Succeeded", "Failed"):
-                        break
-                    if shown == 0:
-                        spinner.update(_waiting_text(job))
-                    continue
-                spoken = spoken or event.get("phase") is not None or event["event"] != "snapshot"
-                text = str(event.get("text", "")) if event["event"] in ("snapshot", "token") else ""
-                if text and not quiet:
-                    spinner.stop()
-                    console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
-                shown += len(text)
-                if event["event"] == "progress" and shown == 0:
-                    spinner.update(f"loading slices: {str(event['node'])[-6:]} "
-                                   f"{float(event['fraction']):.0%}")  # fmt: skip
-    except AgentGone as err:
-        err_console.print(f"[dim]{markup_escape(str(err))}: following the store[/dim]")
-        return _follow_store(store, name, quiet, shown)
-    return _final(store, name, quiet, shown)
-
-
-def _final(store: Store, name: str, quiet: bool, shown: int) -> dict[str, Any]:
-    """The job's final status, printing whatever of its output was not shown yet."""
-    status = _status_of(store, name).status.model_dump(mode="json", by_alias=True,
-                                                       exclude_none=True)  # fmt: skip
-    rest = (status.get("output") or "")[shown:]
-    if rest and not quiet:
-        console.print(rest, end="", markup=False, highlight=False, soft_wrap=True)
-    return status
-
-
-def _status_of(store: Store, name: str) -> Job:
-    job = store.require("Job", name)
-    assert isinstance(job, Job)
-    return job
-
-
-def _follow_store(store: Store, name: str, quiet: bool, shown: int = 0) -> dict[str, Any]:
-    """Stream a job's text as it grows in the store; its final status."""
     with console.status("submitted", spinner="dots") as spinner:
+        texts = job_text(store, name, lambda what: spinner.update(markup_escape(what)))
         while True:
-            job = store.require("Job", name)
-            assert isinstance(job, Job)
-            status = job.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-            text = status.get("output") or ""
-            phase = status.get("phase")
-            if len(text) > shown and not quiet:
-                spinner.stop()
-                console.print(text[shown:], end="", markup=False, highlight=False, soft_wrap=True)
-                shown = len(text)
-            elif shown == 0:
-                spinner.update(_waiting_text(job))
-            if phase in ("Succeeded", "Failed"):
+            try:
+                text = next(texts)
+            except StopIteration as done:
+                status: dict[str, Any] = done.value
                 return status
-            time.sleep(POLL_SECONDS)
-
-
-def _waiting_text(job: Job) -> str:
-    ready = job.status.condition("Ready")
-    progress = (job.status.model_extra or {}).get("loadProgress") or {}
-    if progress:
-        loaded = ", ".join(f"{node[-6:]} {fraction:.0%}" for node, fraction in progress.items())
-        return f"loading slices: {loaded}"
-    return f"{job.status.phase or 'Pending'}: {ready.message if ready else 'waiting for the agent'}"
+            if not quiet:
+                spinner.stop()
+                console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
 
 
 @friendly

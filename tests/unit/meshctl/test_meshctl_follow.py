@@ -1,5 +1,6 @@
-"""`mesh inference` follows its job through the agent's local API: tokens appear as the
-agent pushes them, then whatever the final status adds; without the socket, the store."""
+"""`mesh inference` (and `logs -f`, `mesh chat`) follow a job through the agent's local
+API: tokens appear as the agent pushes them, then whatever the final status adds; without
+the socket, or for a job that has ended, the store."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 
 from manifests import Job, Pool
+from meshctl import jobfollow
 from meshctl.inference_cmd import follow_job
 from reconciler.home import Home
 from reconciler.localapi import LocalApi
@@ -22,7 +25,8 @@ SNAPSHOT = {"event": "snapshot", "phase": "Running", "tokens": [1], "text": "Hel
 
 @contextmanager
 def _agent_api(home: Home, pushed: list[str]) -> Iterator[list[str]]:
-    """A local API in a thread of its own that, once followed, pushes ``pushed``."""
+    """A local API in a thread of its own that, once followed, pushes ``pushed``, then
+    writes the job's final status to the store and pushes the end (as the runner does)."""
     feed, ready, loop = JobFeed(), threading.Event(), asyncio.new_event_loop()
     stop, followed = asyncio.Event(), []
 
@@ -31,6 +35,7 @@ def _agent_api(home: Home, pushed: list[str]) -> Iterator[list[str]]:
         follower = feed.subscribe(name, dict(SNAPSHOT))
         for i, text in enumerate(pushed):
             loop.call_soon(feed.publish, name, token_event(i + 1, 2 + i, text, 0.0))
+        loop.call_soon(_succeed, home, name)
         loop.call_soon(feed.publish, name, phase_event("Succeeded"))
         return follower
 
@@ -52,14 +57,19 @@ def _agent_api(home: Home, pushed: list[str]) -> Iterator[list[str]]:
         loop.close()
 
 
+def _succeed(home: Home, name: str) -> None:
+    with Store.open(home.root) as store:
+        store.patch_status("Job", name, {"phase": "Succeeded", "output": "Hello world!",
+                                         "completionTokens": 4})  # fmt: skip
+
+
 @pytest.fixture
 def store(home: Home) -> Iterator[Store]:
     with Store.open(home.root) as opened:
         opened.apply(Pool.model_validate({"metadata": {"name": "p"}, "spec": {}}))
         spec = {"pool": "p", "model": "demo", "prompt": "hi"}
         opened.apply(Job.model_validate({"metadata": {"name": "j"}, "spec": spec}))
-        opened.patch_status("Job", "j", {"phase": "Succeeded", "output": "Hello world!",
-                                         "completionTokens": 4})  # fmt: skip
+        opened.patch_status("Job", "j", {"phase": "Running", "output": "Hel"})
         yield opened
 
 
@@ -82,10 +92,22 @@ def test_quiet_following_prints_nothing(
     assert status["output"] == "Hello world!"
 
 
-def test_without_the_socket_the_store_is_followed(
+def test_an_ended_job_is_printed_from_the_store(
     home: Home, store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    _succeed(home, "j")
+    with _agent_api(home, ["not", "asked"]) as followed:
+        status = follow_job(store, "j", quiet=False)
+    assert (followed, capsys.readouterr().out) == ([], "Hello world!")
+    assert status["phase"] == "Succeeded"
+
+
+def test_without_the_socket_the_store_is_followed(
+    home: Home, store: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert not home.agent_socket.exists()
+    # the job ends while the CLI waits between two reads of the store
+    monkeypatch.setattr(jobfollow, "time", SimpleNamespace(sleep=lambda _: _succeed(home, "j")))
     status = follow_job(store, "j", quiet=False)
     assert capsys.readouterr().out == "Hello world!"
     assert status["phase"] == "Succeeded"
