@@ -87,6 +87,18 @@ class AgentClient:
             raise NoAgent(f"the agent on {self.path} did not answer")
         return answer
 
+    def observed(self, what: str, pool: str | None = None) -> list[Event]:
+        """``peers`` or ``ring`` of the agent's running pools (or of ``pool``), as of now."""
+        sock = self._request({"op": what, "pool": pool})
+        try:
+            answer = JobStream(sock, CONNECT_SECONDS).next_event()
+        finally:
+            sock.close()
+        items = answer.get("items") if answer is not None else None
+        if not isinstance(items, list):
+            raise NoAgent(f"the agent on {self.path} did not answer {what!r}")
+        return items
+
     def follow_job(self, name: str, idle: float = 0.25) -> JobStream:
         """Follow job ``name``: a snapshot of what the agent knows of it, then its tokens,
         load progress and phases as the agent produces them."""

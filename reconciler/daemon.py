@@ -134,7 +134,7 @@ class Agent:
             await self.supervisor.stop_all()
 
     async def _serve_local_api(self) -> None:
-        api = LocalApi(self.options.home.agent_socket, self.runner.follow)
+        api = LocalApi(self.options.home.agent_socket, self.runner.follow, self.supervisor.live)
         try:
             await api.serve(self.stop)
         except (LocalApiError, OSError) as err:

@@ -3,6 +3,8 @@
 Protocol (JSON lines, one request per connection, then the agent's answer or stream):
 
 - ``{"op": "ping"}`` -> ``{"ok": true, "pid": ..., "home": ...}``
+- ``{"op": "peers" | "ring", "pool": P or null}`` -> ``{"items": [...]}``: the peers or
+  rings of the running pools as of now (what `meshctl get peers|ring` lists)
 - ``{"op": "follow-job", "name": N}`` -> a ``snapshot`` of what the job runner knows of N
   (phase, tokens so far), then ``phase``, ``progress`` and ``token`` events as the runner
   produces them, pushed in-process (no store polling). The stream ends after a phase
@@ -25,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.runtime.jobfeed import TERMINAL, Event, Follower
+
+Observe = Callable[[str, str | None], list[dict[str, Any]]]
 
 log = logging.getLogger("meshnet.localapi")
 
@@ -79,9 +83,12 @@ def bind_socket(path: Path) -> socket.socket:
 class LocalApi:
     """Serves the agent's socket until ``stop`` is set, then removes it."""
 
-    def __init__(self, path: Path, follow: Callable[[str], Follower]) -> None:
+    def __init__(
+        self, path: Path, follow: Callable[[str], Follower], observe: Observe | None = None
+    ) -> None:
         self.path = path
         self.follow = follow
+        self.observe = observe
         self._clients: set[asyncio.Task[Any]] = set()
         self.ready = asyncio.Event()  # set once the socket accepts connections
 
@@ -129,8 +136,20 @@ class LocalApi:
             await _send(writer, {"ok": True, "pid": os.getpid(), "home": str(self.path.parent)})
         elif op == "follow-job" and isinstance(request.get("name"), str):
             await self._follow_job(request["name"], reader, writer)
+        elif op in ("peers", "ring") and self.observe is not None:
+            pool = request.get("pool")
+            await _send(writer, self._observed(op, pool if isinstance(pool, str) else None))
         else:
-            await _send(writer, {"error": f"unknown request {op!r} (ping, follow-job NAME)"})
+            known = "ping, follow-job NAME, peers, ring"
+            await _send(writer, {"error": f"unknown request {op!r} ({known})"})
+
+    def _observed(self, what: str, pool: str | None) -> Event:
+        assert self.observe is not None
+        try:
+            return {"items": self.observe(what, pool)}
+        except Exception as err:  # a runtime's bug is the answer, never the agent's end
+            log.exception("reading %s for the local API failed", what)
+            return {"error": f"reading {what} failed: {type(err).__name__}: {err}"}
 
     async def _follow_job(
         self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -373,6 +373,17 @@ class PoolRuntime:
 
     # -- publishing ---------------------------------------------------------------------
 
+    def live(self, what: str) -> Any:
+        """Observed state as of now, for the local API: ``peers`` (rows as published)
+        or ``ring`` (the ring document, None before gossip runs)."""
+        from reconciler.runtime.publishing import peer_rows, ring_document
+
+        if self._gossip is None:
+            return [] if what == "peers" else None
+        if what == "peers":
+            return peer_rows(self, asyncio.get_running_loop().time(), self._measured)
+        return ring_document(self.gossip)
+
     async def _publish_loop(self) -> None:
         while True:
             self._publish()

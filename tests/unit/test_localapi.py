@@ -166,3 +166,39 @@ def test_a_follower_receives_every_token_in_order_then_the_end(tmp_path: Path) -
     assert [e["id"] for e in events[1:-1]] == [10, 11, 12, 13]
     assert events[-1] == {"event": "phase", "phase": "Succeeded"}
     assert not feed.followed("j")  # the follower was dropped when the stream ended
+
+
+def test_peers_and_ring_are_read_live_and_a_failing_read_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "agent.sock"
+    asked: list[tuple[str, str | None]] = []
+
+    def observe(what: str, pool: str | None) -> list[dict[str, Any]]:
+        asked.append((what, pool))
+        if pool == "broken":
+            raise KeyError("gossip")
+        return [{"pool": "p", "nodeId": "n1"}] if what == "peers" else [{"pool": "p", "epoch": 3}]
+
+    async def scenario() -> list[Any]:
+        feed = JobFeed()
+        api = LocalApi(path, lambda n: feed.subscribe(n, {}), observe)
+        stop = asyncio.Event()
+        task = asyncio.create_task(api.serve(stop))
+        await api.ready.wait()
+        client = AgentClient(path)
+        answers: list[Any] = [
+            await asyncio.to_thread(client.observed, "peers"),
+            await asyncio.to_thread(client.observed, "ring", "p"),
+        ]
+        try:
+            await asyncio.to_thread(client.observed, "peers", "broken")
+        except AgentGone as err:
+            answers.append(str(err))
+        stop.set()
+        await task
+        return answers
+
+    peers, rings, broken = asyncio.run(scenario())
+    assert peers == [{"pool": "p", "nodeId": "n1"}]
+    assert rings == [{"pool": "p", "epoch": 3}]
+    assert "reading peers failed: KeyError" in broken
+    assert asked == [("peers", None), ("ring", "p"), ("peers", "broken")]
