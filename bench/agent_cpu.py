@@ -1,15 +1,18 @@
 """CPU of a real agent: idle with a converged one-member pool, then while `mesh inference`
 streams a job (agent and CLI processes counted apart).
 
-Beacons stay on loopback (TTL 0) on a random port. Run it on two trees side by side to
-compare (PYTHONPATH picks the tree):
+Beacons stay on loopback (TTL 0) on a random port. To compare two trees, run it in
+each, side by side, from the tree's own folder (`python -m` puts the current folder
+first on the path of the agent and the CLI it starts):
 
-    OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python bench/agent_cpu.py [--seconds 60] [--tokens 48]
+    cd TREE && OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python /path/to/bench/agent_cpu.py \
+        [--seconds 60] [--tokens 200]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -24,6 +27,7 @@ from reconciler.store import Store
 
 POOL = "apiVersion: meshnet.dev/v1alpha1\nkind: Pool\nmetadata: {name: bench}\nspec: {admission: token}\n"  # fmt: skip
 TICKS = os.sysconf("SC_CLK_TCK")
+PROMPT = "Once upon a time, in a small village by the sea,"  # the demo model goes on and on
 
 
 def cpu_seconds(pid: int) -> float:
@@ -69,17 +73,25 @@ def main() -> None:
             before = cpu_seconds(agent.pid)
             time.sleep(args.seconds)
             idle = (cpu_seconds(agent.pid) - before) / args.seconds
-            print(f"idle agent, one-member pool: {idle * 100:.2f}% of a core over {args.seconds:.0f} s")
+            print(
+                f"idle agent, one-member pool: {idle * 100:.2f}% of a core over {args.seconds:.0f} s"
+            )
             before = cpu_seconds(agent.pid)
+            with Store.open(root) as store:
+                revision = store.revision()
             started = time.monotonic()
-            cli = subprocess.Popen([sys.executable, "-m", "meshctl.seed_main", "inference", "--prompt",
-                                    "Tell me a story about a dragon", "--max-tokens", str(args.tokens),
-                                    "-o", "json"], env=env, stdout=subprocess.PIPE)  # fmt: skip
+            command = [sys.executable, "-m", "meshctl.seed_main", "inference", "--prompt", PROMPT,
+                       "--max-tokens", str(args.tokens), "-o", "json"]  # fmt: skip
+            cli = subprocess.Popen(command, env=env, stdout=subprocess.PIPE)
+            assert cli.stdout is not None
+            doc = json.loads(cli.stdout.read())
             usage = os.wait4(cli.pid, 0)[2]
             wall = time.monotonic() - started
             agent_cpu = cpu_seconds(agent.pid) - before
-            print(f"one job of {args.tokens} tokens: {wall:.2f} s wall, agent {agent_cpu:.2f} s CPU, "
-                  f"CLI {usage.ru_utime + usage.ru_stime:.2f} s CPU")  # fmt: skip
+            with Store.open(root) as store:
+                revisions = store.revision() - revision
+            print(f"one job of {doc['completionTokens']} tokens: {wall:.2f} s wall, agent {agent_cpu:.2f} s CPU, "
+                  f"CLI {usage.ru_utime + usage.ru_stime:.2f} s CPU, {revisions} store revisions")  # fmt: skip
         finally:
             agent.send_signal(signal.SIGTERM)
             agent.wait(30)
