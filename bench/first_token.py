@@ -33,7 +33,7 @@ BREAKDOWN = """
 import time
 t0 = time.process_time()
 from reconciler.inference import Engine, full_share, load_model_info, load_shard
-from reconciler.runtime.jobrunner import resolve_model
+from reconciler.models import resolve_model
 t1 = time.process_time()
 info = load_model_info(resolve_model("demo"))
 t2 = time.process_time()

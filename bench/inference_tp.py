@@ -34,19 +34,14 @@ from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import sign_member_certificate
 from reconciler.certs.root import create_pool_root
 from reconciler.certs.x509util import der_to_pem
-from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import TlsFiles, client_context, server_context
+from reconciler.frames import Channel
 from reconciler.gossip.ring import Ring, RingMember, compute_ring
 from reconciler.inference import SamplingParams, demo_model_path, load_model_info
-from reconciler.jobs import (
-    ControlSender,
-    JobRequest,
-    JobResult,
-    JobService,
-    LinksTensorSender,
-    route_frame,
-)
+from reconciler.jobs.links import ControlSender, LinksTensorSender, route_frame
+from reconciler.jobs.results import JobRequest, JobResult
+from reconciler.jobs.service import JobService
 
 PROMPT_TOKENS = 64
 DECODE_TOKENS = 48

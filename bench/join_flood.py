@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 from manifests import Member, ObjectMeta, Pool
-from reconciler.beacon.admin import AdminDesk
+from reconciler.admission_records import find_member, record_join
 from reconciler.beacon.handlers import join_requested
 from reconciler.certs.admission import JoinClaim
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.identity import NodeIdentity
 from reconciler.home import Home
 from reconciler.pools import create_root, load_root, read_pool_info
-from reconciler.runtime.admin_records import find_member, record_join
 from reconciler.store import Store
 from reconciler.store_admin import denials
 

@@ -81,8 +81,8 @@ def memory(counts: list[int], kernels: str) -> None:
 def speed(counts: list[int], kernels: str, rounds: int) -> None:
     from reconciler.inference import Engine, SamplingParams, demo_model_path, load_model_info
     from reconciler.inference.loader import load_shard
-    from reconciler.inference.local import make_stage_engines, run_ranks
     from reconciler.inference.sharding import full_share
+    from tests.inference_ranks import make_stage_engines, run_ranks
 
     path = demo_model_path()
     info = load_model_info(path)

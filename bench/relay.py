@@ -23,12 +23,12 @@ from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import sign_member_certificate
 from reconciler.certs.x509util import der_to_pem
 from reconciler.controlplane.serve import ControlPlane
+from reconciler.drivers.service_tls import load_served_pools
 from reconciler.drivers.tls import TlsFiles, client_context, server_context
 from reconciler.home import Home
 from reconciler.pools import create_root, load_root
 from reconciler.relay.client import RelayClient
 from reconciler.relay.server import RelayServer
-from reconciler.relay.service_tls import load_served_pools
 
 BULK = 32 * 2**20
 ROUND_TRIPS = 500

@@ -34,10 +34,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from reconciler.inference import demo_model_path, full_share, load_model_info, load_shard  # noqa: E402
 from reconciler.inference.kernels import THREADS_ENV  # noqa: E402
-from reconciler.inference.local import make_engines, run_ranks  # noqa: E402
 from reconciler.inference.model import Engine  # noqa: E402
 from reconciler.inference.sampling import SamplingParams  # noqa: E402
 from reconciler.inference.tokenizer import Tokenizer  # noqa: E402
+from tests.inference_ranks import make_engines, run_ranks  # noqa: E402
 
 PARAGRAPH = (
     "The mesh pools the laptops, desktops and small boards of one home network. Each "

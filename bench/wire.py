@@ -36,10 +36,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MESH
 import numpy as np  # noqa: E402
 
 from reconciler.inference import demo_model_path, load_model_info  # noqa: E402
-from reconciler.inference.local import make_engines, run_ranks  # noqa: E402
 from reconciler.inference.model import Engine  # noqa: E402
 from reconciler.inference.q80reduce import with_wire  # noqa: E402
 from reconciler.inference.sampling import SamplingParams  # noqa: E402
+from tests.inference_ranks import make_engines, run_ranks  # noqa: E402
 
 PROMPTS = [
     "The capital of France is",

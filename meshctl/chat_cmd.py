@@ -121,7 +121,7 @@ def _local_backend(model: str, sampling: dict[str, Any]) -> LocalBackend:
     from reconciler.inference.errors import ModelError
     from reconciler.inference.sampling import SamplingParams
     from reconciler.inference.sharding import full_share
-    from reconciler.runtime.jobrunner import resolve_model
+    from reconciler.models import resolve_model
 
     try:
         path = resolve_model(model)

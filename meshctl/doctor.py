@@ -9,10 +9,11 @@ import typer
 
 from manifests import Member, Pool
 from meshctl.context import friendly, home, open_store
-from meshctl.doctor_checks import Finding, check_pool
+from meshctl.doctor_checks import check_pool
+from meshctl.doctor_findings import Finding
 from meshctl.render import console, emit, markup_escape
 from reconciler.node import NodeError, load_node_config
-from reconciler.runtime.observed import join_key
+from reconciler.observed import join_key
 from reconciler.singleton import running_pid
 from reconciler.store import Store
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from manifests import Pool
 from manifests.fields import split_host_port
+from meshctl.doctor_findings import Finding, Level
 from reconciler.certs.errors import CertError
 from reconciler.certs.member import read_member_certificate
 from reconciler.drivers.netif import (
@@ -27,22 +27,14 @@ from reconciler.drivers.netif import (
     ipv4_interfaces,
 )
 from reconciler.home import Home
+from reconciler.material import read_member_cert
+from reconciler.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.pools import read_pool_info
 from reconciler.runtime.beaconsockets import choose_interfaces, effective_discovery
-from reconciler.runtime.material import read_member_cert
-from reconciler.runtime.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.store import Store
 
-Level = Literal["ok", "warn", "fail"]
 SKEW_WARN_SECONDS = 2.0
 MAX_SKEW_SECONDS = 120.0
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: Level
-    topic: str
-    message: str
 
 
 def multicast_groups(path: Path = Path("/proc/net/igmp")) -> dict[str, set[str]]:

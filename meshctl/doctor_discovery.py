@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from manifests import Pool
-from meshctl.doctor_checks import Finding, Level
-from reconciler.runtime.observed import beacons_key
+from meshctl.doctor_findings import Finding, Level
+from reconciler.observed import beacons_key
 from reconciler.store import Store
 
 NO_MULTICAST_HINT = (

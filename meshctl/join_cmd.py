@@ -21,10 +21,11 @@ from manifests.pool import DiscoverySpec
 from meshctl.context import CliError, friendly, home, open_store
 from meshctl.render import console, err_console
 from reconciler.certs.identity import fingerprint
+from reconciler.context import DeviceContext
 from reconciler.home import Home, write_atomic
 from reconciler.node import load_identity, load_node_config
+from reconciler.observed import join_key
 from reconciler.pools import read_pool_info
-from reconciler.runtime.context import DeviceContext
 from reconciler.runtime.joinruntime import (
     CONTROL_PLANE_ANNOTATION,
     RELAYS_ANNOTATION,
@@ -32,7 +33,6 @@ from reconciler.runtime.joinruntime import (
     WEIGHTING_ANNOTATION,
     JoinRuntime,
 )
-from reconciler.runtime.observed import join_key
 from reconciler.singleton import running_pid
 from reconciler.store import Store
 

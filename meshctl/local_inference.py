@@ -18,7 +18,7 @@ from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share
 from reconciler.inference.tokenizer import Tokenizer
 from reconciler.jobs.limits import cache_len, prompt_problem
-from reconciler.runtime.jobrunner import resolve_model
+from reconciler.models import resolve_model
 
 
 def _process_age() -> float:

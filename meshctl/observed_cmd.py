@@ -8,7 +8,7 @@ from typing import Any
 from meshctl.agentclient import AgentClient, AgentGone, NoAgent
 from meshctl.render import age, console, dump, emit, err_console, markup_escape, table
 from reconciler.home import Home
-from reconciler.runtime.observed import beacons_key, gossip_key, peers_key, ring_key
+from reconciler.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.store import Store
 from reconciler.store_admin import denials
 

@@ -14,13 +14,13 @@ from reconciler.controllers import member as member_controller
 from reconciler.controllers import pool as pool_controller
 from reconciler.executor import KindHandler
 from reconciler.home import Home
+from reconciler.material import certificate_status
+from reconciler.models import SUBMITTED_BY, model_problem
 from reconciler.node import load_node_config
+from reconciler.observed import join_key, peers_key, ring_key
 from reconciler.pools import create_root, read_pool_info
 from reconciler.runtime.jobrunner import RunState
 from reconciler.runtime.joinruntime import JoinError, read_token
-from reconciler.runtime.material import certificate_status
-from reconciler.runtime.models import SUBMITTED_BY, model_problem
-from reconciler.runtime.observed import join_key, peers_key, ring_key
 from reconciler.store import Store
 
 

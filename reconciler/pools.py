@@ -10,24 +10,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
-from typing import Literal
 
 from reconciler.certs.files import load_certificate, load_identity, save_certificate, save_identity
 from reconciler.certs.root import PoolRoot, create_pool_root
 from reconciler.home import Home, write_atomic
-
-Role = Literal["admin", "member"]
-
-
-@dataclass(frozen=True)
-class PoolInfo:
-    """What a device knows of a pool it belongs to."""
-
-    name: str
-    pool_id: str
-    root_fingerprint: str
-    role: Role
+from reconciler.poolinfo import PoolInfo
 
 
 def read_pool_info(home: Home, name: str) -> PoolInfo | None:

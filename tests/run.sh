@@ -41,6 +41,9 @@ echo "==> ruff"
 echo "==> mypy (strict)"
 "$VENV/bin/mypy"
 
+echo "==> import-linter (the layer map: .importlinter)"
+"$VENV/bin/lint-imports" --no-cache
+
 echo "==> pytest"
 set +e
 "$VENV/bin/pytest" "$@"

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from reconciler.beacon.admin import Answer
 from reconciler.beacon.events import Addr, DropReason, JoinRequested, PeerSeen
 from reconciler.beacon.joining import JoinClient
 from reconciler.beacon.messages import (
@@ -23,6 +22,7 @@ from reconciler.beacon.messages import (
 )
 from reconciler.beacon.wire import open_envelope
 from reconciler.certs.admission import JoinClaim
+from reconciler.certs.desk import Answer
 from reconciler.certs.errors import CertificateError
 from reconciler.certs.identity import NodeIdentity, fingerprint, node_id_for, verify_signature
 from reconciler.certs.member import MemberCertInfo, verify_member_certificate

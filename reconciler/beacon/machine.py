@@ -22,7 +22,6 @@ from collections import Counter, deque
 from collections.abc import Collection
 
 from reconciler.beacon import handlers
-from reconciler.beacon.admin import AdminDesk, Answer, PendingJoin
 from reconciler.beacon.config import Advert, BeaconConfig, Membership
 from reconciler.beacon.events import Addr, DatagramDropped, DropReason, Event, JoinAnswered
 from reconciler.beacon.handlers import Drop
@@ -42,6 +41,7 @@ from reconciler.beacon.shield import JoinShield
 from reconciler.beacon.wire import seal
 from reconciler.certs.admission import JoinClaim
 from reconciler.certs.cache import CertCache
+from reconciler.certs.desk import AdminDesk, Answer, PendingJoin
 from reconciler.certs.errors import CertificateError
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import (

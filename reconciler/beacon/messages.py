@@ -21,16 +21,15 @@ then, per type (``text``/``blob`` are u16-length-prefixed, see reconciler/codec.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from reconciler.beacon.wire import HEADER, MIN_JOIN_REQUEST, MsgType
+from reconciler.certs.admission import JoinStatusCode
 from reconciler.certs.identity import PUBKEY_LEN, SIGNATURE_LEN
 from reconciler.codec import GARBAGE, DecodeError, Reader, Writer
 
 _MIN_JOIN_BODY = MIN_JOIN_REQUEST - HEADER.size - SIGNATURE_LEN
 
 NONCE_LEN = 16
-JoinStatusCode = Literal["approved", "pending", "denied"]
 _STATUS_CODES: dict[JoinStatusCode, int] = {"approved": 1, "pending": 2, "denied": 3}
 _STATUS_NAMES: dict[int, JoinStatusCode] = {v: k for k, v in _STATUS_CODES.items()}
 

@@ -28,6 +28,8 @@ from reconciler.certs.root import TrustAnchor
 from reconciler.certs.tokens import TokenRecord
 
 AdmissionMode = Literal["token", "approve", "auto"]
+JoinStatusCode = Literal["approved", "pending", "denied"]
+"""The answer to a join request, as beacons and the control plane carry it."""
 ApprovalState = Literal["pending", "approved", "denied"]
 ADMISSION_MODES: tuple[AdmissionMode, ...] = ("token", "approve", "auto")
 

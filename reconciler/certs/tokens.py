@@ -73,6 +73,15 @@ def make_join_proof(
     return token_id, hmac.new(token_key(secret), message, hashlib.sha256).digest()
 
 
+HTTP_JOIN_DOMAIN = b"meshnet-http-join-v1\x00"
+
+
+def signed_message(pool_id: str, pubkey: bytes, nonce: bytes, timestamp: float, name: str) -> bytes:
+    """What a joiner signs with its node key in an HTTP join request."""
+    millis = struct.pack("!Q", max(0, int(timestamp * 1000)))
+    return HTTP_JOIN_DOMAIN + pool_id.encode() + b"\x00" + pubkey + nonce + millis + name.encode()
+
+
 @dataclass(frozen=True)
 class TokenRecord:
     """What the admin keeps about a token. ``usages_left`` None means unlimited."""

@@ -14,7 +14,7 @@ from typing import Any
 from manifests import Member
 from reconciler.controllers.base import Plan, not_ready, ready
 from reconciler.controllers.pool import NOT_INITIALIZED
-from reconciler.pools import PoolInfo
+from reconciler.poolinfo import PoolInfo
 
 JOIN_REASONS = {
     "waiting": ("Pending", "WaitingForAdmin"),

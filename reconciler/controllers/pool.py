@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from manifests import Pool
 from reconciler.controllers.base import Action, ConditionSpec, Plan, not_ready, ready
-from reconciler.pools import PoolInfo
+from reconciler.poolinfo import PoolInfo
 
 
 @dataclass(frozen=True)

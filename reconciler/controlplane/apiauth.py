@@ -28,7 +28,7 @@ from reconciler.certs.errors import CertificateError
 from reconciler.controlplane.apierrors import ApiError
 from reconciler.controlplane.auth import peer_cert
 from reconciler.controlplane.state import AppState
-from reconciler.relay.service_tls import identify_client
+from reconciler.drivers.service_tls import identify_client
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.joining import JoinRequest, JoinResponse, join
 from reconciler.controlplane.limits import BodyLimit, StreamSlots
 from reconciler.controlplane.state import AppState
+from reconciler.drivers.service_tls import ServedPool, default_ca_files, load_served_pools
 from reconciler.home import Home
-from reconciler.relay.service_tls import ServedPool, default_ca_files, load_served_pools
 
 Member = Annotated[Caller, Depends(require_member)]
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -23,7 +23,7 @@ from reconciler.certs.errors import CertificateError
 from reconciler.certs.member import MemberCertInfo
 from reconciler.controlplane import limits
 from reconciler.controlplane.state import AppState
-from reconciler.relay.service_tls import ServedPool, identify_client
+from reconciler.drivers.service_tls import ServedPool, identify_client
 
 PEER_CERT = "meshnet_peer_cert"
 

@@ -15,9 +15,9 @@ import signal
 import typer
 
 from reconciler.controlplane.serve import DEFAULT_PORT, DEFAULT_RANGE_END, ControlPlane, NoFreePort
+from reconciler.drivers.service_tls import wait_for_pools
 from reconciler.home import Home
 from reconciler.logsetup import setup_logging
-from reconciler.relay.service_tls import wait_for_pools
 
 log = logging.getLogger("meshnet.control-plane")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

@@ -26,8 +26,8 @@ from starlette.routing import Route
 from reconciler.controlplane.serve import read_port
 from reconciler.drivers.tls import TlsFiles, client_context
 from reconciler.home import Home
+from reconciler.material import tls_files
 from reconciler.pools import read_pool_info
-from reconciler.runtime.material import tls_files
 
 LOCAL_HOSTS = re.compile(r"^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host",

@@ -26,9 +26,9 @@ from reconciler.controlplane.limits import STREAM_SECONDS, StreamSlots
 from reconciler.controlplane.state import AppState
 from reconciler.home import Home
 from reconciler.jobs.errors import Reason
-from reconciler.runtime.jobrunner import job_prompt_problem
-from reconciler.runtime.models import SUBMITTED_BY, is_model_name
-from reconciler.runtime.observed import ring_key
+from reconciler.jobs.prompts import job_prompt_problem
+from reconciler.models import SUBMITTED_BY, is_model_name
+from reconciler.observed import ring_key
 from reconciler.store import Conflict, Store
 
 router = APIRouter(prefix="/v1/jobs")

@@ -7,7 +7,7 @@ and a timestamp. It is also signed by the joiner's key (proof of possession)::
     signature = Ed25519(joiner key, b"meshnet-http-join-v1\\x00" || pool_id || 0x00
                         || public_key || nonce || timestamp (u64 ms BE) || device_name)
 
-The admin decides with ``AdminDesk`` (reconciler/beacon/admin.py) over the tokens,
+The admin decides with ``AdminDesk`` (reconciler/certs/desk.py) over the tokens,
 approvals and revocations of the store; a token use is spent by one atomic UPDATE
 (``store_admin.charge_token``), shared with the agent. Requests are rate limited per
 client address and per key, and refusals are counted, not stored as Members.
@@ -19,27 +19,26 @@ from __future__ import annotations
 
 import base64
 import logging
-import struct
 import time
 
 from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from manifests import Pool
-from reconciler.beacon.admin import AdminDesk, Answer
+from reconciler.admission_records import record_join
 from reconciler.beacon.handlers import join_requested
 from reconciler.certs.admission import JoinClaim
+from reconciler.certs.desk import AdminDesk, Answer
 from reconciler.certs.identity import node_id_for, verify_signature
 from reconciler.certs.joinlimits import RATE_LIMITED
+from reconciler.certs.tokens import signed_message
 from reconciler.controlplane.state import AppState
 from reconciler.pools import load_root, read_pool_info
-from reconciler.runtime.admin_records import record_join
 from reconciler.store_admin import approvals, charge_token, tokens
 from reconciler.textsafe import printable
 
 log = logging.getLogger("meshnet.control-plane")
 
-SIGN_DOMAIN = b"meshnet-http-join-v1\x00"
 MAX_SKEW = 300.0
 HEX64 = r"^[0-9a-f]{64}$"
 
@@ -66,11 +65,6 @@ class JoinResponse(BaseModel):
     node_id: str = Field(alias="nodeId")
     certificate: str
     root_certificate: str = Field(alias="rootCertificate")
-
-
-def signed_message(pool_id: str, pubkey: bytes, nonce: bytes, timestamp: float, name: str) -> bytes:
-    millis = struct.pack("!Q", max(0, int(timestamp * 1000)))
-    return SIGN_DOMAIN + pool_id.encode() + b"\x00" + pubkey + nonce + millis + name.encode()
 
 
 def join(

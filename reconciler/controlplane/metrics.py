@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from manifests import Job
 from reconciler.controlplane.dashboard_auth import Viewer, require_viewer
 from reconciler.controlplane.state import AppState
-from reconciler.runtime.observed import beacons_key, gossip_key, peers_key, ring_key
+from reconciler.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.store import Store
 
 PEER_STATES = ("ONLINE", "SUSPECT", "OFFLINE")

@@ -2,7 +2,7 @@
 through): ``POST /v1/rendezvous``, authenticated by the member certificate.
 
 A member sends where it listens for peer links; the control plane keeps it for
-``TTL_SECONDS`` in the store (``rendezvous/<pool>``, read by the admin's agent, which
+``RENDEZVOUS_TTL_SECONDS`` in the store (``rendezvous/<pool>``, read by the admin's agent, which
 seeds its gossip with it) and answers with the pool's admin (its agent publishes
 ``rendezvous-self/<pool>``; the address is the one the caller reached us on) and the
 other members registered. The table is bounded; a full one refuses newcomers (429).
@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.controlplane.auth import Caller, require_member
 from reconciler.controlplane.state import AppState
+from reconciler.observed import RENDEZVOUS_TTL_SECONDS, rendezvous_key, rendezvous_self_key
 
 router = APIRouter(prefix="/v1")
 Member = Annotated[Caller, Depends(require_member)]
-TTL_SECONDS = 60.0
 MAX_ENTRIES = 256
 REWRITE_SECONDS = 2.0  # an unchanged registration is written to the store at most this often
 ADDRESS = r"^[A-Za-z0-9.:\[\]-]{1,58}:[0-9]{1,5}$"
@@ -38,14 +38,6 @@ class Registration(BaseModel):
     addresses: list[Annotated[str, Field(pattern=ADDRESS)]] = Field(max_length=8)
     memory_bytes: int = Field(default=0, ge=0, le=2**63, alias="memoryBytes")
     cores: int = Field(default=0, ge=0, le=65535)
-
-
-def table_key(pool: str) -> str:
-    return f"rendezvous/{pool}"
-
-
-def self_key(pool: str) -> str:
-    return f"rendezvous-self/{pool}"
 
 
 def _entry(node_id: str, body: Registration, now: float) -> dict[str, Any]:
@@ -65,17 +57,17 @@ def register(state: AppState, caller: Caller, body: Registration, local_host: st
     """Record the caller; the peers it should know (the admin first)."""
     store, pool, node_id, now = state.store(), caller.pool.name, caller.cert.node_id, time.time()
     with _lock:
-        table = store.get_observed(table_key(pool))
+        table = store.get_observed(rendezvous_key(pool))
         table = table if isinstance(table, dict) else {}
-        table = {k: v for k, v in table.items() if now - float(v.get("seen", 0)) < TTL_SECONDS}
+        table = {k: v for k, v in table.items() if now - float(v.get("seen", 0)) < RENDEZVOUS_TTL_SECONDS}
         if node_id not in table and len(table) >= MAX_ENTRIES:
             raise HTTPException(429, f"the rendezvous holds its maximum of {MAX_ENTRIES} members")
         entry, old = _entry(node_id, body, now), table.get(node_id)
         if not _same_and_recent(old, entry, now):  # a repeat does not rewrite the store
             table[node_id] = entry
-            store.put_observed(table_key(pool), table)
+            store.put_observed(rendezvous_key(pool), table)
     peers = [{k: v for k, v in e.items() if k != "seen"} for k, e in table.items() if k != node_id]
-    admin = store.get_observed(self_key(pool))
+    admin = store.get_observed(rendezvous_self_key(pool))
     if isinstance(admin, dict) and admin.get("nodeId") not in (None, node_id):
         reached = f"{local_host}:{admin.get('port')}"
         addresses = [reached, *(a for a in admin.get("addresses", []) if a != reached)]

@@ -26,13 +26,13 @@ from reconciler.controlplane.app import create_app
 from reconciler.controlplane.auth import PeerCertH11Protocol
 from reconciler.controlplane.limits import KEEP_ALIVE_SECONDS, LIMIT_CONCURRENCY
 from reconciler.drivers.gate import HANDSHAKE_TIMEOUT
-from reconciler.home import Home, write_atomic
-from reconciler.relay.service_tls import (
+from reconciler.drivers.service_tls import (
     ServedPool,
     default_ca_files,
     load_served_pools,
     server_context,
 )
+from reconciler.home import Home, write_atomic
 
 PORT_FILE = "control-plane.port"
 DEFAULT_PORT = 8080

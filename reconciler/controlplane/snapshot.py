@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from manifests import Job
-from reconciler.runtime.context import cores, memory_bytes
-from reconciler.runtime.observed import peers_key, ring_key
+from reconciler.context import cores, memory_bytes
+from reconciler.observed import peers_key, ring_key
 from reconciler.store import Store
 
 RECENT_JOBS = 20

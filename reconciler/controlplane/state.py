@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from reconciler.beacon.admin import AdminDesk
+from reconciler.certs.desk import AdminDesk
+from reconciler.drivers.service_tls import ServedPool
 from reconciler.home import Home
-from reconciler.relay.service_tls import ServedPool
 from reconciler.store import Store
 from reconciler.store_admin import revocations
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.backoff import Backoff, BackoffPolicy
-from reconciler.drivers.frames import Channel, FrameDecoder, FrameError, encode_frame
 from reconciler.drivers.gate import HANDSHAKE_TIMEOUT, ConnectionGate, remote_address
 from reconciler.drivers.tls import PeerIdentity, peer_identity
+from reconciler.frames import Channel, FrameDecoder, FrameError, encode_frame
 
 log = logging.getLogger("meshnet.links")
 

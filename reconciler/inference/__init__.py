@@ -10,11 +10,12 @@ Public API used by the Job controller::
     for event in engine.generate(prompt_ids, SamplingParams(...), info.tokenizer): ...
 """
 
-from reconciler.inference.collectives import Collectives, InProcessGroup, SingleRank
+from reconciler.inference.collectives import Collectives, SingleRank
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.demo import demo_model_path
 from reconciler.inference.errors import CollectiveError, ModelError, WireError
 from reconciler.inference.generate import TokenEvent, generate
+from reconciler.inference.inprocess import InProcessGroup
 from reconciler.inference.loader import ModelInfo, load_config, load_model_info, load_shard
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams

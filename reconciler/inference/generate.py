@@ -16,15 +16,12 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from reconciler.inference.collectives import Metered
 from reconciler.inference.sampling import Sampler, SamplingParams
 from reconciler.inference.speculative import verify_round
+from reconciler.inference.stepping import Stepper
 from reconciler.inference.tokenizer import Tokenizer
-
-if TYPE_CHECKING:
-    from reconciler.inference.model import Engine
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ class _StopScanner:
 
 
 def generate(
-    engine: Engine,
+    engine: Stepper,
     prompt_ids: list[int],
     params: SamplingParams,
     tokenizer: Tokenizer | None = None,
@@ -104,7 +101,7 @@ def generate(
 
 
 def _run(
-    engine: Engine,
+    engine: Stepper,
     meter: Metered,
     prompt_ids: list[int],
     params: SamplingParams,

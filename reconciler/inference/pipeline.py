@@ -23,25 +23,40 @@ CollectiveError, never a crash or wrong shapes further on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from reconciler.inference.collectives import Collectives
+from reconciler.inference.config import ModelConfig
 from reconciler.inference.errors import CollectiveError
-from reconciler.inference.kernels.fused import FusedShard
+from reconciler.inference.kernels.fused import FusedShard, Runner
 from reconciler.inference.layers import F32, rms_norm
-
-if TYPE_CHECKING:
-    from reconciler.inference.model import Engine
+from reconciler.inference.weights import LayerWeights, ShardWeights
 
 _NOTHING = np.zeros(0, dtype=np.float32)  # what a non-root rank offers to a broadcast
 
 
-class StagePass:
-    """One pipeline stage's forward pass and logits, run on its :class:`Engine`."""
+class StageEngine(Protocol):
+    """What a stage's pass uses of its engine (``model.Engine``, which owns the pass)."""
 
-    def __init__(self, engine: Engine) -> None:
+    config: ModelConfig
+    comm: Collectives
+    weights: ShardWeights | FusedShard
+    runner: Runner | None
+    pos: int
+    greedy: bool
+
+    def _embed(self, ids: NDArray[np.int64]) -> F32: ...
+
+    def _layer(self, i: int, w: LayerWeights, x: F32) -> F32: ...
+
+
+class StagePass:
+    """One pipeline stage's forward pass and logits, run on its engine."""
+
+    def __init__(self, engine: StageEngine) -> None:
         self.engine = engine
         self.pending = False  # a pass ended without its logits being broadcast
 

@@ -19,17 +19,14 @@ With tensor parallelism the verify pass all-gathers only each row's (value, id) 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reconciler.inference.drafting import accepted_prefix, prompt_lookup
-
-if TYPE_CHECKING:
-    from reconciler.inference.model import Engine
+from reconciler.inference.stepping import Stepper
 
 
-def verify_round(engine: Engine, history: Sequence[int], max_draft: int) -> list[int]:
+def verify_round(engine: Stepper, history: Sequence[int], max_draft: int) -> list[int]:
     """The tokens after ``history`` that one pass can vouch for (1 to ``max_draft + 1``).
 
     ``engine`` must hold ``history[:-1]`` (its position is ``len(history) - 1``) and be

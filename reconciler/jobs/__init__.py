@@ -1,40 +1,14 @@
 """Distributed inference jobs: offers, slice loading, the shared generation loop.
 
-Public API used by the agent::
+The package re-exports nothing: import each name from its module, so that reading a
+message (``jobs.messages``) does not load the service, the peer links and the engine.
+The agent's use::
 
-    service = JobService(self_id, send_control=ControlSender(links),
-                         tensor_transport_factory=lambda: LinksTensorSender(links, loop),
-                         model_resolver=resolve)
-    # PoolRuntime: route_frame(service, node_id, channel, payload) for CONTROL/TENSOR
-    # gossip: service.member_lost(node_id) when a member leaves the ring
-    result = await service.run(JobRequest(job_id, model_ref, prompt_ids, sampling, ring),
-                               on_progress, on_token)     # JobFailed(reason, message)
+    jobs = JobService(self_id, send_control=ControlSender(links),      # jobs.service
+                      tensor_transport_factory=lambda: LinksTensorSender(links, loop),
+                      model_resolver=resolve)                            # jobs.links
+    # PoolRuntime: route_frame(jobs, node_id, channel, payload) for CONTROL/TENSOR
+    # gossip: jobs.member_lost(node_id) when a member leaves the ring
+    result = await jobs.run(JobRequest(job_id, model_ref, prompt_ids, sampling, ring),
+                            on_progress, on_token)  # jobs.results; JobFailed: jobs.errors
 """
-
-from reconciler.jobs.coordinator import ProgressCallback, TokenCallback
-from reconciler.jobs.errors import CollectiveTimeout, JobFailed, JobProtocolError, Reason
-from reconciler.jobs.links import ControlSender, LinksTensorSender, route_frame
-from reconciler.jobs.messages import MemberStats
-from reconciler.jobs.netcollectives import NetworkCollectives, TensorSender
-from reconciler.jobs.results import JobRequest, JobResult
-from reconciler.jobs.service import JobService
-from reconciler.jobs.shards import ShardCache
-
-__all__ = [
-    "CollectiveTimeout",
-    "ControlSender",
-    "JobFailed",
-    "JobProtocolError",
-    "JobRequest",
-    "JobResult",
-    "JobService",
-    "LinksTensorSender",
-    "MemberStats",
-    "NetworkCollectives",
-    "ProgressCallback",
-    "Reason",
-    "ShardCache",
-    "TensorSender",
-    "TokenCallback",
-    "route_frame",
-]

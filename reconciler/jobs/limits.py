@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.drivers.frames import MAX_FRAME
+from reconciler.frames import MAX_FRAME
 from reconciler.inference.config import ModelConfig
 from reconciler.jobs.messages import MAX_MESSAGE
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
+from reconciler.frames import Channel
 
 
 class FrameSink(Protocol):

@@ -4,7 +4,7 @@ Each call of rank ``r`` sends its contribution once to every other rank (N-1 mes
 and waits for the N-1 contributions of the same call; all-reduce then sums them **in
 rank order**, so every rank gets bit-identical results without a second round (no
 2(N-1) ring steps). A tensor payload is ``session (u64 LE) | wire frame`` where the wire
-frame (``reconciler.inference.wire``) carries the op and the call's step number.
+frame (``reconciler.jobs.wire``) carries the op and the call's step number.
 
 A broadcast (pipeline stages) is one hop: the root sends its array to every other rank
 and each receiver waits for the root's frame only; every rank still counts the call as a
@@ -33,8 +33,8 @@ import numpy as np
 
 from reconciler.inference.collectives import Array, check_root, sum_in_rank_order
 from reconciler.inference.errors import CollectiveError, WireError
-from reconciler.inference.wire import Frame, Op, decode, encode
 from reconciler.jobs.errors import CollectiveTimeout, JobProtocolError
+from reconciler.jobs.wire import Frame, Op, decode, encode
 
 SESSION = struct.Struct("<Q")
 DEFAULT_TIMEOUT = 8.0

@@ -14,7 +14,7 @@ ring's members and shard columns (``plans.ring_problem``), refuses a share large
 its free memory (``plans.memory_problem``: never swap, never die), and answers load failures
 toward a remote coordinator with a generic message (the details stay in its own log),
 so an offer cannot probe its files. The
-model of an offer is a name the ``model_resolver`` looks up (runtime/models.py).
+model of an offer is a name the ``model_resolver`` looks up (reconciler/models.py).
 
 Failure never hangs: ``member_lost`` (from gossip), a collective timeout, a member's
 JOB_ABORT or LOAD_FAILED fail the coordination at once with :class:`JobFailed`, and the

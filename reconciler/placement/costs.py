@@ -16,6 +16,10 @@ bytes per second, ``r`` a link's round trip and ``w`` its throughput:
   and the activation goes once around the cycle of stages:
   ``N`` hops of ``r / 2 + a / w``.
 
+Every exchange (an all-to-all round, a pipeline hop) also costs a fixed
+``EXCHANGE_OVERHEAD_S`` on top of the link: framing, TLS, the Python on both ends and
+thread wake-ups, which ``bench/distributed.py`` measures as ``o`` with no delay injected.
+
 A round of speculative decoding that accepts ``k`` tokens on average divides the
 per-token figures by ``k``; callers pass it as ``tokens_per_round``.
 """
@@ -25,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reconciler.placement.inputs import LinkMeasure, MemberMeasure, ModelCost
+
+EXCHANGE_OVERHEAD_S = 0.8e-3  # bench/distributed.py's ``o`` (two agents, TLS on veth)
 
 
 def link_between(links: Sequence[LinkMeasure], a: str, b: str) -> LinkMeasure | None:
@@ -54,7 +60,7 @@ def tensor_seconds(
     delay = max(p.rtt_s for p in pairs) / 2.0
     push = (len(members) - 1) * model.activation_bytes / min(p.bytes_per_s for p in pairs)
     rounds = 2 * model.n_layers + 1
-    return compute + rounds * (delay + push)
+    return compute + rounds * (delay + push + EXCHANGE_OVERHEAD_S)
 
 
 def pipeline_seconds(
@@ -75,7 +81,9 @@ def pipeline_seconds(
         _link(links, stages[i].node_id, stages[(i + 1) % len(stages)].node_id)
         for i in range(len(stages))
     ]
-    return compute + sum(h.rtt_s / 2.0 + model.activation_bytes / h.bytes_per_s for h in hops)
+    return compute + sum(
+        h.rtt_s / 2.0 + model.activation_bytes / h.bytes_per_s + EXCHANGE_OVERHEAD_S for h in hops
+    )
 
 
 def _link(links: Sequence[LinkMeasure], a: str, b: str) -> LinkMeasure:

@@ -29,6 +29,10 @@ from reconciler.placement.inputs import LinkMeasure, MemberMeasure, ModelCost
 from reconciler.placement.stages import layer_splits
 
 PARALLELISMS = ("auto", "tensor", "pipeline", "single")
+# ``auto`` pools only when that is predicted this much faster than the coordinator alone:
+# the self-tests of two members starting together disturb each other, and a plan across
+# devices has costs the model leaves out (a member's other work, a busy link).
+POOLING_MARGIN = 1.15
 MAX_SUBSET_MEMBERS = 8  # beyond this, tensor subsets are the whole pool only
 
 
@@ -79,6 +83,9 @@ def choose_plan(
             f"{what} fits: the model needs {need} GiB, the members have {have} GiB free"
         )
     best = max(found, key=lambda p: p.predicted_tok_s)
+    alone = next((p for p in found if p.kind == "single"), None)
+    if alone is not None and best.predicted_tok_s < POOLING_MARGIN * alone.predicted_tok_s:
+        best = alone  # pooling would not pay enough to be worth its risks
     alternatives = {p.kind: round(p.predicted_tok_s, 2) for p in found}
     return Placement(
         best.kind,
@@ -184,6 +191,11 @@ def _reason(parallelism: str, best: Placement, alternatives: dict[str, float]) -
     others = ", ".join(f"{k} {v:.1f}" for k, v in alternatives.items() if k != best.kind)
     if not others:
         return f"{where}: the only plan that fits, predicted {best.predicted_tok_s:.1f} tok/s"
+    if best.kind == "single" and max(alternatives.values()) > best.predicted_tok_s:
+        return (
+            f"{where}: predicted {best.predicted_tok_s:.1f} tok/s; pooling would not pay "
+            f"{POOLING_MARGIN:.2f}x that ({others} tok/s)"
+        )
     return f"{where}: predicted {best.predicted_tok_s:.1f} tok/s beats {others} tok/s"
 
 

@@ -2,7 +2,7 @@
 
 Serves every pool whose root certificate it is given (``--pool-ca``, repeatable;
 default every ``$MESHNET_HOME/pools/*/ca.crt``), with the server certificate described
-in service_tls.py. Logs to ``$MESHNET_HOME/logs/relay.log``. SIGINT/SIGTERM stop it
+in drivers/service_tls.py. Logs to ``$MESHNET_HOME/logs/relay.log``. SIGINT/SIGTERM stop it
 cleanly.
 """
 
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import typer
 
+from reconciler.drivers.service_tls import load_served_pools, wait_for_pools
 from reconciler.home import Home, write_atomic
 from reconciler.logsetup import setup_logging
 from reconciler.relay.core import RelayLimits
 from reconciler.relay.server import RelayServer
-from reconciler.relay.service_tls import load_served_pools, wait_for_pools
 
 log = logging.getLogger("meshnet.relay")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

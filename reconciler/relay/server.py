@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 
 from reconciler.certs.errors import CertificateError
 from reconciler.drivers.gate import HANDSHAKE_TIMEOUT, ConnectionGate, remote_address
-from reconciler.home import Home
-from reconciler.relay.core import Drop, Output, RelayCore, RelayLimits, Send
-from reconciler.relay.messages import ErrorCode
-from reconciler.relay.service_tls import (
+from reconciler.drivers.service_tls import (
     ServedPool,
     identify_client,
     load_revocations,
     server_context,
 )
+from reconciler.home import Home
+from reconciler.relay.core import Drop, Output, RelayCore, RelayLimits, Send
+from reconciler.relay.messages import ErrorCode
 
 log = logging.getLogger("meshnet.relay")
 

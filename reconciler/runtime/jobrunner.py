@@ -10,31 +10,26 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from manifests import Job
 from reconciler.controllers.jobqueue import CLIENT_ANNOTATION
-from reconciler.home import Home
 from reconciler.inference.chattemplate import ChatTemplateError
 from reconciler.inference.errors import ModelError
 from reconciler.inference.generate import TokenEvent
 from reconciler.inference.kernels import default_activations
 from reconciler.inference.q80reduce import default_wire, resolve_wire
 from reconciler.inference.sampling import SamplingParams
-from reconciler.inference.tokenizer import Tokenizer
-from reconciler.jobs import JobFailed, JobRequest, Reason
-from reconciler.jobs.limits import prompt_problem
-from reconciler.jobs.results import plan_status
-from reconciler.jobs.shards import ShardCache
-from reconciler.runtime.jobfeed import Follower, JobFeed, phase_event, token_event
-from reconciler.runtime.models import (
+from reconciler.jobs.errors import JobFailed, Reason
+from reconciler.jobs.prompts import prompt_ids
+from reconciler.jobs.results import JobRequest, plan_status
+from reconciler.models import (
     SUBMITTED_BY,
     ModelRefused,
     job_model,
     offered_name,
-    resolve_local,
 )
+from reconciler.runtime.jobfeed import Follower, JobFeed, phase_event, token_event
 from reconciler.store import NotFound, Store
 
 log = logging.getLogger("meshnet.jobs")
@@ -45,11 +40,6 @@ MISSING_MODEL_HINT = (
     " (members open only models they keep: put the model file, or a symlink to it, in"
     " ~/.meshnet/models on every member, or in a folder of MESHNET_MODEL_DIRS)"
 )
-
-
-def resolve_model(ref: str) -> Path:
-    """The local user's model: 'demo', a name in this device's model folders, or a path."""
-    return resolve_local(ref, Home.default())
 
 
 def sampling_of(job: Job) -> SamplingParams:
@@ -73,39 +63,6 @@ def wire_of(activations: str | None, asked: str = "auto") -> str:
     ``MESHNET_WIRE`` (default ``auto``: q80 with int8 activations, f32 with exact ones)."""
     wire = asked if asked != "auto" else default_wire()
     return resolve_wire(wire, activations or default_activations())
-
-
-_INFOS = ShardCache()  # model infos for submission checks (a GGUF's metadata takes seconds)
-
-
-def prompt_ids(job: Job, path: Path, cache: ShardCache = _INFOS) -> list[int]:
-    try:
-        info = cache.info(path)
-    except OSError as err:  # gone since the controller looked
-        raise ModelError(path, str(err)) from err
-    return encode_prompt(job, info.tokenizer)
-
-
-def encode_prompt(job: Job, tokenizer: Tokenizer) -> list[int]:
-    """The Job's prompt (or chat messages, through the chat template) as token ids."""
-    if job.spec.messages is not None:
-        messages = [m.model_dump() for m in job.spec.messages]
-        return tokenizer.encode(tokenizer.apply_chat_template(messages), add_special=False)
-    return tokenizer.encode(job.spec.prompt or "")
-
-
-def job_prompt_problem(job: Job, world_size: int = 1, home: Home | None = None) -> str | None:
-    """Why the Job's prompt + maxTokens cannot run on ``world_size`` members (the model's
-    context, the job frame limits), or None. Reads the model's metadata and tokenizer,
-    never its weights; a model that cannot be read here is None (ModelUnavailable says so).
-    The model is looked up as the coordinator of ``home`` (default: this device) will."""
-    submitted = SUBMITTED_BY in job.metadata.annotations
-    try:
-        info = _INFOS.info(job_model(job.spec.model, home or Home.default(), submitted))
-    except (ModelError, ModelRefused, OSError):
-        return None
-    tokens = len(encode_prompt(job, info.tokenizer))
-    return prompt_problem(tokens, job.spec.max_tokens, info.config, world_size)
 
 
 @dataclass

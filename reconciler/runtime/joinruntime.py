@@ -12,14 +12,15 @@ from typing import Any
 
 from manifests import Member, Pool
 from manifests.pool import DiscoverySpec
+from reconciler import material, observed
 from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import JoinAnswered
 from reconciler.beacon.machine import BeaconProtocol
 from reconciler.certs.errors import CertError
 from reconciler.certs.member import verify_member_certificate
 from reconciler.certs.root import TrustAnchor
+from reconciler.context import DeviceContext, cores, memory_bytes
 from reconciler.controllers.pool import JOINED_VIA
-from reconciler.runtime import material, observed
 from reconciler.runtime.beaconsockets import (
     BeaconSockets,
     choose_interfaces,
@@ -27,7 +28,6 @@ from reconciler.runtime.beaconsockets import (
     effective_discovery,
     open_beacon_sockets,
 )
-from reconciler.runtime.context import DeviceContext, cores, memory_bytes
 
 log = logging.getLogger("meshnet.join")
 
@@ -112,7 +112,7 @@ class JoinRuntime:
 
     async def _http_fallback(self, address: str, token: str, device_name: str) -> None:
         """No beacon answer after a while: ask the control plane over HTTPS (pinned root)."""
-        from reconciler.controlplane.client import http_join
+        from reconciler.drivers.joinclient import http_join
 
         pool = self.member.spec.pool
         await asyncio.sleep(HTTP_FALLBACK_AFTER)

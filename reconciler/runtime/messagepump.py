@@ -8,9 +8,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.timers import MachineTimer, deliver_events
+from reconciler.frames import Channel
 
 log = logging.getLogger("meshnet.gossip")
 

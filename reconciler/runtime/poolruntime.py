@@ -15,27 +15,30 @@ from functools import partial
 from typing import Any
 
 from manifests import Member, Pool
-from reconciler.beacon.admin import AdminDesk
+from reconciler import material, observed
+from reconciler.admission_records import mark_revoked, record_join
 from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import DatagramDropped, JoinAnswered, JoinRequested, PeerSeen
 from reconciler.beacon.machine import BeaconProtocol
-from reconciler.controlplane.rendezvous import self_key, table_key
-from reconciler.drivers.frames import Channel
+from reconciler.certs.desk import AdminDesk
+from reconciler.context import DeviceContext, cores, memory_bytes
 from reconciler.drivers.netif import Interface, dial_host
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import PeerIdentity, client_context, server_context
+from reconciler.frames import Channel
 from reconciler.gossip import events as gossip_events
 from reconciler.gossip.config import GossipConfig
 from reconciler.gossip.machine import GossipProtocol
 from reconciler.gossip.messages import NodeMeta
 from reconciler.home import write_atomic
-from reconciler.jobs import ControlSender, JobService, LinksTensorSender, route_frame
+from reconciler.jobs.links import ControlSender, LinksTensorSender, route_frame
+from reconciler.jobs.service import JobService
+from reconciler.models import resolve_name
 from reconciler.placement.inputs import LinkMeasure, MemberMeasure
 from reconciler.placement.observed import plan_inputs
-from reconciler.pools import PoolInfo, load_root
+from reconciler.poolinfo import PoolInfo
+from reconciler.pools import load_root
 from reconciler.relay.messages import PeerEntry, Register
-from reconciler.runtime import material, observed
-from reconciler.runtime.admin_records import mark_revoked, record_join
 from reconciler.runtime.beaconsockets import (
     BeaconSockets,
     choose_interfaces,
@@ -43,9 +46,14 @@ from reconciler.runtime.beaconsockets import (
     effective_discovery,
     open_beacon_sockets,
 )
-from reconciler.runtime.context import DeviceContext, cores, memory_bytes
 from reconciler.runtime.measuring import measure_forever, self_measures
-from reconciler.runtime.models import resolve_name
+from reconciler.runtime.publishing import (
+    PeerSources,
+    beacon_stats,
+    measure_table,
+    peer_rows,
+    ring_document,
+)
 from reconciler.runtime.relays import PoolRelays
 from reconciler.runtime.rendezvous import (
     ControlPlaneRendezvous,
@@ -376,13 +384,15 @@ class PoolRuntime:
     def live(self, what: str) -> Any:
         """Observed state as of now, for the local API: ``peers`` (rows as published)
         or ``ring`` (the ring document, None before gossip runs)."""
-        from reconciler.runtime.publishing import peer_rows, ring_document
-
         if self._gossip is None:
             return [] if what == "peers" else None
         if what == "peers":
-            return peer_rows(self, asyncio.get_running_loop().time(), self._measured)
+            now = asyncio.get_running_loop().time()
+            return peer_rows(self.gossip, self._peer_sources(), now, self._measured)
         return ring_document(self.gossip)
+
+    def _peer_sources(self) -> PeerSources:
+        return PeerSources(self.ctx.node_id, self.links.stats, self.beacon_peers, self.seeds.met)
 
     async def _publish_loop(self) -> None:
         while True:
@@ -395,19 +405,12 @@ class PoolRuntime:
         for node_id in [n for n in self._hinted if not self.gossip.wanted(n)]:
             self._hinted.discard(node_id)
             self.links.disconnect(node_id)
-        from reconciler.runtime.publishing import (
-            beacon_stats,
-            measure_table,
-            peer_rows,
-            ring_document,
-        )
-
         store, name = self.ctx.store, self.info.name
         now = asyncio.get_running_loop().time()
         stats_due = final or now >= self._next_stats  # counters: every few seconds
         if stats_due:
             self._measured = measure_table(self.gossip, now)
-        rows = [] if final else peer_rows(self, now, self._measured)
+        rows = [] if final else peer_rows(self.gossip, self._peer_sources(), now, self._measured)
         observed.publish(store, observed.peers_key(name), rows, self._cache)
         ring = None if final else ring_document(self.gossip)
         observed.publish(store, observed.ring_key(name), ring, self._cache)
@@ -437,8 +440,8 @@ class PoolRuntime:
         """Hand out where we listen (through our control plane); seed gossip with the
         members that registered there."""
         mine = self_entry(self.ctx.node_id, self.registration, self.peer_port)
-        observed.publish(store, self_key(self.info.name), mine, self._cache)
-        table = store.get_observed(table_key(self.info.name))
+        observed.publish(store, observed.rendezvous_self_key(self.info.name), mine, self._cache)
+        table = store.get_observed(observed.rendezvous_key(self.info.name))
         self._on_rendezvous(entries_from_json(table, time.time()))
 
     def _rendezvous_status(self) -> dict[str, Any]:

@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from reconciler.beacon.machine import BeaconProtocol
+from reconciler.drivers.peerlinks import LinkStats
 from reconciler.gossip.linkstats import LinkStat, MeasureReport
 from reconciler.gossip.machine import GossipProtocol
+from reconciler.observed import wall_time
 from reconciler.runtime.beaconsockets import BeaconSockets
-from reconciler.runtime.observed import wall_time
 
-if TYPE_CHECKING:
-    from reconciler.runtime.poolruntime import PoolRuntime
+
+@dataclass(frozen=True)
+class PeerSources:
+    """What a pool runtime knows of its peers, beyond the gossip machine."""
+
+    node_id: str  # this device's
+    links: Mapping[str, LinkStats]  # peer link counters, by node ID
+    beacon_peers: Mapping[str, dict[str, Any]]  # what the beacons told, by node ID
+    rendezvous_met: Collection[str]  # node IDs we met only through a rendezvous
 
 
 def peer_rows(
-    runtime: PoolRuntime, now: float, measured: dict[str, dict[str, Any]]
+    gossip: GossipProtocol, sources: PeerSources, now: float, measured: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The other members, as `meshctl get peers` lists them (``measured``: the figures
     of ``measure_table``, refreshed every few seconds, not at every probe)."""
     rows = []
-    for member in runtime.gossip.members():
-        if member.node_id == runtime.ctx.node_id:
+    for member in gossip.members():
+        if member.node_id == sources.node_id:
             continue
-        link = runtime.links.stats.get(member.node_id)
-        beacon = runtime.beacon_peers.get(member.node_id, {})
+        link = sources.links.get(member.node_id)
+        beacon = sources.beacon_peers.get(member.node_id, {})
         rows.append({
             "nodeId": member.node_id,
             "name": member.name,
@@ -33,7 +43,7 @@ def peer_rows(
             "lastSeen": wall_time(member.last_seen, now),
             "incarnation": member.incarnation,
             "route": link.route if link else "direct",
-            "foundBy": found_by(runtime, member.node_id),
+            "foundBy": found_by(sources, member.node_id),
             "linkConnected": bool(link and link.connected),
             "bytesSent": link.bytes_sent if link else 0,
             "bytesReceived": link.bytes_received if link else 0,
@@ -72,11 +82,11 @@ def _rounded(value: float | None) -> int | None:
     return None if value is None else round(value)
 
 
-def found_by(runtime: PoolRuntime, node_id: str) -> str:
+def found_by(sources: PeerSources, node_id: str) -> str:
     """How we first learnt of a peer: its beacon, a rendezvous, or gossip."""
-    if node_id in runtime.beacon_peers:
+    if node_id in sources.beacon_peers:
         return "beacon"
-    return "rendezvous" if node_id in runtime.seeds.met else "gossip"
+    return "rendezvous" if node_id in sources.rendezvous_met else "gossip"
 
 
 def ring_document(gossip: GossipProtocol) -> dict[str, Any] | None:

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from reconciler.controlplane.rendezvous import TTL_SECONDS
 from reconciler.drivers.netif import Interface, rendezvous_address
 from reconciler.drivers.tls import TlsFiles, client_context
+from reconciler.observed import RENDEZVOUS_TTL_SECONDS
 from reconciler.relay.messages import PeerEntry, Register
 
 log = logging.getLogger("meshnet.rendezvous")
@@ -62,7 +62,7 @@ def entries_from_json(items: Any, now: float | None = None) -> tuple[PeerEntry, 
 
 def _fresh(item: Any, now: float) -> bool:
     try:
-        return now - float(item.get("seen", 0)) < TTL_SECONDS
+        return now - float(item.get("seen", 0)) < RENDEZVOUS_TTL_SECONDS
     except (TypeError, ValueError, AttributeError):
         return False
 

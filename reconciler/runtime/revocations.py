@@ -9,7 +9,7 @@ import logging
 from reconciler.certs.errors import CertError
 from reconciler.certs.revocation import RevocationList
 from reconciler.certs.root import TrustAnchor
-from reconciler.pools import PoolInfo
+from reconciler.poolinfo import PoolInfo
 from reconciler.store import Store
 from reconciler.store_admin import add_revocations, revocations
 

@@ -19,10 +19,10 @@ from typing import Any, NamedTuple, Protocol
 from manifests import Member, Pool
 from manifests.pool import DiscoverySpec
 from reconciler.backoff import BackoffPolicy
+from reconciler.context import DeviceContext
 from reconciler.home import Home
 from reconciler.node import NodeError, load_identity, load_node_config
 from reconciler.pools import read_pool_info
-from reconciler.runtime.context import DeviceContext
 from reconciler.runtime.joinruntime import JoinRuntime
 from reconciler.runtime.poolruntime import PoolRuntime
 from reconciler.store import Store

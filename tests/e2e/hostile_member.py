@@ -19,9 +19,9 @@ from pathlib import Path
 
 from reconciler.certs.member import read_member_certificate
 from reconciler.codec import Writer
-from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import client_context, server_context
+from reconciler.frames import Channel
 from reconciler.gossip.messages import (
     Alive,
     Gossip,
@@ -37,8 +37,8 @@ from reconciler.gossip.messages import (
 )
 from reconciler.gossip.states import MemberState
 from reconciler.home import Home
+from reconciler.material import read_member_cert, tls_files
 from reconciler.pools import read_pool_info
-from reconciler.runtime.material import read_member_cert, tls_files
 
 U32 = 0xFFFFFFFF
 GHOST_ADDRESS = "127.0.0.1:9"

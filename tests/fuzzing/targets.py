@@ -35,11 +35,11 @@ class Target:
 
 @functools.cache
 def _beacon_world() -> tuple[object, list[bytes]]:
-    from reconciler.beacon.admin import AdminDesk
     from reconciler.beacon.config import Advert, BeaconConfig, Membership
     from reconciler.beacon.machine import BeaconProtocol
     from reconciler.beacon.messages import Common, JoinRequest, JoinResponse, Presence, encode_body
     from reconciler.beacon.wire import MsgType, seal
+    from reconciler.certs.desk import AdminDesk
     from reconciler.certs.identity import NodeIdentity
     from reconciler.certs.member import sign_member_certificate, verify_member_certificate
     from reconciler.certs.root import create_pool_root
@@ -228,7 +228,7 @@ def revocation(data: bytes) -> None:
 
 
 def _tensor_seeds() -> list[bytes]:
-    from reconciler.inference.wire import Op, encode
+    from reconciler.jobs.wire import Op, encode
 
     return [
         encode(Op.ALL_REDUCE_SUM, 3, np.ones((2, 3), dtype=np.float32)),
@@ -239,7 +239,7 @@ def _tensor_seeds() -> list[bytes]:
 
 def tensor(data: bytes) -> None:
     from reconciler.inference.errors import WireError
-    from reconciler.inference.wire import FrameDecoder, decode
+    from reconciler.jobs.wire import FrameDecoder, decode
 
     with contextlib.suppress(WireError):
         frame = decode(data)
@@ -311,7 +311,8 @@ def _join_seeds() -> list[bytes]:
 def join(data: bytes) -> None:
     from pydantic import ValidationError
 
-    from reconciler.controlplane.joining import JoinRequest, signed_message
+    from reconciler.certs.tokens import signed_message
+    from reconciler.controlplane.joining import JoinRequest
 
     try:
         body = JoinRequest.model_validate_json(data)

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.events import Addr, Event
 from reconciler.beacon.machine import Advert, BeaconConfig, BeaconProtocol, Membership
 from reconciler.certs.admission import AdmissionMode
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import sign_member_certificate, verify_member_certificate
 from reconciler.certs.root import PoolRoot, create_pool_root

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from meshctl.main import app
+from reconciler.admission_records import record_join
 from reconciler.beacon.events import JoinRequested
 from reconciler.home import Home
-from reconciler.pools import PoolInfo
-from reconciler.runtime.admin_records import record_join
+from reconciler.poolinfo import PoolInfo
 from reconciler.store import Store
 
 ADMIN = ("10.0.0.1", 42424)

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.events import DatagramDropped
 from reconciler.beacon.machine import Advert, BeaconConfig, BeaconProtocol
 from reconciler.beacon.messages import (
@@ -22,6 +21,7 @@ from reconciler.beacon.messages import (
 )
 from reconciler.beacon.replay import ReplayGuard
 from reconciler.beacon.wire import MAX_DATAGRAM, MsgType, open_envelope, seal
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.identity import NodeIdentity, verify_signature
 from reconciler.certs.member import sign_member_certificate
 from reconciler.certs.root import create_pool_root

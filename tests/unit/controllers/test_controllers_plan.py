@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from manifests import Job, Member, Pool
 from reconciler.controllers import job, member, pool
-from reconciler.pools import PoolInfo
+from reconciler.poolinfo import PoolInfo
 
 FPR = "sha256:" + "ab" * 32
 POOL = Pool.model_validate({"metadata": {"name": "p"}})

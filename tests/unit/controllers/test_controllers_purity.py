@@ -20,7 +20,7 @@ import pytest
 
 from manifests import Job, Member, Pool
 from reconciler.controllers import job, member, pool
-from reconciler.pools import PoolInfo
+from reconciler.poolinfo import PoolInfo
 
 FPR = "sha256:" + "ab" * 32
 ADMIN = PoolInfo("p", "pool-1", FPR, "admin")

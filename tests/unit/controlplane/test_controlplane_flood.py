@@ -21,18 +21,19 @@ from fastapi import HTTPException
 from typer.testing import CliRunner
 
 from meshctl.main import app
-from reconciler.beacon.admin import AdminDesk, Answer
+from reconciler.admission_records import MAX_PENDING_MEMBERS, record_join
 from reconciler.beacon.handlers import join_requested
 from reconciler.certs.admission import JoinClaim
+from reconciler.certs.desk import AdminDesk, Answer
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.joinlimits import RATE_LIMITED
-from reconciler.certs.tokens import make_join_proof
-from reconciler.controlplane.joining import JoinRequest, join, signed_message
+from reconciler.certs.tokens import make_join_proof, signed_message
+from reconciler.controlplane.joining import JoinRequest, join
 from reconciler.controlplane.state import AppState
-from reconciler.pools import PoolInfo, read_pool_info
-from reconciler.relay.service_tls import default_ca_files, load_served_pools
-from reconciler.runtime.admin_records import MAX_PENDING_MEMBERS, record_join
-from reconciler.runtime.observed import beacons_key
+from reconciler.drivers.service_tls import default_ca_files, load_served_pools
+from reconciler.observed import beacons_key
+from reconciler.poolinfo import PoolInfo
+from reconciler.pools import read_pool_info
 from reconciler.store import Store
 from reconciler.store_admin import denials, tokens
 

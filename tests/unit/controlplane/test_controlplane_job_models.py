@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from manifests import Job
-from reconciler.runtime.models import SUBMITTED_BY
+from reconciler.models import SUBMITTED_BY
 from reconciler.store import Store
 
 

@@ -12,8 +12,8 @@ import pytest
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import verify_member_certificate
 from reconciler.certs.root import TrustAnchor, create_pool_root
-from reconciler.controlplane.client import HttpJoinError, http_join
 from reconciler.controlplane.joining import JoinRequest, join
+from reconciler.drivers.joinclient import HttpJoinError, http_join
 from reconciler.store import Store
 from reconciler.store_admin import record_revocation, tokens
 
@@ -64,8 +64,7 @@ def test_a_control_plane_of_another_root_is_not_trusted(kit: Any, plane: Any) ->
 def _request(
     kit: Any, identity: NodeIdentity, now: float, pool_id: str = "", **override: Any
 ) -> JoinRequest:
-    from reconciler.certs.tokens import make_join_proof
-    from reconciler.controlplane.joining import signed_message
+    from reconciler.certs.tokens import make_join_proof, signed_message
 
     nonce, pool_id = os.urandom(16), pool_id or kit.root.pool_id
     token_id, proof = make_join_proof(kit.token(), pool_id, identity.public_key, nonce, now)

@@ -7,7 +7,7 @@ import ssl
 from typing import Any
 
 from reconciler.certs.member import node_id_from_peer_cert
-from reconciler.controlplane.rendezvous import self_key, table_key
+from reconciler.observed import rendezvous_key, rendezvous_self_key
 from reconciler.store import Store
 
 ADMIN = {"nodeId": "node-00000000000000ad", "name": "admin", "port": 7100,
@@ -24,7 +24,7 @@ def _body(name: str, address: str) -> dict[str, Any]:
 
 def test_members_meet_through_the_control_plane(kit: Any, plane: Any) -> None:
     with Store.open(kit.home.root) as store:
-        store.put_observed(self_key("lab"), ADMIN)
+        store.put_observed(rendezvous_self_key("lab"), ADMIN)
     alice_files, bob_files = kit.member_files("alice"), kit.member_files("bob")
     with plane.client(alice_files) as alice, plane.client(bob_files) as bob:
         first = alice.post("/v1/rendezvous", json=_body("alice", "192.0.2.1:7001"))
@@ -36,7 +36,7 @@ def test_members_meet_through_the_control_plane(kit: Any, plane: Any) -> None:
     assert [p["nodeId"] for p in second["peers"]] == [ADMIN["nodeId"], alice_id]
     assert second["peers"][1]["addresses"] == ["192.0.2.1:7001"]
     with Store.open(kit.home.root) as store:
-        assert set(store.get_observed(table_key("lab"))) == {
+        assert set(store.get_observed(rendezvous_key("lab"))) == {
             alice_id, node_id_from_peer_cert(pem_to_der(bob_files.cert.read_bytes())),
         }  # fmt: skip
 
@@ -50,7 +50,7 @@ def test_anonymous_and_malformed_registrations_are_refused(kit: Any, plane: Any)
         bad = _body("m", "not an address")
         assert member.post("/v1/rendezvous", json=bad).status_code == 422
     with Store.open(kit.home.root) as store:
-        assert store.get_observed(table_key("lab")) is None
+        assert store.get_observed(rendezvous_key("lab")) is None
 
 
 def test_a_full_rendezvous_refuses_newcomers_but_keeps_its_members(
@@ -74,13 +74,13 @@ def test_a_repeated_registration_does_not_rewrite_the_store(
     with plane.client(kit.member_files("a")) as a:
         assert a.post("/v1/rendezvous", json=_body("a", "192.0.2.1:1")).status_code == 200
         with Store.open(kit.home.root) as store:
-            (first,) = store.get_observed(table_key("lab")).values()
+            (first,) = store.get_observed(rendezvous_key("lab")).values()
         for _ in range(5):
             assert a.post("/v1/rendezvous", json=_body("a", "192.0.2.1:1")).status_code == 200
         with Store.open(kit.home.root) as store:
-            (same,) = store.get_observed(table_key("lab")).values()
+            (same,) = store.get_observed(rendezvous_key("lab")).values()
         assert same == first  # not rewritten
         assert a.post("/v1/rendezvous", json=_body("a", "192.0.2.1:2")).status_code == 200
         with Store.open(kit.home.root) as store:
-            (moved,) = store.get_observed(table_key("lab")).values()
+            (moved,) = store.get_observed(rendezvous_key("lab")).values()
     assert moved["addresses"] == ["192.0.2.1:2"]

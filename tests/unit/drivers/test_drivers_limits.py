@@ -14,7 +14,10 @@ import pytest
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.root import PoolRoot, create_pool_root
 from reconciler.drivers import peerlinks
-from reconciler.drivers.frames import (
+from reconciler.drivers.gate import ConnectionGate
+from reconciler.drivers.peerlinks import PeerLinks
+from reconciler.drivers.tls import TlsFiles, client_context, server_context
+from reconciler.frames import (
     CONTROL_FRAME,
     HEADER,
     Channel,
@@ -22,9 +25,6 @@ from reconciler.drivers.frames import (
     FrameError,
     encode_frame,
 )
-from reconciler.drivers.gate import ConnectionGate
-from reconciler.drivers.peerlinks import PeerLinks
-from reconciler.drivers.tls import TlsFiles, client_context, server_context
 
 MemberFactory = Callable[[Path, PoolRoot, str], tuple[NodeIdentity, TlsFiles]]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.root import PoolRoot, create_pool_root
-from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import PeerIdentity, TlsFiles, client_context, server_context
+from reconciler.frames import Channel
 
 MemberFactory = Callable[[Path, PoolRoot, str], tuple[NodeIdentity, TlsFiles]]
 

@@ -11,11 +11,11 @@ import pytest
 
 from reconciler.inference.gguf_model import field, open_gguf
 from reconciler.inference.loader import _TOKENIZER_KEYS, load_model_info, load_shard
-from reconciler.inference.local import make_engines, run_ranks
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share
 from reconciler.inference.tokenizer import Tokenizer, tokenizer_from_gguf
+from tests.inference_ranks import make_engines, run_ranks
 
 TINY = "tiny-gemma3.gguf"
 BOTH = pytest.mark.parametrize("name", [TINY, "tiny-gemma3-hf"])

@@ -13,10 +13,10 @@ from reconciler.inference.config import ModelConfig
 from reconciler.inference.kernels import resolve
 from reconciler.inference.kernels.fused import FusedShard
 from reconciler.inference.loader import load_model_info, load_shard
-from reconciler.inference.local import make_engines, run_ranks
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share
+from tests.inference_ranks import make_engines, run_ranks
 
 BOTH = pytest.mark.parametrize("name", ["tiny-gemma3.gguf", "tiny-gemma3-hf"])
 TEXT = "The quick brown fox jumps over the lazy dog. Hello world"  # 15 tokens > window 4

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from reconciler.inference.loader import load_model_info, load_shard
-from reconciler.inference.local import make_engines, run_ranks
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import Sampler, SamplingParams, filtered_probs, penalize
 from reconciler.inference.sharding import full_share
 from reconciler.jobs import messages as m
+from tests.inference_ranks import make_engines, run_ranks
 
 LOGITS = np.array([2.0, 1.0, -1.0, 0.5], dtype=np.float32)
 

@@ -13,16 +13,17 @@ import numpy as np
 import pytest
 
 from reconciler.inference import model
-from reconciler.inference.collectives import Array, CollectiveError, InProcessGroup, SingleRank
+from reconciler.inference.collectives import Array, CollectiveError, SingleRank
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.demo import demo_model_path
+from reconciler.inference.inprocess import InProcessGroup
 from reconciler.inference.kernels.fused import FusedShard, build_fused
 from reconciler.inference.loader import load_config, load_model_info, load_shard, open_source
-from reconciler.inference.local import make_stage_engines, run_ranks
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share, plan_stages
 from reconciler.inference.weights import ShardWeights, TensorSource, build_shard
+from tests.inference_ranks import make_stage_engines, run_ranks
 
 PROMPT = "Hello world, this is a tiny"
 GREEDY = SamplingParams(max_tokens=6, ignore_eos=True)

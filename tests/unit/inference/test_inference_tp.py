@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reconciler.inference.collectives import CollectiveError, InProcessGroup
+from reconciler.inference.collectives import CollectiveError
+from reconciler.inference.inprocess import InProcessGroup
 from reconciler.inference.loader import load_model_info, load_shard
-from reconciler.inference.local import make_engines, run_ranks
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share, plan_shares
 from reconciler.inference.weights import ShardWeights
+from tests.inference_ranks import make_engines, run_ranks
 
 SPLITS = {
     "tp2-uneven": [(0, 5000), (5000, 8192)],

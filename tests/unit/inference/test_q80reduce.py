@@ -13,11 +13,10 @@ import pytest
 from reconciler.inference.collectives import (
     Array,
     CollectiveError,
-    InProcessGroup,
     Metered,
     SingleRank,
 )
-from reconciler.inference.local import _abort
+from reconciler.inference.inprocess import InProcessGroup
 from reconciler.inference.q80reduce import (
     Q80Collectives,
     carrier_len,
@@ -25,6 +24,7 @@ from reconciler.inference.q80reduce import (
     resolve_wire,
     with_wire,
 )
+from tests.inference_ranks import _abort
 
 
 def _run(n_ranks: int, parts: list[Array]) -> tuple[list[Array], list[int]]:

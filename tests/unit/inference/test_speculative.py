@@ -10,14 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reconciler.inference.collectives import Array, Collectives, InProcessGroup
+from reconciler.inference.collectives import Array, Collectives
 from reconciler.inference.demo import demo_model_path
 from reconciler.inference.generate import TokenEvent, generate
+from reconciler.inference.inprocess import InProcessGroup
 from reconciler.inference.loader import ModelInfo, load_model_info, load_shard
-from reconciler.inference.local import make_engines, make_stage_engines, run_ranks
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share, plan_shares
+from tests.inference_ranks import make_engines, make_stage_engines, run_ranks
 
 PROMPTS = ["Hello world, this is a tiny", "one two three four one two three four one two"]
 # (model, kernels): the onnxruntime graphs take the position explicitly (see Engine.rewind)

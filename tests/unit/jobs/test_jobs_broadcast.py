@@ -17,9 +17,9 @@ from reconciler.inference.loader import load_model_info, load_shard
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share, plan_stages
-from reconciler.inference.wire import Op, encode
 from reconciler.jobs.errors import CollectiveTimeout
 from reconciler.jobs.netcollectives import NetworkCollectives, split_session
+from reconciler.jobs.wire import Op, encode
 
 NODES = ["a", "b", "c", "d"]
 MODELS = Path(__file__).resolve().parents[2] / "fixtures" / "models"

@@ -18,10 +18,11 @@ import pytest
 
 from reconciler.home import Home
 from reconciler.inference.sampling import SamplingParams
-from reconciler.jobs import JobFailed, JobRequest, Reason
 from reconciler.jobs import messages as m
+from reconciler.jobs.errors import JobFailed, Reason
+from reconciler.jobs.results import JobRequest
 from reconciler.jobs.service import LOAD_FAILED_TO_PEER, MODEL_NOT_AVAILABLE
-from reconciler.runtime.models import (
+from reconciler.models import (
     NOT_AVAILABLE,
     ModelRefused,
     job_model,

@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from reconciler.drivers.frames import MAX_FRAME
+from reconciler.frames import MAX_FRAME
 from reconciler.inference import SamplingParams, load_model_info
 from reconciler.inference.config import ModelConfig
-from reconciler.jobs import JobFailed, JobRequest, Reason
 from reconciler.jobs import messages as m
+from reconciler.jobs.errors import JobFailed, Reason
 from reconciler.jobs.limits import cache_len, prompt_limits, prompt_problem
 from reconciler.jobs.messages import MAX_MESSAGE
+from reconciler.jobs.results import JobRequest
 
 MODEL = "tiny-llama.gguf"  # context 256
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from reconciler.inference.errors import CollectiveError
-from reconciler.inference.wire import Op, encode
 from reconciler.jobs.errors import CollectiveTimeout, JobProtocolError
 from reconciler.jobs.netcollectives import SESSION, NetworkCollectives, split_session
+from reconciler.jobs.wire import Op, encode
 
 NODES = ["a", "b", "c"]
 

@@ -10,19 +10,14 @@ from pathlib import Path
 
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.root import PoolRoot, create_pool_root
-from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import TlsFiles, client_context, server_context
+from reconciler.frames import Channel
 from reconciler.gossip.ring import Ring, RingMember, compute_ring
 from reconciler.inference import Engine, SamplingParams, full_share, load_model_info, load_shard
-from reconciler.jobs import (
-    ControlSender,
-    JobRequest,
-    JobResult,
-    JobService,
-    LinksTensorSender,
-    route_frame,
-)
+from reconciler.jobs.links import ControlSender, LinksTensorSender, route_frame
+from reconciler.jobs.results import JobRequest, JobResult
+from reconciler.jobs.service import JobService
 
 MODEL = "tiny-llama.gguf"
 

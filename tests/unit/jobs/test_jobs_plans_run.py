@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from reconciler.inference import Engine, SamplingParams, full_share, load_model_info, load_shard
-from reconciler.jobs import JobFailed, JobRequest, JobResult, Reason
+from reconciler.jobs.errors import JobFailed, Reason
+from reconciler.jobs.results import JobRequest, JobResult
 from reconciler.placement import LinkMeasure, MemberMeasure
 from reconciler.placement.ringplan import MeasureSource
 

@@ -19,7 +19,8 @@ from reconciler.inference import (
     load_model_info,
     load_shard,
 )
-from reconciler.jobs import JobFailed, JobRequest, JobResult, Reason
+from reconciler.jobs.errors import JobFailed, Reason
+from reconciler.jobs.results import JobRequest, JobResult
 
 MODEL = "tiny-qwen2-hf"  # biases, 3 KV heads: uneven splits give uneven head counts
 PROMPT = "Hello world, this is a tiny"

@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 from meshctl import admin_cmd
 from meshctl.main import app
 from meshctl.seed import app as mesh_app
-from reconciler.beacon.admin import AdminDesk
+from reconciler.admission_records import record_join
 from reconciler.beacon.handlers import join_requested
 from reconciler.certs.admission import JoinClaim
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import (
     read_member_certificate,
@@ -25,7 +26,6 @@ from reconciler.certs.member import (
 from reconciler.home import Home
 from reconciler.node import load_identity
 from reconciler.pools import load_root, read_pool_info
-from reconciler.runtime.admin_records import record_join
 from reconciler.store import Store
 from reconciler.store_admin import approvals
 

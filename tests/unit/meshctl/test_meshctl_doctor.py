@@ -8,7 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from meshctl.doctor import verdict
-from meshctl.doctor_checks import Finding, multicast_groups
+from meshctl.doctor_checks import multicast_groups
+from meshctl.doctor_findings import Finding
 from meshctl.main import app
 from meshctl.seed import app as mesh_app
 from reconciler.home import Home
@@ -64,7 +65,7 @@ def test_doctor_warns_about_refused_gossip(tmp_path: Path) -> None:
     """A member whose gossip is refused (a bug, or a hostile member) shows in doctor."""
     from manifests.pool import Pool
     from meshctl.doctor_checks import check_beacons
-    from reconciler.runtime.observed import beacons_key
+    from reconciler.observed import beacons_key
 
     pool = Pool.model_validate(
         {"apiVersion": "meshnet.dev/v1alpha1", "kind": "Pool", "metadata": {"name": "p"}}

@@ -6,8 +6,8 @@ from typing import Any
 
 from manifests import ObjectMeta, Pool
 from meshctl.doctor import verdict
-from meshctl.doctor_checks import Finding
 from meshctl.doctor_discovery import check_discovery
+from meshctl.doctor_findings import Finding
 from reconciler.home import Home
 from reconciler.store import Store
 

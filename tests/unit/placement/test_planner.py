@@ -36,7 +36,9 @@ def big_model(gib: float) -> ModelCost:
 
 
 def test_fast_link_and_equal_members_choose_tensor() -> None:
-    p = choose_plan("auto", "a", [member("a"), member("b")], [link("a", "b", 0.05, 10.0)], DEMO)
+    """A model whose compute dwarfs the per-round costs (4 GiB at 10 GB/s: 0.4 s)."""
+    model = big_model(4.0)
+    p = choose_plan("auto", "a", [member("a"), member("b")], [link("a", "b", 0.05, 10.0)], model)
     assert p.kind == "tensor"
     assert p.members == ("a", "b")
     assert p.predicted_tok_s > p.alternatives["single"]
@@ -120,3 +122,15 @@ def test_unknown_parallelism_and_unmeasured_coordinator_are_errors() -> None:
         choose_plan("fast", "a", [member("a")], [], DEMO)
     with pytest.raises(PlanError, match="coordinator z has no measurements"):
         choose_plan("auto", "z", [member("a")], [], DEMO)
+
+
+def test_pooling_must_pay_by_a_margin() -> None:
+    """Predicted only a little faster than the coordinator alone, a pool is not worth its
+    risks: ``auto`` stays single and says why; asked for, tensor still runs."""
+    model = big_model(1.2)  # 1.2 GiB: 0.13 s of compute, ~10% gained by two members
+    members, links = [member("a"), member("b")], [link("a", "b", 0.01, 100.0)]
+    asked = choose_plan("tensor", "a", members, links, model)
+    single = choose_plan("single", "a", members, links, model)
+    assert single.predicted_tok_s < asked.predicted_tok_s < 1.15 * single.predicted_tok_s
+    p = choose_plan("auto", "a", members, links, model)
+    assert p.kind == "single" and "would not pay" in p.reason

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from reconciler.drivers.service_tls import load_served_pools
 from reconciler.drivers.tls import client_context, server_context
 from reconciler.relay.client import RelayClient, RelayError
 from reconciler.relay.core import RelayLimits
 from reconciler.relay.framing import FrameParser, encode
 from reconciler.relay.messages import Connect, Error, ErrorCode, Reserve
 from reconciler.relay.server import RelayServer
-from reconciler.relay.service_tls import load_served_pools
 
 if TYPE_CHECKING:
     PoolKit = Any

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from reconciler.drivers.service_tls import load_served_pools
 from reconciler.drivers.tls import client_context, server_context
 from reconciler.relay import server as relay_server
 from reconciler.relay.client import RelayClient
 from reconciler.relay.core import RelayLimits
 from reconciler.relay.messages import PeerEntry, Register
 from reconciler.relay.server import RelayServer
-from reconciler.relay.service_tls import load_served_pools
 
 
 async def _start(pool: Any, limits: RelayLimits | None = None) -> tuple[RelayServer, int]:

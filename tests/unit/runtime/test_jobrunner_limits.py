@@ -12,8 +12,9 @@ from reconciler.executor import Executor
 from reconciler.gossip.ring import Ring, RingSlot, ring_hash
 from reconciler.handlers import build_handlers
 from reconciler.home import Home
-from reconciler.jobs import JobService
-from reconciler.runtime.jobrunner import JobRunner, RunState, job_prompt_problem
+from reconciler.jobs.prompts import job_prompt_problem
+from reconciler.jobs.service import JobService
+from reconciler.runtime.jobrunner import JobRunner, RunState
 from reconciler.store import Store
 
 MODEL = Path(__file__).resolve().parents[2] / "fixtures" / "models" / "tiny-llama.gguf"

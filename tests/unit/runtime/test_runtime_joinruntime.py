@@ -18,20 +18,22 @@ import pytest
 
 from manifests import Member, Pool
 from manifests.pool import DiscoverySpec
-from reconciler.beacon.admin import AdminDesk
+from reconciler import observed
 from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import JoinAnswered
 from reconciler.beacon.machine import BeaconProtocol, Membership
 from reconciler.certs.admission import AdmissionMode
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import sign_member_certificate, verify_member_certificate
 from reconciler.certs.root import PoolRoot, create_pool_root
+from reconciler.context import DeviceContext
 from reconciler.controllers.pool import JOINED_VIA
-from reconciler.controlplane import client
+from reconciler.drivers import joinclient
 from reconciler.home import Home
 from reconciler.node import init_node, load_identity, load_node_config
 from reconciler.pools import read_pool_info
-from reconciler.runtime import joinruntime, observed
+from reconciler.runtime import joinruntime
 from reconciler.runtime.beaconsockets import (
     BeaconSockets,
     choose_interfaces,
@@ -39,7 +41,6 @@ from reconciler.runtime.beaconsockets import (
     effective_discovery,
     open_beacon_sockets,
 )
-from reconciler.runtime.context import DeviceContext
 from reconciler.runtime.joinruntime import (
     CONTROL_PLANE_ANNOTATION,
     RELAYS_ANNOTATION,
@@ -209,7 +210,7 @@ def test_the_control_plane_is_asked_when_beacons_go_unanswered(
         der = sign_member_certificate(root, identity.public_key, "pi", "member", time.time())
         return der, root.anchor.cert_der
 
-    monkeypatch.setattr(client, "http_join", http_join)
+    monkeypatch.setattr(joinclient, "http_join", http_join)
     monkeypatch.setattr(joinruntime, "HTTP_FALLBACK_AFTER", 0.0)
     monkeypatch.setattr(joinruntime, "HTTP_RETRY_SECONDS", 0.0)
     runtime = JoinRuntime(ctx, member, DiscoverySpec())

@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks
+from reconciler.frames import Channel
 from reconciler.runtime.messagepump import MessagePump
 
 

@@ -18,14 +18,14 @@ import pytest
 
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.root import PoolRoot, create_pool_root
-from reconciler.drivers.frames import Channel
 from reconciler.drivers.peerlinks import PeerLinks, Streams
+from reconciler.drivers.service_tls import load_served_pools
 from reconciler.drivers.tls import TlsFiles, client_context, server_context
+from reconciler.frames import Channel
 from reconciler.home import Home
 from reconciler.pools import create_root, load_root
 from reconciler.relay.messages import PeerEntry, Register
 from reconciler.relay.server import RelayServer
-from reconciler.relay.service_tls import load_served_pools
 from reconciler.runtime import relays
 from reconciler.runtime.relays import PoolRelays
 

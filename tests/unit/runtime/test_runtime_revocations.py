@@ -14,7 +14,8 @@ from reconciler.certs.member import cert_fingerprint, sign_member_certificate
 from reconciler.certs.revocation import RevocationList, revoke
 from reconciler.certs.root import PoolRoot
 from reconciler.home import Home
-from reconciler.pools import PoolInfo, create_root, load_root
+from reconciler.poolinfo import PoolInfo
+from reconciler.pools import create_root, load_root
 from reconciler.runtime.revocations import Revocations
 from reconciler.store import Store
 from reconciler.store_admin import add_revocations, record_revocation

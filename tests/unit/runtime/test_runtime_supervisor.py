@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from manifests import Member, Pool
+from reconciler.context import DeviceContext
 from reconciler.home import Home
 from reconciler.node import init_node
 from reconciler.pools import create_root
-from reconciler.runtime.context import DeviceContext
 from reconciler.runtime.supervisor import RETRY, Supervisor
 from reconciler.store import Store
 

@@ -9,9 +9,9 @@ import psutil
 import pytest
 
 from reconciler.certs.identity import NodeIdentity
+from reconciler.context import DeviceContext, cores, memory_bytes
 from reconciler.home import Home
 from reconciler.node import init_node, load_identity
-from reconciler.runtime.context import DeviceContext, cores, memory_bytes
 from reconciler.store import Store
 
 

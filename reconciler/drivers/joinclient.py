@@ -27,8 +27,7 @@ from reconciler.certs.errors import CertError
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import verify_member_certificate
 from reconciler.certs.root import TrustAnchor
-from reconciler.certs.tokens import make_join_proof
-from reconciler.controlplane.joining import signed_message
+from reconciler.certs.tokens import make_join_proof, signed_message
 
 TIMEOUT = 10.0
 

@@ -14,12 +14,12 @@ from typing import Any
 
 from manifests import Member
 from manifests.base import object_name_from
-from reconciler.beacon.admin import AdminDesk
 from reconciler.beacon.events import JoinRequested
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.joinlimits import RATE_LIMITED
 from reconciler.certs.member import read_member_certificate
-from reconciler.pools import PoolInfo
-from reconciler.runtime.material import cert_summary
+from reconciler.material import cert_summary
+from reconciler.poolinfo import PoolInfo
 from reconciler.store import Conflict, EventType, Store
 from reconciler.store_admin import (
     count_denial,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from reconciler import observed
 from reconciler.home import Home
-from reconciler.runtime import observed
 from reconciler.store import Store
 
 

@@ -6,15 +6,15 @@ import os
 import time
 
 from manifests import Member
-from reconciler.beacon.admin import AdminDesk
+from reconciler import material
+from reconciler.admission_records import mark_revoked, member_name, record_join
 from reconciler.beacon.events import JoinRequested
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import sign_member_certificate
 from reconciler.certs.revocation import RevocationList, revoke
 from reconciler.home import Home
 from reconciler.pools import create_root, load_root, read_pool_info
-from reconciler.runtime import material
-from reconciler.runtime.admin_records import mark_revoked, member_name, record_join
 from reconciler.runtime.revocations import Revocations, node_id_of_key
 from reconciler.store import Store
 from reconciler.store_admin import add_revocations

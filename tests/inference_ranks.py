@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from reconciler.inference.collectives import InProcessGroup, InProcessMember
 from reconciler.inference.config import ModelConfig
+from reconciler.inference.inprocess import InProcessGroup, InProcessMember
 from reconciler.inference.loader import load_shard
 from reconciler.inference.model import Engine
 from reconciler.inference.sharding import RankShare, plan_shares, plan_stages

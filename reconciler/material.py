@@ -25,7 +25,8 @@ from reconciler.certs.member import (
 from reconciler.certs.root import TrustAnchor
 from reconciler.drivers.tls import TlsFiles
 from reconciler.home import Home
-from reconciler.pools import PoolInfo, load_root, write_pool_info
+from reconciler.poolinfo import PoolInfo
+from reconciler.pools import load_root, write_pool_info
 
 
 def tls_files(home: Home, pool_name: str) -> TlsFiles:

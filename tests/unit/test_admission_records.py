@@ -11,16 +11,17 @@ from collections.abc import Iterator
 import pytest
 
 from manifests import Member
-from reconciler.beacon.admin import AdminDesk
+from reconciler import admission_records
+from reconciler.admission_records import find_member, mark_revoked, record_join
 from reconciler.beacon.events import JoinRequested
+from reconciler.certs.desk import AdminDesk
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.joinlimits import RATE_LIMITED
 from reconciler.certs.member import cert_fingerprint, sign_member_certificate
 from reconciler.certs.root import PoolRoot
 from reconciler.home import Home
-from reconciler.pools import PoolInfo, create_root, load_root
-from reconciler.runtime import admin_records
-from reconciler.runtime.admin_records import find_member, mark_revoked, record_join
+from reconciler.poolinfo import PoolInfo
+from reconciler.pools import create_root, load_root
 from reconciler.store import Store
 from reconciler.store_admin import denials
 
@@ -131,7 +132,7 @@ def test_devices_with_one_name_get_distinct_members(admin: Admin) -> None:
 def test_pending_requests_are_capped_dropping_the_oldest(
     admin: Admin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(admin_records, "MAX_PENDING_MEMBERS", 3)
+    monkeypatch.setattr(admission_records, "MAX_PENDING_MEMBERS", 3)
     keys = [_key() for _ in range(5)]
     names = [admin.request(k, "pending", device=f"box{i}") for i, k in enumerate(keys)]
     assert sorted(m.metadata.name for m in admin.store.list("Member")) == names[2:]

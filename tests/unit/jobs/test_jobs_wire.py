@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.inference.errors import WireError
-from reconciler.inference.wire import MAGIC, FrameDecoder, Op, decode, encode
+from reconciler.jobs.wire import MAGIC, FrameDecoder, Op, decode, encode
 
 
 @pytest.mark.parametrize("dtype", ["<f4", "<f2", "<i4", "<i8"])

@@ -8,6 +8,8 @@ control plane and the controllers). Keys are per pool name:
     gossip/<pool>   {rounds, messagesSent, messagesReceived, epoch, convergeSeconds,
                      measured: {speedBytesPerSecond, freeMemoryBytes, selftest}}
     join/<member>   {state, reason, attempts}   (a device that is joining)
+    rendezvous/<pool>       {nodeId: {name, addresses, ..., seen}}  (control plane, admin)
+    rendezvous-self/<pool>  where the admin's agent listens (read by the control plane)
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import time
 from typing import Any
 
 from reconciler.store import Store
+
+RENDEZVOUS_TTL_SECONDS = 60.0
+"""How long a rendezvous registration stays in the table."""
 
 
 def wall_time(monotonic_then: float | None, monotonic_now: float) -> str | None:
@@ -51,3 +56,11 @@ def gossip_key(pool: str) -> str:
 
 def join_key(member: str) -> str:
     return f"join/{member}"
+
+
+def rendezvous_key(pool: str) -> str:
+    return f"rendezvous/{pool}"
+
+
+def rendezvous_self_key(pool: str) -> str:
+    return f"rendezvous-self/{pool}"

@@ -2,8 +2,9 @@
 
 ``AdminDesk`` holds what the admin agent decides with: the pool root, the admission
 mode, the join tokens, the admin's approvals and the pending requests. The beacon
-machine feeds it verified join claims; the driver mirrors its state to the store
-(token usages, pending requests) from the ``JoinRequested`` events.
+machine and the control plane's HTTP join feed it verified join claims; the agent
+mirrors its state to the store (token usages, pending requests) from the
+``JoinRequested`` events (``reconciler/admission_records.py``).
 
 Retries are idempotent: a key that already holds a fresh certificate from this desk
 gets the same certificate again, without charging a token use. A key counts as
@@ -16,14 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from reconciler.beacon.events import Addr
-from reconciler.beacon.messages import JoinStatusCode
 from reconciler.certs.admission import (
     AdmissionMode,
     ApprovalState,
     Approve,
     Deny,
     JoinClaim,
+    JoinStatusCode,
     decide_join,
 )
 from reconciler.certs.errors import CertificateError
@@ -38,6 +38,8 @@ from reconciler.certs.member import (
 )
 from reconciler.certs.root import PoolRoot
 from reconciler.certs.tokens import TokenRecord
+
+Addr = tuple[str, int]  # where a request came from (host, port)
 
 
 @dataclass(frozen=True)

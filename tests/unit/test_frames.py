@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.drivers.frames import Channel, FrameDecoder, FrameError, encode_frame
+from reconciler.frames import Channel, FrameDecoder, FrameError, encode_frame
 
 
 def test_round_trip_byte_at_a_time() -> None:

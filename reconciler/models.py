@@ -98,3 +98,8 @@ def model_problem(ref: str, home: Home, submitted: bool) -> str | None:
 def offered_name(ref: str, path: Path) -> str:
     """The name the coordinator offers for the model it resolved ``ref`` to."""
     return ref if ref in MODEL_NAMES else path.name
+
+
+def resolve_model(ref: str) -> Path:
+    """The local user's model: 'demo', a name in this device's model folders, or a path."""
+    return resolve_local(ref, Home.default())
