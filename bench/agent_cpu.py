@@ -16,13 +16,14 @@ import json
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from manifests import Pool
+from manifests import Job, Pool
 from reconciler.store import Store
 
 POOL = "apiVersion: meshnet.dev/v1alpha1\nkind: Pool\nmetadata: {name: bench}\nspec: {admission: token}\n"  # fmt: skip
@@ -46,6 +47,28 @@ def _ready(root: Path) -> bool:
         pool = store.get("Pool", "bench")
     ready = pool.status.condition("Ready") if isinstance(pool, Pool) else None
     return ready is not None and ready.status == "True"
+
+
+def _pushed_delays(root: Path, tokens: int) -> None:
+    """A job followed over the agent's socket: how long after the coordinator produced
+    each token (the event's ``at``, the agent's monotonic clock) this process holds it."""
+    try:
+        from meshctl.agentclient import AgentClient
+    except ImportError:  # a tree without the local API
+        return
+    from reconciler.home import Home
+
+    spec = {"pool": "bench", "model": "demo", "prompt": PROMPT, "maxTokens": tokens}
+    with Store.open(root) as store:
+        store.apply(Job.model_validate({"metadata": {"name": "pushed"}, "spec": spec}))
+    delays: list[float] = []
+    for event in AgentClient(Home(root).agent_socket).follow_job("pushed", 60.0):
+        if event is not None and event["event"] == "token":
+            delays.append((time.monotonic() - event["at"]) * 1000.0)
+    first, delays = delays[0], sorted(delays)
+    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+    print(f"{len(delays)} tokens pushed over agent.sock: produced -> here median "
+          f"{statistics.median(delays):.3f} ms, p99 {p99:.3f} ms, first token {first:.3f} ms")  # fmt: skip
 
 
 def main() -> None:
@@ -92,6 +115,7 @@ def main() -> None:
                 revisions = store.revision() - revision
             print(f"one job of {doc['completionTokens']} tokens: {wall:.2f} s wall, agent {agent_cpu:.2f} s CPU, "
                   f"CLI {usage.ru_utime + usage.ru_stime:.2f} s CPU, {revisions} store revisions")  # fmt: skip
+            _pushed_delays(root, args.tokens)
         finally:
             agent.send_signal(signal.SIGTERM)
             agent.wait(30)

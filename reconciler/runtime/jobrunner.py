@@ -206,9 +206,14 @@ class JobRunner:
         self.feed.publish(name, token_event(event.index, event.token_id, event.text, now))
         every = FOLLOWED_FLUSH_SECONDS if self.feed.followed(name) else FLUSH_SECONDS
         if now - state.flushed >= every or event.finish_reason is not None:
-            state.flushed = now
-            self._patch(name, {"phase": "Running", "tokenIds": list(state.token_ids),
-                               "output": state.text, "completionTokens": len(state.token_ids)})  # fmt: skip
+            state.flushed = now  # written once the followers have their token (a write takes ms)
+            asyncio.get_running_loop().call_soon(self._flush, name, state)
+
+    def _flush(self, name: str, state: RunState) -> None:
+        if state.phase != "Running":
+            return  # ended meanwhile: its final status holds every token
+        self._patch(name, {"phase": "Running", "tokenIds": list(state.token_ids),
+                           "output": state.text, "completionTokens": len(state.token_ids)})  # fmt: skip
 
     def _fail(self, name: str, state: RunState, reason: str, message: str) -> None:
         if state.cancelled is not None and reason != "Cancelled":

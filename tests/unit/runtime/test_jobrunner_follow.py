@@ -44,6 +44,7 @@ class FakeJobs:
         for i, text in enumerate(TEXTS):
             last = i == len(TEXTS) - 1
             token(TokenEvent(i, 100 + i, text, "length" if last else None, 1.0, 0.0, 0, 1.0, 3))
+            await asyncio.sleep(0)  # each token reaches the runner in a loop callback of its own
         return Result()
 
 
