@@ -22,9 +22,10 @@ import typer
 from manifests import Job
 from meshctl.context import CliError, friendly, home, open_store
 from meshctl.inference_cmd import default_pool
+from meshctl.jobfollow import job_text
 from reconciler.singleton import running_pid
+from reconciler.store import NotFound
 
-POLL_SECONDS = 0.03
 HELP = "commands: /reset, /system TEXT, /help, /exit (Ctrl+C stops an answer, Ctrl+D leaves)"
 
 
@@ -78,23 +79,15 @@ class PoolBackend:
             "meshnet.dev/client": "mesh-chat"}}, "spec": spec})  # fmt: skip
         with open_store() as store:
             store.apply(job)
-            self.current, shown = name, 0
-            while True:
-                found = store.get("Job", name)
-                if not isinstance(found, Job):
-                    raise CliError(f"job {name} was deleted")
-                text = found.status.output or ""
-                if len(text) > shown:
-                    yield text[shown:]
-                    shown = len(text)
-                if found.status.phase == "Failed":
-                    extra = found.status.model_extra or {}
-                    raise CliError(f"job {name} failed: {extra.get('failureReason')}: "
-                                   f"{extra.get('failureMessage')}")  # fmt: skip
-                if found.status.phase == "Succeeded":
-                    self.current = None
-                    return
-                time.sleep(POLL_SECONDS)
+            self.current = name
+            try:
+                status = yield from job_text(store, name)  # pushed by the agent as it comes
+            except NotFound:
+                raise CliError(f"job {name} was deleted") from None
+            if status.get("phase") == "Failed":
+                raise CliError(f"job {name} failed: {status.get('failureReason')}: "
+                               f"{status.get('failureMessage')}")  # fmt: skip
+            self.current = None
 
     def stop(self) -> None:
         from reconciler.controlplane.apijobs import request_cancel

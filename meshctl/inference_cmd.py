@@ -13,11 +13,10 @@ from rich.progress import Progress
 
 from manifests import Job, Pool
 from meshctl.context import CliError, friendly, home, open_store
+from meshctl.jobfollow import job_text
 from meshctl.render import console, emit, err_console, markup_escape, table
 from reconciler.singleton import running_pid
 from reconciler.store import Store
-
-POLL_SECONDS = 0.05
 
 
 def job_document(name: str, pool: str, args: dict[str, Any]) -> Job:
@@ -86,33 +85,19 @@ def print_figures(doc: dict[str, Any]) -> None:
 
 
 def follow_job(store: Store, name: str, quiet: bool) -> dict[str, Any]:
-    """Stream a job's text as it grows; its final status."""
-    shown = 0
+    """Print a job's text as the agent produces it (pushed over its local API, or read
+    from the store by an agent without one); the job's final status."""
     with console.status("submitted", spinner="dots") as spinner:
+        texts = job_text(store, name, lambda what: spinner.update(markup_escape(what)))
         while True:
-            job = store.require("Job", name)
-            assert isinstance(job, Job)
-            status = job.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-            text = status.get("output") or ""
-            phase = status.get("phase")
-            if len(text) > shown and not quiet:
-                spinner.stop()
-                console.print(text[shown:], end="", markup=False, highlight=False, soft_wrap=True)
-                shown = len(text)
-            elif shown == 0:
-                spinner.update(_waiting_text(job))
-            if phase in ("Succeeded", "Failed"):
+            try:
+                text = next(texts)
+            except StopIteration as done:
+                status: dict[str, Any] = done.value
                 return status
-            time.sleep(POLL_SECONDS)
-
-
-def _waiting_text(job: Job) -> str:
-    ready = job.status.condition("Ready")
-    progress = (job.status.model_extra or {}).get("loadProgress") or {}
-    if progress:
-        loaded = ", ".join(f"{node[-6:]} {fraction:.0%}" for node, fraction in progress.items())
-        return f"loading slices: {loaded}"
-    return f"{job.status.phase or 'Pending'}: {ready.message if ready else 'waiting for the agent'}"
+            if not quiet:
+                spinner.stop()
+                console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
 
 
 @friendly

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from meshctl.agentclient import AgentClient, AgentGone, NoAgent
 from meshctl.render import age, console, dump, emit, err_console, markup_escape, table
+from reconciler.home import Home
 from reconciler.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.store import Store
 from reconciler.store_admin import denials
@@ -18,7 +20,18 @@ def pool_names(store: Store, pool: str | None) -> list[str]:
     return [n for n in names if pool is None or n == pool]
 
 
+def _live(store: Store, what: str, pool: str | None) -> list[dict[str, Any]] | None:
+    """What the running agent of this store sees now (None: no agent answers)."""
+    try:
+        return AgentClient(Home(store.path.parent).agent_socket).observed(what, pool)
+    except (NoAgent, AgentGone):
+        return None
+
+
 def peers(store: Store, pool: str | None) -> list[dict[str, Any]]:
+    live = _live(store, "peers", pool)
+    if live is not None:
+        return live
     items = []
     for name in pool_names(store, pool):
         for row in store.get_observed(peers_key(name)) or []:
@@ -27,6 +40,9 @@ def peers(store: Store, pool: str | None) -> list[dict[str, Any]]:
 
 
 def rings(store: Store, pool: str | None) -> list[dict[str, Any]]:
+    live = _live(store, "ring", pool)
+    if live is not None:
+        return live
     items = []
     for name in pool_names(store, pool):
         ring = store.get_observed(ring_key(name))

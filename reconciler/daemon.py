@@ -20,6 +20,7 @@ from reconciler.executor import Executor
 from reconciler.gitops import FolderSync, watch_folder
 from reconciler.handlers import build_handlers
 from reconciler.home import Home, HomeError, make_private, write_atomic
+from reconciler.localapi import LocalApi, LocalApiError
 from reconciler.logsetup import setup_logging
 from reconciler.runtime.agentjobs import AgentJobs
 from reconciler.runtime.jobrunner import JobRunner
@@ -71,6 +72,7 @@ class Agent:
             self._watch_store,
             self._reconcile_loop,
             self._supervise_loop,
+            self._serve_local_api,
         ]
         if self.sync is not None:
             tasks.append(self._watch_folder)
@@ -130,6 +132,13 @@ class Agent:
         finally:
             await self.runner.close()
             await self.supervisor.stop_all()
+
+    async def _serve_local_api(self) -> None:
+        api = LocalApi(self.options.home.agent_socket, self.runner.follow, self.supervisor.live)
+        try:
+            await api.serve(self.stop)
+        except (LocalApiError, OSError) as err:
+            log.error("local API not served (the CLI falls back to the store): %s", err)
 
     async def _serve_api(self) -> None:
         from reconciler.controlplane.apiserver import ApiServer

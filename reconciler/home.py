@@ -52,6 +52,11 @@ class Home:
     def agent_lock(self) -> Path:
         return self.root / "agent.lock"
 
+    @property
+    def agent_socket(self) -> Path:
+        """The agent's local API (a Unix socket, mode 0600, while the agent runs)."""
+        return self.root / "agent.sock"
+
     def log_file(self, name: str) -> Path:
         """logs/<name>.log (agent, relay, control-plane)."""
         return self.logs / f"{name}.log"

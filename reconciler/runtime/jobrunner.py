@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +29,13 @@ from reconciler.models import (
     job_model,
     offered_name,
 )
+from reconciler.runtime.jobfeed import Follower, JobFeed, phase_event, token_event
 from reconciler.store import NotFound, Store
 
 log = logging.getLogger("meshnet.jobs")
 
-FLUSH_SECONDS = 0.05
+FLUSH_SECONDS = 0.05  # tokens to the store while nobody follows over the local API
+FOLLOWED_FLUSH_SECONDS = 1.0  # ... and while someone does (they get every token pushed)
 MISSING_MODEL_HINT = (
     " (members open only models they keep: put the model file, or a symlink to it, in"
     " ~/.meshnet/models on every member, or in a folder of MESHNET_MODEL_DIRS)"
@@ -74,20 +77,33 @@ class RunState:
     started: float = field(default_factory=time.monotonic)
     first_token: float | None = None
     cancelled: str | None = None  # why, when the job was cancelled
+    flushed: float = 0.0  # when tokens were last written to the store (monotonic)
 
 
 class JobRunner:
     """The jobs of one agent."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self.clock = clock
         self.runs: dict[str, RunState] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._flushed = 0.0
+        self.feed = JobFeed()
         self.last_start: dict[tuple[str, str], float] = {}  # (pool, client) -> monotonic
 
     def state(self, name: str) -> RunState | None:
         return self.runs.get(name)
+
+    def follow(self, name: str) -> Follower:
+        """A follower of job ``name`` (running, finished or not started yet): a snapshot
+        of what this runner knows of it, then every token and phase as they happen."""
+        state = self.runs.get(name)
+        snapshot: dict[str, Any] = {"event": "snapshot", "phase": None, "tokens": [], "text": ""}
+        if state is not None:
+            snapshot.update(phase=state.phase, tokens=list(state.token_ids), text=state.text)
+            if state.reason:
+                snapshot.update(reason=state.reason, message=state.message)
+        return self.feed.subscribe(name, snapshot)
 
     def start(self, job: Job, runtime: Any) -> None:
         name = job.metadata.name
@@ -108,6 +124,12 @@ class JobRunner:
         task.cancel()
         return True
 
+    async def finished(self, name: str) -> None:
+        """Return once job ``name`` is no longer carried out here."""
+        task = self._tasks.get(name)
+        if task is not None:
+            await asyncio.wait({task})
+
     async def close(self) -> None:
         for task in list(self._tasks.values()):
             task.cancel()
@@ -123,6 +145,7 @@ class JobRunner:
             columns = [{"nodeId": s.node_id, "columns": [s.start, s.end]} for s in ring.members]
             scheduled = {"promptTokens": len(ids), "promptTokenIds": ids, "members": columns}
             self._patch(name, {"phase": "Scheduled", **scheduled})
+            self.feed.publish(name, phase_event("Scheduled"))
             offered = offered_name(job.spec.model, path)  # members look the name up
             request = JobRequest(name, offered, ids, sampling_of(job), ring, str(path),
                                  wire_of(runtime.jobs.cache.activations, job.spec.wire),
@@ -155,6 +178,7 @@ class JobRunner:
             self._patch(
                 name, {**fields, "phase": "Succeeded", "finishReason": result.finish_reason}
             )
+            self.feed.publish(name, phase_event("Succeeded"))
             log.info(
                 "job %s: %d tokens at %.1f tok/s",
                 name,
@@ -167,20 +191,29 @@ class JobRunner:
         progress = dict(getattr(obj.status, "load_progress", None) or {}) if obj else {}
         progress[node] = round(fraction, 3)
         self._patch(name, {"loadProgress": progress})
+        self.feed.publish(name, {"event": "progress", "node": node, "fraction": progress[node]})
 
     def _token(self, name: str, state: RunState, event: TokenEvent) -> None:
         if state.cancelled is not None:
             return
+        now = self.clock()
         if state.first_token is None:
-            state.first_token = time.monotonic()
-        state.phase = "Running"
+            state.first_token = now
+            state.phase = "Running"
+            self.feed.publish(name, phase_event("Running"))
         state.token_ids.append(event.token_id)
         state.text += event.text
-        now = time.monotonic()
-        if now - self._flushed >= FLUSH_SECONDS or event.finish_reason is not None:
-            self._flushed = now
-            self._patch(name, {"phase": "Running", "tokenIds": list(state.token_ids),
-                               "output": state.text, "completionTokens": len(state.token_ids)})  # fmt: skip
+        self.feed.publish(name, token_event(event.index, event.token_id, event.text, now))
+        every = FOLLOWED_FLUSH_SECONDS if self.feed.followed(name) else FLUSH_SECONDS
+        if now - state.flushed >= every or event.finish_reason is not None:
+            state.flushed = now  # written once the followers have their token (a write takes ms)
+            asyncio.get_running_loop().call_soon(self._flush, name, state)
+
+    def _flush(self, name: str, state: RunState) -> None:
+        if state.phase != "Running":
+            return  # ended meanwhile: its final status holds every token
+        self._patch(name, {"phase": "Running", "tokenIds": list(state.token_ids),
+                           "output": state.text, "completionTokens": len(state.token_ids)})  # fmt: skip
 
     def _fail(self, name: str, state: RunState, reason: str, message: str) -> None:
         if state.cancelled is not None and reason != "Cancelled":
@@ -188,6 +221,7 @@ class JobRunner:
         state.phase, state.reason, state.message = "Failed", reason, message
         log.warning("job %s failed: %s: %s", name, reason, message)
         self._patch(name, {"phase": "Failed", "failureReason": reason, "failureMessage": message})
+        self.feed.publish(name, phase_event("Failed", reason, message))
 
     def _patch(self, name: str, fields: dict[str, Any]) -> None:
         try:

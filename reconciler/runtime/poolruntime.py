@@ -381,6 +381,19 @@ class PoolRuntime:
 
     # -- publishing ---------------------------------------------------------------------
 
+    def live(self, what: str) -> Any:
+        """Observed state as of now, for the local API: ``peers`` (rows as published)
+        or ``ring`` (the ring document, None before gossip runs)."""
+        if self._gossip is None:
+            return [] if what == "peers" else None
+        if what == "peers":
+            now = asyncio.get_running_loop().time()
+            return peer_rows(self.gossip, self._peer_sources(), now, self._measured)
+        return ring_document(self.gossip)
+
+    def _peer_sources(self) -> PeerSources:
+        return PeerSources(self.ctx.node_id, self.links.stats, self.beacon_peers, self.seeds.met)
+
     async def _publish_loop(self) -> None:
         while True:
             self._publish()
@@ -397,8 +410,7 @@ class PoolRuntime:
         stats_due = final or now >= self._next_stats  # counters: every few seconds
         if stats_due:
             self._measured = measure_table(self.gossip, now)
-        sources = PeerSources(self.ctx.node_id, self.links.stats, self.beacon_peers, self.seeds.met)
-        rows = [] if final else peer_rows(self.gossip, sources, now, self._measured)
+        rows = [] if final else peer_rows(self.gossip, self._peer_sources(), now, self._measured)
         observed.publish(store, observed.peers_key(name), rows, self._cache)
         ring = None if final else ring_document(self.gossip)
         observed.publish(store, observed.ring_key(name), ring, self._cache)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from manifests import Member, Pool
 from manifests.pool import DiscoverySpec
@@ -73,6 +73,21 @@ class Supervisor:
     def pool_runtime(self, pool_name: str) -> PoolRuntime | None:
         runtime = self.running.get(("pool", pool_name))
         return runtime if isinstance(runtime, PoolRuntime) else None
+
+    def live(self, what: str, pool: str | None = None) -> list[dict[str, Any]]:
+        """``peers`` or ``ring`` of the running pools (or of ``pool``) as of now, each
+        item naming its pool: what `meshctl get peers|ring` lists."""
+        items: list[dict[str, Any]] = []
+        for kind, name in sorted(self.running):
+            runtime = self.pool_runtime(name) if kind == "pool" else None
+            if runtime is None or pool not in (None, name):
+                continue
+            value = runtime.live(what)
+            if what == "peers":
+                items.extend({"pool": name, **row} for row in value)
+            elif value is not None:
+                items.append({"pool": name, **value})
+        return items
 
     def _context(self) -> DeviceContext | None:
         if self.ctx is None:

@@ -1,0 +1,200 @@
+"""The agent's local API: a Unix socket in MESHNET_HOME (mode 0600) for live operations.
+
+Protocol (JSON lines, one request per connection, then the agent's answer or stream):
+
+- ``{"op": "ping"}`` -> ``{"ok": true, "pid": ..., "home": ...}``
+- ``{"op": "peers" | "ring", "pool": P or null}`` -> ``{"items": [...]}``: the peers or
+  rings of the running pools as of now (what `meshctl get peers|ring` lists)
+- ``{"op": "follow-job", "name": N}`` -> a ``snapshot`` of what the job runner knows of N
+  (phase, tokens so far), then ``phase``, ``progress`` and ``token`` events as the runner
+  produces them, pushed in-process (no store polling). The stream ends after a phase
+  Succeeded or Failed; the job's final figures are in the store by then.
+- anything else -> ``{"error": "..."}``
+
+Declarative objects stay in the store; this socket carries what happens now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reconciler.runtime.jobfeed import TERMINAL, Event, Follower
+
+Observe = Callable[[str, str | None], list[dict[str, Any]]]
+
+log = logging.getLogger("meshnet.localapi")
+
+MAX_REQUEST = 64 * 1024
+MAX_UNIX_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
+
+
+class LocalApiError(Exception):
+    """The socket cannot be served (path too long, another process answers on it)."""
+
+
+def _answers(path: Path) -> bool:
+    """Whether a process accepts connections on the socket at ``path``."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def bind_socket(path: Path) -> socket.socket:
+    """A listening socket at ``path`` with mode 0600 from the start (bound under a
+    temporary name, then renamed into place). A stale socket left by a dead agent is
+    replaced; one that still answers is an error."""
+    temporary = path.with_name(f".{os.getpid()}.sock")
+    if len(os.fsencode(temporary)) > MAX_UNIX_PATH:
+        raise LocalApiError(f"{path} is too long for a Unix socket (MESHNET_HOME too deep)")
+    if path.is_socket() or path.is_symlink() or path.exists():
+        if path.is_socket() and _answers(path):
+            raise LocalApiError(f"another process answers on {path}")
+        log.info("replacing the stale local API socket %s", path)
+        path.unlink()
+    temporary.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(temporary))
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+        sock.listen(16)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        temporary.unlink(missing_ok=True)
+        raise
+    return sock
+
+
+class LocalApi:
+    """Serves the agent's socket until ``stop`` is set, then removes it."""
+
+    def __init__(
+        self, path: Path, follow: Callable[[str], Follower], observe: Observe | None = None
+    ) -> None:
+        self.path = path
+        self.follow = follow
+        self.observe = observe
+        self._clients: set[asyncio.Task[Any]] = set()
+        self.ready = asyncio.Event()  # set once the socket accepts connections
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        sock = bind_socket(self.path)
+        inode = os.stat(self.path).st_ino
+        server = await asyncio.start_unix_server(self._client, sock=sock, limit=MAX_REQUEST)
+        log.info("local API on %s", self.path)
+        self.ready.set()
+        try:
+            await stop.wait()
+        finally:
+            server.close()
+            for task in list(self._clients):
+                task.cancel()
+            await asyncio.gather(*self._clients, return_exceptions=True)
+            await server.wait_closed()
+            with contextlib.suppress(OSError):
+                if os.stat(self.path).st_ino == inode:
+                    self.path.unlink()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients.add(task)
+        try:
+            request = await _read_request(reader)
+            if isinstance(request, str):
+                await _send(writer, {"error": request})
+            else:
+                await self._answer(request, reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away
+        finally:
+            self._clients.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _answer(
+        self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        op = request.get("op")
+        if op == "ping":
+            await _send(writer, {"ok": True, "pid": os.getpid(), "home": str(self.path.parent)})
+        elif op == "follow-job" and isinstance(request.get("name"), str):
+            await self._follow_job(request["name"], reader, writer)
+        elif op in ("peers", "ring") and self.observe is not None:
+            pool = request.get("pool")
+            await _send(writer, self._observed(op, pool if isinstance(pool, str) else None))
+        else:
+            known = "ping, follow-job NAME, peers, ring"
+            await _send(writer, {"error": f"unknown request {op!r} ({known})"})
+
+    def _observed(self, what: str, pool: str | None) -> Event:
+        assert self.observe is not None
+        try:
+            return {"items": self.observe(what, pool)}
+        except Exception as err:  # a runtime's bug is the answer, never the agent's end
+            log.exception("reading %s for the local API failed", what)
+            return {"error": f"reading {what} failed: {type(err).__name__}: {err}"}
+
+    async def _follow_job(
+        self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        follower = self.follow(name)
+        gone = asyncio.ensure_future(reader.read(1))  # the client closing ends the stream
+        try:
+            while True:
+                event = await _next_or_gone(follower, gone)
+                if event is None:
+                    return
+                await _send(writer, event)
+                if event.get("phase") in TERMINAL:
+                    return
+        finally:
+            follower.close()
+            gone.cancel()
+
+
+async def _next_or_gone(follower: Follower, gone: asyncio.Future[bytes]) -> Event | None:
+    """The follower's next event (at once when one is queued), or None once the client left."""
+    if not follower.queue.empty():
+        return follower.queue.get_nowait()
+    following = asyncio.ensure_future(follower.next())
+    waiting: set[asyncio.Future[Any]] = {following, gone}
+    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    if following.done():
+        return following.result()
+    following.cancel()
+    return None
+
+
+async def _read_request(reader: asyncio.StreamReader) -> dict[str, Any] | str:
+    """The client's request, or why it cannot be read."""
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.LimitOverrunError:
+        return f"request longer than {MAX_REQUEST} bytes"
+    try:
+        request = json.loads(line)
+    except ValueError as err:
+        return f"request is not JSON: {err}"
+    return request if isinstance(request, dict) else "request is not a JSON object"
+
+
+async def _send(writer: asyncio.StreamWriter, message: Event) -> None:
+    writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+    await writer.drain()

@@ -1,0 +1,69 @@
+"""`meshctl get peers|ring` ask the running agent what it sees now, and read the
+store's last published state only when no agent answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from typer.testing import CliRunner
+
+from meshctl.main import app
+from meshctl.seed import app as mesh_app
+from reconciler.home import Home
+from reconciler.localapi import LocalApi
+from reconciler.runtime.jobfeed import JobFeed
+from reconciler.store import Store
+
+runner = CliRunner()
+LIVE_PEER = {"pool": "test-pool", "nodeId": "node-b", "name": "b", "address": "10.0.0.2:1",
+             "status": "ONLINE", "lastSeen": "2026-11-29T17:00:01Z"}  # fmt: skip
+STALE_PEER = {"nodeId": "node-old", "name": "old", "address": "10.0.0.9:1", "status": "ONLINE",
+              "lastSeen": "2026-01-01T00:00:00Z"}  # fmt: skip
+
+
+@contextmanager
+def _agent(home: Home) -> Iterator[list[tuple[str, str | None]]]:
+    """A local API in a thread that answers peers with LIVE_PEER (and no ring)."""
+    loop, ready, asked = asyncio.new_event_loop(), threading.Event(), []
+    stop = asyncio.Event()
+
+    def observe(what: str, pool: str | None) -> list[dict[str, Any]]:
+        asked.append((what, pool))
+        return [LIVE_PEER] if what == "peers" else []
+
+    async def serve() -> None:
+        feed = JobFeed()
+        api = LocalApi(home.agent_socket, lambda n: feed.subscribe(n, {}), observe)
+        task = asyncio.create_task(api.serve(stop))
+        await api.ready.wait()
+        ready.set()
+        await task
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),))
+    thread.start()
+    ready.wait()
+    try:
+        yield asked
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join()
+        loop.close()
+
+
+def test_get_peers_asks_the_agent_then_falls_back_to_the_store(home: Home) -> None:
+    assert runner.invoke(mesh_app, ["init", "--name", "admin"]).exit_code == 0
+    assert runner.invoke(mesh_app, ["pool-create", "--name", "test-pool"]).exit_code == 0
+    with Store.open(home.root) as store:
+        store.put_observed("peers/test-pool", [STALE_PEER])
+    with _agent(home) as asked:
+        live = json.loads(runner.invoke(app, ["get", "peers", "-o", "json"]).stdout)["items"]
+        rings = json.loads(runner.invoke(app, ["get", "ring", "-o", "json"]).stdout)["items"]
+    assert (live, rings) == ([LIVE_PEER], [])
+    assert asked == [("peers", None), ("ring", None)]
+    stored = json.loads(runner.invoke(app, ["get", "peers", "-o", "json"]).stdout)["items"]
+    assert stored == [{"pool": "test-pool", **STALE_PEER}]  # what was last published
