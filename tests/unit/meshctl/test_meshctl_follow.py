@@ -5,7 +5,6 @@ the socket, or for a job that has ended, the store."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -16,9 +15,9 @@ from manifests import Job, Pool
 from meshctl import jobfollow
 from meshctl.inference_cmd import follow_job
 from reconciler.home import Home
-from reconciler.localapi import LocalApi
 from reconciler.runtime.jobfeed import Follower, JobFeed, phase_event, token_event
 from reconciler.store import Store
+from tests.agent_thread import local_api_thread
 
 SNAPSHOT = {"event": "snapshot", "phase": "Running", "tokens": [1], "text": "Hel"}
 
@@ -27,10 +26,10 @@ SNAPSHOT = {"event": "snapshot", "phase": "Running", "tokens": [1], "text": "Hel
 def _agent_api(home: Home, pushed: list[str]) -> Iterator[list[str]]:
     """A local API in a thread of its own that, once followed, pushes ``pushed``, then
     writes the job's final status to the store and pushes the end (as the runner does)."""
-    feed, ready, loop = JobFeed(), threading.Event(), asyncio.new_event_loop()
-    stop, followed = asyncio.Event(), []
+    feed, followed = JobFeed(), []
 
     def follow(name: str) -> Follower:
+        loop = asyncio.get_running_loop()
         followed.append(name)
         follower = feed.subscribe(name, dict(SNAPSHOT))
         for i, text in enumerate(pushed):
@@ -39,22 +38,8 @@ def _agent_api(home: Home, pushed: list[str]) -> Iterator[list[str]]:
         loop.call_soon(feed.publish, name, phase_event("Succeeded"))
         return follower
 
-    async def serve() -> None:
-        api = LocalApi(home.agent_socket, follow)
-        task = asyncio.create_task(api.serve(stop))
-        await api.ready.wait()
-        ready.set()
-        await task
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),))
-    thread.start()
-    ready.wait()
-    try:
+    with local_api_thread(home, follow):
         yield followed
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join()
-        loop.close()
 
 
 def _succeed(home: Home, name: str) -> None:

@@ -3,9 +3,7 @@ store's last published state only when no agent answers."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,9 +13,9 @@ from typer.testing import CliRunner
 from meshctl.main import app
 from meshctl.seed import app as mesh_app
 from reconciler.home import Home
-from reconciler.localapi import LocalApi
 from reconciler.runtime.jobfeed import JobFeed
 from reconciler.store import Store
+from tests.agent_thread import local_api_thread
 
 runner = CliRunner()
 LIVE_PEER = {"pool": "test-pool", "nodeId": "node-b", "name": "b", "address": "10.0.0.2:1",
@@ -29,30 +27,15 @@ STALE_PEER = {"nodeId": "node-old", "name": "old", "address": "10.0.0.9:1", "sta
 @contextmanager
 def _agent(home: Home) -> Iterator[list[tuple[str, str | None]]]:
     """A local API in a thread that answers peers with LIVE_PEER (and no ring)."""
-    loop, ready, asked = asyncio.new_event_loop(), threading.Event(), []
-    stop = asyncio.Event()
+    asked: list[tuple[str, str | None]] = []
+    feed = JobFeed()
 
     def observe(what: str, pool: str | None) -> list[dict[str, Any]]:
         asked.append((what, pool))
         return [LIVE_PEER] if what == "peers" else []
 
-    async def serve() -> None:
-        feed = JobFeed()
-        api = LocalApi(home.agent_socket, lambda n: feed.subscribe(n, {}), observe)
-        task = asyncio.create_task(api.serve(stop))
-        await api.ready.wait()
-        ready.set()
-        await task
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),))
-    thread.start()
-    ready.wait()
-    try:
+    with local_api_thread(home, lambda n: feed.subscribe(n, {}), observe):
         yield asked
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join()
-        loop.close()
 
 
 def test_get_peers_asks_the_agent_then_falls_back_to_the_store(home: Home) -> None:
