@@ -126,7 +126,8 @@ def test_dashboard_chat_ring_and_metrics(dashboard: str, tmp_path: Path) -> None
             job = page.locator(".job").first
             # header + the members the plan used (auto: one or both devices)
             expect(job.locator(".job-members tr").nth(1)).to_be_visible()
-            assert job.locator(".job-members tr").count() in (2, 3)
+            members_used = job.locator(".job-members tr").count() - 1  # auto: 1 or 2
+            assert members_used in (1, 2)
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shot = ARTIFACTS / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)
@@ -144,4 +145,4 @@ def test_dashboard_chat_ring_and_metrics(dashboard: str, tmp_path: Path) -> None
     assert metrics["meshnet_tokens_generated_total{pool=test-pool}"] >= 1
     assert metrics["meshnet_job_time_to_first_token_seconds_count{pool=test-pool}"] == 1
     compute = [v for k, v in metrics.items() if k.startswith("meshnet_member_compute_seconds_total")]
-    assert len(compute) == 2 and all(v > 0 for v in compute)
+    assert len(compute) == members_used and all(v > 0 for v in compute)
