@@ -75,6 +75,7 @@ def speed_of(device: Device, name: str) -> float | None:
 
 
 PLAN = "tensor"  # --plan
+MODEL = "demo"  # --model
 
 
 def node_of(device: Device) -> str:
@@ -82,7 +83,7 @@ def node_of(device: Device) -> str:
 
 
 def tensor_job(device: Device, tokens: int) -> dict[str, Any]:
-    args = ["inference", "-o", "json", "--model", "demo", "--prompt", PROMPT,
+    args = ["inference", "-o", "json", "--model", MODEL, "--prompt", PROMPT,
             "--max-tokens", str(tokens), "--parallelism", PLAN, "--chat"]  # fmt: skip
     return dict(json.loads(device.cli(*args, tool="mesh", timeout=600).stdout))
 
@@ -112,10 +113,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--plan", default="tensor", choices=("tensor", "pipeline"))
+    parser.add_argument("--model", default="demo", help="a model name every member resolves")
     parser.add_argument("-o", "--output", default="text", choices=("text", "json"))
     args = parser.parse_args()
-    global PLAN
-    PLAN = args.plan
+    global PLAN, MODEL
+    PLAN, MODEL = args.plan, args.model
     if not netns_available():
         sys.exit("bench/uneven_split.py needs root and network namespaces (ip netns)")
     from reconciler.inference import demo_model_path
