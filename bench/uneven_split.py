@@ -84,7 +84,9 @@ def node_of(device: Device) -> str:
 
 def tensor_job(device: Device, tokens: int) -> dict[str, Any]:
     args = ["inference", "-o", "json", "--model", MODEL, "--prompt", PROMPT,
-            "--max-tokens", str(tokens), "--parallelism", PLAN, "--chat"]  # fmt: skip
+            "--max-tokens", str(tokens), "--parallelism", PLAN]  # fmt: skip
+    if MODEL == "demo":
+        args.append("--chat")  # the raw prompt ends at once; gemma3-270m has no template
     return dict(json.loads(device.cli(*args, tool="mesh", timeout=600).stdout))
 
 
