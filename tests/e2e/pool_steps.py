@@ -153,3 +153,12 @@ def two_device_pool(
     for device in (admin, member):
         wait_for(lambda d=device: ring_of(d, 2), 30, "ring of 2")
     return admin, member
+
+
+TINY = Path(__file__).resolve().parents[1] / "fixtures" / "models" / "tiny-llama.gguf"
+
+
+def inference(device: Device, *args: str, timeout: float = 180) -> dict[str, Any]:
+    """``mesh inference -o json ARGS`` on ``device``: its JSON answer."""
+    result = device.cli("inference", "-o", "json", *args, tool="mesh", timeout=timeout)
+    return dict(json.loads(result.stdout))

@@ -4,28 +4,21 @@ tokens as one device alone in exact mode."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from conftest import NETNS
 from delayline import DelayLine
-from lan import Device, Lan
-from pool_steps import two_device_pool
+from lan import Lan
+from pool_steps import TINY, inference, two_device_pool
 
 pytestmark = [
     pytest.mark.netns,
     pytest.mark.skipif(not NETNS, reason="needs root and network namespaces"),
 ]
 
-TINY = Path(__file__).resolve().parents[1] / "fixtures" / "models" / "tiny-llama.gguf"
 EXACT = {"MESHNET_ACTIVATIONS": "exact", "MESHNET_THREADS": "1"}
 
-
-def _inference(device: Device, *args: str) -> dict[str, object]:
-    result = device.cli("inference", "-o", "json", *args, tool="mesh", timeout=120)
-    return dict(json.loads(result.stdout))
 
 
 def test_a_pool_across_a_slow_link_gives_the_local_tokens_under_each_plan(
@@ -35,9 +28,9 @@ def test_a_pool_across_a_slow_link_gives_the_local_tokens_under_each_plan(
     admin, member = two_device_pool(lan, TINY, bridges=("br0", "br1"), env=EXACT)
     for model in (str(TINY), "demo"):
         prompt = ["--model", model, "--prompt", "The garden gate", "--max-tokens", "6"]
-        local = _inference(admin, *prompt, "--local", "--activations", "exact", "--threads", "1")
+        local = inference(admin, *prompt, "--local", "--activations", "exact", "--threads", "1")
         for plan, draft in (("tensor", "0"), ("pipeline", "0"), ("tensor", "4")):
-            pooled = _inference(member, *prompt, "--parallelism", plan, "--draft-tokens", draft)
+            pooled = inference(member, *prompt, "--parallelism", plan, "--draft-tokens", draft)
             assert pooled["tokenIds"] == local["tokenIds"], (model, plan, draft)
             assert pooled["text"] == local["text"]
             assert isinstance(pooled["plan"], dict) and pooled["plan"]["kind"] == plan

@@ -4,20 +4,11 @@ same greedy tokens as one device alone, and the Job's status says which plan ran
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from agents import wait_for
 from lan import Device, Lan
-from pool_steps import two_device_pool
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
-TINY = FIXTURES / "tiny-llama.gguf"
-
-
-def _inference(device: Device, *args: str) -> dict[str, object]:
-    result = device.cli("inference", "-o", "json", *args, tool="mesh", timeout=180)
-    return dict(json.loads(result.stdout))
+from pool_steps import TINY, inference, two_device_pool
 
 
 @pytest.mark.slow
@@ -25,9 +16,9 @@ def test_every_plan_matches_one_device(lan: Lan) -> None:
     admin, member = two_device_pool(lan, TINY)
     prompt = ["--prompt", "Hello world", "--max-tokens", "10"]
     for model in (str(TINY), "demo"):
-        local = _inference(admin, *prompt, "--model", model, "--local")
+        local = inference(admin, *prompt, "--model", model, "--local")
         for plan in ("single", "tensor", "pipeline"):
-            pooled = _inference(member, *prompt, "--model", model, "--parallelism", plan)
+            pooled = inference(member, *prompt, "--model", model, "--parallelism", plan)
             assert pooled["tokenIds"] == local["tokenIds"], (model, plan)
             assert isinstance(pooled["plan"], dict) and pooled["plan"]["kind"] == plan
             members = pooled["members"]
@@ -49,8 +40,8 @@ def test_auto_plans_from_what_the_pool_measured(lan: Lan) -> None:
     admin, member = two_device_pool(lan, TINY)
     wait_for(lambda: _measured(member) and _measured(admin), 120, "links and speeds measured")
     prompt = ["--prompt", "Hello world", "--max-tokens", "10", "--model", str(TINY)]
-    local = _inference(admin, *prompt, "--local")
-    pooled = _inference(member, *prompt)
+    local = inference(admin, *prompt, "--local")
+    pooled = inference(member, *prompt)
     assert pooled["tokenIds"] == local["tokenIds"]
     plan = pooled["plan"]
     assert isinstance(plan, dict) and plan["predictedTokensPerSecond"]

@@ -4,23 +4,14 @@ same greedy tokens as one device alone; a member lost mid-job fails it, never ha
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from agents import wait_for
-from lan import Device, Lan
-from pool_steps import get, two_device_pool
+from lan import Lan
+from pool_steps import TINY, get, inference, two_device_pool
 
 from manifests import Job
 from reconciler.store import Store
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
-TINY = FIXTURES / "tiny-llama.gguf"
-
-
-def _inference(device: Device, *args: str) -> dict[str, object]:
-    result = device.cli("inference", "-o", "json", *args, tool="mesh", timeout=180)
-    return dict(json.loads(result.stdout))
 
 
 @pytest.mark.slow
@@ -28,8 +19,8 @@ def test_two_devices_match_one_device(lan: Lan) -> None:
     admin, member = two_device_pool(lan, TINY)
     prompt = ["--prompt", "Hello world", "--max-tokens", "10"]
     for model in (str(TINY), "demo"):
-        local = _inference(admin, *prompt, "--model", model, "--local")
-        pooled = _inference(member, *prompt, "--model", model, "--parallelism", "tensor")
+        local = inference(admin, *prompt, "--model", model, "--local")
+        pooled = inference(member, *prompt, "--model", model, "--parallelism", "tensor")
         assert pooled["tokenIds"] == local["tokenIds"], model
         assert pooled["text"] == local["text"]
         members = pooled["members"]
