@@ -12,10 +12,8 @@ decoding) the runs take turns round by round (the machine is shared: its load mo
 the medians are printed: decode tokens/s, forward passes per generated token after the
 prefill (``TokenEvent.round``: with ``--tp`` the distributed rounds), tokens per verify
 pass, bytes rank 0 sends per token, and how many leading tokens are
-identical to plain greedy decoding's (all of them with exact activations; with int8
-ones a pass of many positions rounds differently from one-position passes, as a prefill
-does, so an answer may part from the plain one at a near tie). Figures only: no
-assertions.
+identical to plain greedy decoding's (all of them, with either activations). Figures
+only: no assertions.
 """
 
 from __future__ import annotations

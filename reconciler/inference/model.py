@@ -69,13 +69,14 @@ class Engine:
         self.stage = StagePass(self) if share.pipelined and share.world_size > 1 else None
         self.cache_len = min(cache_len or config.max_seq, config.max_seq)
         n_layers = len(share.layers(config.n_layers))  # a pipeline stage caches its own
-        shape = (n_layers, share.n_kv_heads, self.cache_len, config.head_dim)
+        slots = self.cache_len + 1  # + the onnxruntime graphs' scratch position
+        shape = (n_layers, share.n_kv_heads, slots, config.head_dim)
         self.cache_k = np.zeros(shape, dtype=np.float32)  # [L, Kl, S, E] (pages touched lazily)
         self.cache_v = np.zeros(shape, dtype=np.float32)  # [L, Kl, S, E]
-        self.cos, self.sin = rope_tables(config, self.cache_len)  # [S, E/2] each
+        self.cos, self.sin = rope_tables(config, slots)  # [S, E/2] each
         self.cos_local, self.sin_local = self.cos, self.sin  # sliding layers' (Gemma)
         if config.rope_theta_local is not None:
-            self.cos_local, self.sin_local = rope_tables(config, self.cache_len, local=True)
+            self.cos_local, self.sin_local = rope_tables(config, slots, local=True)
         self.pos = 0
         self.greedy = False  # set by generate() for temperature 0: see _greedy_logits
         self.runner: Runner | None = None

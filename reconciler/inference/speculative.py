@@ -9,8 +9,12 @@ next token whenever those drafts were right. The round yields the longest run of
 drafts that match those argmaxes plus the next argmax (at least one token: a round is
 never worse than a plain step in tokens), then rewinds the engine to the accepted
 length, so rejected drafts are forgotten. Greedy output is therefore the same as plain
-decoding's, token for token (up to float32 differences between a one-row and a many-row
-pass, which do not move an argmax that is not a near tie).
+decoding's, token for token. With int8 activations that needs each row's logits to be
+the same bits whether it ran alone or with others (a last-bit difference can move an
+activation's quantization step): the onnxruntime graphs give every attention call a
+scratch row for that (``GraphBuilder.attention``), and the tests check the bits. In
+exact mode a one-row matmul may differ from a many-row one in the last bit, which moves
+no argmax that is not an exact tie.
 
 With tensor parallelism the verify pass all-gathers only each row's (value, id) winner
 (``Engine._greedy_logits``), and costs the same number of collectives as a plain step.

@@ -165,8 +165,9 @@ class Runner:
         y: F32 = np.empty((t, self.shard.config.dim), dtype=np.float32)  # written in place
         b.bind_cpu_input("x", x)
         b.bind_output(out, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
-        b.bind_cpu_input("seqlens_k", np.array([pos + t - 1], dtype=np.int32))
-        b.bind_cpu_input("total_len", np.array(pos + t, dtype=np.int32))
+        # the graphs' attention appends a scratch row (``GraphBuilder.attention``)
+        b.bind_cpu_input("seqlens_k", np.array([pos + t], dtype=np.int32))
+        b.bind_cpu_input("total_len", np.array(pos + t + 1, dtype=np.int32))
         self.shard.sessions[key].run_with_iobinding(b)
         return y
 

@@ -94,7 +94,7 @@ class GraphBuilder:
                     self.declare(name, f, ["S", head_dim // 2])
             attrs["local_window_size"] = window
         axes = self.const(np.array([0], dtype=np.int64), "axes")
-        q3 = self.op("Unsqueeze", [qkv, axes])
+        q3 = self.op("Unsqueeze", [self._with_scratch_row(qkv), axes])
         out = self.fresh("att")
         inputs = [q3, "", "", *past, "seqlens_k", "total_len", *tables]
         node = helper.make_node(
@@ -105,7 +105,31 @@ class GraphBuilder:
         for name in present:
             vi = helper.make_tensor_value_info(name, f, [1, kv_heads, "S", head_dim])
             self.outputs.append(vi)
-        return self.op("Squeeze", [out, axes])
+        return self._without_scratch_row(self.op("Squeeze", [out, axes]))
+
+    def _with_scratch_row(self, x: str) -> str:
+        """``[T, W]`` -> ``[T + 1, W]``: the last row again, as a scratch position.
+
+        ``GroupQueryAttention`` takes another code path for one query row than for
+        several, and the two differ in the last bit. A speculative verify pass feeds
+        several rows where plain decoding feeds one; with int8 activations a last-bit
+        difference can move a quantization step and then a near-tie argmax. With the
+        scratch row every pass has at least two rows, so a row's result does not depend
+        on how many rows share its pass. The scratch row comes last and attention is
+        causal, so no real row sees it; its key and value land one slot past the pass
+        (the engine's cache has that slot) and the next pass overwrites them."""
+        starts = self.const(np.array([-1], dtype=np.int64), "start")
+        ends = self.const(np.array([np.iinfo(np.int64).max], dtype=np.int64), "end")
+        axes = self.const(np.array([0], dtype=np.int64), "axes")
+        last = self.op("Slice", [x, starts, ends, axes])
+        return self.op("Concat", [x, last], axis=0)
+
+    def _without_scratch_row(self, x: str) -> str:
+        """``[T + 1, W]`` -> ``[T, W]``."""
+        starts = self.const(np.array([0], dtype=np.int64), "start")
+        ends = self.const(np.array([-1], dtype=np.int64), "end")
+        axes = self.const(np.array([0], dtype=np.int64), "axes")
+        return self.op("Slice", [x, starts, ends, axes])
 
     def head_norms(
         self, qkv: str, groups: list[tuple[int, F32 | None]], head_dim: int, eps: float

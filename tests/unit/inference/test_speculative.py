@@ -33,9 +33,12 @@ CASES = [
 ]
 
 
-def _engine(path: Path, kernels: str, cache_len: int = 160) -> tuple[Engine, ModelInfo]:
+def _engine(
+    path: Path, kernels: str, cache_len: int = 160, activations: str = "exact"
+) -> tuple[Engine, ModelInfo]:
     info = load_model_info(path)
-    weights = load_shard(path, info.config, full_share(info.config), None, kernels, "exact")
+    share = full_share(info.config)
+    weights = load_shard(path, info.config, share, None, kernels, activations)
     return Engine(info.config, weights, cache_len=cache_len), info
 
 
@@ -43,9 +46,16 @@ def _view(events: list[TokenEvent]) -> list[tuple[int, int, str, str | None]]:
     return [(e.index, e.token_id, e.text, e.finish_reason) for e in events]
 
 
-@pytest.mark.parametrize(("name", "kernels"), CASES)
-def test_speculative_greedy_equals_plain_greedy(models_dir: Path, name: str, kernels: str) -> None:
-    engine, info = _engine(models_dir / name, kernels)
+INT8_CASES = [("tiny-llama.gguf", "onnxruntime", "int8"), ("tiny-gemma3-hf", "onnxruntime", "int8")]
+
+
+@pytest.mark.parametrize(
+    ("name", "kernels", "activations"), [(*c, "exact") for c in CASES] + INT8_CASES
+)
+def test_speculative_greedy_equals_plain_greedy(
+    models_dir: Path, name: str, kernels: str, activations: str
+) -> None:
+    engine, info = _engine(models_dir / name, kernels, activations=activations)
     for prompt in PROMPTS:
         ids = info.tokenizer.encode(prompt)
         plain = list(engine.generate(ids, SamplingParams(max_tokens=40), info.tokenizer))
@@ -164,6 +174,9 @@ class Recording:
         self.gathered.append(x.shape)
         return self.inner.all_gather(x)
 
+    def broadcast(self, x: Array, root: int) -> Array:
+        return self.inner.broadcast(x, root)
+
 
 @pytest.mark.parametrize("kernels", ["numpy", "onnxruntime"])
 def test_tensor_parallel_speculative_equals_single_rank_plain(
@@ -203,6 +216,28 @@ def test_greedy_rows_across_ranks_pick_the_full_logits_argmax(models_dir: Path) 
     for r in rows:
         assert r.shape == (len(ids), info.config.vocab)
         assert np.array_equal(np.argmax(r, axis=-1), want)
+
+
+@pytest.mark.parametrize("name", ["tiny-llama.gguf", "tiny-gemma3-hf"])
+def test_int8_rows_of_a_verify_pass_are_the_bits_of_one_row_passes(
+    models_dir: Path, name: str
+) -> None:
+    """With int8 activations a last-bit difference upstream can move a quantization step,
+    so drafts keep greedy decoding's tokens only if a row's logits do not depend on how
+    many rows share its pass: each row of a many-row pass equals, bit for bit, the
+    logits of feeding the same tokens one at a time (sliding-window layers included)."""
+    path = models_dir / name
+    one, info = _engine(path, "onnxruntime", activations="int8")
+    many, _ = _engine(path, "onnxruntime", activations="int8")
+    ids = info.tokenizer.encode("one two three four one two three four")
+    tail = [5, 9, 13, 17, 21]
+    one.prefill(ids)
+    singles = np.stack([one.decode(t) for t in tail])  # [5, V]
+    many.prefill(ids)
+    first = many.decode(tail[0])  # a plain step, then a verify pass of the other four
+    rows = many.prefill(tail[1:], all_logits=True)  # [4, V]
+    assert np.array_equal(first, singles[0])
+    assert np.array_equal(rows, singles[1:])
 
 
 @pytest.mark.slow
