@@ -7,9 +7,10 @@ For each kernel choice (numpy; onnxruntime with exact and int8 activations), in 
 process of its own (thread pools are per process), rounds taking turns: the agent's
 self-test (``reconciler.inference.selftest``: weight bytes per second), then 64 decode
 steps of the demo model, whose weight bytes per second are the GGUF file's tensor bytes
-times the decode tokens/s. Printed: medians, and the self-test's figure over the
-decode's (how far the planner's compute prediction is from what decoding gets: decode
-also pays attention, norms and Python per layer). Figures only: no assertions.
+times the decode tokens/s. Printed: medians, the self-test's figure over the decode's,
+the time per layer a decode step takes beyond its weight bytes at the self-test's speed
+(attention, norms, kernel calls and Python: the planner's ``LAYER_OVERHEAD_S``), and the
+planner's prediction for one member with that constant. Figures only: no assertions.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from reconciler.placement.costs import LAYER_OVERHEAD_S  # noqa: E402
+
 CHOICES = [("numpy", "exact"), ("onnxruntime", "exact"), ("onnxruntime", "int8")]
+LAYERS = 30  # the demo model's decoder layers
 
 
 def model_bytes(path: Path) -> int:
@@ -98,11 +102,18 @@ def main() -> None:
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(timeout=60)
-    print(f"demo model, {args.threads} threads, medians of {args.rounds} interleaved rounds")
+    print(f"demo model, {args.threads} threads, medians of {args.rounds} interleaved rounds;"
+          f" per layer: what a decode step takes beyond bytes / self-test, over the"
+          f" {LAYERS} layers (the planner's LAYER_OVERHEAD_S is {LAYER_OVERHEAD_S * 1e3:.2f} ms,"
+          f" predicted: bytes / self-test + layers x LAYER_OVERHEAD_S)")  # fmt: skip
     for name, rounds in results.items():
         test, decode, tok_s = (statistics.median(r[i] for r in rounds) for i in range(3))
+        size = decode / tok_s  # the file's bytes
+        per_layer = (1.0 / tok_s - size / test) / LAYERS
+        predicted = 1.0 / (size / test + LAYERS * LAYER_OVERHEAD_S)
         print(f"{name:20} self-test {test / 1e9:6.2f} GB/s   decode {decode / 1e9:6.2f} GB/s "
-              f"({tok_s:6.1f} tok/s)   self-test / decode {test / decode:5.2f}")  # fmt: skip
+              f"({tok_s:6.1f} tok/s)   self-test / decode {test / decode:5.2f}   "
+              f"per layer {per_layer * 1e3:5.2f} ms   predicted {predicted:6.1f} tok/s")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,6 +16,13 @@ bytes per second, ``r`` a link's round trip and ``w`` its throughput:
   and the activation goes once around the cycle of stages:
   ``N`` hops of ``r / 2 + a / w``.
 
+Every layer also costs a fixed ``LAYER_OVERHEAD_S`` per token that no split divides:
+the attention over the cache, the norms, the kernel calls and the Python around them,
+which the self-test's big matrices do not see (``bench/selftest.py`` measures it as the
+demo model's decode time beyond its weight bytes over the self-test speed). Every plan
+pays it once per layer (tensor members run every layer in lock-step; pipeline stages
+run theirs one after another).
+
 Every exchange (an all-to-all round, a pipeline hop) also costs a fixed
 ``EXCHANGE_OVERHEAD_S`` on top of the link: framing, TLS, the Python on both ends and
 thread wake-ups, which ``bench/distributed.py`` measures as ``o`` with no delay injected.
@@ -31,6 +38,7 @@ from collections.abc import Sequence
 from reconciler.placement.inputs import LinkMeasure, MemberMeasure, ModelCost
 
 EXCHANGE_OVERHEAD_S = 0.8e-3  # bench/distributed.py's ``o`` (two agents, TLS on veth)
+LAYER_OVERHEAD_S = 0.25e-3  # bench/selftest.py's per-layer remainder (demo model, int8)
 
 
 def link_between(links: Sequence[LinkMeasure], a: str, b: str) -> LinkMeasure | None:
@@ -40,7 +48,12 @@ def link_between(links: Sequence[LinkMeasure], a: str, b: str) -> LinkMeasure | 
 
 def single_seconds(model: ModelCost, member: MemberMeasure) -> float:
     """Seconds per token on one member."""
-    return model.total_bytes / member.weight_bytes_per_s
+    return model.total_bytes / member.weight_bytes_per_s + layers_overhead(model)
+
+
+def layers_overhead(model: ModelCost) -> float:
+    """The per-token cost of the layers beyond their weight bytes (no plan splits it)."""
+    return model.n_layers * LAYER_OVERHEAD_S
 
 
 def tensor_seconds(
@@ -54,6 +67,7 @@ def tensor_seconds(
         f * model.total_bytes / m.weight_bytes_per_s
         for m, f in zip(members, fractions, strict=True)
     )
+    compute += layers_overhead(model)
     if len(members) == 1:
         return compute
     pairs = [_link(links, a.node_id, b.node_id) for a in members for b in members if a != b]
@@ -71,7 +85,7 @@ def pipeline_seconds(
 ) -> float:
     """Seconds per token of a pipeline; ``stages[0]`` is the coordinator (it embeds), the
     last stage runs the LM head."""
-    compute = model.head_bytes / stages[-1].weight_bytes_per_s
+    compute = model.head_bytes / stages[-1].weight_bytes_per_s + layers_overhead(model)
     compute += sum(
         n * model.layer_bytes / s.weight_bytes_per_s for s, n in zip(stages, layers, strict=True)
     )

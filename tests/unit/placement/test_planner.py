@@ -134,3 +134,14 @@ def test_pooling_must_pay_by_a_margin() -> None:
     assert single.predicted_tok_s < asked.predicted_tok_s < 1.15 * single.predicted_tok_s
     p = choose_plan("auto", "a", members, links, model)
     assert p.kind == "single" and "would not pay" in p.reason
+
+
+def test_a_small_model_pays_more_than_its_weight_bytes() -> None:
+    """A small model's decode is mostly the layers' fixed cost (attention, norms, kernel
+    calls), not its weight bytes: the prediction is below bytes over speed, and a member
+    ten times faster at matmuls is not predicted ten times faster."""
+    links = [link("a", "b", 0.1)]
+    slow = choose_plan("single", "a", [member("a"), member("b")], links, DEMO)
+    fast = choose_plan("single", "a", [member("a", 10 * SPEED), member("b")], links, DEMO)
+    assert slow.predicted_tok_s < SPEED / DEMO.total_bytes
+    assert fast.predicted_tok_s < 5 * slow.predicted_tok_s
