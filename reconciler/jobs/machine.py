@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from reconciler.gossip.ring import Ring
 from reconciler.jobs import messages as m
@@ -53,28 +52,19 @@ from reconciler.jobs.machineevents import (
     StopSlice,
     TokenOut,
 )
-from reconciler.jobs.plans import ring_problem
+from reconciler.jobs.machineoffers import (
+    BUSY,
+    MAX_RUNS,
+    MAX_RUNS_PER_PEER,
+    Rank,
+    busy,
+    refused_reason,
+    ring_refusal,
+    unexpected,
+)
 from reconciler.placement.ringplan import JobPlan
 
-MAX_RUNS_PER_PEER = 2
-MAX_RUNS = 4
-BUSY = "this member is busy"
-LOAD_FAILED_TO_PEER = "could not load the model on this member (its agent log says why)"
 REPORTS = m.JobAbort | m.JobReady | m.JobLoadFailed | m.LoadProgress | m.JobDone
-
-
-@dataclass
-class Rank:
-    """This node's rank of one session: ``loading`` -> ``ready`` -> ``running``."""
-
-    offer: m.JobOffer
-    coordinator: str
-    state: str = "loading"
-    deadline: float | None = None  # for START, on a member of a remote coordinator
-
-    @property
-    def node_ids(self) -> list[str]:
-        return [p.node_id for p in self.offer.participants]
 
 
 class JobMachine:
@@ -190,8 +180,7 @@ class JobMachine:
         rank = self.ranks.pop(session, None)
         if rank is None:
             return
-        if rank.coordinator != self.self_id and reason == Reason.LOAD_FAILED:
-            message = LOAD_FAILED_TO_PEER
+        message = refused_reason(reason, message, to_peer=rank.coordinator != self.self_id)
         self._report(
             rank, m.JobLoadFailed(rank.offer.job_id, session, self.self_id, reason, message), now
         )
@@ -233,34 +222,20 @@ class JobMachine:
     # -- member --------------------------------------------------------------------------
 
     def _on_offer(self, coordinator: str, offer: m.JobOffer, now: float) -> None:
-        if offer.session in self.ranks:
-            return self._drop("duplicate-offer")
-        if offer.rank_of(self.self_id) is None or offer.rank_of(coordinator) is None:
-            return self._drop("not-a-participant")
-        if any(r.offer.job_id == offer.job_id and r.coordinator != coordinator
-               for r in self.ranks.values()):  # fmt: skip
-            return self._drop("job-of-another-coordinator")
-        refusal = self._refusal(coordinator, offer)
-        if refusal is None:
-            self._accept(offer, coordinator, now)
-            return
-        reason, message = refusal
+        drop = unexpected(offer, coordinator, self.self_id, self.ranks)
+        if drop is not None:
+            return self._drop(drop)
+        if busy(coordinator, self.ranks, self.max_runs_per_peer, self.max_runs):
+            self._drop("too-many-runs")
+            return self._refuse(offer, coordinator, Reason.LOAD_FAILED, BUSY)
+        mismatch = ring_refusal(offer, self.ring_view() if self.ring_view is not None else None)
+        if mismatch is not None:
+            return self._refuse(offer, coordinator, Reason.RING_MISMATCH, mismatch)
+        self._accept(offer, coordinator, now)
+
+    def _refuse(self, offer: m.JobOffer, coordinator: str, reason: str, message: str) -> None:
         refused = m.JobLoadFailed(offer.job_id, offer.session, self.self_id, reason, message)
         self._outbox.append(Send(coordinator, m.encode(refused), offer.session))
-
-    def _refusal(self, coordinator: str, offer: m.JobOffer) -> tuple[str, str] | None:
-        from_peer = sum(r.coordinator == coordinator for r in self.ranks.values())
-        if from_peer >= self.max_runs_per_peer or len(self.ranks) >= self.max_runs:
-            self._drop("too-many-runs")
-            return Reason.LOAD_FAILED, BUSY
-        ring = self.ring_view() if self.ring_view is not None else None
-        if ring is None:
-            return None
-        if ring.hash != offer.ring_hash:
-            mine = f"my ring is {ring.hash[:12]} (epoch {ring.epoch}), not {offer.ring_hash[:12]}"
-            return Reason.RING_MISMATCH, mine
-        problem = ring_problem(offer, ring)
-        return (Reason.RING_MISMATCH, problem) if problem is not None else None
 
     def _accept(self, offer: m.JobOffer, coordinator: str, now: float) -> None:
         rank = Rank(offer, coordinator)

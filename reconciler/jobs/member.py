@@ -164,9 +164,7 @@ class MemberRun:
             if not self.cache.activations_chosen and need * INT8_LAYOUT > free:
                 activations = "exact"  # the compact layout fits where int8's would not
                 log.info("job %s: exact activations, the int8 layout would not fit", offer.job_id)
-        weights = self.cache.shard(
-            self.model_path, info.config, share, self._progress, activations
-        )
+        weights = self.cache.shard(self.model_path, info.config, share, self._progress, activations)
         return Engine(info.config, weights, comm, positions), info.tokenizer
 
     def _progress(self, fraction: float) -> None:

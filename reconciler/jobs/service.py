@@ -39,8 +39,9 @@ from reconciler.jobs import machineevents as ev
 from reconciler.jobs.coordinator import Coordination, make_offer
 from reconciler.jobs.errors import JobFailed, JobProtocolError, Reason
 from reconciler.jobs.limits import prompt_problem
-from reconciler.jobs.machine import LOAD_FAILED_TO_PEER as LOAD_FAILED_TO_PEER
-from reconciler.jobs.machine import MAX_RUNS, MAX_RUNS_PER_PEER, JobMachine
+from reconciler.jobs.machine import JobMachine
+from reconciler.jobs.machineoffers import LOAD_FAILED_TO_PEER as LOAD_FAILED_TO_PEER
+from reconciler.jobs.machineoffers import MAX_RUNS, MAX_RUNS_PER_PEER
 from reconciler.jobs.member import MemberRun
 from reconciler.jobs.messages import JobOffer, MemberStats
 from reconciler.jobs.netcollectives import (

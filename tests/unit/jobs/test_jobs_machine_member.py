@@ -9,7 +9,7 @@ import pytest
 from reconciler.jobs import machineevents as ev
 from reconciler.jobs import messages as m
 from reconciler.jobs.errors import Reason
-from reconciler.jobs.machine import BUSY, LOAD_FAILED_TO_PEER
+from reconciler.jobs.machineoffers import BUSY, LOAD_FAILED_TO_PEER
 from tests.unit.jobs.conftest import make_ring
 from tests.unit.jobs.machinekit import RING, SESSION, Kit, offer, stats
 
