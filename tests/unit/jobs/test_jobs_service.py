@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -138,14 +137,6 @@ def _drop_c_at_first_token(call_member_lost: bool) -> Callable[[Any, TokenEvent]
     return on_token
 
 
-async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Let the loop run until ``condition`` holds (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        await asyncio.sleep(0.005)
-    return condition()
-
-
 @pytest.mark.parametrize("gossip_reports", [True, False], ids=["member_lost", "silent"])
 def test_member_lost_mid_job_fails_fast(
     fake_net: Any,
@@ -157,11 +148,13 @@ def test_member_lost_mid_job_fails_fast(
     freed: list[bool] = []
 
     async def survivors_free_their_ranks(net: Any) -> None:
-        """Before anyone calls close(): a and b drop their runs and their threads end."""
-        freed.append(
-            await _until(lambda: not net.services["a"].runs and not net.services["b"].runs)
-        )
-        freed.append(await _until(lambda: not live_job_threads({"a", "b"})))
+        """Before anyone calls close(): once the ABORTs arrived, a and b hold no run, and
+        their threads end."""
+        await net.settled()
+        freed.append(not net.services["a"].runs and not net.services["b"].runs)
+        threads = live_job_threads({"a", "b"})
+        await asyncio.to_thread(lambda: [t.join(5.0) for t in threads])
+        freed.append(not live_job_threads({"a", "b"}))
 
     outcome, _, _ = _run_job(
         fake_net,
