@@ -119,3 +119,21 @@ def test_same_seed_same_history() -> None:
         return sim.now, tuple(sim.agents[ids[0]].tokens[session])
 
     assert history() == history()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lost_control_messages_never_hang_a_job(seed: int) -> None:
+    """A fifth of the control messages vanish (offers, READY, START, DONE, ABORT): the
+    job either gives the right tokens or fails with a timeout's reason, in bounded
+    simulated time, and every rank is let go of in the end."""
+    links = Links(control=LinkModel(loss=0.2))
+    sim, ids = pool(3, seed=seed, links=links, ready_timeout=30.0, done_timeout=5.0)
+    session = sim.coordinate(ids[0], PROMPT, max_tokens=10)
+    assert sim.run_until(lambda: outcome(sim, ids[0], session) is not None, 60.0) is not None
+    done = outcome(sim, ids[0], session)
+    if isinstance(done, ev.JobSucceeded):
+        assert done.result.token_ids == [token_for(tuple(PROMPT), k) for k in range(10)]
+    else:
+        assert isinstance(done, ev.JobEnded)
+        assert done.error.reason in (Reason.LOAD_TIMEOUT, Reason.MEMBER_LOST), done.error
+    assert sim.run_until(lambda: idle(sim), 40.0) is not None
