@@ -277,3 +277,40 @@ def test_a_q80_job_sends_fewer_bytes_and_every_rank_stays_in_step(
         assert a.collectives == b.collectives  # the same calls, smaller contributions
         # the tiny model's rows are 2-3 blocks: frame headers weigh more than at dim 576
         assert b.bytes_sent < 0.5 * a.bytes_sent
+
+
+def test_a_cancelled_job_aborts_its_members(
+    fake_net: Any, ring_of: Any, live_job_threads: Any
+) -> None:
+    """The Job is deleted mid-run (its task cancelled): every member hears JOB_ABORT and
+    lets go of its rank; nothing is left running."""
+    ring = ring_of(SPLITS["tp2-uneven"])
+    params = SamplingParams(max_tokens=200, ignore_eos=True)
+
+    async def main() -> tuple[bool, int, bool]:
+        net = fake_net(asyncio.get_running_loop())
+        for slot in ring.members:
+            net.add(slot.node_id)
+        first = asyncio.Event()
+        task = asyncio.create_task(
+            net.services["a"].run(
+                JobRequest("j", MODEL, [1, 5, 9], params, ring), None, lambda event: first.set()
+            )
+        )
+        try:
+            await first.wait()
+            task.cancel()
+            cancelled = False
+            try:
+                await task
+            except asyncio.CancelledError:
+                cancelled = True
+            await net.settled()
+            runs = sum(len(svc.runs) + len(svc.machine.ranks) for svc in net.services.values())
+            threads = live_job_threads()
+            await asyncio.to_thread(lambda: [t.join(5.0) for t in threads])
+            return cancelled, runs, not live_job_threads()
+        finally:
+            net.close()
+
+    assert asyncio.run(main()) == (True, 0, True)
