@@ -229,6 +229,10 @@ class MeshSim:
         elif isinstance(event, ev.JobSucceeded | ev.JobEnded):
             agent.outcomes[event.session] = (self.now, event)
 
+    def flush(self, node_id: str) -> None:
+        """Collect what an agent produced after the test called one of its machines."""
+        self._pump(self.agents[node_id])
+
     def step(self) -> bool:
         if not self._heap:
             return False

@@ -137,3 +137,22 @@ def test_lost_control_messages_never_hang_a_job(seed: int) -> None:
         assert isinstance(done, ev.JobEnded)
         assert done.error.reason in (Reason.LOAD_TIMEOUT, Reason.MEMBER_LOST), done.error
     assert sim.run_until(lambda: idle(sim), 40.0) is not None
+
+
+def test_garbage_from_a_member_mid_job_is_dropped_and_the_job_completes() -> None:
+    sim, ids = pool(3, seed=11)
+    coordinator, noisy = ids[0], ids[1]
+    session = sim.coordinate(coordinator, PROMPT, max_tokens=12)
+    assert sim.run_until(lambda: bool(sim.agents[coordinator].tokens.get(session)), 10.0)
+    for i in range(50):
+        junk = sim.rng.randbytes(sim.rng.randrange(1, 60))
+        for target in (coordinator, ids[2]):
+            sim.agents[target].jobs.receive_message(
+                noisy, junk if i % 2 else b"MJ\x01" + junk, sim.now
+            )
+            sim.flush(target)
+    assert sim.run_until(lambda: outcome(sim, coordinator, session) is not None, 30.0) is not None
+    done = outcome(sim, coordinator, session)
+    assert isinstance(done, ev.JobSucceeded)
+    assert done.result.token_ids == [token_for(tuple(PROMPT), k) for k in range(12)]
+    assert all(sum(sim.agents[n].jobs.drops.values()) == 50 for n in (coordinator, ids[2]))
