@@ -118,6 +118,8 @@ class JobMachine:
         """Offer ``offer`` (its participants include this node) and load our own rank."""
         if offer.session in self.coordinations or offer.session in self.ranks:
             raise ValueError(f"session {offer.session} is in use")
+        if offer.rank_of(self.self_id) is None:
+            raise ValueError(f"{self.self_id} is not a participant of its own offer")
         coord = Coordination(offer, self.self_id, now, plan)
         coord.deadline = now + self.ready_timeout
         self.coordinations[offer.session] = coord

@@ -189,3 +189,5 @@ def test_a_session_cannot_be_coordinated_twice() -> None:
     kit.machine.coordinate(offer(), kit.now)
     with pytest.raises(ValueError, match="in use"):
         kit.machine.coordinate(offer(), kit.now)
+    with pytest.raises(ValueError, match="not a participant"):
+        Kit("z").machine.coordinate(offer(), kit.now)
