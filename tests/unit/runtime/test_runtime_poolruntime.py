@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from manifests import Pool
 from reconciler import material
 from reconciler.certs.member import sign_member_certificate
@@ -23,11 +25,19 @@ from reconciler.context import DeviceContext
 from reconciler.home import Home
 from reconciler.node import init_node, load_identity
 from reconciler.pools import create_root, load_root
+from reconciler.runtime import measuring
 from reconciler.runtime.poolruntime import PoolRuntime
 from reconciler.store import Store
 from reconciler.store_admin import record_revocation
 
 DEADLINE = 30.0  # seconds on the loop's clock: a bound for a hung test, not a figure
+
+
+@pytest.fixture(autouse=True)
+def no_kernel_selftest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime's speed stays unmeasured: no self-test thread outlives a test."""
+    monkeypatch.setenv(measuring.SELFTEST_ENV, "0")
+    monkeypatch.setattr(measuring, "_result", [])
 
 
 @dataclass
