@@ -22,6 +22,7 @@ from manifests import ObjectMeta, Pool
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import sign_member_certificate
 from reconciler.certs.x509util import der_to_pem
+from reconciler.controlplane.limits import CONNECTIONS_PER_ADDRESS
 from reconciler.controlplane.serve import ControlPlane
 from reconciler.drivers.service_tls import load_served_pools
 from reconciler.drivers.tls import TlsFiles, client_context, server_context
@@ -121,15 +122,19 @@ async def _control_plane(home: Home, files: TlsFiles) -> float:
             await http.get("/v1/ring")
             remaining = HTTP_REQUESTS
 
-            async def worker() -> None:
+            async def worker(n: int) -> None:
                 nonlocal remaining
-                async with httpx.AsyncClient(verify=ctx, base_url=http.base_url) as mine:
+                # the control plane caps connections per address (limits.py): spread the
+                # clients over loopback source addresses, as clients on many devices are
+                source = f"127.0.0.{2 + n // CONNECTIONS_PER_ADDRESS}"
+                transport = httpx.AsyncHTTPTransport(verify=ctx, local_address=source)
+                async with httpx.AsyncClient(transport=transport, base_url=http.base_url) as mine:
                     while remaining > 0:
                         remaining -= 1
                         (await mine.get("/v1/ring")).raise_for_status()
 
             start = time.perf_counter()
-            await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(CONCURRENCY))), 120)
+            await asyncio.wait_for(asyncio.gather(*(worker(n) for n in range(CONCURRENCY))), 120)
             return HTTP_REQUESTS / (time.perf_counter() - start)
     finally:
         await plane.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -95,6 +95,17 @@ class BaseStatus(LenientModel):
         default=None, description="The spec generation the agent last acted on."
     )
     conditions: list[Condition] = Field(default_factory=list, description="Observations.")
+
+    @classmethod
+    def patch(cls, **fields: Any) -> dict[str, Any]:
+        """The given fields (Python names) as the partial status document the store merges
+        into a stored status: validated, camelCase, JSON values; fields not given are left
+        out. An unknown name is a TypeError, a bad value pydantic's ValidationError."""
+        unknown = sorted(set(fields) - set(cls.model_fields))
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no field {', '.join(unknown)}")
+        validated = cls.model_validate(fields)
+        return validated.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of that type, if any."""

@@ -130,6 +130,21 @@ class JobStatus(BaseStatus):
     )
     members: list[JobMemberStatus] = Field(default_factory=list, description="Per member.")
     plan: JobPlanStatus | None = Field(default=None, description="The plan the job runs under.")
+    prompt_token_ids: list[int] | None = Field(
+        default=None, description="The prompt's token ids, as the coordinator tokenised it."
+    )
+    load_progress: dict[str, float] | None = Field(
+        default=None, description="Fraction of its slice each member has loaded, by node ID."
+    )
+    finish_reason: str | None = Field(
+        default=None, description="Why generation stopped: eos, stop or length."
+    )
+    failure_reason: str | None = Field(
+        default=None, description="CamelCase reason of a failure, e.g. Cancelled or MemberLost."
+    )
+    failure_message: str | None = Field(
+        default=None, description="Human-readable explanation of a failure."
+    )
 
 
 class Job(StrictModel):

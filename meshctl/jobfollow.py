@@ -78,7 +78,7 @@ def _polled(store: Store, name: str, waiting: Callable[[str], None], shown: int)
 
 def waiting_text(job: Job) -> str:
     ready = job.status.condition("Ready")
-    progress = (job.status.model_extra or {}).get("loadProgress") or {}
+    progress = job.status.load_progress or {}
     if progress:
         loaded = ", ".join(f"{node[-6:]} {fraction:.0%}" for node, fraction in progress.items())
         return f"loading slices: {loaded}"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from manifests import Job
+from manifests.job import JobStatus
 from reconciler.controllers.base import Action, ConditionSpec, Plan, not_ready, ready
 from reconciler.jobs.errors import Reason
 
@@ -66,7 +67,9 @@ def plan(job: Job, observed: JobObserved, now: float) -> Plan:
         return _cancel(job, observed)
     if phase in ("Scheduled", "Running") and not observed.running:
         message = "the agent stopped while the job ran; apply the Job again to rerun it"
-        status = {"phase": "Failed", "failureReason": "Interrupted", "failureMessage": message}
+        status = JobStatus.patch(
+            phase="Failed", failure_reason="Interrupted", failure_message=message
+        )
         return Plan(status=status, conditions=[not_ready("Interrupted", message)])
     if observed.running:
         return Plan(conditions=[ConditionSpec("Ready", "False", "Running", "generating")])
@@ -98,7 +101,7 @@ def _cancel(job: Job, observed: JobObserved) -> Plan:
     if observed.running:
         return Plan(actions=[CancelJob(job.metadata.name, reason)])
     message = f"cancelled: {reason}"
-    status = {"phase": "Failed", "failureReason": "Cancelled", "failureMessage": message}
+    status = JobStatus.patch(phase="Failed", failure_reason="Cancelled", failure_message=message)
     return Plan(status=status, conditions=[not_ready("Cancelled", message)])
 
 
@@ -108,9 +111,8 @@ def _finished(job: Job) -> Plan:
         return Plan(
             status={"phase": "Succeeded"}, conditions=[ready("Succeeded", f"{tokens} tokens")]
         )
-    extra = job.status.model_extra or {}
-    reason = str(extra.get("failureReason") or "Failed")
-    message = str(extra.get("failureMessage") or "the job failed")
+    reason = job.status.failure_reason or "Failed"
+    message = job.status.failure_message or "the job failed"
     if reason in REFUSALS:
         return _refused(reason, message)
     return Plan(status={"phase": "Failed"}, conditions=[not_ready(reason, message)])
@@ -120,7 +122,7 @@ REFUSALS = (Reason.PROMPT_TOO_LONG,)  # failures of the spec itself: the Job is 
 
 
 def _refused(reason: str, message: str) -> Plan:
-    status = {"phase": "Failed", "failureReason": reason, "failureMessage": message}
+    status = JobStatus.patch(phase="Failed", failure_reason=reason, failure_message=message)
     stalled = ConditionSpec("Stalled", "True", reason, message)
     return Plan(status=status, conditions=[not_ready(reason, message), stalled])
 

@@ -123,15 +123,13 @@ async def follow(
 
 
 def finish_reason(job: Job) -> str:
-    extra = job.status.model_extra or {}
-    return FINISH_REASONS.get(str(extra.get("finishReason")), "stop")
+    return FINISH_REASONS.get(str(job.status.finish_reason), "stop")
 
 
 def failure(job: Job) -> ApiError:
     """The API error of a failed job."""
-    extra = job.status.model_extra or {}
-    reason = str(extra.get("failureReason") or "Failed")
-    message = str(extra.get("failureMessage") or "the job failed")
+    reason = job.status.failure_reason or "Failed"
+    message = job.status.failure_message or "the job failed"
     status, type_ = FAILURES.get(reason, (500, "server_error"))
     return ApiError(status, f"job {job.metadata.name}: {reason}: {message}", type_, code=reason)
 

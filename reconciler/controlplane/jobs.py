@@ -15,10 +15,11 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import ConfigDict
 
 from manifests import Job, to_document
 from reconciler.controlplane.auth import Caller, require_member
@@ -44,6 +45,16 @@ log = logging.getLogger("meshnet.control-plane")
 FINAL = ("Succeeded", "Failed")
 
 
+# The body of POST /v1/jobs: a Job (same name and schema), built with the app rather than
+# deferred, since FastAPI validates a deferred model outside its filter of pydantic's alias
+# warning (UnsupportedFieldAttributeWarning "alias ... 'job'").
+if TYPE_CHECKING:
+    Submitted = Job
+else:
+    Submitted = type("Job", (Job,), {"__doc__": Job.__doc__, "__module__": __name__,
+                                     "model_config": ConfigDict(defer_build=False)})  # fmt: skip
+
+
 def _store(request: Request) -> Store:
     state: AppState = request.app.state.meshnet
     return state.store()
@@ -57,7 +68,7 @@ def _job(store: Store, caller: Caller, name: str) -> Job:
 
 
 @router.post("", status_code=201)
-def submit(job: Job, request: Request, caller: Member) -> dict[str, Any]:
+def submit(job: Submitted, request: Request, caller: Member) -> dict[str, Any]:
     """Create a Job (its status is ignored); 409 if one of that name exists, 422 if its
     prompt + maxTokens is beyond the model's context or a job frame limit."""
     if job.spec.pool != caller.pool.name:

@@ -1,5 +1,10 @@
 """Distributed inference jobs: offers, slice loading, the shared generation loop.
 
+The protocol is the sans-IO ``machine.JobMachine`` (``coordinator.py``: a job's state
+on its coordinator, ``machineoffers.py``: a member's checks, ``machineevents.py``: its
+outputs); ``service.JobService`` drives it on the peer links, the event loop's timer
+and the engine threads of ``member.py``.
+
 The package re-exports nothing: import each name from its module, so that reading a
 message (``jobs.messages``) does not load the service, the peer links and the engine.
 The agent's use::

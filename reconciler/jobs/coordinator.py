@@ -1,29 +1,43 @@
 """The coordinator's view of one job run: who is ready, the tokens, who reported stats.
 
-A :class:`Coordination` is the sink of the coordinator's own member run and receives
-the remote members' READY / LOAD_FAILED / PROGRESS / DONE / ABORT messages. Its futures
-(``all_ready``, ``local_done``, ``all_done``) fail together with the first
-:class:`JobFailed`, so whatever :meth:`JobService.run` is waiting for ends at once.
+A :class:`Coordination` is plain state, kept by :class:`~reconciler.jobs.machine.JobMachine`
+(no futures, no clock: every time comes in as ``now``). Its phases::
+
+    loading --all READY--> running --own rank done--> closing --all DONE/timeout--> (result)
+       \\________________________ first failure (before own rank done) ____________> (failed)
+
+A failure after the coordinator's own rank finished does not fail the job: every token
+is known, so the result is reported with the stats that arrived (``missing_stats``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable
+from typing import Protocol
 
-from reconciler.inference.generate import TokenEvent
 from reconciler.jobs.errors import JobFailed, Reason
 from reconciler.jobs.messages import JobOffer, MemberStats, Participant
 from reconciler.jobs.plans import participants
 from reconciler.jobs.results import JobRequest, JobResult
 from reconciler.placement.ringplan import JobPlan
 
-log = logging.getLogger("meshnet.jobs")
+LOADING, RUNNING, CLOSING = "loading", "running", "closing"
 
-ProgressCallback = Callable[[str, float], None]  # (node id, fraction of its slice loaded)
-TokenCallback = Callable[[TokenEvent], None]
-PlanCallback = Callable[[JobPlan, str], None]  # (the plan, the wire format resolved here)
+
+class Token(Protocol):
+    """What the coordinator needs of a generated token (``inference.generate.TokenEvent``)."""
+
+    @property
+    def token_id(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def finish_reason(self) -> str | None: ...
+    @property
+    def step_ms(self) -> float: ...
+    @property
+    def prefill_ms(self) -> float: ...
+    @property
+    def round(self) -> int: ...
 
 
 def make_offer(request: JobRequest, session: int, plan: JobPlan | None = None) -> JobOffer:
@@ -53,29 +67,21 @@ def make_offer(request: JobRequest, session: int, plan: JobPlan | None = None) -
 
 
 class Coordination:
-    """State of one job on its coordinator (event-loop thread only)."""
+    """State of one job on its coordinator."""
 
     def __init__(
-        self,
-        offer: JobOffer,
-        self_id: str,
-        loop: asyncio.AbstractEventLoop,
-        on_progress: ProgressCallback | None,
-        on_token: TokenCallback | None,
-        plan: JobPlan | None = None,
+        self, offer: JobOffer, self_id: str, now: float, plan: JobPlan | None = None
     ) -> None:
-        self.offer, self.self_id, self.loop, self.plan = offer, self_id, loop, plan
+        self.offer, self.self_id, self.plan = offer, self_id, plan
         self.wire = offer.wire  # f32 or q80, the same for every member
-        self.on_progress, self.on_token = on_progress, on_token
         self.node_ids = [p.node_id for p in offer.participants]
+        self.phase = LOADING
         self.ready_nodes: set[str] = set()
         self.stats: dict[str, MemberStats] = {}
-        self.events: list[TokenEvent] = []
-        self.all_ready: asyncio.Future[None] = loop.create_future()
-        self.local_done: asyncio.Future[None] = loop.create_future()
-        self.all_done: asyncio.Future[None] = loop.create_future()
+        self.events: list[Token] = []
         self.error: JobFailed | None = None
-        self.created = loop.time()
+        self.deadline: float | None = None  # of the current phase, if it has one
+        self.created = now
         self.started = self.first_token = self.ready_at = 0.0
 
     @property
@@ -85,50 +91,31 @@ class Coordination:
     def missing(self, have: set[str] | dict[str, MemberStats]) -> list[str]:
         return [n for n in self.node_ids if n not in have]
 
-    # -- MemberSink (local member) and remote messages ---------------------------------
-
-    def progress(self, node_id: str, fraction: float) -> None:
-        if self.on_progress is not None:
-            _safely(self.on_progress, node_id, fraction)
-
-    def ready(self, node_id: str, load_ms: float, resident_bytes: int) -> None:
+    def ready(self, node_id: str, now: float) -> bool:
+        """Record a READY; True when it was the last one missing."""
         if node_id in self.ready_nodes:
-            return
+            return False
         self.ready_nodes.add(node_id)
-        self.progress(node_id, 1.0)
-        if not self.missing(self.ready_nodes):
-            self.ready_at = self.loop.time()
-            _resolve(self.all_ready)
+        if self.missing(self.ready_nodes):
+            return False
+        self.ready_at = now
+        return True
 
-    def load_failed(self, node_id: str, reason: str, message: str) -> None:
-        self.fail(JobFailed(reason, f"{node_id}: {message}"))
-
-    def token(self, event: TokenEvent) -> None:
+    def token(self, event: Token, now: float) -> None:
         if not self.events:
-            self.first_token = self.loop.time()
+            self.first_token = now
         self.events.append(event)
-        if self.on_token is not None:
-            _safely(self.on_token, event)
 
     def done(self, stats: MemberStats) -> None:
         self.stats.setdefault(stats.node_id, stats)
-        if stats.node_id == self.self_id:
-            _resolve(self.local_done)
-        if not self.missing(self.stats):
-            _resolve(self.all_done)
 
-    def failed(self, node_id: str, reason: str, message: str) -> None:
-        self.fail(JobFailed(reason, f"{node_id}: {message}"))
-
-    def fail(self, error: JobFailed) -> None:
-        """The first failure wins; every pending wait raises it."""
-        if self.error is not None:
-            return
-        self.error = error
-        for fut in (self.all_ready, self.local_done, self.all_done):
-            if not fut.done():
-                fut.set_exception(error)
-                fut.exception()  # retrieved: no "never retrieved" warning
+    def late(self) -> JobFailed:
+        """Why the current phase's deadline passed."""
+        if self.phase == LOADING:
+            missing = self.missing(self.ready_nodes)
+            return JobFailed(Reason.LOAD_TIMEOUT, f"not ready in time: {', '.join(missing)}")
+        missing = self.missing(self.stats)
+        return JobFailed(Reason.MEMBER_LOST, f"no JOB_DONE from {', '.join(missing)}")
 
     # -- the result ----------------------------------------------------------------------
 
@@ -166,15 +153,3 @@ class Coordination:
 
 def _no_stats(p: Participant) -> MemberStats:
     return MemberStats(p.node_id, p.start, p.end, 0.0, 0.0, 0, 0, 0, 0.0, 0, 0.0, 0)
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-def _safely(fn: Callable[..., None], *args: object) -> None:
-    try:
-        fn(*args)
-    except Exception:
-        log.exception("a job callback failed")

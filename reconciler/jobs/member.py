@@ -1,9 +1,14 @@
 """One member's part of one job: load its slice, then run the shared generation loop.
 
+This is the engine side of the driver: :class:`~reconciler.jobs.service.JobService`
+creates a run when the job machine says ``LoadSlice``, starts it on ``StartSlice`` and
+aborts it on ``StopSlice``; the run decides nothing of the protocol.
+
 Every rank runs the same ``generate`` loop on its own Engine: logits are all-gathered,
 so every rank samples the same token with the same seeded generator and no token is
 ever broadcast. Loading and generation run in threads of their own; everything they
-report goes to a :class:`MemberSink` on the event loop (``call_soon_threadsafe``).
+report goes to a :class:`MemberSink` on the event loop (``call_soon_threadsafe``), which
+hands it to the machine.
 """
 
 from __future__ import annotations
@@ -164,9 +169,7 @@ class MemberRun:
             if not self.cache.activations_chosen and need * INT8_LAYOUT > free:
                 activations = "exact"  # the compact layout fits where int8's would not
                 log.info("job %s: exact activations, the int8 layout would not fit", offer.job_id)
-        weights = self.cache.shard(
-            self.model_path, info.config, share, self._progress, activations
-        )
+        weights = self.cache.shard(self.model_path, info.config, share, self._progress, activations)
         return Engine(info.config, weights, comm, positions), info.tokenizer
 
     def _progress(self, fraction: float) -> None:

@@ -21,19 +21,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from reconciler.inference.sampling import MAX_DRAFT_TOKENS, SamplingParams
+from reconciler.inference.sampling import SamplingParams
+from reconciler.jobs import fields
 from reconciler.jobs.errors import JobProtocolError
-from reconciler.jobs.fields import Fields
-from reconciler.jobs.offerplan import (
-    PLANS,
-    check_plan,
-    choice,
-    participant,
-    participant_doc,
-)
 from reconciler.jobs.offerplan import (
     Participant as Participant,
 )
+from reconciler.jobs.offerplan import check_plan, participant, participant_doc
 
 MAGIC = b"MJ"
 VERSION = 1
@@ -188,7 +182,7 @@ def decode(data: bytes) -> Message:
         doc = json.loads(data[_HEADER.size :].decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise JobProtocolError(f"body is not JSON: {exc}") from exc
-    return _from_doc(MessageType(code), Fields(doc))
+    return _from_doc(MessageType(code), doc)
 
 
 def _no_constant(name: str) -> None:
@@ -222,44 +216,45 @@ def _to_doc(m: Message) -> dict[str, Any]:
     return doc
 
 
-def _from_doc(code: MessageType, f: Fields) -> Message:
-    job, session = f.text("job"), f.integer("session", 0, 2**64 - 1)
+def _from_doc(code: MessageType, doc: Any) -> Message:
     if code is MessageType.OFFER:
-        return _offer(job, session, f)
+        return _offer(fields.parse(fields.Offer, doc))
     if code is MessageType.READY:
-        return JobReady(job, session, f.text("node"), f.number("load_ms"), f.integer("resident", 0))
+        r = fields.parse(fields.Ready, doc)
+        return JobReady(r.job, r.session, r.node, r.load_ms, r.resident)
     if code is MessageType.LOAD_FAILED:
-        return JobLoadFailed(job, session, f.text("node"), f.text("reason"), f.text("message"))
+        f = fields.parse(fields.LoadFailed, doc)
+        return JobLoadFailed(f.job, f.session, f.node, f.reason, f.message)
     if code is MessageType.PROGRESS:
-        return LoadProgress(job, session, f.text("node"), f.number("fraction", 0.0, 1.0))
+        p = fields.parse(fields.Progress, doc)
+        return LoadProgress(p.job, p.session, p.node, p.fraction)
     if code is MessageType.START:
-        return JobStart(job, session)
+        b = fields.parse(fields.Body, doc)
+        return JobStart(b.job, b.session)
     if code is MessageType.ABORT:
-        return JobAbort(job, session, f.text("reason"), f.text("message"))
-    return JobDone(job, session, _stats(f.sub("stats")))
+        a = fields.parse(fields.Refusal, doc)
+        return JobAbort(a.job, a.session, a.reason, a.message)
+    d = fields.parse(fields.Done, doc)
+    return JobDone(d.job, d.session, _stats(d.stats))
 
 
-def _offer(job: str, session: int, f: Fields) -> JobOffer:
-    columns = f.integer("columns", 1, 2**31)
-    plan = choice(f, "plan", PLANS, "tensor")
-    members = tuple(
-        participant(m, columns, plan == "pipeline") for m in f.items("members", 1, 4096)
-    )
+def _offer(o: fields.Offer) -> JobOffer:
+    members = tuple(participant(m, o.columns, o.plan == "pipeline") for m in o.members)
     if len({p.node_id for p in members}) != len(members):
         raise JobProtocolError("a node appears twice in the offer")
-    check_plan(plan, columns, members)
+    check_plan(o.plan, o.columns, members)
     return JobOffer(
-        job_id=job,
-        session=session,
-        model_ref=f.text("model"),
-        prompt_ids=tuple(f.integers("prompt", 0, 2**31 - 1)),
-        sampling=_sampling(f.sub("sampling")),
-        ring_epoch=f.integer("epoch", 0),
-        ring_hash=f.text("hash"),
-        shard_columns=columns,
+        job_id=o.job,
+        session=o.session,
+        model_ref=o.model,
+        prompt_ids=tuple(o.prompt),
+        sampling=_sampling(o.sampling),
+        ring_epoch=o.epoch,
+        ring_hash=o.hash,
+        shard_columns=o.columns,
         participants=members,
-        wire=_wire(f),
-        plan=plan,
+        wire=o.wire,
+        plan=o.plan,
     )
 
 
@@ -287,37 +282,9 @@ def _penalties_doc(p: SamplingParams) -> dict[str, float]:
     return {k: v for k, v in doc.items() if v != (1.0 if k == "repetition_penalty" else 0.0)}
 
 
-def _penalty(f: Fields, key: str, default: float, lo: float, hi: float) -> float:
-    return f.number(key, lo, hi) if isinstance(f.value, dict) and key in f.value else default
-
-
-def _wire(f: Fields) -> str:
-    wire = f.text("wire", 8) if isinstance(f.value, dict) and "wire" in f.value else "f32"
-    if wire not in ("f32", "q80"):
-        raise JobProtocolError(f"unknown wire format {wire!r}")
-    return wire
-
-
-def _draft_tokens(f: Fields) -> int:
-    present = isinstance(f.value, dict) and "draft_tokens" in f.value
-    return f.integer("draft_tokens", 0, MAX_DRAFT_TOKENS) if present else 0
-
-
-def _sampling(f: Fields) -> SamplingParams:
+def _sampling(s: fields.Sampling) -> SamplingParams:
     try:
-        return SamplingParams(
-            max_tokens=f.integer("max_tokens", 1, 2**31),
-            temperature=f.number("temperature", 0.0),
-            top_k=f.integer("top_k", 0, 2**31),
-            top_p=f.number("top_p", 0.0, 1.0),
-            seed=f.integer("seed", 0, 2**64 - 1),
-            stop=tuple(s.text(None) for s in f.items("stop", 0, 64)),
-            ignore_eos=f.flag("ignore_eos"),
-            presence_penalty=_penalty(f, "presence_penalty", 0.0, -2.0, 2.0),
-            frequency_penalty=_penalty(f, "frequency_penalty", 0.0, -2.0, 2.0),
-            repetition_penalty=_penalty(f, "repetition_penalty", 1.0, 0.0, 10.0),
-            draft_tokens=_draft_tokens(f),
-        )
+        return SamplingParams(**{**s.model_dump(), "stop": tuple(s.stop)})
     except ValueError as exc:
         raise JobProtocolError(f"bad sampling parameters: {exc}") from exc
 
@@ -339,18 +306,18 @@ def _stats_doc(s: MemberStats) -> dict[str, Any]:
     }
 
 
-def _stats(f: Fields) -> MemberStats:
+def _stats(s: fields.Stats) -> MemberStats:
     return MemberStats(
-        node_id=f.text("node"),
-        start=f.integer("start", 0),
-        end=f.integer("end", 0),
-        compute_ms=f.number("compute_ms"),
-        comm_ms=f.number("comm_ms"),
-        bytes_sent=f.integer("bytes_sent", 0),
-        messages_sent=f.integer("messages", 0),
-        collectives=f.integer("collectives", 0),
-        load_ms=f.number("load_ms"),
-        resident_bytes=f.integer("resident", 0),
-        prefill_ms=f.number("prefill_ms"),
-        completion_tokens=f.integer("tokens", 0),
+        node_id=s.node,
+        start=s.start,
+        end=s.end,
+        compute_ms=s.compute_ms,
+        comm_ms=s.comm_ms,
+        bytes_sent=s.bytes_sent,
+        messages_sent=s.messages,
+        collectives=s.collectives,
+        load_ms=s.load_ms,
+        resident_bytes=s.resident,
+        prefill_ms=s.prefill_ms,
+        completion_tokens=s.tokens,
     )

@@ -1,6 +1,6 @@
-"""The plan part of a job offer: participants with their columns and layers, the plan
-kind and the wire format, read from a peer's JSON with every value bounded and checked
-(anything else raises :class:`JobProtocolError`)."""
+"""The plan part of a job offer: participants with their columns and layers, checked
+against the plan kind and the ring's columns once the offer's body is typed
+(fields.Offer; anything else raises :class:`JobProtocolError`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.jobs.errors import JobProtocolError
-from reconciler.jobs.fields import Fields
+from reconciler.jobs.fields import Columns, Stage
 
-MAX_LAYERS = 1 << 16
 PLANS = ("single", "tensor", "pipeline")
 
 
@@ -35,21 +34,16 @@ def participant_doc(plan: str, p: Participant) -> list[Any]:
     return [p.node_id, p.start, p.end]
 
 
-def participant(m: Fields, columns: int, pipeline: bool) -> Participant:
-    node, start, end = m.text(0), m.integer(1, 0, columns), m.integer(2, 0, columns)
+def participant(m: Columns | Stage, columns: int, pipeline: bool) -> Participant:
+    """A typed member of an offer: its columns within the ring's, layers in a pipeline."""
+    node, start, end = m[0], m[1], m[2]
+    if start > columns or end > columns:
+        raise JobProtocolError(f"member {node!r}: columns beyond the ring's {columns}")
     if not pipeline:
         return Participant(node, start, end)
-    return Participant(node, start, end, m.integer(3, 0, MAX_LAYERS), m.integer(4, 0, MAX_LAYERS))
-
-
-def choice(f: Fields, key: str, choices: tuple[str, ...], default: str) -> str:
-    """An optional field with a few allowed values (absent: an older coordinator's)."""
-    if not isinstance(f.value, dict) or key not in f.value:
-        return default
-    value = f.text(key, 16)
-    if value not in choices:
-        raise JobProtocolError(f"{key!r} must be one of {', '.join(choices)}")
-    return value
+    if len(m) != 5:
+        raise JobProtocolError(f"member {node!r}: a pipeline stage names its layers")
+    return Participant(node, start, end, m[3], m[4])
 
 
 def check_plan(plan: str, columns: int, members: tuple[Participant, ...]) -> None:

@@ -1,25 +1,22 @@
-"""The job service of one agent: coordinator of the jobs applied here, member of all.
+"""The job service of one agent: the asyncio driver of :class:`JobMachine`.
 
 Coordinator (``run``): choose the job's plan (``planning.py``: single, tensor or
-pipeline, from the ring, the model's cost and the pool's measurements), offer the job to
-the plan's participants only, load its own slice, wait for every READY, send START, run
-its own rank of the generation loop (streaming tokens to ``on_token``), then collect
-every member's JOB_DONE stats. Member (``on_control``): on
-JOB_OFFER load the slice in a thread (LOAD_PROGRESS), reply JOB_READY, on JOB_START run
-the same loop with :class:`NetworkCollectives`, then send JOB_DONE.
+pipeline, from the ring, the model's cost and the pool's measurements), check the
+prompt against the model, then hand the offer to the machine and await its outcome
+(``JobSucceeded`` or ``JobEnded``). The machine (``machine.py``) decides everything of
+the protocol: offers, READY/START/DONE, member limits, timeouts, member loss, aborts.
 
-Offers from peers are bounded: a member runs at most ``max_runs_per_peer`` jobs offered
-by one coordinator and ``max_runs`` in all, takes part only in plans among its own
-ring's members and shard columns (``plans.ring_problem``), refuses a share larger than
-its free memory (``plans.memory_problem``: never swap, never die), and answers load failures
-toward a remote coordinator with a generic message (the details stay in its own log),
-so an offer cannot probe its files. The
-model of an offer is a name the ``model_resolver`` looks up (reconciler/models.py).
+This driver keeps the I/O: it sends the machine's CONTROL messages through
+``send_control``, arms one event-loop timer at ``get_timer()``, delivers TENSOR frames
+to the running ranks' collectives, and runs each rank's loading and generation in
+threads (``member.py``), reporting what they did back to the machine. The model of an
+offer is a name the ``model_resolver`` looks up (reconciler/models.py); a name that does
+not resolve is refused with ``ModelNotFound`` and a generic message to a peer.
 
 Failure never hangs: ``member_lost`` (from gossip), a collective timeout, a member's
-JOB_ABORT or LOAD_FAILED fail the coordination at once with :class:`JobFailed`, and the
-coordinator then sends JOB_ABORT to every member so their threads stop. Malformed or
-unexpected frames are dropped and counted in ``dropped``; nothing raises to the caller.
+JOB_ABORT or LOAD_FAILED fail the job at once with :class:`JobFailed`, and the members
+hear JOB_ABORT so their threads stop. Malformed or unexpected frames are dropped and
+counted in ``dropped``; nothing raises to the caller.
 """
 
 from __future__ import annotations
@@ -27,27 +24,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import Counter
+import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import psutil
 
 from reconciler.gossip.ring import Ring
 from reconciler.inference.generate import TokenEvent
 from reconciler.inference.kernels import default_activations
-from reconciler.jobs import messages as m
-from reconciler.jobs.coordinator import (
-    Coordination,
-    PlanCallback,
-    ProgressCallback,
-    TokenCallback,
-    make_offer,
-)
+from reconciler.jobs import machineevents as ev
+from reconciler.jobs.coordinator import Coordination, make_offer
 from reconciler.jobs.errors import JobFailed, JobProtocolError, Reason
 from reconciler.jobs.limits import prompt_problem
-from reconciler.jobs.member import MemberRun, MemberSink
+from reconciler.jobs.machine import JobMachine
+from reconciler.jobs.machineoffers import LOAD_FAILED_TO_PEER as LOAD_FAILED_TO_PEER
+from reconciler.jobs.machineoffers import MAX_RUNS, MAX_RUNS_PER_PEER
+from reconciler.jobs.member import MemberRun
+from reconciler.jobs.messages import JobOffer, MemberStats
 from reconciler.jobs.netcollectives import (
     DEFAULT_TIMEOUT,
     NetworkCollectives,
@@ -55,19 +51,28 @@ from reconciler.jobs.netcollectives import (
     split_session,
 )
 from reconciler.jobs.planning import choose
-from reconciler.jobs.plans import resolve_wire, ring_problem
+from reconciler.jobs.plans import resolve_wire
 from reconciler.jobs.results import JobRequest, JobResult
 from reconciler.jobs.shards import ShardCache
-from reconciler.placement.ringplan import MeasureSource
+from reconciler.placement.ringplan import JobPlan, MeasureSource
 
 log = logging.getLogger("meshnet.jobs")
 
-MAX_RUNS_PER_PEER = 2
-MAX_RUNS = 4
 MODEL_NOT_AVAILABLE = "the model is not available on this member"
-LOAD_FAILED_TO_PEER = "could not load the model on this member (its agent log says why)"
 
 SendControl = Callable[[str, bytes], object]  # (node id, payload); False means not sent
+ProgressCallback = Callable[[str, float], None]  # (node id, fraction of its slice loaded)
+TokenCallback = Callable[[TokenEvent], None]
+PlanCallback = Callable[[JobPlan, str], None]  # (the plan, the wire format resolved here)
+
+
+@dataclass
+class _Waiter:
+    """A ``run`` call waiting for its job's outcome."""
+
+    outcome: asyncio.Future[JobResult]
+    on_progress: ProgressCallback | None
+    on_token: TokenCallback | None
 
 
 class JobService:
@@ -92,41 +97,47 @@ class JobService:
         free_memory: Callable[[], int] = lambda: int(psutil.virtual_memory().available),
     ) -> None:
         self.self_id = self_id
+        self.machine = JobMachine(
+            self_id, ready_timeout=ready_timeout, done_timeout=done_timeout,
+            ring_view=ring_view, max_runs_per_peer=max_runs_per_peer, max_runs=max_runs,
+        )  # fmt: skip
         self.send_control = send_control
         self.tensor_transport_factory = tensor_transport_factory
         self.model_resolver = model_resolver
-        self.ready_timeout, self.done_timeout = ready_timeout, done_timeout
         self.collective_timeout = collective_timeout
-        self.ring_view = ring_view
         self.cache = cache or ShardCache()
         self.new_session = new_session
-        self.runs: dict[int, MemberRun] = {}
-        self.coordinations: dict[int, Coordination] = {}
-        self.dropped: Counter[str] = Counter()
-        self._timers: dict[int, asyncio.TimerHandle] = {}
-        self._local_paths: dict[int, str] = {}  # session -> the coordinator's model path
-        self.max_runs_per_peer, self.max_runs = max_runs_per_peer, max_runs
+        self.runs: dict[int, MemberRun] = {}  # the ranks whose threads run here
+        self.dropped = self.machine.drops  # one counter: the machine's and ours
         self.measures = measures  # the pool's published measurements, for the planner
         self.free_memory = free_memory  # a member refuses a share it cannot hold
+        self._waiters: dict[int, _Waiter] = {}
+        self._local_paths: dict[int, str] = {}  # session -> the coordinator's model path
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
 
-    # -- frames from peers (event loop) --------------------------------------------------
+    @property
+    def coordinations(self) -> dict[int, Coordination]:
+        return self.machine.coordinations
+
+    @property
+    def ring_view(self) -> Callable[[], Ring | None] | None:
+        """Gossip's current ring, which offers must match (the machine checks)."""
+        return self.machine.ring_view
+
+    @ring_view.setter
+    def ring_view(self, view: Callable[[], Ring | None] | None) -> None:
+        self.machine.ring_view = view
+
+    # -- frames from peers and gossip (event loop) -------------------------------------
 
     def on_control(self, from_node: str, payload: bytes) -> None:
         """A CONTROL frame from an authenticated peer."""
-        try:
-            msg = m.decode(payload)
-        except JobProtocolError as exc:
-            self._drop("bad-control", exc)
-            return
-        if isinstance(msg, m.JobOffer):
-            self._on_offer(from_node, msg)
-        elif isinstance(msg, m.JobStart | m.JobAbort):
-            self._on_member_order(from_node, msg)
-        if isinstance(msg, m.JobAbort | m.JobReady | m.JobLoadFailed | m.LoadProgress | m.JobDone):
-            self._on_member_report(from_node, msg)
+        self.machine.receive_message(from_node, payload, _now())
+        self._pump()
 
     def on_tensor(self, from_node: str, payload: bytes) -> None:
-        """A TENSOR frame from an authenticated peer."""
+        """A TENSOR frame from an authenticated peer (data plane: straight to the rank)."""
         try:
             session, frame = split_session(payload)
         except JobProtocolError as exc:
@@ -140,19 +151,18 @@ class JobService:
 
     def member_lost(self, node_id: str) -> None:
         """``node_id`` left the ring: fail and abort every job it takes part in."""
-        for coord in list(self.coordinations.values()):
-            if node_id in coord.node_ids and node_id != self.self_id:
-                coord.fail(JobFailed(Reason.MEMBER_LOST, f"member {node_id} was lost"))
-        for run in list(self.runs.values()):
-            if node_id in run.node_ids and node_id != self.self_id:
-                run.abort(f"{Reason.MEMBER_LOST}: member {node_id} was lost")
+        self.machine.member_lost(node_id, _now())
+        self._pump()
 
     def close(self) -> None:
         """Abort every job (the agent is stopping)."""
-        for coord in list(self.coordinations.values()):
-            coord.fail(JobFailed(Reason.ABORTED, "the agent is stopping"))
-        for run in list(self.runs.values()):
+        self.machine.close(_now())
+        self._pump()
+        for run in list(self.runs.values()):  # ranks the machine already let go of
             run.abort("the agent is stopping")
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, None
 
     # -- coordinator ------------------------------------------------------------------------
 
@@ -175,24 +185,29 @@ class JobService:
         plan = await choose(self.self_id, request, self.model_resolver, self.cache, self.measures)
         offer = make_offer(request, self.new_session(), plan)
         await self._check_prompt(offer, request.model_path)
-        coord = Coordination(offer, self.self_id, loop, on_progress, on_token, plan)
-        coord.wire = offer.wire
         if on_plan is not None:
-            on_plan(plan, coord.wire)
-        self.coordinations[offer.session] = coord
+            on_plan(plan, offer.wire)
+        session = offer.session
+        waiter = _Waiter(loop.create_future(), on_progress, on_token)
+        self._waiters[session] = waiter
         if request.model_path is not None:
-            self._local_paths[offer.session] = request.model_path
+            self._local_paths[session] = request.model_path
         try:
-            return await self._coordinate(coord)
+            self.machine.coordinate(offer, loop.time(), plan)
+            self._pump()
+            return await waiter.outcome
         except BaseException as exc:
-            reason = exc.reason if isinstance(exc, JobFailed) else Reason.ABORTED
-            self._abort_all(coord, reason, str(exc) or type(exc).__name__)
+            if not isinstance(exc, JobFailed):  # cancelled: tell the members
+                self.machine.abort(
+                    session, Reason.ABORTED, str(exc) or type(exc).__name__, loop.time()
+                )
+                self._pump()
             raise
         finally:
-            del self.coordinations[offer.session]
-            self._local_paths.pop(offer.session, None)
+            del self._waiters[session]
+            self._local_paths.pop(session, None)
 
-    async def _check_prompt(self, offer: m.JobOffer, local: str | Path | None) -> None:
+    async def _check_prompt(self, offer: JobOffer, local: str | Path | None) -> None:
         """Refuse a prompt beyond the model's context or a frame limit before anything is
         offered or loaded (a model that cannot be read is reported by the load itself);
         ``local`` is the coordinator's own path of the model, if it resolved one."""
@@ -206,184 +221,157 @@ class JobService:
         if problem is not None:
             raise JobFailed(Reason.PROMPT_TOO_LONG, problem)
 
-    async def _coordinate(self, coord: Coordination) -> JobResult:
-        offer = coord.offer
-        payload = m.encode(offer)
-        for node in coord.remote_ids:
-            if self.send_control(node, payload) is False:
-                raise JobFailed(Reason.MEMBER_UNREACHABLE, f"cannot send the offer to {node}")
-        self._accept(offer, self.self_id, coord)
-        await _within(coord.all_ready, self.ready_timeout, lambda: _late(coord, "ready"))
-        local = self.runs.get(offer.session)
-        if coord.error is not None or local is None:  # failed while the wait returned
-            raise coord.error or JobFailed(Reason.ABORTED, "the local rank ended before START")
-        coord.started = coord.loop.time()
-        self._broadcast(coord, m.JobStart(offer.job_id, offer.session))
-        local.start()
-        await coord.local_done
+    # -- the machine's outputs --------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Send the machine's messages, act on its events, arm its timer."""
+        machine = self.machine
+        while True:
+            sends = machine.messages_to_send()
+            for send in sends:
+                if not self._send(send) and send.offer:
+                    machine.unreachable(send.session, send.node, _now())
+            event = machine.next_event()
+            if event is None and not sends:
+                break
+            if event is not None:
+                self._handle(event)
+        self._arm_timer()
+
+    def _send(self, send: ev.Send) -> bool:
         try:
-            await _within(coord.all_done, self.done_timeout, lambda: _late(coord, "done"))
-        except JobFailed as exc:  # every token is known: report the stats we have
-            log.warning("job %s: %s", offer.job_id, exc)
-        return coord.result()
+            return self.send_control(send.node, send.payload) is not False
+        except Exception:  # the coordinator's timeouts cover a report that is lost
+            log.exception("cannot send a job message to %s", send.node)
+            return False
 
-    def _broadcast(self, coord: Coordination, msg: m.Message) -> None:
-        payload = m.encode(msg)
-        for node in coord.remote_ids:
-            self.send_control(node, payload)
+    def _handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.LoadSlice):
+            self._load(event.offer, event.coordinator)
+        elif isinstance(event, ev.StartSlice):
+            run = self.runs.get(event.session)
+            if run is not None:
+                run.start()
+        elif isinstance(event, ev.StopSlice):
+            run = self.runs.get(event.session)
+            if run is not None:
+                run.abort(event.reason)
+        elif isinstance(event, ev.FrameDropped):
+            log.debug("dropped a job frame: %s %s", event.reason, event.detail)
+        else:
+            self._tell_waiter(event)
 
-    def _abort_all(self, coord: Coordination, reason: str, message: str) -> None:
-        offer = coord.offer
-        self._broadcast(coord, m.JobAbort(offer.job_id, offer.session, reason, message))
-        run = self.runs.get(offer.session)
-        if run is not None:
-            run.abort(f"{reason}: {message}")
-
-    def _on_member_report(self, from_node: str, msg: m.Message) -> None:
-        coord = self.coordinations.get(msg.session)
-        if coord is None or coord.offer.job_id != msg.job_id or from_node not in coord.node_ids:
-            if not isinstance(msg, m.JobAbort):  # an abort may be meant for a member run
-                self._drop("no-such-coordination")
+    def _tell_waiter(
+        self, event: ev.Progress | ev.TokenOut | ev.JobSucceeded | ev.JobEnded
+    ) -> None:
+        waiter = self._waiters.get(event.session)
+        if waiter is None:
             return
-        if getattr(msg, "node_id", from_node) != from_node:
-            self._drop("node-mismatch")
-        elif isinstance(msg, m.JobReady):
-            coord.ready(from_node, msg.load_ms, msg.resident_bytes)
-        elif isinstance(msg, m.LoadProgress):
-            coord.progress(from_node, msg.fraction)
-        elif isinstance(msg, m.JobLoadFailed | m.JobAbort):
-            coord.failed(from_node, msg.reason, msg.message)
-        elif isinstance(msg, m.JobDone) and msg.stats.node_id == from_node:
-            coord.done(msg.stats)
+        if isinstance(event, ev.Progress) and waiter.on_progress is not None:
+            _safely(waiter.on_progress, event.node_id, event.fraction)
+        elif isinstance(event, ev.TokenOut) and waiter.on_token is not None:
+            _safely(waiter.on_token, cast(TokenEvent, event.token))
+        elif isinstance(event, ev.JobSucceeded) and not waiter.outcome.done():
+            if event.note:
+                log.warning("job %s: %s", event.result.job_id, event.note)
+            waiter.outcome.set_result(event.result)
+        elif isinstance(event, ev.JobEnded) and not waiter.outcome.done():
+            waiter.outcome.set_exception(event.error)
 
-    # -- member -------------------------------------------------------------------------
+    def _arm_timer(self) -> None:
+        at = self.machine.get_timer()
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = None, at
+        if at is not None:
+            try:
+                self._timer = asyncio.get_running_loop().call_at(at, self._on_timer)
+            except RuntimeError:  # no loop (closing): nothing is left to time out
+                self._timer_at = None
 
-    def _on_offer(self, coordinator: str, offer: m.JobOffer) -> None:
-        if offer.session in self.runs:
-            return self._drop("duplicate-offer")
-        if offer.rank_of(self.self_id) is None or offer.rank_of(coordinator) is None:
-            return self._drop("not-a-participant")
-        if any(r.offer.job_id == offer.job_id and r.coordinator != coordinator
-               for r in self.runs.values()):  # fmt: skip
-            return self._drop("job-of-another-coordinator")
-        sink = _RemoteSink(self, coordinator, offer)
-        from_peer = sum(r.coordinator == coordinator for r in self.runs.values())
-        if from_peer >= self.max_runs_per_peer or len(self.runs) >= self.max_runs:
-            self._drop("too-many-runs")
-            return sink.load_failed(self.self_id, Reason.LOAD_FAILED, "this member is busy")
-        ring = self.ring_view() if self.ring_view is not None else None
-        if ring is not None and ring.hash != offer.ring_hash:
-            message = (
-                f"my ring is {ring.hash[:12]} (epoch {ring.epoch}), not {offer.ring_hash[:12]}"
-            )
-            return sink.load_failed(self.self_id, Reason.RING_MISMATCH, message)
-        problem = ring_problem(offer, ring) if ring is not None else None
-        if problem is not None:
-            return sink.load_failed(self.self_id, Reason.RING_MISMATCH, problem)
-        self._accept(offer, coordinator, sink)
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, None
+        self.machine.handle_timer(_now())
+        self._pump()
 
-    def _accept(self, offer: m.JobOffer, coordinator: str, sink: MemberSink) -> None:
-        local = self._local_paths.get(offer.session) if coordinator == self.self_id else None
+    # -- this node's ranks (threads) ------------------------------------------------------
+
+    def _load(self, offer: JobOffer, coordinator: str) -> None:
+        session = offer.session
+        if session not in self.machine.ranks:  # stopped before we got to it
+            return
+        local = self._local_paths.get(session) if coordinator == self.self_id else None
         try:
             path = Path(local if local is not None else self.model_resolver(offer.model_ref))
         except Exception as exc:  # the resolver's own errors: say which model and why
             log.info("job %s: model %r: %s", offer.job_id, offer.model_ref,
                      getattr(exc, "detail", exc))  # fmt: skip
-            sink.load_failed(self.self_id, Reason.MODEL_NOT_FOUND, MODEL_NOT_AVAILABLE)
-            return
-        session = offer.session
+            self.machine.slice_failed(session, Reason.MODEL_NOT_FOUND, MODEL_NOT_AVAILABLE, _now())
+            return  # the caller's pump sends the refusal
         rank = offer.rank_of(self.self_id)
         assert rank is not None
         ids = [p.node_id for p in offer.participants]
         comm = NetworkCollectives(
             session, rank, ids, self.tensor_transport_factory(), self.collective_timeout
         )
-        loop = asyncio.get_running_loop()
         run = MemberRun(
-            offer, self.self_id, coordinator, path, comm, sink, self.cache, loop,
-            lambda: self._ended(session), self.free_memory,
+            offer, self.self_id, coordinator, path, comm, _RankSink(self, session), self.cache,
+            asyncio.get_running_loop(), lambda: self._ended(session), self.free_memory,
         )  # fmt: skip
         self.runs[session] = run
-        if coordinator != self.self_id:  # a member never waits for START forever
-            timeout = self.ready_timeout + self.done_timeout
-            self._timers[session] = loop.call_later(timeout, self._start_overdue, session)
         run.load()
-
-    def _on_member_order(self, from_node: str, msg: m.JobStart | m.JobAbort) -> None:
-        run = self.runs.get(msg.session)
-        if run is None or run.coordinator != from_node or run.offer.job_id != msg.job_id:
-            if isinstance(msg, m.JobStart):
-                self._drop("no-such-run")
-            return
-        if isinstance(msg, m.JobStart):
-            self._cancel_timer(msg.session)
-            run.start()
-        else:
-            run.abort(f"{msg.reason}: {msg.message}")
-
-    def _start_overdue(self, session: int) -> None:
-        run = self.runs.get(session)
-        if run is not None and run.state in ("loading", "ready"):
-            run.abort("no JOB_START from the coordinator")
 
     def _ended(self, session: int) -> None:
         self.runs.pop(session, None)
-        self._cancel_timer(session)
 
-    def _cancel_timer(self, session: int) -> None:
-        timer = self._timers.pop(session, None)
-        if timer is not None:
-            timer.cancel()
+    def _report(self, fn: Callable[..., None], *args: object) -> None:
+        """An engine report (on the loop) into the machine, then its outputs."""
+        fn(*args, _now())
+        self._pump()
 
     def _drop(self, reason: str, detail: object = "") -> None:
         self.dropped[reason] += 1
         log.debug("dropped a job frame: %s %s", reason, detail)
 
 
-class _RemoteSink:
-    """A member run's reports, sent to a remote coordinator as control messages."""
+class _RankSink:
+    """A rank's reports (on the event loop), as the machine's engine inputs."""
 
-    def __init__(self, service: JobService, coordinator: str, offer: m.JobOffer) -> None:
-        self.service, self.coordinator = service, coordinator
-        self.job_id, self.session = offer.job_id, offer.session
-
-    def _send(self, msg: m.Message) -> None:
-        try:
-            self.service.send_control(self.coordinator, m.encode(msg))
-        except Exception:  # the coordinator's timeouts cover a report that is lost
-            log.exception("job %s: cannot report to %s", self.job_id, self.coordinator)
+    def __init__(self, service: JobService, session: int) -> None:
+        self.service, self.session = service, session
+        self.machine = service.machine
 
     def progress(self, node_id: str, fraction: float) -> None:
-        self._send(m.LoadProgress(self.job_id, self.session, node_id, fraction))
+        self.service._report(self.machine.slice_progress, self.session, fraction)
 
     def ready(self, node_id: str, load_ms: float, resident_bytes: int) -> None:
-        self._send(m.JobReady(self.job_id, self.session, node_id, load_ms, resident_bytes))
+        self.service._report(self.machine.slice_loaded, self.session, load_ms, resident_bytes)
 
     def load_failed(self, node_id: str, reason: str, message: str) -> None:
-        if reason == Reason.LOAD_FAILED and message != "this member is busy":
-            message = LOAD_FAILED_TO_PEER  # no file names, errors or existence to a peer
-        self._send(m.JobLoadFailed(self.job_id, self.session, node_id, reason, message))
+        self.service._report(self.machine.slice_failed, self.session, reason, message)
 
     def token(self, event: TokenEvent) -> None:
-        """Only the coordinator streams tokens (every rank has the same ones)."""
+        self.service._report(self.machine.slice_token, self.session, event)
 
-    def done(self, stats: m.MemberStats) -> None:
-        self._send(m.JobDone(self.job_id, self.session, stats))
+    def done(self, stats: MemberStats) -> None:
+        self.service._report(self.machine.slice_done, self.session, stats)
 
     def failed(self, node_id: str, reason: str, message: str) -> None:
-        self._send(m.JobAbort(self.job_id, self.session, reason, message))
+        self.service._report(self.machine.slice_aborted, self.session, reason, message)
 
 
-async def _within(fut: asyncio.Future[None], timeout: float, late: Callable[[], JobFailed]) -> None:
+def _now() -> float:
+    """The event loop's clock (what the timers use); monotonic when no loop runs."""
     try:
-        await asyncio.wait_for(asyncio.shield(fut), timeout)
-    except TimeoutError:
-        raise late() from None
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
 
 
-def _late(coord: Coordination, what: str) -> JobFailed:
-    if what == "ready":
-        missing = coord.missing(coord.ready_nodes)
-        return JobFailed(Reason.LOAD_TIMEOUT, f"not ready in time: {', '.join(missing)}")
-    missing = coord.missing(coord.stats)
-    return JobFailed(Reason.MEMBER_LOST, f"no JOB_DONE from {', '.join(missing)}")
+def _safely(fn: Callable[..., None], *args: object) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("a job callback failed")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manifests import Job
+from manifests.job import JobStatus
 from reconciler.controllers.jobqueue import CLIENT_ANNOTATION
 from reconciler.inference.chattemplate import ChatTemplateError
 from reconciler.inference.errors import ModelError
@@ -173,11 +174,9 @@ class JobRunner:
         else:
             if state.cancelled is not None:
                 return
-            fields = _camel(result.status_fields())
             state.phase = "Succeeded"
-            self._patch(
-                name, {**fields, "phase": "Succeeded", "finishReason": result.finish_reason}
-            )
+            fields = {**result.status_fields(), "finish_reason": result.finish_reason}
+            self._patch(name, JobStatus.patch(**fields, phase="Succeeded"))
             self.feed.publish(name, phase_event("Succeeded"))
             log.info(
                 "job %s: %d tokens at %.1f tok/s",
@@ -228,16 +227,3 @@ class JobRunner:
             self.store.patch_status("Job", name, fields)
         except NotFound:
             log.info("job %s was deleted while it ran", name)
-
-
-def _camel(fields: dict[str, Any]) -> dict[str, Any]:
-    def camel(key: str) -> str:
-        head, *rest = key.split("_")
-        return head + "".join(part.capitalize() for part in rest)
-
-    out: dict[str, Any] = {}
-    for key, value in fields.items():
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            value = [{camel(k): v for k, v in item.items()} for item in value]
-        out[camel(key)] = value
-    return out

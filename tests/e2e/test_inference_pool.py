@@ -49,7 +49,7 @@ def test_member_lost_mid_job_fails_it_quickly(lan: Lan) -> None:
     member.processes[-1].kill()
     wait_for(lambda: phase() == "Failed", 10, "job failed within 10 s")
     job = get(admin, "Job", "long")
-    assert (job.status.model_extra or {}).get("failureReason") == "MemberLost"
+    assert job.status.failure_reason == "MemberLost"
 
 
 def test_a_too_long_prompt_is_refused_before_any_member_loads(lan: Lan) -> None:
@@ -61,4 +61,4 @@ def test_a_too_long_prompt_is_refused_before_any_member_loads(lan: Lan) -> None:
     with Store.open(admin.home.root) as store:
         [job] = [j for j in store.list("Job") if isinstance(j, Job)]
     assert job.status.phase == "Failed"
-    assert "loadProgress" not in (job.status.model_extra or {})  # no member loaded a slice
+    assert job.status.load_progress is None  # no member loaded a slice

@@ -149,11 +149,7 @@ def test_client_disconnect_cancels_the_running_job(pool: Pool) -> None:
 
     def failure() -> str | None:
         job = get(pool.member, "Job", name)
-        return (
-            (job.status.model_extra or {}).get("failureReason")
-            if job.status.phase == "Failed"
-            else None
-        )
+        return job.status.failure_reason if job.status.phase == "Failed" else None
 
     assert wait_for(failure, 60, "the job to be cancelled") == "Cancelled"
     job = get(pool.member, "Job", name)
@@ -205,7 +201,7 @@ def test_mesh_chat_in_a_terminal(pool: Pool) -> None:
             lambda: (j := get(device, "Job", first.metadata.name)).status.phase == "Failed" and j,
             60,
         )
-        assert (cancelled.status.model_extra or {})["failureReason"] == "Cancelled"
+        assert cancelled.status.failure_reason == "Cancelled"
 
         _keys(session, "/system You answer briefly.", "Enter")
         wait_for(lambda: "system prompt set" in _pane(session), 30, "/system")

@@ -19,6 +19,7 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -118,6 +119,7 @@ def _libc() -> Any:
 
 
 _GLOBAL_POOL: list[int] = []  # the process-wide pool's size, once created
+_GLOBAL_POOL_LOCK = threading.Lock()  # two ranks' load threads may start at once
 
 
 def _global_pool(threads: int, wanted: bool) -> bool:
@@ -129,12 +131,13 @@ def _global_pool(threads: int, wanted: bool) -> bool:
     pool, without spinning."""
     import onnxruntime as ort
 
-    if not _GLOBAL_POOL:
-        shared = wanted and threads > 1 and os.environ.get(GLOBAL_POOL_ENV, "1") != "0"
-        if shared:
-            ort.set_global_thread_pool_sizes(threads, 1)
-        _GLOBAL_POOL.append(threads if shared else 0)
-    return _GLOBAL_POOL[0] > 0
+    with _GLOBAL_POOL_LOCK:
+        if not _GLOBAL_POOL:
+            shared = wanted and threads > 1 and os.environ.get(GLOBAL_POOL_ENV, "1") != "0"
+            if shared:
+                ort.set_global_thread_pool_sizes(threads, 1)
+            _GLOBAL_POOL.append(threads if shared else 0)
+        return _GLOBAL_POOL[0] > 0
 
 
 def _options(threads: int, shared_pool: bool = False) -> Any:

@@ -33,6 +33,8 @@ class FakeNet:
         self.services: dict[str, JobService] = {}
         self.dead: set[str] = set()
         self.control_frames = 0
+        self.in_flight = 0  # control frames sent and not yet delivered
+        self._quiet = asyncio.Event()
 
     def add(
         self, node: str, resolver: Callable[[str], Path] | None = None, **kw: object
@@ -50,8 +52,23 @@ class FakeNet:
 
     def _send(self, src: str, dst: str, payload: bytes, control: bool) -> bool:
         self.control_frames += control
-        self.loop.call_soon(self._deliver, src, dst, payload, control)
+        self.in_flight += 1
+        self.loop.call_soon(self._deliver_control, src, dst, payload)
         return True
+
+    def _deliver_control(self, src: str, dst: str, payload: bytes) -> None:
+        self.in_flight -= 1
+        try:
+            self._deliver(src, dst, payload, True)
+        finally:
+            if self.in_flight == 0:
+                self._quiet.set()
+
+    async def settled(self) -> None:
+        """Wait until every control frame sent so far (and those they caused) arrived."""
+        while self.in_flight:
+            self._quiet.clear()
+            await self._quiet.wait()
 
     def _deliver(self, src: str, dst: str, payload: bytes, control: bool) -> None:
         if src in self.dead or dst in self.dead or dst not in self.services:

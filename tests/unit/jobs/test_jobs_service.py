@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -138,14 +137,6 @@ def _drop_c_at_first_token(call_member_lost: bool) -> Callable[[Any, TokenEvent]
     return on_token
 
 
-async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Let the loop run until ``condition`` holds (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        await asyncio.sleep(0.005)
-    return condition()
-
-
 @pytest.mark.parametrize("gossip_reports", [True, False], ids=["member_lost", "silent"])
 def test_member_lost_mid_job_fails_fast(
     fake_net: Any,
@@ -157,11 +148,13 @@ def test_member_lost_mid_job_fails_fast(
     freed: list[bool] = []
 
     async def survivors_free_their_ranks(net: Any) -> None:
-        """Before anyone calls close(): a and b drop their runs and their threads end."""
-        freed.append(
-            await _until(lambda: not net.services["a"].runs and not net.services["b"].runs)
-        )
-        freed.append(await _until(lambda: not live_job_threads({"a", "b"})))
+        """Before anyone calls close(): once the ABORTs arrived, a and b hold no run, and
+        their threads end."""
+        await net.settled()
+        freed.append(not net.services["a"].runs and not net.services["b"].runs)
+        threads = live_job_threads({"a", "b"})
+        await asyncio.to_thread(lambda: [t.join(5.0) for t in threads])
+        freed.append(not live_job_threads({"a", "b"}))
 
     outcome, _, _ = _run_job(
         fake_net,
@@ -284,3 +277,40 @@ def test_a_q80_job_sends_fewer_bytes_and_every_rank_stays_in_step(
         assert a.collectives == b.collectives  # the same calls, smaller contributions
         # the tiny model's rows are 2-3 blocks: frame headers weigh more than at dim 576
         assert b.bytes_sent < 0.5 * a.bytes_sent
+
+
+def test_a_cancelled_job_aborts_its_members(
+    fake_net: Any, ring_of: Any, live_job_threads: Any
+) -> None:
+    """The Job is deleted mid-run (its task cancelled): every member hears JOB_ABORT and
+    lets go of its rank; nothing is left running."""
+    ring = ring_of(SPLITS["tp2-uneven"])
+    params = SamplingParams(max_tokens=200, ignore_eos=True)
+
+    async def main() -> tuple[bool, int, bool]:
+        net = fake_net(asyncio.get_running_loop())
+        for slot in ring.members:
+            net.add(slot.node_id)
+        first = asyncio.Event()
+        task = asyncio.create_task(
+            net.services["a"].run(
+                JobRequest("j", MODEL, [1, 5, 9], params, ring), None, lambda event: first.set()
+            )
+        )
+        try:
+            await first.wait()
+            task.cancel()
+            cancelled = False
+            try:
+                await task
+            except asyncio.CancelledError:
+                cancelled = True
+            await net.settled()
+            runs = sum(len(svc.runs) + len(svc.machine.ranks) for svc in net.services.values())
+            threads = live_job_threads()
+            await asyncio.to_thread(lambda: [t.join(5.0) for t in threads])
+            return cancelled, runs, not live_job_threads()
+        finally:
+            net.close()
+
+    assert asyncio.run(main()) == (True, 0, True)

@@ -7,13 +7,13 @@ import json
 from typer.testing import CliRunner
 
 from manifests import Job
+from manifests.job import JobStatus
 from meshctl.jobplan_view import plan_lines
 from meshctl.main import app
 from reconciler.home import Home
 from reconciler.jobs.messages import MemberStats
 from reconciler.jobs.results import JobResult
 from reconciler.placement.ringplan import JobPlan, PlanSlot
-from reconciler.runtime.jobrunner import _camel
 from reconciler.store import Store
 
 runner = CliRunner()
@@ -41,9 +41,8 @@ def _stored_job(home: Home) -> None:
     job = Job.model_validate({"metadata": {"name": "hello"}, "spec": {"pool": "p", "prompt": "hi"}})
     with Store.open(home.root) as store:
         store.apply(job)
-        store.patch_status(
-            "Job", "hello", {**_camel(_result().status_fields()), "phase": "Succeeded"}
-        )
+        status = JobStatus.patch(**_result().status_fields(), phase="Succeeded")
+        store.patch_status("Job", "hello", status)
 
 
 def test_describe_job_shows_the_plan_and_both_speeds(home: Home) -> None:

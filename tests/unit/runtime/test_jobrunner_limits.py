@@ -83,9 +83,8 @@ def test_the_agent_refuses_a_too_long_job_before_offering_it(tmp_path: Path) -> 
 
     asyncio.run(main())
     job = store.require("Job", "long")
-    extra = job.status.model_extra or {}
-    assert job.status.phase == "Failed" and extra["failureReason"] == "PromptTooLong"
-    assert "context of 256" in extra["failureMessage"]
+    assert job.status.phase == "Failed" and job.status.failure_reason == "PromptTooLong"
+    assert "context of 256" in (job.status.failure_message or "")
     assert offered == [] and service.cache.loads == 0 and not service.runs
     jobs = NoStart()
     Executor(store, build_handlers(Home(tmp_path / "home"), store, jobs)).reconcile_all(0.0)
