@@ -69,6 +69,15 @@ class JobSpec(StrictModel):
             " coordinator alone)."
         ),
     )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        le=10 * 365 * 86400,
+        description=(
+            "Delete the Job this many seconds after it succeeds or fails (unset: keep it"
+            " until deleted). Jobs made by the OpenAI-compatible API get 3600."
+        ),
+    )
     wire: WireFormat = Field(
         default="auto",
         description=(
@@ -130,6 +139,10 @@ class JobStatus(BaseStatus):
     )
     members: list[JobMemberStatus] = Field(default_factory=list, description="Per member.")
     plan: JobPlanStatus | None = Field(default=None, description="The plan the job runs under.")
+    completion_time: str | None = Field(
+        default=None,
+        description="When the agent saw the job succeed or fail (RFC 3339, UTC).",
+    )
     prompt_token_ids: list[int] | None = Field(
         default=None, description="The prompt's token ids, as the coordinator tokenised it."
     )

@@ -69,8 +69,8 @@ class Executor:
             for name, version in self.store.versions(kind).items():
                 key = (kind, name)
                 live.add(key)
-                if self._settled.get(key) == version:
-                    continue  # finished and unchanged since: nothing to do
+                if self._settled.get(key) == version and now < self._requeue.get(key, now + 1):
+                    continue  # finished and unchanged since, no look asked for: nothing to do
                 obj = self.store.get(kind, name)
                 if obj is not None and self._due(key, obj, now):
                     self.reconcile(handler, obj, now)

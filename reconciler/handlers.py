@@ -120,6 +120,8 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
         pool_ready = pool is not None and any(
             c.type == "Ready" and c.status == "True" for c in pool.status.conditions
         )
+        if store.get("Job", job.metadata.name) is None:
+            return job_controller.JobObserved(False, False, None, False, deleted=True)
         state = jobs.run_state(job.metadata.name) if jobs else None
         return job_controller.JobObserved(
             cancel_requested=job.metadata.annotations.get(jobqueue.CANCEL_ANNOTATION),
@@ -142,6 +144,10 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
         assert jobs is not None
         return jobs.cancel(action.name, action.reason)
 
+    def delete_job(action: job_controller.DeleteJob) -> str:
+        store.delete("Job", action.name)
+        return "deleted: its ttlSecondsAfterFinished has passed"
+
     return [
         KindHandler(
             "Pool",
@@ -154,7 +160,11 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
             "Job",
             observe_job,
             job_controller.plan,
-            {job_controller.StartJob: start_job, job_controller.CancelJob: cancel_job},
+            {
+                job_controller.StartJob: start_job,
+                job_controller.CancelJob: cancel_job,
+                job_controller.DeleteJob: delete_job,
+            },
             settled=lambda job: job.status.phase in ("Succeeded", "Failed"),
         ),
     ]

@@ -19,6 +19,7 @@ if it runs, and fails with reason Cancelled either way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from manifests import Job
@@ -45,6 +46,14 @@ class CancelJob(Action):
 
 
 @dataclass(frozen=True)
+class DeleteJob(Action):
+    """Delete a finished Job whose ``ttlSecondsAfterFinished`` has passed."""
+
+    name: str
+    event_reason: ClassVar[str] = "Deleted"
+
+
+@dataclass(frozen=True)
 class JobObserved:
     """What the executor saw of the world for one Job."""
 
@@ -56,13 +65,16 @@ class JobObserved:
     running: bool = False
     cancel_requested: str | None = None  # the reason, from the cancel annotation
     jobs_ahead: int = 0  # jobs that start before this one (jobqueue.py)
+    deleted: bool = False  # gone from the store (a DeleteJob was performed)
 
 
 def plan(job: Job, observed: JobObserved, now: float) -> Plan:
     """What to do for a Job, given what was observed."""
     phase = job.status.phase
+    if observed.deleted:
+        return Plan()
     if phase in ("Succeeded", "Failed"):
-        return _finished(job)
+        return _finished(job, now)
     if observed.cancel_requested is not None:
         return _cancel(job, observed)
     if phase in ("Scheduled", "Running") and not observed.running:
@@ -105,7 +117,32 @@ def _cancel(job: Job, observed: JobObserved) -> Plan:
     return Plan(status=status, conditions=[not_ready("Cancelled", message)])
 
 
-def _finished(job: Job) -> Plan:
+def _finished(job: Job, now: float) -> Plan:
+    """The final status, once ``completionTime`` is stamped; past the Job's
+    ``ttlSecondsAfterFinished``, its deletion."""
+    stamped = job.status.completion_time
+    finished_at = now if stamped is None else _epoch(stamped)
+    ttl = job.spec.ttl_seconds_after_finished
+    if ttl is not None and now >= finished_at + ttl:
+        return Plan(actions=[DeleteJob(job.metadata.name)])
+    plan = _final_status(job)
+    if stamped is None:
+        moment = datetime.fromtimestamp(round(now, 3), UTC)
+        plan.status["completionTime"] = moment.isoformat().replace("+00:00", "Z")
+    if ttl is not None:
+        plan.requeue_after = finished_at + ttl - now
+    return plan
+
+
+def _epoch(stamp: str) -> float:
+    """Seconds since the epoch of an RFC 3339 time (a bad one counts as now: never 0)."""
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return float("inf")
+
+
+def _final_status(job: Job) -> Plan:
     if job.status.phase == "Succeeded":
         tokens = job.status.completion_tokens or 0
         return Plan(

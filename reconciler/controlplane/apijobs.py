@@ -3,9 +3,11 @@ writes it, and cancel it when the client goes away.
 
 Every request is a Job in the store (``meshctl get jobs`` lists it), annotated with
 its client (``meshnet.dev/client``) so the agent's queue serves clients fairly
-(controllers/jobqueue.py). ``follow`` polls the store's revision and yields the new
-text; when the client disconnects it annotates the Job ``meshnet.dev/cancel`` (the
-agent stops it: phase Failed, reason Cancelled) and raises ``ClientGone``.
+(controllers/jobqueue.py), and deleted ``API_JOB_TTL_SECONDS`` after it finished (its
+``ttlSecondsAfterFinished``), so a busy API does not fill the store. ``follow`` polls
+the store's revision and yields the new text; when the client disconnects it annotates
+the Job ``meshnet.dev/cancel`` (the agent stops it: phase Failed, reason Cancelled) and
+raises ``ClientGone``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from reconciler.controlplane.openai_schemas import DEFAULT_MAX_TOKENS, SamplingR
 from reconciler.store import Conflict, Store
 
 POLL_SECONDS = 0.02
+API_JOB_TTL_SECONDS = 3600  # an API request's Job is deleted an hour after it finished
 FINAL = ("Succeeded", "Failed")
 FINISH_REASONS = {"eos": "stop", "stop": "stop", "length": "length"}
 # Job failure reason -> (HTTP status, OpenAI error type)
@@ -65,7 +68,12 @@ def sampling_spec(req: SamplingRequest, max_tokens: int | None) -> dict[str, Any
 def build_job(name: str, pool: str, model_ref: str, client: str, spec: dict[str, Any]) -> Job:
     document = {
         "metadata": {"name": name, "annotations": {CLIENT_ANNOTATION: client}},
-        "spec": {"pool": pool, "model": model_ref, **spec},
+        "spec": {
+            "pool": pool,
+            "model": model_ref,
+            "ttlSecondsAfterFinished": API_JOB_TTL_SECONDS,
+            **spec,
+        },
     }
     return Job.model_validate(document)
 

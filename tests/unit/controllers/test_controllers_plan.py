@@ -118,7 +118,8 @@ def test_finished_job_is_left_alone() -> None:
     done = JOB.model_copy(deep=True)
     done.status.phase = "Succeeded"
     plan = job.plan(done, job.JobObserved(False, False, None, False), 0.0)
-    assert plan.actions == [] and plan.status == {"phase": "Succeeded"}
+    assert plan.actions == [] and plan.requeue_after is None
+    assert plan.status == {"phase": "Succeeded", "completionTime": "1970-01-01T00:00:00Z"}
     assert plan.conditions[0].reason == "Succeeded"
 
 
