@@ -28,12 +28,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS: dict[str, list[str]] = {
     "python -c pass": ["-c", "pass"],
-    "meshctl version": ["-m", "meshctl", "version"],
-    "meshctl get pools": ["-m", "meshctl", "get", "pools"],
-    "meshctl get jobs": ["-m", "meshctl", "get", "jobs"],
-    "meshctl get members": ["-m", "meshctl", "get", "members"],
-    "meshctl get peers": ["-m", "meshctl", "get", "peers"],
-    "meshctl --help": ["-m", "meshctl", "--help"],
+    "meshctl version": ["-m", "reconciler.entry", "version"],
+    "meshctl get pools": ["-m", "reconciler.entry", "get", "pools"],
+    "meshctl get jobs": ["-m", "reconciler.entry", "get", "jobs"],
+    "meshctl get members": ["-m", "reconciler.entry", "get", "members"],
+    "meshctl get peers": ["-m", "reconciler.entry", "get", "peers"],
+    "meshctl --help": ["-m", "reconciler.entry", "--help"],
 }
 MANIFESTS = """\
 apiVersion: meshnet.dev/v1alpha1
@@ -53,7 +53,7 @@ def prepare(home: Path, env: dict[str, str], empty: bool) -> None:
     manifest.write_text(MANIFESTS)
     steps = [["init", "--name", "bench"]] + ([] if empty else [["apply", "-f", str(manifest)]])
     for args in steps:
-        subprocess.run([sys.executable, "-m", "meshctl", *args], env=env, check=True,
+        subprocess.run([sys.executable, "-m", "reconciler.entry", *args], env=env, check=True,
                        capture_output=True)  # fmt: skip
 
 

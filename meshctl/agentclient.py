@@ -99,6 +99,21 @@ class AgentClient:
             raise NoAgent(f"the agent on {self.path} did not answer {what!r}")
         return items
 
+    def interfaces(self, discovery: Event) -> Event:
+        """The agent's interface report for a Pool's discovery settings (the manifest's
+        ``spec.discovery``): its interfaces, beacon interfaces and LAN address."""
+        sock = self._request({"op": "interfaces", "discovery": discovery})
+        try:
+            answer = JobStream(sock, CONNECT_SECONDS).next_event()
+        except AgentGone as err:
+            raise NoAgent(f"the agent on {self.path} refused 'interfaces': {err}") from err
+        finally:
+            sock.close()
+        report = answer.get("report") if answer is not None else None
+        if not isinstance(report, dict):
+            raise NoAgent(f"the agent on {self.path} did not answer 'interfaces'")
+        return report
+
     def follow_job(self, name: str, idle: float = 0.25) -> JobStream:
         """Follow job ``name``: a snapshot of what the agent knows of it, then its tokens,
         load progress and phases as the agent produces them."""

@@ -14,7 +14,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,10 +27,10 @@ from rich.markup import escape
 from manifests import Member, MeshObject, Pool
 from meshctl.inference_cmd import follow_job, job_document, print_figures, result_document
 from meshctl.observed_cmd import print_rings, rings
+from meshctl.ports import agent_side
 from meshctl.render import console
 from reconciler.home import Home
 from reconciler.node import init_node
-from reconciler.oneshot import reconcile_now
 from reconciler.store import Store
 from reconciler.store_admin import issue_token
 
@@ -52,7 +51,7 @@ class DemoDevice:
         self.home.logs.mkdir(parents=True, exist_ok=True)
         out = (self.home.logs / "agent.out").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "meshctl", "agent"],
+            agent_side().agent_command(),
             env=self._env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
@@ -137,7 +136,7 @@ def _create_pool(admin: DemoDevice) -> tuple[Pool, str]:
         store.apply(
             Pool.model_validate({"metadata": {"name": POOL}, "spec": {"networkId": "demo"}})
         )
-        reconcile_now(admin.home, store, "Pool", POOL)
+        agent_side().reconcile_now(admin.home, store, "Pool", POOL)
         pool = store.require("Pool", POOL)
         token, _ = issue_token(store, POOL, 3600.0, usages=1)
     assert isinstance(pool, Pool)

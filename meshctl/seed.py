@@ -1,4 +1,5 @@
-"""mesh: the seed quick start's verbs, on top of the same store and agent as meshctl."""
+"""mesh: the seed quick start's verbs, on top of the same store and agent as meshctl
+(`mesh start` is added by the composition root, reconciler/entry)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from meshctl.doctor import doctor
 from meshctl.inference_cmd import inference
 from meshctl.jobs_cmd import inference_stats
 from meshctl.join_cmd import pool_join
-from meshctl.main import _main, agent, init, version_cmd
+from meshctl.main import _main, init, version_cmd
 from meshctl.observed_cmd import peers, print_peers, print_rings, rings
 from meshctl.poolinfo_cmd import pool_info
+from meshctl.ports import agent_side
 from meshctl.render import console, dump, emit, print_objects
-from reconciler.oneshot import reconcile_now
 from reconciler.store import Store
 
 app = new_app(
@@ -27,7 +28,6 @@ app = new_app(
 app.callback()(_main)
 app.command("init")(init)
 app.command("version")(version_cmd)
-app.command("start", help="Run this device's agent in the foreground (Ctrl+C stops it).")(agent)
 app.command("demo")(demo)
 app.command("doctor")(doctor)
 
@@ -52,7 +52,7 @@ def pool_create(
         if store.get("Pool", name) is not None:
             raise CliError(f"a pool named {name!r} already exists on this device (mesh pool-list)")
         store.apply(pool)
-        reconcile_now(home(), store, "Pool", name)
+        agent_side().reconcile_now(home(), store, "Pool", name)
         created = store.require("Pool", name)
     assert isinstance(created, Pool)
     if output in ("yaml", "json"):

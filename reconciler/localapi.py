@@ -5,6 +5,10 @@ Protocol (JSON lines, one request per connection, then the agent's answer or str
 - ``{"op": "ping"}`` -> ``{"ok": true, "pid": ..., "home": ...}``
 - ``{"op": "peers" | "ring", "pool": P or null}`` -> ``{"items": [...]}``: the peers or
   rings of the running pools as of now (what `meshctl get peers|ring` lists)
+- ``{"op": "interfaces", "discovery": D}`` -> ``{"report": {...}}``: for a Pool's
+  discovery settings D (as in its manifest), the interfaces and the beacon interfaces
+  the agent sees, and its LAN address (reconciler/probes.py; `meshctl doctor`,
+  `mesh pool-info`)
 - ``{"op": "follow-job", "name": N}`` -> a ``snapshot`` of what the job runner knows of N
   (phase, tokens so far), then ``phase``, ``progress`` and ``token`` events as the runner
   produces them, pushed in-process (no store polling). The stream ends after a phase
@@ -26,6 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from manifests.pool import DiscoverySpec
+from reconciler.probes import interface_report
 from reconciler.runtime.jobfeed import TERMINAL, Event, Follower
 
 Observe = Callable[[str, str | None], list[dict[str, Any]]]
@@ -136,11 +144,13 @@ class LocalApi:
             await _send(writer, {"ok": True, "pid": os.getpid(), "home": str(self.path.parent)})
         elif op == "follow-job" and isinstance(request.get("name"), str):
             await self._follow_job(request["name"], reader, writer)
+        elif op == "interfaces":
+            await _send(writer, _interfaces(request.get("discovery")))
         elif op in ("peers", "ring") and self.observe is not None:
             pool = request.get("pool")
             await _send(writer, self._observed(op, pool if isinstance(pool, str) else None))
         else:
-            known = "ping, follow-job NAME, peers, ring"
+            known = "ping, follow-job NAME, peers, ring, interfaces"
             await _send(writer, {"error": f"unknown request {op!r} ({known})"})
 
     def _observed(self, what: str, pool: str | None) -> Event:
@@ -167,6 +177,14 @@ class LocalApi:
         finally:
             follower.close()
             gone.cancel()
+
+
+def _interfaces(discovery: object) -> Event:
+    try:
+        spec = DiscoverySpec.model_validate(discovery if discovery is not None else {})
+    except ValidationError as err:
+        return {"error": f"bad discovery settings: {err.error_count()} error(s): {err}"}
+    return {"report": interface_report(spec)}
 
 
 async def _next_or_gone(follower: Follower, gone: asyncio.Future[bytes]) -> Event | None:
