@@ -1,0 +1,68 @@
+"""The composition root (reconciler/entry): meshctl's apps get the agent's commands and
+the agent's in-process code there; meshctl alone says plainly what it lacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from reconciler.entry import mesh_app
+from reconciler.entry import meshctl_app as app
+from reconciler.home import Home
+from tests.agent_thread import local_api_thread
+
+REPO = Path(__file__).resolve().parents[3]
+runner = CliRunner()
+
+
+def _python(code: list[str], home: Home) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MESHNET_HOME": str(home.root)}
+    return subprocess.run([sys.executable, *code], env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+
+
+def test_the_agents_commands_are_on_the_composed_apps() -> None:
+    listed = runner.invoke(app, ["--help"]).stdout
+    for command in ("agent", "relay", "control-plane", "dashboard", "apply", "doctor"):
+        assert f" {command} " in listed
+    assert " start " in runner.invoke(mesh_app, ["--help"]).stdout
+    assert "--api-port" in runner.invoke(mesh_app, ["start", "--help"]).stdout
+    assert "--watch-dir" in runner.invoke(app, ["agent", "--help"]).stdout
+
+
+def test_python_m_runs_both_programs(home: Home) -> None:
+    meshctl = _python(["-m", "reconciler.entry", "version", "-o", "json"], home)
+    mesh = _python(["-m", "reconciler.entry.mesh", "version"], home)
+    assert json.loads(meshctl.stdout)["apiVersion"] == "meshnet.dev/v1alpha1"
+    assert mesh.stdout.startswith("meshctl ")
+
+
+def test_meshctl_alone_says_it_needs_the_agents_code(home: Home) -> None:
+    script = ("from meshctl.seed import app; app(['inference', '--local', '--model', 'demo', "
+              "'--prompt', 'hi'], prog_name='mesh')")  # fmt: skip
+    done = _python(["-c", script], home)
+    assert done.returncode == 1
+    assert "needs the agent's code (run_local)" in done.stderr
+    assert "No such command 'agent'" in _python(
+        ["-c", "from meshctl.main import app; app(['agent'], prog_name='meshctl')"], home
+    ).stderr
+
+
+def test_doctor_asks_the_running_agent_for_its_interfaces(home: Home) -> None:
+    assert runner.invoke(mesh_app, ["init", "--name", "a"]).exit_code == 0
+    assert runner.invoke(mesh_app, ["pool-create", "--name", "test-pool"]).exit_code == 0
+
+    def beacons(result_stdout: str) -> str:
+        findings = json.loads(result_stdout)["sections"]["pool test-pool"]
+        return next(f["message"] for f in findings if f["topic"] == "beacons")
+
+    alone = beacons(runner.invoke(app, ["doctor", "-o", "json"]).stdout)
+    with local_api_thread(home, lambda name: NotImplemented):
+        with_agent = beacons(runner.invoke(app, ["doctor", "-o", "json"]).stdout)
+    assert "127.0.0.1" in alone and "as this command sees them" in alone
+    assert "127.0.0.1" in with_agent and "as the agent sees them" in with_agent
