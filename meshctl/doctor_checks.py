@@ -20,7 +20,7 @@ from reconciler.certs.errors import CertError
 from reconciler.certs.files import load_certificate
 from reconciler.certs.member import read_member_certificate
 from reconciler.home import Home
-from reconciler.observed import beacons_key, gossip_key, peers_key, ring_key
+from reconciler.observed import beacons_key, gossip_key
 from reconciler.pools import read_pool_info
 from reconciler.store import Store
 
@@ -125,17 +125,19 @@ def check_beacons(store: Store, pool: Pool) -> list[Finding]:
 
 
 def check_links(store: Store, pool: Pool) -> list[Finding]:
-    found = []
-    for peer in store.get_observed(peers_key(pool.metadata.name)) or []:
-        from meshctl.observed_cmd import measure_cells
+    """The pool's peers and ring: what the running agent sees now (its local API), or
+    what it last published to the store when none answers."""
+    from meshctl.observed_cmd import measure_cells, peers, rings
 
+    found = []
+    for peer in peers(store, pool.metadata.name):
         level: Level = "ok" if peer.get("linkConnected") else "warn"
         rtt, rate, _, _ = measure_cells(peer)
         found.append(Finding(level, "link", f"{peer.get('name')} {peer.get('address')}: "
                                             f"{peer.get('status')}, link {'up' if level == 'ok' else 'down'} "
                                             f"({peer.get('route', 'direct')}), "
                                             f"rtt {rtt}, throughput {rate}"))  # fmt: skip
-    ring = store.get_observed(ring_key(pool.metadata.name))
+    ring = next(iter(rings(store, pool.metadata.name)), None)
     if ring is None:
         found.append(Finding("warn", "ring", "no ring yet"))
     else:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -53,16 +54,30 @@ def test_meshctl_alone_says_it_needs_the_agents_code(home: Home) -> None:
     ).stderr
 
 
-def test_doctor_asks_the_running_agent_for_its_interfaces(home: Home) -> None:
+LIVE_PEER = {"pool": "test-pool", "nodeId": "node-b", "name": "b", "address": "10.0.0.2:1",
+             "status": "ONLINE", "linkConnected": True}  # fmt: skip
+LIVE_RING = {"pool": "test-pool", "epoch": 7, "converged": True, "members": [{}, {}]}
+
+
+def _observe(what: str, pool: str | None) -> list[dict[str, Any]]:
+    return [LIVE_PEER] if what == "peers" else [LIVE_RING]
+
+
+def _doctor(topic: str) -> list[str]:
+    findings = json.loads(runner.invoke(app, ["doctor", "-o", "json"]).stdout)
+    return [f["message"] for f in findings["sections"]["pool test-pool"] if f["topic"] == topic]
+
+
+def test_doctor_asks_the_running_agent_what_it_sees(home: Home) -> None:
+    """Its beacon interfaces, peers and ring over the local API; with no agent, the
+    interface probe runs in the command and the rest is what the store last holds."""
     assert runner.invoke(mesh_app, ["init", "--name", "a"]).exit_code == 0
     assert runner.invoke(mesh_app, ["pool-create", "--name", "test-pool"]).exit_code == 0
-
-    def beacons(result_stdout: str) -> str:
-        findings = json.loads(result_stdout)["sections"]["pool test-pool"]
-        return next(f["message"] for f in findings if f["topic"] == "beacons")
-
-    alone = beacons(runner.invoke(app, ["doctor", "-o", "json"]).stdout)
-    with local_api_thread(home, lambda name: NotImplemented):
-        with_agent = beacons(runner.invoke(app, ["doctor", "-o", "json"]).stdout)
-    assert "127.0.0.1" in alone and "as this command sees them" in alone
-    assert "127.0.0.1" in with_agent and "as the agent sees them" in with_agent
+    alone = (_doctor("beacons")[0], _doctor("link"), _doctor("ring"))
+    with local_api_thread(home, lambda name: NotImplemented, _observe):
+        live = (_doctor("beacons")[0], _doctor("link"), _doctor("ring"))
+    assert "127.0.0.1" in alone[0] and "as this command sees them" in alone[0]
+    assert alone[1:] == ([], ["no ring yet"])
+    assert "127.0.0.1" in live[0] and "as the agent sees them" in live[0]
+    assert live[1] == ["b 10.0.0.2:1: ONLINE, link up (direct), rtt -, throughput -"]
+    assert live[2] == ["converged: epoch 7, 2 member(s)"]
