@@ -10,7 +10,7 @@ tree, interleaved in the same run, so that both sides see the same load.
 
 `--empty`: the store holds the device identity only (no Pool, no Job).
 
-Where the time goes: `python -X importtime -m meshctl version 2>&1 | sort -t'|' -k2 -n`.
+Where the time goes: `python -X importtime -m reconciler.entry version 2>&1 | sort -t'|' -k2 -n`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from __future__ import annotations
 import typer
 
 from meshctl.context import CliError, friendly, home
-from meshctl.render import console
 
 
 @friendly
@@ -24,6 +23,7 @@ def dashboard(
 
     import uvicorn
 
+    from meshctl.render import console
     from reconciler.controlplane.dashproxy import ProxyError, create_proxy, upstream_for
 
     try:

@@ -3,7 +3,6 @@ Every method imports what it needs when called: `mesh version` pays for none of 
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Callable
@@ -40,6 +39,8 @@ class InProcessSide:
     def join_here(
         self, home: Home, store: Store, member: Member, timeout: float, tick: Callable[[], None]
     ) -> bool:
+        import asyncio
+
         return asyncio.run(_join_here(home, store, member, timeout, tick))
 
     def interfaces(self, discovery: DiscoverySpec) -> dict[str, Any]:
@@ -55,6 +56,8 @@ async def _join_here(
     home: Home, store: Store, member: Member, timeout: float, tick: Callable[[], None]
 ) -> bool:
     """A join runtime (beacon sockets, no pool runtime) until the certificate arrives."""
+    import asyncio
+
     from manifests.pool import DiscoverySpec
     from reconciler.context import DeviceContext
     from reconciler.node import load_identity, load_node_config
