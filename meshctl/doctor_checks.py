@@ -20,7 +20,7 @@ from reconciler.certs.errors import CertError
 from reconciler.certs.files import load_certificate
 from reconciler.certs.member import read_member_certificate
 from reconciler.home import Home
-from reconciler.observed import beacons_key, gossip_key
+from reconciler.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.pools import read_pool_info
 from reconciler.store import Store
 
@@ -127,17 +127,20 @@ def check_beacons(store: Store, pool: Pool) -> list[Finding]:
 def check_links(store: Store, pool: Pool) -> list[Finding]:
     """The pool's peers and ring: what the running agent sees now (its local API), or
     what it last published to the store when none answers."""
-    from meshctl.observed_cmd import measure_cells, peers, rings
+    from meshctl.observed_cmd import live_observed, measure_cells
 
+    name = pool.metadata.name
+    live_peers, live_rings = live_observed(store, "peers", name), live_observed(store, "ring", name)
     found = []
-    for peer in peers(store, pool.metadata.name):
+    stored_peers = store.get_observed(peers_key(name)) or []
+    for peer in live_peers if live_peers is not None else stored_peers:
         level: Level = "ok" if peer.get("linkConnected") else "warn"
         rtt, rate, _, _ = measure_cells(peer)
         found.append(Finding(level, "link", f"{peer.get('name')} {peer.get('address')}: "
                                             f"{peer.get('status')}, link {'up' if level == 'ok' else 'down'} "
                                             f"({peer.get('route', 'direct')}), "
                                             f"rtt {rtt}, throughput {rate}"))  # fmt: skip
-    ring = next(iter(rings(store, pool.metadata.name)), None)
+    ring = store.get_observed(ring_key(name)) if live_rings is None else next(iter(live_rings), None)
     if ring is None:
         found.append(Finding("warn", "ring", "no ring yet"))
     else:
