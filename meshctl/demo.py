@@ -25,6 +25,7 @@ import typer
 from rich.markup import escape
 
 from manifests import Member, MeshObject, Pool
+from meshctl.agentops import reconcile_now
 from meshctl.inference_cmd import follow_job, job_document, print_figures, result_document
 from meshctl.observed_cmd import print_rings, rings
 from meshctl.ports import agent_side
@@ -136,7 +137,7 @@ def _create_pool(admin: DemoDevice) -> tuple[Pool, str]:
         store.apply(
             Pool.model_validate({"metadata": {"name": POOL}, "spec": {"networkId": "demo"}})
         )
-        agent_side().reconcile_now(admin.home, store, "Pool", POOL)
+        reconcile_now(admin.home, store, "Pool", POOL)
         pool = store.require("Pool", POOL)
         token, _ = issue_token(store, POOL, 3600.0, usages=1)
     assert isinstance(pool, Pool)

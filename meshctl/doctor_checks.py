@@ -14,8 +14,8 @@ from typing import Any
 
 from manifests import Pool
 from manifests.fields import split_host_port
+from meshctl.agentops import interface_report
 from meshctl.doctor_findings import Finding, Level
-from meshctl.netfacts import interface_report
 from reconciler.certs.errors import CertError
 from reconciler.certs.files import load_certificate
 from reconciler.certs.member import read_member_certificate

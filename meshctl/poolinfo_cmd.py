@@ -6,8 +6,8 @@ import typer
 
 from manifests import Pool
 from meshctl.admin_cmd import admin_pool
+from meshctl.agentops import interface_report
 from meshctl.context import CliError, friendly, home, open_store
-from meshctl.netfacts import interface_report
 from meshctl.render import emit
 from reconciler.node import load_node_config
 from reconciler.store_admin import issue_token

@@ -7,6 +7,7 @@ import typer
 
 from manifests import Pool, to_document
 from manifests.pool import PoolSpec
+from meshctl.agentops import reconcile_now
 from meshctl.chat_cmd import chat
 from meshctl.context import CliError, friendly, home, new_app, open_store
 from meshctl.demo import demo
@@ -17,7 +18,6 @@ from meshctl.join_cmd import pool_join
 from meshctl.main import _main, init, version_cmd
 from meshctl.observed_cmd import peers, print_peers, print_rings, rings
 from meshctl.poolinfo_cmd import pool_info
-from meshctl.ports import agent_side
 from meshctl.render import console, dump, emit, print_objects
 from reconciler.store import Store
 
@@ -52,7 +52,7 @@ def pool_create(
         if store.get("Pool", name) is not None:
             raise CliError(f"a pool named {name!r} already exists on this device (mesh pool-list)")
         store.apply(pool)
-        agent_side().reconcile_now(home(), store, "Pool", name)
+        reconcile_now(home(), store, "Pool", name)
         created = store.require("Pool", name)
     assert isinstance(created, Pool)
     if output in ("yaml", "json"):

@@ -239,3 +239,49 @@ def test_an_agent_that_refuses_interfaces_counts_as_none(tmp_path: Path) -> None
 
     with pytest.raises(NoAgent, match="refused 'interfaces'"):
         asyncio.run(scenario())
+
+
+def test_reconcile_runs_the_agents_executor_and_reports_its_failure(tmp_path: Path) -> None:
+    path = tmp_path / "agent.sock"
+    done: list[tuple[str, str]] = []
+
+    def reconcile(kind: str, name: str) -> None:
+        if name == "broken":
+            raise RuntimeError("handler bug")
+        done.append((kind, name))
+
+    async def ask(request: bytes) -> bytes:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(request + b"\n")
+        answer = await reader.readline()
+        writer.close()
+        return answer
+
+    async def scenario() -> list[bytes]:
+        feed = JobFeed()
+        api = LocalApi(path, lambda n: feed.subscribe(n, {}), None, reconcile)
+        stop = asyncio.Event()
+        task = asyncio.create_task(api.serve(stop))
+        await api.ready.wait()
+        await asyncio.to_thread(AgentClient(path).reconcile, "Pool", "lab")
+        answers = [await ask(b'{"op": "reconcile", "kind": "Pool", "name": "broken"}'),
+                   await ask(b'{"op": "reconcile", "kind": "Secret", "name": "x"}')]  # fmt: skip
+        stop.set()
+        await task
+        return answers
+
+    broken, unknown = asyncio.run(scenario())
+    assert done == [("Pool", "lab")]
+    assert b"reconciling Pool broken failed: RuntimeError: handler bug" in broken
+    assert b"needs a kind (Pool, Member, Job)" in unknown
+
+
+def test_an_agent_without_reconcile_counts_as_none(tmp_path: Path) -> None:
+    path = tmp_path / "agent.sock"
+
+    async def scenario() -> None:
+        async with _serving(path):
+            await asyncio.to_thread(AgentClient(path).reconcile, "Pool", "lab")
+
+    with pytest.raises(NoAgent, match="refused 'reconcile'"):
+        asyncio.run(scenario())

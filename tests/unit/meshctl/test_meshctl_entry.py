@@ -10,11 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
+from meshctl import ports
+from reconciler import oneshot
 from reconciler.entry import mesh_app
 from reconciler.entry import meshctl_app as app
+from reconciler.entry.side import InProcessSide
 from reconciler.home import Home
+from reconciler.store import Store
 from tests.agent_thread import local_api_thread
 
 REPO = Path(__file__).resolve().parents[3]
@@ -81,3 +86,27 @@ def test_doctor_asks_the_running_agent_what_it_sees(home: Home) -> None:
     assert "127.0.0.1" in live[0] and "as the agent sees them" in live[0]
     assert live[1] == ["b 10.0.0.2:1: ONLINE, link up (direct), rtt -, throughput -"]
     assert live[2] == ["converged: epoch 7, 2 member(s)"]
+
+
+class _NoInProcessReconcile(InProcessSide):
+    def reconcile_now(self, *args: Any) -> None:
+        raise AssertionError("a second executor ran in the CLI while an agent runs")
+
+
+def test_pool_create_has_the_running_agent_reconcile(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runner.invoke(mesh_app, ["init", "--name", "a"]).exit_code == 0
+    asked: list[tuple[str, str]] = []
+
+    def reconcile(kind: str, name: str) -> None:  # what the agent's executor does
+        asked.append((kind, name))
+        with Store.open(home.root) as store:
+            oneshot.reconcile_now(home, store, kind, name)
+
+    monkeypatch.setattr(ports, "_side", _NoInProcessReconcile())
+    with local_api_thread(home, lambda name: NotImplemented, None, reconcile):
+        created = runner.invoke(mesh_app, ["pool-create", "--name", "test-pool"])
+    assert created.exit_code == 0, created.stderr
+    assert asked == [("Pool", "test-pool")]
+    assert "Pool ID:" in created.stdout and "sha256:" in created.stdout
