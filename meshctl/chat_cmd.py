@@ -24,9 +24,9 @@ from meshctl.context import CliError, friendly, home, open_store
 from meshctl.inference_cmd import default_pool
 from meshctl.jobfollow import job_text
 from meshctl.ports import ChatBackend, agent_side
-from reconciler.controllers.jobqueue import CANCEL_ANNOTATION
+from reconciler.jobcancel import request_cancel
 from reconciler.singleton import running_pid
-from reconciler.store import Conflict, NotFound, Store
+from reconciler.store import NotFound
 
 HELP = "commands: /reset, /system TEXT, /help, /exit (Ctrl+C stops an answer, Ctrl+D leaves)"
 
@@ -92,26 +92,8 @@ class PoolBackend:
     def stop(self) -> None:
         if self.current is not None:
             with open_store() as store:
-                cancel_job(store, self.current, "stopped in mesh chat (Ctrl+C)")
+                request_cancel(store, self.current, "stopped in mesh chat (Ctrl+C)")
             self.current = None
-
-
-def cancel_job(store: Store, name: str, reason: str) -> None:
-    """Ask the agent to stop a job: the cancel annotation on the Job (no-op once it has
-    finished or is gone; retried when another writer changed it meanwhile)."""
-    for _ in range(5):
-        job = store.get("Job", name)
-        if not isinstance(job, Job) or job.status.phase in ("Succeeded", "Failed"):
-            return
-        if CANCEL_ANNOTATION in job.metadata.annotations:
-            return
-        changed = job.model_copy(deep=True)
-        changed.metadata.annotations[CANCEL_ANNOTATION] = reason
-        try:
-            store.apply(changed)
-            return
-        except Conflict:
-            continue
 
 
 def chat_loop(backend: Backend, conversation: Conversation, read: Callable[[str], str],
