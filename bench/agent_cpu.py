@@ -37,7 +37,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def _cli(env: dict[str, str], *args: str, tool: str = "meshctl") -> subprocess.CompletedProcess[str]:  # fmt: skip
-    module = "meshctl" if tool == "meshctl" else "meshctl.seed_main"
+    module = "reconciler.entry" if tool == "meshctl" else "reconciler.entry.mesh"
     return subprocess.run([sys.executable, "-m", module, *args], env=env, check=True,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
@@ -84,7 +84,7 @@ def main() -> None:
         (Path(tmp) / "pool.yaml").write_text(POOL)
         _cli(env, "apply", "-f", str(Path(tmp) / "pool.yaml"))
         log = (Path(tmp) / "agent.out").open("wb")
-        agent = subprocess.Popen([sys.executable, "-m", "meshctl", "agent"], env=env,
+        agent = subprocess.Popen([sys.executable, "-m", "reconciler.entry", "agent"], env=env,
                                  stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         try:
             deadline = time.monotonic() + 120
@@ -103,7 +103,7 @@ def main() -> None:
             with Store.open(root) as store:
                 revision = store.revision()
             started = time.monotonic()
-            command = [sys.executable, "-m", "meshctl.seed_main", "inference", "--prompt", PROMPT,
+            command = [sys.executable, "-m", "reconciler.entry.mesh", "inference", "--prompt", PROMPT,
                        "--max-tokens", str(args.tokens), "-o", "json"]  # fmt: skip
             cli = subprocess.Popen(command, env=env, stdout=subprocess.PIPE)
             assert cli.stdout is not None

@@ -10,7 +10,7 @@ tree, interleaved in the same run, so that both sides see the same load.
 
 `--empty`: the store holds the device identity only (no Pool, no Job).
 
-Where the time goes: `python -X importtime -m meshctl version 2>&1 | sort -t'|' -k2 -n`.
+Where the time goes: `python -X importtime -m reconciler.entry version 2>&1 | sort -t'|' -k2 -n`.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS: dict[str, list[str]] = {
     "python -c pass": ["-c", "pass"],
-    "meshctl version": ["-m", "meshctl", "version"],
-    "meshctl get pools": ["-m", "meshctl", "get", "pools"],
-    "meshctl get jobs": ["-m", "meshctl", "get", "jobs"],
-    "meshctl get members": ["-m", "meshctl", "get", "members"],
-    "meshctl get peers": ["-m", "meshctl", "get", "peers"],
-    "meshctl --help": ["-m", "meshctl", "--help"],
+    "meshctl version": ["-m", "reconciler.entry", "version"],
+    "meshctl get pools": ["-m", "reconciler.entry", "get", "pools"],
+    "meshctl get jobs": ["-m", "reconciler.entry", "get", "jobs"],
+    "meshctl get members": ["-m", "reconciler.entry", "get", "members"],
+    "meshctl get peers": ["-m", "reconciler.entry", "get", "peers"],
+    "meshctl --help": ["-m", "reconciler.entry", "--help"],
 }
 MANIFESTS = """\
 apiVersion: meshnet.dev/v1alpha1
@@ -53,7 +53,7 @@ def prepare(home: Path, env: dict[str, str], empty: bool) -> None:
     manifest.write_text(MANIFESTS)
     steps = [["init", "--name", "bench"]] + ([] if empty else [["apply", "-f", str(manifest)]])
     for args in steps:
-        subprocess.run([sys.executable, "-m", "meshctl", *args], env=env, check=True,
+        subprocess.run([sys.executable, "-m", "reconciler.entry", *args], env=env, check=True,
                        capture_output=True)  # fmt: skip
 
 

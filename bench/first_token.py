@@ -49,7 +49,7 @@ print(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
 def mesh_command() -> list[str]:
     """The `mesh` console script beside this interpreter (else the module)."""
     script = Path(sys.executable).parent / "mesh"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "meshctl.seed"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "reconciler.entry.mesh"]
 
 
 def environment(threads: int | None) -> dict[str, str]:

@@ -218,7 +218,7 @@ def command_figures(threads: int, runs: int = 3) -> list[tuple[float, float]]:
     """(peak RSS MB, start-to-first-token ms) of the local demo command, per run."""
     out = []
     for _ in range(runs):
-        cmd = [sys.executable, "-m", "meshctl.seed_main", "inference", "--local", "--model", "demo",
+        cmd = [sys.executable, "-m", "reconciler.entry.mesh", "inference", "--local", "--model", "demo",
                "--max-tokens", "8", "--prompt", "The capital of France is", "-o", "json",
                "--threads", str(threads)]  # fmt: skip
         if Path("/usr/bin/time").exists():

@@ -48,7 +48,7 @@ class Device:
         self.cli("meshctl", "init", "--name", "bench")
         self.cli("mesh", "pool-create", "--name", "bench")
         log = (root / "agent.out").open("ab")
-        self.agent = subprocess.Popen([sys.executable, "-m", "meshctl", "agent", "--api-port", "0"],
+        self.agent = subprocess.Popen([sys.executable, "-m", "reconciler.entry", "agent", "--api-port", "0"],
                                       env=self.env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         port = root / "api.port"
         self.port = int(
@@ -58,7 +58,7 @@ class Device:
         self.url = f"http://127.0.0.1:{self.port}/v1"
 
     def cli(self, tool: str, *args: str) -> str:
-        module = "meshctl" if tool == "meshctl" else "meshctl.seed_main"
+        module = "reconciler.entry" if tool == "meshctl" else "reconciler.entry.mesh"
         done = subprocess.run([sys.executable, "-m", module, *args], env=self.env, check=True,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
         return done.stdout

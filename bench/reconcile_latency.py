@@ -72,7 +72,7 @@ def main() -> None:
         "MESHNET_BEACON_PORT": "42999",
     }
     agent = subprocess.Popen(
-        [sys.executable, "-m", "meshctl", "agent", "--log-level", "WARNING"],
+        [sys.executable, "-m", "reconciler.entry", "agent", "--log-level", "WARNING"],
         env=env, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

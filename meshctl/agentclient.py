@@ -15,6 +15,7 @@ from typing import Any
 Event = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed")
 CONNECT_SECONDS = 2.0
+RECONCILE_SECONDS = 30.0  # a Pool's first reconcile makes its root key
 MAX_LINE = 1 << 24  # a snapshot carries every token so far
 
 
@@ -98,6 +99,33 @@ class AgentClient:
         if not isinstance(items, list):
             raise NoAgent(f"the agent on {self.path} did not answer {what!r}")
         return items
+
+    def reconcile(self, kind: str, name: str) -> None:
+        """Have the agent's executor reconcile object ``kind``/``name`` now."""
+        sock = self._request({"op": "reconcile", "kind": kind, "name": name})
+        try:
+            answer = JobStream(sock, RECONCILE_SECONDS).next_event()
+        except AgentGone as err:
+            raise NoAgent(f"the agent on {self.path} refused 'reconcile': {err}") from err
+        finally:
+            sock.close()
+        if answer is None or answer.get("ok") is not True:
+            raise NoAgent(f"the agent on {self.path} did not answer 'reconcile'")
+
+    def interfaces(self, discovery: Event) -> Event:
+        """The agent's interface report for a Pool's discovery settings (the manifest's
+        ``spec.discovery``): its interfaces, beacon interfaces and LAN address."""
+        sock = self._request({"op": "interfaces", "discovery": discovery})
+        try:
+            answer = JobStream(sock, CONNECT_SECONDS).next_event()
+        except AgentGone as err:
+            raise NoAgent(f"the agent on {self.path} refused 'interfaces': {err}") from err
+        finally:
+            sock.close()
+        report = answer.get("report") if answer is not None else None
+        if not isinstance(report, dict):
+            raise NoAgent(f"the agent on {self.path} did not answer 'interfaces'")
+        return report
 
     def follow_job(self, name: str, idle: float = 0.25) -> JobStream:
         """Follow job ``name``: a snapshot of what the agent knows of it, then its tokens,

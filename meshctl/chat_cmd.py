@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import typer
 
@@ -23,6 +23,8 @@ from manifests import Job
 from meshctl.context import CliError, friendly, home, open_store
 from meshctl.inference_cmd import default_pool
 from meshctl.jobfollow import job_text
+from meshctl.ports import ChatBackend, agent_side
+from reconciler.jobcancel import request_cancel
 from reconciler.singleton import running_pid
 from reconciler.store import NotFound
 
@@ -58,9 +60,7 @@ class Conversation:
         return None
 
 
-class Backend(Protocol):
-    def answer(self, messages: list[dict[str, str]]) -> Generator[str, None, None]: ...
-    def stop(self) -> None: ...
+Backend = ChatBackend
 
 
 @dataclass
@@ -90,48 +90,10 @@ class PoolBackend:
             self.current = None
 
     def stop(self) -> None:
-        from reconciler.controlplane.apijobs import request_cancel
-
         if self.current is not None:
             with open_store() as store:
                 request_cancel(store, self.current, "stopped in mesh chat (Ctrl+C)")
             self.current = None
-
-
-@dataclass
-class LocalBackend:
-    """Answers with the whole model loaded in this process."""
-
-    engine: Any
-    tokenizer: Any
-    params: Any
-
-    def answer(self, messages: list[dict[str, str]]) -> Generator[str, None, None]:
-        prompt = self.tokenizer.apply_chat_template(messages)
-        ids = self.tokenizer.encode(prompt, add_special=False)
-        for event in self.engine.generate(ids, self.params, self.tokenizer):
-            yield event.text
-
-    def stop(self) -> None:
-        return None
-
-
-def _local_backend(model: str, sampling: dict[str, Any]) -> LocalBackend:
-    from reconciler.inference import Engine, load_model_info, load_shard
-    from reconciler.inference.errors import ModelError
-    from reconciler.inference.sampling import SamplingParams
-    from reconciler.inference.sharding import full_share
-    from reconciler.models import resolve_model
-
-    try:
-        path = resolve_model(model)
-        info = load_model_info(path)
-        weights = load_shard(path, info.config, full_share(info.config), lambda _: None)
-    except ModelError as err:
-        raise CliError(str(err)) from err
-    params = SamplingParams(max_tokens=sampling["maxTokens"], temperature=sampling["temperature"],
-                            seed=sampling.get("seed", 0))  # fmt: skip
-    return LocalBackend(Engine(info.config, weights), info.tokenizer, params)
 
 
 def chat_loop(backend: Backend, conversation: Conversation, read: Callable[[str], str],
@@ -200,7 +162,7 @@ def chat(
                                 "seed": seed if seed is not None else secrets.randbelow(2**31)}  # fmt: skip
     backend: Backend
     if local:
-        backend = _local_backend(model, sampling)
+        backend = agent_side().local_chat(model, sampling)
     else:
         if not running_pid(home().agent_lock):
             raise CliError(

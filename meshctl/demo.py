@@ -14,7 +14,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -26,12 +25,13 @@ import typer
 from rich.markup import escape
 
 from manifests import Member, MeshObject, Pool
+from meshctl.agentops import reconcile_now
 from meshctl.inference_cmd import follow_job, job_document, print_figures, result_document
 from meshctl.observed_cmd import print_rings, rings
+from meshctl.ports import agent_side
 from meshctl.render import console
 from reconciler.home import Home
 from reconciler.node import init_node
-from reconciler.oneshot import reconcile_now
 from reconciler.store import Store
 from reconciler.store_admin import issue_token
 
@@ -52,7 +52,7 @@ class DemoDevice:
         self.home.logs.mkdir(parents=True, exist_ok=True)
         out = (self.home.logs / "agent.out").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "meshctl", "agent"],
+            agent_side().agent_command(),
             env=self._env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 

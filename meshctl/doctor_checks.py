@@ -7,7 +7,6 @@ connections to the relay and control-plane addresses the pools name.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from pathlib import Path
@@ -15,22 +14,14 @@ from typing import Any
 
 from manifests import Pool
 from manifests.fields import split_host_port
+from meshctl.agentops import interface_report
 from meshctl.doctor_findings import Finding, Level
 from reconciler.certs.errors import CertError
+from reconciler.certs.files import load_certificate
 from reconciler.certs.member import read_member_certificate
-from reconciler.drivers.netif import (
-    EXCLUDE_ENV,
-    INCLUDE_ENV,
-    OVERRIDE_ENV,
-    VIRTUAL_BRIDGES,
-    InterfaceError,
-    ipv4_interfaces,
-)
 from reconciler.home import Home
-from reconciler.material import read_member_cert
 from reconciler.observed import beacons_key, gossip_key, peers_key, ring_key
 from reconciler.pools import read_pool_info
-from reconciler.runtime.beaconsockets import choose_interfaces, effective_discovery
 from reconciler.store import Store
 
 SKEW_WARN_SECONDS = 2.0
@@ -56,48 +47,31 @@ def multicast_groups(path: Path = Path("/proc/net/igmp")) -> dict[str, set[str]]
 
 
 def check_interfaces(pool: Pool) -> list[Finding]:
-    discovery = effective_discovery(pool.spec.discovery)
-    found = [
-        Finding(
-            "ok", "interfaces", ", ".join(f"{n} {a}" for n, a in sorted(ipv4_interfaces().items()))
-        )
-    ]
-    try:
-        chosen = choose_interfaces(discovery)
-    except InterfaceError as err:
-        return [*found, Finding("fail", "beacons", str(err))]
-    why = _why_interfaces(discovery.interface)
-    names = ", ".join(f"{c.name} ({c.address})" for c in chosen)
-    found.append(
-        Finding("ok", "beacons", f"on {names} to {discovery.group}:{discovery.port} ({why})")
-    )
+    report = interface_report(pool.spec.discovery)
+    listed = ", ".join(f"{n} {a}" for n, a in report.get("interfaces", {}).items())
+    found = [Finding("ok", "interfaces", listed)]
+    if "chooseError" in report:
+        return [*found, Finding("fail", "beacons", str(report["chooseError"]))]
+    chosen = report.get("chosen", [])
+    group, port = report.get("group"), report.get("port")
+    names = ", ".join(f"{c['name']} ({c['address']})" for c in chosen)
+    found.append(Finding("ok", "beacons", f"on {names} to {group}:{port} ({report.get('why')}; "
+                                          f"as {report.get('seenBy')} sees them)"))  # fmt: skip
     groups = multicast_groups()
     for interface in chosen:
-        if discovery.group in groups.get(interface.name, set()):
-            found.append(
-                Finding("ok", "multicast", f"{interface.name} is in group {discovery.group}")
-            )
+        name = interface["name"]
+        if group in groups.get(name, set()):
+            found.append(Finding("ok", "multicast", f"{name} is in group {group}"))
         else:
-            found.append(Finding("warn", "multicast", f"{interface.name} is not in group "
-                                                      f"{discovery.group} (is the agent running?)"))  # fmt: skip
+            found.append(Finding("warn", "multicast", f"{name} is not in group "
+                                                      f"{group} (is the agent running?)"))  # fmt: skip
     return found
 
 
-def _why_interfaces(wanted: str) -> str:
-    if os.environ.get(OVERRIDE_ENV):
-        return f"pinned by ${OVERRIDE_ENV}"
-    if wanted != "auto":
-        return f"the Pool's discovery.interface is {wanted!r}"
-    return (
-        "auto: every up, multicast-capable interface but loopback and virtual bridges "
-        f"({', '.join(VIRTUAL_BRIDGES)}); change with discovery.includeInterfaces/"
-        f"excludeInterfaces or ${INCLUDE_ENV}/${EXCLUDE_ENV}"
-    )
-
-
 def check_certificate(home: Home, pool: Pool, now: float) -> list[Finding]:
-    der = read_member_cert(home, pool.metadata.name)
-    if der is None:
+    try:
+        der = load_certificate(home.pool_dir(pool.metadata.name) / "member.crt")
+    except (OSError, ValueError):
         return [Finding("fail", "certificate", "no member certificate: this device has not joined")]
     try:
         cert = read_member_certificate(der)
@@ -151,17 +125,22 @@ def check_beacons(store: Store, pool: Pool) -> list[Finding]:
 
 
 def check_links(store: Store, pool: Pool) -> list[Finding]:
-    found = []
-    for peer in store.get_observed(peers_key(pool.metadata.name)) or []:
-        from meshctl.observed_cmd import measure_cells
+    """The pool's peers and ring: what the running agent sees now (its local API), or
+    what it last published to the store when none answers."""
+    from meshctl.observed_cmd import live_observed, measure_cells
 
+    name = pool.metadata.name
+    live_peers, live_rings = live_observed(store, "peers", name), live_observed(store, "ring", name)
+    found = []
+    stored_peers = store.get_observed(peers_key(name)) or []
+    for peer in live_peers if live_peers is not None else stored_peers:
         level: Level = "ok" if peer.get("linkConnected") else "warn"
         rtt, rate, _, _ = measure_cells(peer)
         found.append(Finding(level, "link", f"{peer.get('name')} {peer.get('address')}: "
                                             f"{peer.get('status')}, link {'up' if level == 'ok' else 'down'} "
                                             f"({peer.get('route', 'direct')}), "
                                             f"rtt {rtt}, throughput {rate}"))  # fmt: skip
-    ring = store.get_observed(ring_key(pool.metadata.name))
+    ring = store.get_observed(ring_key(name)) if live_rings is None else next(iter(live_rings), None)
     if ring is None:
         found.append(Finding("warn", "ring", "no ring yet"))
     else:

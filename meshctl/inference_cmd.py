@@ -172,9 +172,9 @@ def inference(
             "activations": activations, "threads": threads, "parallelism": parallelism,
             "wire": wire, "draft_tokens": draft_tokens}  # fmt: skip
     if local:
-        from meshctl.local_inference import run_local
+        from meshctl.ports import agent_side
 
-        doc = run_local(args, quiet=output == "json")
+        doc = agent_side().run_local(args, quiet=output == "json")
     else:
         doc = _run_on_pool(args, pool, quiet=output == "json")
     if output == "json":

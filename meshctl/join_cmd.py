@@ -7,7 +7,6 @@ order of steps — join, then `mesh start` — works as written.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 import time
@@ -17,22 +16,20 @@ import typer
 
 from manifests import Member
 from manifests.base import object_name_from
-from manifests.pool import DiscoverySpec
 from meshctl.context import CliError, friendly, home, open_store
+from meshctl.ports import agent_side
 from meshctl.render import console, err_console
-from reconciler.certs.identity import fingerprint
-from reconciler.context import DeviceContext
-from reconciler.home import Home, write_atomic
-from reconciler.node import load_identity, load_node_config
-from reconciler.observed import join_key
-from reconciler.pools import read_pool_info
-from reconciler.runtime.joinruntime import (
+from reconciler.annotations import (
     CONTROL_PLANE_ANNOTATION,
     RELAYS_ANNOTATION,
     SHARD_COLUMNS_ANNOTATION,
     WEIGHTING_ANNOTATION,
-    JoinRuntime,
 )
+from reconciler.certs.identity import fingerprint
+from reconciler.home import Home, write_atomic
+from reconciler.node import load_node_config
+from reconciler.observed import join_key
+from reconciler.pools import read_pool_info
 from reconciler.singleton import running_pid
 from reconciler.store import Store
 
@@ -134,7 +131,7 @@ def pool_join(
         if running_pid(device_home.agent_lock):
             joined = _wait_for_agent(store, member.metadata.name, timeout)
         else:
-            joined = asyncio.run(_join_here(device_home, store, member, timeout))
+            joined = _join_here(device_home, store, member, timeout)
     if not joined:
         err_console.print(TROUBLESHOOTING, highlight=False, markup=False)
         raise typer.Exit(1)
@@ -189,20 +186,16 @@ def _wait_for_agent(store: Store, member: str, timeout: float) -> bool:
     return False
 
 
-async def _join_here(device_home: Home, store: Store, member: Member, timeout: float) -> bool:
-    ctx = DeviceContext(
-        device_home, store, load_identity(device_home), load_node_config(device_home)
-    )
-    runtime = JoinRuntime(ctx, member, DiscoverySpec())
-    await runtime.start()
+def _join_here(device_home: Home, store: Store, member: Member, timeout: float) -> bool:
+    """No agent runs: a short-lived join runtime in this process (the agent's code,
+    through meshctl/ports.py) until the certificate arrives or the timeout."""
+    name = member.metadata.name
     started = time.monotonic()
-    try:
-        with console.status(_progress(store, member.metadata.name, started)) as status:
-            while not runtime.joined and time.monotonic() - started < timeout:
-                await asyncio.sleep(0.2)
-                if (reason := _denied(store, member.metadata.name)) is not None:
-                    raise CliError(f"the admin refused this device: {reason}")
-                status.update(_progress(store, member.metadata.name, started))
-    finally:
-        await runtime.stop()
-    return runtime.joined
+    with console.status(_progress(store, name, started)) as status:
+
+        def tick() -> None:
+            if (reason := _denied(store, name)) is not None:
+                raise CliError(f"the admin refused this device: {reason}")
+            status.update(_progress(store, name, started))
+
+        return agent_side().join_here(device_home, store, member, timeout, tick)

@@ -1,4 +1,5 @@
-"""meshctl: the kubectl-like command line of meshnet."""
+"""meshctl: the kubectl-like command line of meshnet. The agent's own commands (agent,
+relay, control-plane, dashboard) are added by the composition root, reconciler/entry."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ LAZY_COMMANDS = {
     "member": "meshctl.admin_cmd:member_app",
     "apikey": "meshctl.apikey_cmd:apikey_app",
     "doctor": "meshctl.doctor:doctor",
-    "dashboard": "meshctl.dashboard_cmd:dashboard",
     "logs": "meshctl.jobs_cmd:logs",
     "apply": "meshctl.objects_cmd:apply",
     "diff": "meshctl.objects_cmd:diff",
@@ -108,49 +108,3 @@ def schema(
 
     data = kind_schema(resolve_kind(kind)) if kind else all_schemas()
     emit(json.dumps(data, indent=2))
-
-
-@app.command("agent")
-def agent(
-    watch_dir: Path | None = typer.Option(
-        None, "--watch-dir", help="Apply manifests from this folder and follow its changes."
-    ),
-    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
-    api_port: int | None = typer.Option(
-        None,
-        "--api-port",
-        min=0,
-        max=65535,
-        help="Serve the OpenAI-compatible API on this port (0: any free port; see api.port).",
-    ),
-    api_host: str = typer.Option(
-        "127.0.0.1",
-        "--api-host",
-        help="Address of the API; 0.0.0.0 opens it to the LAN (plain HTTP: see the README).",
-    ),
-) -> None:
-    """Run this device's agent in the foreground (Ctrl+C stops it)."""
-    from reconciler.daemon import AgentOptions, run_agent
-
-    options = AgentOptions(home(), watch_dir, log_level, api_port, api_host)
-    raise typer.Exit(run_agent(options))
-
-
-PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-@app.command("relay", context_settings=PASS_THROUGH, add_help_option=False)
-def relay(ctx: typer.Context) -> None:
-    """Run a relay for this device's pools (same as mesh-relay; --help for its options)."""
-    from reconciler.relay.cli import app as relay_app
-
-    relay_app(args=ctx.args, prog_name="meshctl relay")
-
-
-@app.command("control-plane", context_settings=PASS_THROUGH, add_help_option=False)
-def control_plane(ctx: typer.Context) -> None:
-    """Serve the pool's HTTP API (same as mesh-control-plane; --help for its options)."""
-    from reconciler.controlplane.cli import app as control_plane_app
-
-    control_plane_app(args=ctx.args, prog_name="meshctl control-plane")
-

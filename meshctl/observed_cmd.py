@@ -20,7 +20,7 @@ def pool_names(store: Store, pool: str | None) -> list[str]:
     return [n for n in names if pool is None or n == pool]
 
 
-def _live(store: Store, what: str, pool: str | None) -> list[dict[str, Any]] | None:
+def live_observed(store: Store, what: str, pool: str | None) -> list[dict[str, Any]] | None:
     """What the running agent of this store sees now (None: no agent answers)."""
     try:
         return AgentClient(Home(store.path.parent).agent_socket).observed(what, pool)
@@ -29,7 +29,7 @@ def _live(store: Store, what: str, pool: str | None) -> list[dict[str, Any]] | N
 
 
 def peers(store: Store, pool: str | None) -> list[dict[str, Any]]:
-    live = _live(store, "peers", pool)
+    live = live_observed(store, "peers", pool)
     if live is not None:
         return live
     items = []
@@ -40,7 +40,7 @@ def peers(store: Store, pool: str | None) -> list[dict[str, Any]]:
 
 
 def rings(store: Store, pool: str | None) -> list[dict[str, Any]]:
-    live = _live(store, "ring", pool)
+    live = live_observed(store, "ring", pool)
     if live is not None:
         return live
     items = []

@@ -6,9 +6,9 @@ import typer
 
 from manifests import Pool
 from meshctl.admin_cmd import admin_pool
+from meshctl.agentops import interface_report
 from meshctl.context import CliError, friendly, home, open_store
 from meshctl.render import emit
-from reconciler.drivers.netif import InterfaceError, resolve_interface
 from reconciler.node import load_node_config
 from reconciler.store_admin import issue_token
 
@@ -17,11 +17,10 @@ TOKEN_TTL = 24 * 3600.0
 
 def lan_address(pool: Pool) -> str:
     """The address other devices reach this one at (the beacon interface's)."""
-    discovery = pool.spec.discovery
-    try:
-        return resolve_interface(discovery.interface, discovery.group).address
-    except InterfaceError as err:
-        raise CliError(str(err)) from err
+    report = interface_report(pool.spec.discovery)
+    if "address" not in report:
+        raise CliError(str(report.get("addressError", "no LAN address")))
+    return str(report["address"])
 
 
 def control_plane_port() -> int | None:

@@ -1,4 +1,5 @@
-"""mesh: the seed quick start's verbs, on top of the same store and agent as meshctl."""
+"""mesh: the seed quick start's verbs, on top of the same store and agent as meshctl
+(`mesh start` is added by the composition root, reconciler/entry)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import typer
 
 from manifests import Pool, to_document
 from manifests.pool import PoolSpec
+from meshctl.agentops import reconcile_now
 from meshctl.chat_cmd import chat
 from meshctl.context import CliError, friendly, home, new_app, open_store
 from meshctl.demo import demo
@@ -13,11 +15,10 @@ from meshctl.doctor import doctor
 from meshctl.inference_cmd import inference
 from meshctl.jobs_cmd import inference_stats
 from meshctl.join_cmd import pool_join
-from meshctl.main import _main, agent, init, version_cmd
+from meshctl.main import _main, init, version_cmd
 from meshctl.observed_cmd import peers, print_peers, print_rings, rings
 from meshctl.poolinfo_cmd import pool_info
 from meshctl.render import console, dump, emit, print_objects
-from reconciler.oneshot import reconcile_now
 from reconciler.store import Store
 
 app = new_app(
@@ -27,7 +28,6 @@ app = new_app(
 app.callback()(_main)
 app.command("init")(init)
 app.command("version")(version_cmd)
-app.command("start", help="Run this device's agent in the foreground (Ctrl+C stops it).")(agent)
 app.command("demo")(demo)
 app.command("doctor")(doctor)
 

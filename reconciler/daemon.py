@@ -134,11 +134,18 @@ class Agent:
             await self.supervisor.stop_all()
 
     async def _serve_local_api(self) -> None:
-        api = LocalApi(self.options.home.agent_socket, self.runner.follow, self.supervisor.live)
+        api = LocalApi(self.options.home.agent_socket, self.runner.follow, self.supervisor.live,
+                       reconcile=self._reconcile_one)  # fmt: skip
         try:
             await api.serve(self.stop)
         except (LocalApiError, OSError) as err:
             log.error("local API not served (the CLI falls back to the store): %s", err)
+
+    def _reconcile_one(self, kind: str, name: str) -> None:
+        """One reconcile of one object now, for the local API (`mesh pool-create`)."""
+        obj = self.store.get(kind, name)
+        if obj is not None:
+            self.executor.reconcile(self.executor.handlers[kind], obj, time.monotonic())
 
     async def _serve_api(self) -> None:
         from reconciler.controlplane.apiserver import ApiServer

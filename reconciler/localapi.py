@@ -5,6 +5,13 @@ Protocol (JSON lines, one request per connection, then the agent's answer or str
 - ``{"op": "ping"}`` -> ``{"ok": true, "pid": ..., "home": ...}``
 - ``{"op": "peers" | "ring", "pool": P or null}`` -> ``{"items": [...]}``: the peers or
   rings of the running pools as of now (what `meshctl get peers|ring` lists)
+- ``{"op": "interfaces", "discovery": D}`` -> ``{"report": {...}}``: for a Pool's
+  discovery settings D (as in its manifest), the interfaces and the beacon interfaces
+  the agent sees, and its LAN address (reconciler/probes.py; `meshctl doctor`,
+  `mesh pool-info`)
+- ``{"op": "reconcile", "kind": K, "name": N}`` -> ``{"ok": true}`` once the agent's
+  executor has reconciled object K/N (`mesh pool-create` with an agent running: no
+  second executor in the CLI)
 - ``{"op": "follow-job", "name": N}`` -> a ``snapshot`` of what the job runner knows of N
   (phase, tokens so far), then ``phase``, ``progress`` and ``token`` events as the runner
   produces them, pushed in-process (no store polling). The stream ends after a phase
@@ -26,11 +33,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from manifests.pool import DiscoverySpec
+from reconciler.probes import interface_report
 from reconciler.runtime.jobfeed import TERMINAL, Event, Follower
 
 Observe = Callable[[str, str | None], list[dict[str, Any]]]
+Reconcile = Callable[[str, str], None]
 
 log = logging.getLogger("meshnet.localapi")
+
+KINDS = ("Pool", "Member", "Job")
 
 MAX_REQUEST = 64 * 1024
 MAX_UNIX_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
@@ -84,11 +98,16 @@ class LocalApi:
     """Serves the agent's socket until ``stop`` is set, then removes it."""
 
     def __init__(
-        self, path: Path, follow: Callable[[str], Follower], observe: Observe | None = None
+        self,
+        path: Path,
+        follow: Callable[[str], Follower],
+        observe: Observe | None = None,
+        reconcile: Reconcile | None = None,
     ) -> None:
         self.path = path
         self.follow = follow
         self.observe = observe
+        self.reconcile = reconcile
         self._clients: set[asyncio.Task[Any]] = set()
         self.ready = asyncio.Event()  # set once the socket accepts connections
 
@@ -136,11 +155,15 @@ class LocalApi:
             await _send(writer, {"ok": True, "pid": os.getpid(), "home": str(self.path.parent)})
         elif op == "follow-job" and isinstance(request.get("name"), str):
             await self._follow_job(request["name"], reader, writer)
+        elif op == "reconcile" and self.reconcile is not None:
+            await _send(writer, self._reconciled(request.get("kind"), request.get("name")))
+        elif op == "interfaces":
+            await _send(writer, _interfaces(request.get("discovery")))
         elif op in ("peers", "ring") and self.observe is not None:
             pool = request.get("pool")
             await _send(writer, self._observed(op, pool if isinstance(pool, str) else None))
         else:
-            known = "ping, follow-job NAME, peers, ring"
+            known = "ping, follow-job NAME, peers, ring, interfaces, reconcile"
             await _send(writer, {"error": f"unknown request {op!r} ({known})"})
 
     def _observed(self, what: str, pool: str | None) -> Event:
@@ -150,6 +173,17 @@ class LocalApi:
         except Exception as err:  # a runtime's bug is the answer, never the agent's end
             log.exception("reading %s for the local API failed", what)
             return {"error": f"reading {what} failed: {type(err).__name__}: {err}"}
+
+    def _reconciled(self, kind: object, name: object) -> Event:
+        assert self.reconcile is not None
+        if kind not in KINDS or not isinstance(name, str):
+            return {"error": f"reconcile needs a kind ({', '.join(KINDS)}) and a name"}
+        try:
+            self.reconcile(kind, name)
+        except Exception as err:  # a handler's bug is the answer, never the agent's end
+            log.exception("reconciling %s %s for the local API failed", kind, name)
+            return {"error": f"reconciling {kind} {name} failed: {type(err).__name__}: {err}"}
+        return {"ok": True}
 
     async def _follow_job(
         self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -167,6 +201,14 @@ class LocalApi:
         finally:
             follower.close()
             gone.cancel()
+
+
+def _interfaces(discovery: object) -> Event:
+    try:
+        spec = DiscoverySpec.model_validate(discovery if discovery is not None else {})
+    except ValidationError as err:
+        return {"error": f"bad discovery settings: {err.error_count()} error(s): {err}"}
+    return {"report": interface_report(spec)}
 
 
 async def _next_or_gone(follower: Follower, gone: asyncio.Future[bytes]) -> Event | None:

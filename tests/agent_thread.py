@@ -9,20 +9,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from reconciler.home import Home
-from reconciler.localapi import LocalApi, Observe
+from reconciler.localapi import LocalApi, Observe, Reconcile
 from reconciler.runtime.jobfeed import Follower
 
 
 @contextmanager
 def local_api_thread(
-    home: Home, follow: Callable[[str], Follower], observe: Observe | None = None
+    home: Home,
+    follow: Callable[[str], Follower],
+    observe: Observe | None = None,
+    reconcile: Reconcile | None = None,
 ) -> Iterator[None]:
     """Serve ``home``'s agent socket until the block ends (``follow`` and ``observe``
     are called on the API's loop, so they may use ``asyncio.get_running_loop()``)."""
     loop, ready, stop = asyncio.new_event_loop(), threading.Event(), asyncio.Event()
 
     async def serve() -> None:
-        api = LocalApi(home.agent_socket, follow, observe)
+        api = LocalApi(home.agent_socket, follow, observe, reconcile)
         task = asyncio.create_task(api.serve(stop))
         await api.ready.wait()
         ready.set()

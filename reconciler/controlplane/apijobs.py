@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from manifests import Job
-from reconciler.controllers.jobqueue import CANCEL_ANNOTATION, CLIENT_ANNOTATION
+from reconciler.controllers.jobqueue import CLIENT_ANNOTATION
 from reconciler.controlplane.apierrors import ApiError
 from reconciler.controlplane.openai_schemas import DEFAULT_MAX_TOKENS, SamplingRequest
-from reconciler.store import Conflict, Store
+from reconciler.jobcancel import request_cancel
+from reconciler.store import Store
 
 POLL_SECONDS = 0.02
 API_JOB_TTL_SECONDS = 3600  # an API request's Job is deleted an hour after it finished
@@ -76,23 +77,6 @@ def build_job(name: str, pool: str, model_ref: str, client: str, spec: dict[str,
         },
     }
     return Job.model_validate(document)
-
-
-def request_cancel(store: Store, name: str, reason: str) -> None:
-    """Ask the agent to stop a job (no-op once it has finished or is gone)."""
-    for _ in range(5):
-        job = store.get("Job", name)
-        if not isinstance(job, Job) or job.status.phase in FINAL:
-            return
-        if CANCEL_ANNOTATION in job.metadata.annotations:
-            return
-        changed = job.model_copy(deep=True)
-        changed.metadata.annotations[CANCEL_ANNOTATION] = reason
-        try:
-            store.apply(changed)
-            return
-        except Conflict:
-            continue
 
 
 @dataclass(frozen=True)

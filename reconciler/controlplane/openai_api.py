@@ -42,6 +42,7 @@ from reconciler.controlplane.openai_schemas import (
     Usage,
 )
 from reconciler.controlplane.state import AppState
+from reconciler.jobcancel import request_cancel
 from reconciler.singleton import running_pid
 from reconciler.store import Store
 
@@ -230,7 +231,7 @@ async def _sse(store: Store, job: Job, chunks: AsyncIterator[str]) -> AsyncItera
         yield _data(err.body())
     finally:
         if not done:
-            apijobs.request_cancel(store, job.metadata.name, "the API client disconnected")
+            request_cancel(store, job.metadata.name, "the API client disconnected")
     yield "data: [DONE]\n\n"
 
 

@@ -13,6 +13,12 @@ from typing import Any
 from manifests import Member, Pool
 from manifests.pool import DiscoverySpec
 from reconciler import material, observed
+from reconciler.annotations import (  # Member annotations: where the pool's services are
+    CONTROL_PLANE_ANNOTATION,
+    RELAYS_ANNOTATION,
+    SHARD_COLUMNS_ANNOTATION,
+    WEIGHTING_ANNOTATION,
+)
 from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import JoinAnswered
 from reconciler.beacon.machine import BeaconProtocol
@@ -34,12 +40,6 @@ log = logging.getLogger("meshnet.join")
 PUBLISH_SECONDS = 0.5
 HTTP_FALLBACK_AFTER = 5.0  # seconds of unanswered beacons before trying the control plane
 HTTP_RETRY_SECONDS = 10.0
-CONTROL_PLANE_ANNOTATION = "meshnet.dev/control-plane"
-RELAYS_ANNOTATION = "meshnet.dev/relays"
-WEIGHTING_ANNOTATION = "meshnet.dev/ring-weighting"
-SHARD_COLUMNS_ANNOTATION = "meshnet.dev/shard-columns"
-"""Annotations on a Member carrying where the pool's services are (from .pool-info);
-the Pool made on joining gets them as spec.controlPlane and spec.relays."""
 
 
 class JoinError(Exception):

@@ -34,7 +34,7 @@ def cli(home: Home, *args: str, check: bool = True) -> subprocess.CompletedProce
     """Run meshctl against a home, as a user would."""
     env = {**os.environ, "MESHNET_HOME": str(home.root)}
     return subprocess.run(
-        [sys.executable, "-m", "meshctl", *args], env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "reconciler.entry", *args], env=env, capture_output=True, text=True,
         check=check, timeout=60,
     )  # fmt: skip
 
@@ -55,7 +55,7 @@ class AgentProcess:
         env = env or {**os.environ, "MESHNET_HOME": str(home.root)}
         self._offset = self.log.stat().st_size if self.log.exists() else 0
         self.proc = subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "meshctl", "agent", *extra],
+            [*(prefix or []), sys.executable, "-m", "reconciler.entry", "agent", *extra],
             env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         wait_for(lambda: self.started() or self.proc.poll() is not None, what="agent start")

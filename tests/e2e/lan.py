@@ -71,7 +71,7 @@ class Device:
     def cli(
         self, *args: str, tool: str = "meshctl", check: bool = True, timeout: float = 90
     ) -> subprocess.CompletedProcess[str]:
-        module = "meshctl" if tool == "meshctl" else "meshctl.seed_main"
+        module = "reconciler.entry" if tool == "meshctl" else "reconciler.entry.mesh"
         command = [*self.prefix(), sys.executable, "-m", module, *args]
         return subprocess.run(
             command, env=self.env(), capture_output=True, text=True, check=check, timeout=timeout

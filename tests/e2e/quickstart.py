@@ -68,7 +68,7 @@ class Script:
 def mesh(
     device: Device, *args: str, timeout: float = 180, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    command = [*device.prefix(), sys.executable, "-m", "meshctl.seed_main", *args]
+    command = [*device.prefix(), sys.executable, "-m", "reconciler.entry.mesh", *args]
     return subprocess.run(command, env=script_env(device), capture_output=True, text=True,
                           check=check, timeout=timeout)  # fmt: skip
 

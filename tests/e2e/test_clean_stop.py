@@ -56,7 +56,7 @@ def started_importing(pid: int) -> bool:
 def test_ctrl_c_while_the_agent_is_starting(tmp_path: Path, home: object) -> None:
     log = tmp_path / "agent.out"
     with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "meshctl", "agent"], stdout=out,
+        process = subprocess.Popen([sys.executable, "-m", "reconciler.entry", "agent"], stdout=out,
                                    stderr=subprocess.STDOUT)  # fmt: skip
         wait_for(lambda: started_importing(process.pid), 30, "the command importing")
         process.send_signal(signal.SIGINT)

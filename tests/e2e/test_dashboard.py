@@ -46,7 +46,7 @@ def pool(tmp_path: Path) -> Iterator[tuple[Device, Device]]:
 
 def background(device: Device, name: str, *args: str) -> subprocess.Popen[bytes]:
     log = (device.home.root / f"{name}.out").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "meshctl", *args], env=device.env(), stdout=log,
+    return subprocess.Popen([sys.executable, "-m", "reconciler.entry", *args], env=device.env(), stdout=log,
                             stderr=subprocess.STDOUT)  # fmt: skip
 
 

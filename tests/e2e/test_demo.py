@@ -30,7 +30,7 @@ def demo_agents(since: float) -> list[int]:
 def test_demo_runs_a_two_member_pool_and_stops_everything() -> None:
     started = time.time() - 1
     result = subprocess.run(
-        [sys.executable, "-m", "meshctl.seed_main", "demo", "--model", str(TINY), "--max-tokens", "5"],
+        [sys.executable, "-m", "reconciler.entry.mesh", "demo", "--model", str(TINY), "--max-tokens", "5"],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

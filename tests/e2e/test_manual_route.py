@@ -32,7 +32,7 @@ def test_services_started_before_the_pool_wait_for_it(home: Home) -> None:
         for process in started.values():
             assert process.stdout is not None
             assert "waiting for `mesh pool-create`" in process.stdout.readline()
-        mesh = [sys.executable, "-m", "meshctl.seed_main"]
+        mesh = [sys.executable, "-m", "reconciler.entry.mesh"]
         subprocess.run(
             [*mesh, "init", "--network-id", "test", "--name", "Device1"],
             env=env,

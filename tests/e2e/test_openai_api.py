@@ -180,7 +180,7 @@ def test_mesh_chat_in_a_terminal(pool: Pool) -> None:
         if k.startswith(("MESHNET_", "PYTHON", "OPEN", "OMP"))
     ]
     python = sys.executable
-    command = ["env", *env, python, "-m", "meshctl.seed_main", "chat", "--temperature", "0",
+    command = ["env", *env, python, "-m", "reconciler.entry.mesh", "chat", "--temperature", "0",
                "--max-tokens", "120"]  # fmt: skip
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
                     subprocess.list2cmdline(command)], check=True)  # fmt: skip

@@ -6,9 +6,10 @@
   imports through any chain; tests/run.sh runs the same check as ``lint-imports``;
 - the sans-IO modules that contract lists (protocol machines, codecs, controllers,
   planners) do not even name an I/O module, in any import, inside functions included;
-- meshctl reaches the agent's internals (runtime, drivers, engine, job protocol,
-  daemon) from no module that does not already do so, and reaches no more of them:
-  each of those imports is to be replaced by the agent's local API.
+- meshctl imports no runtime, drivers, engine or daemon (the ``cli`` contract): it
+  reaches a running agent through the local API's client, and the agent's code it runs
+  in its own process through meshctl/ports.py, provided by reconciler.entry. A module
+  of meshctl that imports the agent breaks the run (checked on a copy of the tree).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import ast
 import configparser
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,31 +31,14 @@ IO_MODULES = {
     "asyncio", "fastapi", "httpx", "selectors", "socket", "sqlite3", "ssl", "subprocess",
     "threading", "time", "uvloop",
 }  # fmt: skip
-AGENT = (
-    "reconciler.daemon",
+CLI_MUST_NOT_REACH = (  # issue 13: "meshctl imports no runtime, drivers, engine or daemon"
+    "reconciler.runtime",
     "reconciler.drivers",
     "reconciler.inference",
+    "reconciler.daemon",
     "reconciler.jobs",
-    "reconciler.runtime",
+    "reconciler.executor",
 )
-# What each meshctl module reaches of AGENT today, through any chain of imports. It may
-# only shrink (the agent's local API replaces these); the CLI contract of DESIGN.md
-# ("meshctl imports no runtime, drivers, engine or daemon") joins .importlinter once
-# this is empty.
-CLI_REACH_TODAY: dict[str, set[str]] = {
-    "meshctl.chat_cmd": {"reconciler.inference", "reconciler.jobs"},
-    "meshctl.dashboard_cmd": {"reconciler.drivers", "reconciler.inference", "reconciler.jobs"},
-    "meshctl.demo": set(AGENT) - {"reconciler.daemon"},
-    "meshctl.doctor": {"reconciler.drivers", "reconciler.runtime"},
-    "meshctl.doctor_checks": {"reconciler.drivers", "reconciler.runtime"},
-    "meshctl.inference_cmd": {"reconciler.inference", "reconciler.jobs"},
-    "meshctl.jobs_cmd": {"reconciler.inference", "reconciler.jobs"},
-    "meshctl.join_cmd": {"reconciler.drivers", "reconciler.runtime"},
-    "meshctl.local_inference": {"reconciler.inference", "reconciler.jobs"},
-    "meshctl.main": set(AGENT),
-    "meshctl.poolinfo_cmd": {"reconciler.drivers"},
-    "meshctl.seed": set(AGENT),
-}
 
 
 def _contract_modules(contract: str, key: str) -> list[str]:
@@ -89,14 +74,40 @@ SANS_IO_FILES = [
 ]
 
 
-def test_every_import_linter_contract_holds() -> None:
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     """In a process of its own: import-linter configures logging as it runs."""
+    config = root / ".importlinter"
     script = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(" \
-        f"config_filename={str(CONFIG)!r}, no_cache=True, no_logo=True))"
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)  # fmt: skip
+        f"config_filename={str(config)!r}, no_cache=True, no_logo=True))"
+    return subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=300)  # fmt: skip
+
+
+def test_every_import_linter_contract_holds() -> None:
+    done = _lint_imports(ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout
+
+
+def test_the_cli_contract_forbids_the_agent_internals() -> None:
+    forbidden = _contract_modules("cli", "forbidden_modules")
+    assert _contract_modules("cli", "source_modules") == ["meshctl"]
+    assert [m for m in CLI_MUST_NOT_REACH if m not in forbidden] == []
+
+
+@pytest.mark.parametrize("imported", ["reconciler.runtime.joinruntime", "reconciler.oneshot"])
+def test_a_cli_module_reaching_the_agent_breaks_the_contract(imported: str, tmp_path: Path) -> None:
+    """On a copy of the tree with one more meshctl module: directly (the join runtime) or
+    through a chain (one reconcile runs the executor)."""
+    for package in ("manifests", "meshctl", "reconciler"):
+        shutil.copytree(ROOT / package, tmp_path / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.gguf", "dashboard_static"))  # fmt: skip
+    shutil.copy(CONFIG, tmp_path / ".importlinter")
+    (tmp_path / "meshctl" / "sneaky.py").write_text(f"import {imported}\n")
+    done = _lint_imports(tmp_path)
+    assert done.returncode != 0
+    assert "meshctl imports no runtime" in done.stdout and "1 broken" in done.stdout
+    assert "meshctl.sneaky -> " + imported in done.stdout
 
 
 @pytest.mark.parametrize("path", SANS_IO_FILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -119,13 +130,13 @@ def test_the_sans_io_rule_sees_the_protocol_packages() -> None:
         assert expected in seen
 
 
-def test_meshctl_reaches_no_more_of_the_agent_than_today() -> None:
+def test_meshctl_reaches_none_of_the_agent() -> None:
     graph = grimp.build_graph("manifests", "meshctl", "reconciler", cache_dir=None)
     grown: dict[str, set[str]] = {}
     for module in sorted(m for m in graph.modules if m.startswith("meshctl")):
         upstream = graph.find_upstream_modules(module)
-        reached = {a for a in AGENT for u in upstream if u == a or u.startswith(a + ".")}
-        extra = reached - CLI_REACH_TODAY.get(module, set())
-        if extra:
-            grown[module] = extra
-    assert grown == {}, f"meshctl modules newly reaching agent internals: {grown}"
+        reached = {a for a in CLI_MUST_NOT_REACH for u in upstream
+                   if u == a or u.startswith(a + ".")}  # fmt: skip
+        if reached:
+            grown[module] = reached
+    assert grown == {}, f"meshctl modules reaching agent internals: {grown}"

@@ -202,3 +202,86 @@ def test_peers_and_ring_are_read_live_and_a_failing_read_is_an_error(tmp_path: P
     assert rings == [{"pool": "p", "epoch": 3}]
     assert "reading peers failed: KeyError" in broken
     assert asked == [("peers", None), ("ring", "p"), ("peers", "broken")]
+
+
+def test_interfaces_are_the_agents_view_and_bad_settings_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`meshctl doctor` and `mesh pool-info` ask the agent which interfaces it beacons on
+    (its environment pins them here to loopback) and where other devices reach it."""
+    path = tmp_path / "agent.sock"
+    monkeypatch.setenv("MESHNET_BEACON_PORT", "45123")
+
+    async def scenario() -> tuple[dict[str, Any], bytes]:
+        async with _serving(path):
+            report = await asyncio.to_thread(AgentClient(path).interfaces, {"interface": "auto"})
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            writer.write(b'{"op": "interfaces", "discovery": {"port": "many"}}\n')
+            refused = await reader.readline()
+            writer.close()
+        return report, refused
+
+    report, refused = asyncio.run(scenario())
+    assert report["address"] == "127.0.0.1"
+    assert [c["address"] for c in report["chosen"]] == ["127.0.0.1"]
+    assert report["port"] == 45123 and "MESHNET_BEACON_INTERFACE" in report["why"]
+    assert report["interfaces"]["lo"] == "127.0.0.1"
+    assert b"bad discovery settings" in refused
+
+
+def test_an_agent_that_refuses_interfaces_counts_as_none(tmp_path: Path) -> None:
+    """An older agent answers an unknown op with an error: the CLI then probes itself."""
+    path = tmp_path / "agent.sock"
+
+    async def scenario() -> None:
+        async with _serving(path):
+            await asyncio.to_thread(AgentClient(path).interfaces, {"port": -1})
+
+    with pytest.raises(NoAgent, match="refused 'interfaces'"):
+        asyncio.run(scenario())
+
+
+def test_reconcile_runs_the_agents_executor_and_reports_its_failure(tmp_path: Path) -> None:
+    path = tmp_path / "agent.sock"
+    done: list[tuple[str, str]] = []
+
+    def reconcile(kind: str, name: str) -> None:
+        if name == "broken":
+            raise RuntimeError("handler bug")
+        done.append((kind, name))
+
+    async def ask(request: bytes) -> bytes:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(request + b"\n")
+        answer = await reader.readline()
+        writer.close()
+        return answer
+
+    async def scenario() -> list[bytes]:
+        feed = JobFeed()
+        api = LocalApi(path, lambda n: feed.subscribe(n, {}), None, reconcile)
+        stop = asyncio.Event()
+        task = asyncio.create_task(api.serve(stop))
+        await api.ready.wait()
+        await asyncio.to_thread(AgentClient(path).reconcile, "Pool", "lab")
+        answers = [await ask(b'{"op": "reconcile", "kind": "Pool", "name": "broken"}'),
+                   await ask(b'{"op": "reconcile", "kind": "Secret", "name": "x"}')]  # fmt: skip
+        stop.set()
+        await task
+        return answers
+
+    broken, unknown = asyncio.run(scenario())
+    assert done == [("Pool", "lab")]
+    assert b"reconciling Pool broken failed: RuntimeError: handler bug" in broken
+    assert b"needs a kind (Pool, Member, Job)" in unknown
+
+
+def test_an_agent_without_reconcile_counts_as_none(tmp_path: Path) -> None:
+    path = tmp_path / "agent.sock"
+
+    async def scenario() -> None:
+        async with _serving(path):
+            await asyncio.to_thread(AgentClient(path).reconcile, "Pool", "lab")
+
+    with pytest.raises(NoAgent, match="refused 'reconcile'"):
+        asyncio.run(scenario())

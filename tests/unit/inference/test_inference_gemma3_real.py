@@ -105,7 +105,7 @@ def test_gemma3_greedy_and_logits_match_transformers(
 def test_mesh_inference_local_gives_transformers_tokens(
     gemma3_path: Path, recorded: dict[str, Any]
 ) -> None:
-    from meshctl.seed import app as mesh_app
+    from reconciler.entry import mesh_app
 
     case = recorded["cases"][0]
     n = len(case["greedy_ids"])

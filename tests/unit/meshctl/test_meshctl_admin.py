@@ -7,8 +7,8 @@ import re
 
 from typer.testing import CliRunner
 
-from meshctl.main import app
-from meshctl.seed import app as mesh_app
+from reconciler.entry import mesh_app
+from reconciler.entry import meshctl_app as app
 from reconciler.home import Home
 from reconciler.store import Store
 from reconciler.store_admin import approvals, tokens

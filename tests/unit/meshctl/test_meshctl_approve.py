@@ -12,8 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from meshctl import admin_cmd
-from meshctl.main import app
-from meshctl.seed import app as mesh_app
 from reconciler.admission_records import record_join
 from reconciler.beacon.handlers import join_requested
 from reconciler.certs.admission import JoinClaim
@@ -23,6 +21,8 @@ from reconciler.certs.member import (
     read_member_certificate,
     sign_member_certificate,
 )
+from reconciler.entry import mesh_app
+from reconciler.entry import meshctl_app as app
 from reconciler.home import Home
 from reconciler.node import load_identity
 from reconciler.pools import load_root, read_pool_info

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from meshctl.main import app
-from meshctl.seed import app as mesh_app
+from reconciler.entry import mesh_app
+from reconciler.entry import meshctl_app as app
 from reconciler.home import Home
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "01-single-device" / "pool.yaml"

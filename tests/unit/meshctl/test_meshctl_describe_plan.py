@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from manifests import Job
 from manifests.job import JobStatus
 from meshctl.jobplan_view import plan_lines
-from meshctl.main import app
+from reconciler.entry import meshctl_app as app
 from reconciler.home import Home
 from reconciler.jobs.messages import MemberStats
 from reconciler.jobs.results import JobResult

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from meshctl.doctor import verdict
 from meshctl.doctor_checks import multicast_groups
 from meshctl.doctor_findings import Finding
-from meshctl.main import app
-from meshctl.seed import app as mesh_app
+from reconciler.entry import mesh_app
+from reconciler.entry import meshctl_app as app
 from reconciler.home import Home
 from reconciler.store import Store
 

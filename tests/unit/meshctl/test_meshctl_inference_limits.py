@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from meshctl import local_inference
-from meshctl.seed import app as mesh_app
+from reconciler.entry import localengine, mesh_app
 from reconciler.home import Home
 
 MODEL = str(Path(__file__).resolve().parents[2] / "fixtures" / "models" / "tiny-llama.gguf")
@@ -32,7 +31,7 @@ def test_local_refuses_a_too_long_prompt_without_loading(
     def no_load(*args: Any, **kw: Any) -> None:
         raise AssertionError("weights were loaded for a refused prompt")
 
-    monkeypatch.setattr(local_inference, "load_shard", no_load)
+    monkeypatch.setattr(localengine, "load_shard", no_load)
     result = _local(LONG, 200)
     assert result.exit_code != 0
     assert "context of 256" in result.stderr and "maxTokens 200" in result.stderr
@@ -43,12 +42,12 @@ def test_local_kv_cache_is_prompt_plus_max_tokens(
 ) -> None:
     sizes: list[int] = []
 
-    class Watched(local_inference.Engine):
+    class Watched(localengine.Engine):
         def __init__(self, *args: Any, **kw: Any) -> None:
             super().__init__(*args, **kw)
             sizes.append(self.cache_len)
 
-    monkeypatch.setattr(local_inference, "Engine", Watched)
+    monkeypatch.setattr(localengine, "Engine", Watched)
     result = _local("hello", 3)
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from meshctl.inference_cmd import job_document
-from meshctl.seed import app as mesh_app
+from reconciler.entry import mesh_app
 from reconciler.home import Home
 
 MODEL = str(Path(__file__).resolve().parents[2] / "fixtures" / "models" / "tiny-llama.gguf")

@@ -10,8 +10,8 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from meshctl.main import app
-from meshctl.seed import app as mesh_app
+from reconciler.entry import mesh_app
+from reconciler.entry import meshctl_app as app
 from reconciler.home import Home
 from reconciler.runtime.jobfeed import JobFeed
 from reconciler.store import Store

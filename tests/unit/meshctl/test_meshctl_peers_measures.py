@@ -7,9 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from meshctl.main import app
 from meshctl.observed_cmd import measure_cells
-from meshctl.seed import app as mesh_app
+from reconciler.entry import mesh_app
+from reconciler.entry import meshctl_app as app
 from reconciler.home import Home
 from reconciler.store import Store
 

@@ -26,7 +26,7 @@ def modules_after(args: list[str], home: Home) -> set[str]:
     """The modules loaded once `meshctl ARGS` has run, in a fresh interpreter."""
     script = (
         "import sys, json\n"
-        "from meshctl.main import app\n"
+        "from reconciler.entry import meshctl_app as app\n"
         "try:\n"
         f"    app(args={args!r}, prog_name='meshctl')\n"
         "except SystemExit as end:\n"
@@ -57,9 +57,9 @@ def test_version_imports_nothing_heavy(args: list[str], home: Home) -> None:
              ["get", "po", "test-pool"], ["--home", "HOME", "get", "jobs"]],
 )  # fmt: skip
 def test_get_imports_nothing_heavy(args: list[str], home: Home) -> None:
-    subprocess.run([sys.executable, "-m", "meshctl", "init", "--name", "dev"], check=True,
+    subprocess.run([sys.executable, "-m", "reconciler.entry", "init", "--name", "dev"], check=True,
                    capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)  # fmt: skip
-    subprocess.run([sys.executable, "-m", "meshctl", "apply", "-f", str(EXAMPLE)], check=True,
+    subprocess.run([sys.executable, "-m", "reconciler.entry", "apply", "-f", str(EXAMPLE)], check=True,
                    capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)  # fmt: skip
     args = [str(home.root) if arg == "HOME" else arg for arg in args]
     modules = modules_after(args, home)
@@ -69,9 +69,9 @@ def test_get_imports_nothing_heavy(args: list[str], home: Home) -> None:
 
 
 def test_get_as_json_still_validates_through_the_models(home: Home) -> None:
-    subprocess.run([sys.executable, "-m", "meshctl", "init", "--name", "dev"], check=True,
+    subprocess.run([sys.executable, "-m", "reconciler.entry", "init", "--name", "dev"], check=True,
                    capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)  # fmt: skip
-    subprocess.run([sys.executable, "-m", "meshctl", "apply", "-f", str(EXAMPLE)], check=True,
+    subprocess.run([sys.executable, "-m", "reconciler.entry", "apply", "-f", str(EXAMPLE)], check=True,
                    capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)  # fmt: skip
     modules = modules_after(["get", "pools", "-o", "json"], home)
     assert "manifests.pool" in modules
@@ -82,7 +82,7 @@ def test_a_group_with_one_subcommand_keeps_its_subcommand(tmp_path: Path) -> Non
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
     run = subprocess.run(
-        [sys.executable, "-m", "meshctl", "member", "revoke", "nobody"],
+        [sys.executable, "-m", "reconciler.entry", "member", "revoke", "nobody"],
         capture_output=True, text=True, env={**os.environ, "MESHNET_HOME": str(home)},
     )
     assert run.returncode == 1, run.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from meshctl.seed import app as mesh_app
+from reconciler.entry import mesh_app
 from reconciler.home import Home
 from reconciler.store import Store
 from reconciler.store_admin import tokens

@@ -65,7 +65,7 @@ def test_meshctl_apikey_commands(tmp_path: Path) -> None:
     env = {**os.environ, "MESHNET_HOME": str(tmp_path)}
 
     def meshctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "meshctl", "apikey", *args], env=env,
+        return subprocess.run([sys.executable, "-m", "reconciler.entry", "apikey", *args], env=env,
                               capture_output=True, text=True, check=check)  # fmt: skip
 
     made = json.loads(meshctl("create", "ci", "-o", "json").stdout)

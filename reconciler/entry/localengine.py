@@ -1,9 +1,12 @@
-"""`mesh inference --local`: the engine in this process, no pool, no agent."""
+"""`mesh inference --local` and `mesh chat --local`: the engine in the CLI's process, no
+pool, no agent (provided to meshctl through meshctl/ports.py)."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +99,34 @@ def run_local(args: dict[str, Any], quiet: bool) -> dict[str, Any]:
         ],
         **(spec if params.speculative else {}),  # as a pool job: only when drafts ran
     }
+
+
+@dataclass
+class LocalChat:
+    """Answers a chat with the whole model loaded in this process."""
+
+    engine: Engine
+    tokenizer: Tokenizer
+    params: SamplingParams
+
+    def answer(self, messages: list[dict[str, str]]) -> Generator[str, None, None]:
+        prompt = self.tokenizer.apply_chat_template(messages)
+        ids = self.tokenizer.encode(prompt, add_special=False)
+        for event in self.engine.generate(ids, self.params, self.tokenizer):
+            yield event.text
+
+    def stop(self) -> None:
+        return None
+
+
+def local_chat(model: str, sampling: dict[str, Any]) -> LocalChat:
+    """The model loaded here, with the chat's sampling parameters."""
+    try:
+        path = resolve_model(model)
+        info = load_model_info(path)
+        weights = load_shard(path, info.config, full_share(info.config), lambda _: None)
+    except ModelError as err:
+        raise CliError(str(err)) from err
+    params = SamplingParams(max_tokens=sampling["maxTokens"], temperature=sampling["temperature"],
+                            seed=sampling.get("seed", 0))  # fmt: skip
+    return LocalChat(Engine(info.config, weights), info.tokenizer, params)

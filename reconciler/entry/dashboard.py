@@ -1,15 +1,12 @@
-"""`meshctl dashboard`: open the pool's web dashboard in a browser through a local proxy
-(plain HTTP on 127.0.0.1, mutual TLS with this device's certificate to the control
-plane; see reconciler/controlplane/dashproxy.py)."""
+"""`meshctl dashboard` (added to meshctl by reconciler/entry): open the pool's web
+dashboard in a browser through a local proxy (plain HTTP on 127.0.0.1, mutual TLS with
+this device's certificate to the control plane; see reconciler/controlplane/dashproxy.py)."""
 
 from __future__ import annotations
-
-import webbrowser
 
 import typer
 
 from meshctl.context import CliError, friendly, home
-from meshctl.render import console
 
 
 @friendly
@@ -22,8 +19,11 @@ def dashboard(
     open_browser: bool = typer.Option(False, "--open", help="Open it in the default browser."),
 ) -> None:
     """Serve the pool's web dashboard on http://127.0.0.1:PORT (Ctrl+C stops it)."""
+    import webbrowser
+
     import uvicorn
 
+    from meshctl.render import console
     from reconciler.controlplane.dashproxy import ProxyError, create_proxy, upstream_for
 
     try:

@@ -1,5 +1,0 @@
-"""`python -m meshctl` runs meshctl."""
-
-from meshctl.entry import meshctl
-
-meshctl()
