@@ -42,7 +42,7 @@ class Pool:
         self.member.processes[-1].stop()
         self.member.start_agent("--api-port", "0")
         port_file = self.member.home.root / "api.port"
-        self.port = int(wait_for(lambda: (port_file.exists() and port_file.read_text().strip()) or None,
+        self.port = int(wait_for(lambda: port_file.read_text().strip() if port_file.exists() else None,
                                  30, "api.port"))  # fmt: skip
         wait_for(partial(ring_of, self.member, 2), 30, "ring of 2 again")
         made = self.member.cli("apikey", "create", "tests", "-o", "json")
