@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
@@ -58,7 +59,7 @@ def one_round() -> dict[str, float]:
             for device in (alice, bob):
                 wait_joined(device, 60)
             for device in (admin, alice, bob):
-                wait_for(lambda d=device: ring_of(d, 3), 90, "ring")
+                wait_for(partial(ring_of, device, 3), 90, "ring")
             figures = {}
             for member in (alice, bob):
                 asked = log_times(member, "asking to join")[0]

@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,7 @@ from reconciler.inference.kernels.graph import GraphBuilder
 from reconciler.inference.kernels.session import make_session
 from reconciler.inference.quant import QUANT_TYPES, dequantize, unpack
 from reconciler.inference.quant.pack import to_nbits
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "inference"))
-from test_inference_quant import random_blocks
+from tests.unit.inference.test_inference_quant import random_blocks
 
 
 def timed(fn: Callable[[], object], seconds: float = 0.2) -> float:
@@ -47,9 +46,13 @@ def timed(fn: Callable[[], object], seconds: float = 0.2) -> float:
     return (time.perf_counter() - start) / n
 
 
+def numpy_matmul(w: np.ndarray) -> Callable[[np.ndarray], object]:
+    return lambda x: x @ w.T
+
+
 def session_for(
     raw: np.ndarray, qtype: Q, int8: bool, threads: int
-) -> Callable[[np.ndarray], object]:  # type: ignore[type-arg]
+) -> Callable[[np.ndarray], object]:
     part = to_nbits(unpack(raw, qtype), int8)
     g = GraphBuilder(int8)
     g.output(g.linear(g.input("x", part.k), [part]), "y", part.n)
@@ -76,8 +79,8 @@ def main() -> None:
     for qtype in QUANT_TYPES:
         raw = random_blocks(qtype, args.n, args.k)
         w = dequantize(raw, qtype)
-        kernels: dict[str, Callable[[np.ndarray], object]] = {  # type: ignore[type-arg]
-            "numpy": lambda x, w=w: x @ w.T,
+        kernels: dict[str, Callable[[np.ndarray], object]] = {
+            "numpy": numpy_matmul(w),
             "exact": session_for(raw, qtype, False, args.threads),
             "int8": session_for(raw, qtype, True, args.threads),
         }
@@ -85,7 +88,7 @@ def main() -> None:
         for _ in range(args.repeats):
             for (name, t), out in figures.items():
                 x = rows[t]
-                out.append(weights * t / timed(lambda fn=kernels[name], x=x: fn(x)) / 1e9)
+                out.append(weights * t / timed(partial(kernels[name], x)) / 1e9)
         med = {key: statistics.median(v) for key, v in figures.items()}
         print(f"{qtype.name:8} {med['numpy', 1]:11.1f} {med['exact', 1]:10.1f} {med['int8', 1]:9.1f} | "
               f"{'':13} {med['numpy', 64]:7.1f} {med['exact', 64]:7.1f} {med['int8', 64]:7.1f}")  # fmt: skip

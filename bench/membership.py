@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
@@ -49,7 +50,7 @@ def one_round(n: int, use_netns: bool) -> dict[str, float]:
             for member in members:
                 wait_joined(member)
             for device in devices:
-                wait_for(lambda d=device: ring_of(d, n), 30, "ring")
+                wait_for(partial(ring_of, device, n), 30, "ring")
             join = [
                 log_times(m, "joined pool")[0] - log_times(m, "asking to join")[0] for m in members
             ]
@@ -60,7 +61,7 @@ def one_round(n: int, use_netns: bool) -> dict[str, float]:
             crashed.processes[-1].kill()
             survivors = devices[:-1]
             for device in survivors:
-                wait_for(lambda d=device: ring_of(d, n - 1), 30, "re-formed ring")
+                wait_for(partial(ring_of, device, n - 1), 30, "re-formed ring")
             reformed = max(
                 log_times(d, f"ring converged: .* {n - 1} members?")[-1] for d in survivors
             )

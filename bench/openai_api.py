@@ -52,7 +52,7 @@ class Device:
                                       env=self.env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         port = root / "api.port"
         self.port = int(
-            wait_for(lambda: port.exists() and port.read_text().strip(), 60, "api.port")
+            wait_for(lambda: port.read_text().strip() if port.exists() else None, 60, "api.port")
         )
         self.key = json.loads(self.cli("meshctl", "apikey", "create", "bench", "-o", "json"))["key"]
         self.url = f"http://127.0.0.1:{self.port}/v1"
@@ -70,10 +70,12 @@ class Device:
 
 def job_ttft(device: Device, name: str) -> float:
     """The agent's own first-token latency of a job (seconds, from its status)."""
+    from manifests import Job
     from reconciler.store import Store
 
     with Store.open(device.root) as store:
         job = store.require("Job", name)
+    assert isinstance(job, Job)
     return float(job.status.time_to_first_token_ms or 0.0) / 1000.0
 
 

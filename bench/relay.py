@@ -105,12 +105,15 @@ async def _relayed(
         return RelayClient("127.0.0.1", port, member[0].node_id, pool_id, ctx_c, ctx_s, handler)
 
     ca, cb = client(a, False), client(b, True)
-    ca.start(), cb.start()
+    ca.start()
+    cb.start()
     try:
         await cb.wait_reserved(10)
         return await _measure(await ca.open_circuit(b[0].node_id))
     finally:
-        await ca.close(), await cb.close(), await server.close()
+        await ca.close()
+        await cb.close()
+        await server.close()
 
 
 async def _control_plane(home: Home, files: TlsFiles) -> float:

@@ -43,7 +43,7 @@ PARAGRAPH = (
     "holds a share of every weight matrix of the model. When a job arrives, the members "
     "compute their shares and exchange partial sums over mutually authenticated links."
 )
-PROMPTS = {
+PROMPTS: dict[str, str | list[dict[str, str]]] = {
     "copy (chat)": [{"role": "user", "content": f"Repeat this text exactly:\n\n{PARAGRAPH}"}],
     "repeat (raw)": "The quick brown fox jumps over the lazy dog. " * 6,
 }

@@ -80,7 +80,8 @@ def forced(engines: list[Engine], ids: list[int], seq: list[int]) -> np.ndarray:
 
     def body(e: Engine) -> np.ndarray:
         e.reset()
-        return np.argmax(e.prefill(seq, all_logits=True)[len(ids) - 1 : -1], axis=-1)
+        picked: np.ndarray = np.argmax(e.prefill(seq, all_logits=True)[len(ids) - 1 : -1], axis=-1)
+        return picked
 
     return run_ranks(engines, body)[0]
 

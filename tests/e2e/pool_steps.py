@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,7 @@ def two_device_pool(
     request_join(member, pool, make_token(admin))
     wait_joined(member)
     for device in (admin, member):
-        wait_for(lambda d=device: ring_of(d, 2), 30, "ring of 2")
+        wait_for(partial(ring_of, device, 2), 30, "ring of 2")
     return admin, member
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -35,7 +36,7 @@ def test_ctrl_c_on_a_two_member_pool_after_a_job(lan: Lan) -> None:
     request_join(member, pool, make_token(admin))
     wait_joined(member)
     for device in (admin, member):
-        wait_for(lambda d=device: ring_of(d, 2), 30, "ring of 2")
+        wait_for(partial(ring_of, device, 2), 30, "ring of 2")
     admin.cli("inference", "--model", str(TINY), "--prompt", "hi", "--max-tokens", "3", tool="mesh")
     codes = [device.processes[-1].stop(signal.SIGINT, timeout=30) for device in (member, admin)]
     assert all(code in (0, 130) for code in codes), codes

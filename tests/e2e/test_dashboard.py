@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -26,7 +27,9 @@ from prometheus_client.parser import text_string_to_metric_families
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-ARTIFACTS = Path(os.environ.get("MESHNET_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("MESHNET_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts")
+)
 
 
 @pytest.fixture
@@ -38,7 +41,7 @@ def pool(tmp_path: Path) -> Iterator[tuple[Device, Device]]:
         request_join(member, created, make_token(admin))
         wait_joined(member)
         for device in (admin, member):
-            wait_for(lambda d=device: ring_of(d, 2), 60, "ring of 2")
+            wait_for(partial(ring_of, device, 2), 60, "ring of 2")
         yield admin, member
     finally:
         lan.close()
@@ -83,6 +86,13 @@ def answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def gossip_metrics(url: str) -> dict[str, float] | None:
+    """The metrics once gossip has run and the ring converged."""
+    m = scrape(url)
+    gossiped = m.get("meshnet_gossip_rounds_total{pool=test-pool}", 0) > 0
+    return m if gossiped and "meshnet_ring_converge_seconds{pool=test-pool}" in m else None
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -134,8 +144,7 @@ def test_dashboard_chat_ring_and_metrics(dashboard: str, tmp_path: Path) -> None
             print(f"dashboard screenshot: {shot}")
         finally:
             context.close()
-    metrics = wait_for(lambda: (m := scrape(url)).get("meshnet_gossip_rounds_total{pool=test-pool}", 0) > 0
-                       and "meshnet_ring_converge_seconds{pool=test-pool}" in m and m, 30, "gossip counters")  # fmt: skip
+    metrics = wait_for(lambda: gossip_metrics(url), 30, "gossip counters")
     assert metrics["meshnet_peers{pool=test-pool,state=ONLINE}"] == 1
     assert metrics["meshnet_ring_members{pool=test-pool}"] == 2
     assert metrics["meshnet_ring_converged{pool=test-pool}"] == 1
@@ -144,5 +153,7 @@ def test_dashboard_chat_ring_and_metrics(dashboard: str, tmp_path: Path) -> None
     assert metrics["meshnet_jobs{phase=Succeeded,pool=test-pool}"] == 1
     assert metrics["meshnet_tokens_generated_total{pool=test-pool}"] >= 1
     assert metrics["meshnet_job_time_to_first_token_seconds_count{pool=test-pool}"] == 1
-    compute = [v for k, v in metrics.items() if k.startswith("meshnet_member_compute_seconds_total")]
+    compute = [
+        v for k, v in metrics.items() if k.startswith("meshnet_member_compute_seconds_total")
+    ]
     assert len(compute) == members_used and all(v > 0 for v in compute)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 from agents import wait_for
@@ -72,7 +73,7 @@ def test_a_pool_forms_across_two_legs_with_multicast_dropped_on_one(lan: Lan) ->
         for device in (alice, bob):
             wait_joined(device, 60)
         rings = [
-            wait_for(lambda d=d: ring_of(d, 3), 90, f"{d.name}: ring of 3")
+            wait_for(partial(ring_of, d, 3), 90, f"{d.name}: ring of 3")
             for d in (admin, alice, bob)
         ]
         assert len({r["hash"] for r in rings}) == 1

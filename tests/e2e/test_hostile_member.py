@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,10 @@ def test_a_member_with_a_stolen_certificate_changes_nothing(lan: Lan) -> None:
         request_join(device, pool, make_token(admin))
     for device in (m1, m2, evil):
         wait_joined(device)
-    wait_for(lambda: ring_of(admin, 4), 40, "ring of 4")
+    wait_for(partial(ring_of, admin, 4), 40, "ring of 4")
     evil.processes[-1].kill()  # from now on its certificate is only used by the attacker
     honest = (admin, m1, m2)
-    before = {d.name: wait_for(lambda d=d: ring_of(d, 3), 30, "ring of 3") for d in honest}
+    before = {d.name: wait_for(partial(ring_of, d, 3), 30, "ring of 3") for d in honest}
     seen_before = {d.name: peers(d) for d in honest}
     targets = [
         {"nodeId": node_id(m1), "address": peers(admin)[node_id(m1)]["address"]},

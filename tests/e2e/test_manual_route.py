@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+from functools import partial
+from pathlib import Path
 
 from agents import wait_for
 
@@ -17,6 +19,11 @@ SERVICES = {
     "relay": ("reconciler.relay.cli", "relay.port", "41091"),
     "control plane": ("reconciler.controlplane.cli", "control-plane.port", "41181"),
 }
+
+
+def port_in(path: Path) -> str | None:
+    """The port a service wrote to its port file, once it did."""
+    return path.read_text().strip() if path.exists() else None
 
 
 def test_services_started_before_the_pool_wait_for_it(home: Home) -> None:
@@ -44,10 +51,7 @@ def test_services_started_before_the_pool_wait_for_it(home: Home) -> None:
         )
         for name, (_, port_file, port) in SERVICES.items():
             path = home.root / port_file
-            assert (
-                wait_for(lambda p=path: p.exists() and p.read_text().strip(), 20, f"{name} serving")
-                == port
-            )
+            assert wait_for(partial(port_in, path), 20, f"{name} serving") == port
     finally:
         for process in started.values():
             process.send_signal(signal.SIGINT)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +27,24 @@ from pool_steps import (
 )
 
 
+def peer_offline(device: Device, node_id: str) -> bool:
+    return peer_status(device, node_id) == "OFFLINE"
+
+
 def test_three_devices_join_converge_survive_a_crash_and_rejoin(lan: Lan) -> None:
     admin, m1, m2 = lan.add("device1"), lan.add("device2"), lan.add("device3")
     pool = start_admin(admin)
-    assert pool.status.pool_id is not None
+    pool_id = pool.status.pool_id
+    assert pool_id is not None
     token = make_token(admin)
     for member in (m1, m2):
         request_join(member, pool, token)
     for member in (m1, m2):
         wait_joined(member)
 
-    rings = [
-        wait_for(lambda d=d: ring_of(d, 3), 30, f"{d.name} ring of 3") for d in (admin, m1, m2)
-    ]
+    rings = [wait_for(partial(ring_of, d, 3), 30, f"{d.name} ring of 3") for d in (admin, m1, m2)]
     assert len({r["hash"] for r in rings}) == 1
-    files = [
-        wait_for(lambda d=d: topology(d, pool.status.pool_id), 10, "topology file")
-        for d in (admin, m1, m2)
-    ]
+    files = [wait_for(partial(topology, d, pool_id), 10, "topology file") for d in (admin, m1, m2)]
     assert files[0] == files[1] == files[2]
     assert [m["position"] for m in files[0]["members"]] == [0, 1, 2]
     assert files[0]["members"][-1]["shard"]["end"] == 8192
@@ -51,8 +52,8 @@ def test_three_devices_join_converge_survive_a_crash_and_rejoin(lan: Lan) -> Non
     crashed_id = node_id(m2)
     m2.processes[-1].kill()
     for survivor in (admin, m1):
-        wait_for(lambda d=survivor: peer_status(d, crashed_id) == "OFFLINE", 20, "crash detected")
-        ring = wait_for(lambda d=survivor: ring_of(d, 2), 20, "ring re-formed")
+        wait_for(partial(peer_offline, survivor, crashed_id), 20, "crash detected")
+        ring = wait_for(partial(ring_of, survivor, 2), 20, "ring re-formed")
         assert crashed_id not in {m["nodeId"] for m in ring["members"]}
         assert [m["shard"] for m in ring["members"]] == [
             {"start": 0, "end": 4096},
@@ -61,7 +62,7 @@ def test_three_devices_join_converge_survive_a_crash_and_rejoin(lan: Lan) -> Non
 
     m2.start_agent()  # stored certificate: no token needed again
     for device in (admin, m1, m2):
-        wait_for(lambda d=device: ring_of(d, 3), 30, f"{device.name} ring of 3 again")
+        wait_for(partial(ring_of, device, 3), 30, f"{device.name} ring of 3 again")
     assert member_phase(m2) == "Joined"
     for device in (admin, m1, m2):
         assert device.processes[-1].stop(signal.SIGTERM) == 0
@@ -83,7 +84,7 @@ def test_approval_mode_waits_for_the_admin(lan: Lan) -> None:
     key = load_node_config(member.home).fingerprint  # what `mesh init` printed there
     admin.cli("certificate", "approve", "laptop", "--fingerprint", key)
     wait_joined(member)
-    wait_for(lambda: ring_of(member, 2), 30, "ring of 2")
+    wait_for(partial(ring_of, member, 2), 30, "ring of 2")
 
 
 def test_forger_and_stranger_change_nothing(lan: Lan) -> None:
@@ -93,7 +94,7 @@ def test_forger_and_stranger_change_nothing(lan: Lan) -> None:
     pool = start_admin(admin)
     request_join(member, pool, make_token(admin))
     wait_joined(member)
-    before = wait_for(lambda: ring_of(admin, 2), 30, "ring of 2")
+    before = wait_for(partial(ring_of, admin, 2), 30, "ring of 2")
 
     request_join(stranger, pool, "abcdef.0123456789abcdef")  # a made-up token
     script = str(Path(__file__).parent / "forger.py")
@@ -120,11 +121,12 @@ def test_forger_and_stranger_change_nothing(lan: Lan) -> None:
     for device in (admin, member):
         drops = observed(device, "beacons/test-pool") or {}
         what = f"{device.name} dropped the forgeries (drops so far: {drops.get('drops')})"
-        wait_for(lambda d=device: dropped(d), 15, what)
+        wait_for(partial(dropped, device), 15, what)
     # the forger replayed the admin's beacon: the member refuses it as a replay
     assert (dropped(member) or {}).get("replay", 0) >= 20
     wait_for(lambda: member_phase(stranger) == "Denied", 20, "stranger denied")
-    assert ring_of(admin, 2) is not None and ring_of(admin, 2)["hash"] == before["hash"]
+    ring = ring_of(admin, 2)
+    assert ring is not None and ring["hash"] == before["hash"]
     assert ring_of(member, 2) is not None
     assert stranger.processes[-1].proc.poll() is None  # running, refused, never crashed
     assert admin.processes[-1].proc.poll() is None
@@ -139,10 +141,10 @@ def test_revoked_member_is_dropped_and_cannot_rejoin(lan: Lan) -> None:
     for device in (keep, bad):
         wait_joined(device)
     for device in (admin, keep, bad):
-        wait_for(lambda d=device: ring_of(d, 3), 30, "ring of 3")
+        wait_for(partial(ring_of, device, 3), 30, "ring of 3")
     admin.cli("member", "revoke", "bad")
     for device in (admin, keep):
-        ring = wait_for(lambda d=device: ring_of(d, 2), 15, "ring without the revoked member")
+        ring = wait_for(partial(ring_of, device, 2), 15, "ring without the revoked member")
         assert node_id(bad) not in {m["nodeId"] for m in ring["members"]}
     assert get(admin, "Member", "bad").status.phase == "Revoked"
     bad.processes[-1].kill()
@@ -173,7 +175,7 @@ def test_memory_weighting_uses_the_members_declared_capacity(lan: Lan) -> None:
     pool = start_admin(admin, weighting="memory")
     request_join(small, pool, make_token(admin), memory=1 << 30, weighting="memory")
     wait_joined(small)
-    ring = wait_for(lambda: ring_of(admin, 2), 30, "ring of 2")
+    ring = wait_for(partial(ring_of, admin, 2), 30, "ring of 2")
     widths = {m["name"]: m["shard"]["end"] - m["shard"]["start"] for m in ring["members"]}
     assert sum(widths.values()) == 8192
     assert widths["small"] < widths["admin"]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import httpx
@@ -16,12 +17,14 @@ import openai
 import pytest
 from agents import wait_for
 from lan import Device, Lan
+from openai.types.chat import ChatCompletionMessageParam
 from pool_steps import get, make_token, request_join, ring_of, start_admin, wait_joined
 
 from manifests import Job
 from reconciler.store import Store
 
-CHAT = [{"role": "user", "content": "What is the capital of France?"}]
+PROMPT = "What is the capital of France?"
+CHAT: list[ChatCompletionMessageParam] = [{"role": "user", "content": PROMPT}]
 
 
 class Pool:
@@ -35,13 +38,13 @@ class Pool:
         request_join(self.member, pool, make_token(self.admin))
         wait_joined(self.member)
         for device in (self.admin, self.member):
-            wait_for(lambda d=device: ring_of(d, 2), 30, "ring of 2")
+            wait_for(partial(ring_of, device, 2), 30, "ring of 2")
         self.member.processes[-1].stop()
         self.member.start_agent("--api-port", "0")
         port_file = self.member.home.root / "api.port"
-        self.port = int(wait_for(lambda: port_file.exists() and port_file.read_text().strip(),
+        self.port = int(wait_for(lambda: port_file.read_text().strip() if port_file.exists() else None,
                                  30, "api.port"))  # fmt: skip
-        wait_for(lambda: ring_of(self.member, 2), 30, "ring of 2 again")
+        wait_for(partial(ring_of, self.member, 2), 30, "ring of 2 again")
         made = self.member.cli("apikey", "create", "tests", "-o", "json")
         self.key = json.loads(made.stdout)["key"]
 
@@ -75,9 +78,9 @@ def _inference(device: Device, *args: str) -> dict[str, Any]:
 def test_openai_client_chat_matches_mesh_inference(pool: Pool) -> None:
     client = pool.client()
     assert [m.id for m in client.models.list()] == ["demo"]
-    answer = client.chat.completions.create(model="demo", messages=CHAT, max_tokens=8,  # type: ignore[arg-type]
+    answer = client.chat.completions.create(model="demo", messages=CHAT, max_tokens=8,
                                             temperature=0)  # fmt: skip
-    reference = _inference(pool.member, "--prompt", CHAT[0]["content"], "--chat",
+    reference = _inference(pool.member, "--prompt", PROMPT, "--chat",
                            "--max-tokens", "8")  # fmt: skip
     assert answer.choices[0].message.content == reference["text"]
     assert answer.usage is not None
@@ -91,7 +94,7 @@ def test_openai_client_chat_matches_mesh_inference(pool: Pool) -> None:
     plan = job["status"]["plan"]  # auto: whatever the measurements made of two devices
     assert len(job["status"]["members"]) == (1 if plan["kind"] == "single" else 2)
 
-    stream = client.chat.completions.create(model="demo", messages=CHAT, max_tokens=8,  # type: ignore[arg-type]
+    stream = client.chat.completions.create(model="demo", messages=CHAT, max_tokens=8,
                                             temperature=0, stream=True)  # fmt: skip
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
     assert "".join(pieces) == reference["text"] and len([p for p in pieces if p]) >= 2
@@ -114,7 +117,7 @@ def test_openai_client_text_completion_with_stop(pool: Pool) -> None:
     assert "".join(c.choices[0].text for c in chunks if c.choices) == stopped.choices[0].text
     with pytest.raises(openai.BadRequestError) as err:
         client.completions.create(model="demo", prompt="x", n=2)
-    assert err.value.body["param"] == "n"  # type: ignore[index]
+    assert isinstance(err.value.body, dict) and err.value.body["param"] == "n"
 
 
 @pytest.mark.slow

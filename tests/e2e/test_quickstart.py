@@ -5,6 +5,7 @@ the guide, then Ctrl+C leaves no process behind."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,7 @@ def test_quickstart_two_devices(lan: Lan, tmp_path: Path) -> None:
         pool_id = info["POOL_ID"]
         assert info["POOL_ROOT_PUBKEY"].startswith("sha256:") and info["CONTROL_PLANE"]
         for device in (device1, device2):
-            ring = wait_for(
-                lambda d=device: topology(d, pool_id, 2), 90, f"{device.name}: ring of 2"
-            )
+            ring = wait_for(partial(topology, device, pool_id, 2), 90, f"{device.name}: ring of 2")
             assert [m["position"] for m in ring["members"]] == [0, 1]
             assert [m["shard"]["end"] - m["shard"]["start"] for m in ring["members"]] == [
                 4096,
@@ -31,7 +30,7 @@ def test_quickstart_two_devices(lan: Lan, tmp_path: Path) -> None:
         assert topology(device1, pool_id, 2) == topology(device2, pool_id, 2)
         other = {device1.name: device2, device2.name: device1}
         for device in (device1, device2):
-            peer = wait_for(lambda d=device: peer_online(d, pool_id), 30, "peer ONLINE")
+            peer = wait_for(partial(peer_online, device, pool_id), 30, "peer ONLINE")
             assert peer["name"] == other[device.name].name and peer["lastSeen"]
             assert peer["address"].split(":")[0] == other[device.name].address
             pools = json.loads(mesh(device, "pool-list", "-o", "json").stdout)["items"]

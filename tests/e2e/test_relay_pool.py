@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_blocked_members_converge_and_compute_through_the_relay(lan: Lan) -> Non
         for device in (a, b):
             wait_joined(device)
         rings = [
-            wait_for(lambda d=d: ring_of(d, 3), 60, f"{d.name}: ring of 3") for d in (admin, a, b)
+            wait_for(partial(ring_of, d, 3), 60, f"{d.name}: ring of 3") for d in (admin, a, b)
         ]
         assert len({r["hash"] for r in rings}) == 1
         b_id = json.loads((b.home.root / "node.json").read_text())["node_id"]

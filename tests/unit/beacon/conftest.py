@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pytest
 
@@ -19,6 +20,7 @@ from reconciler.certs.root import PoolRoot, create_pool_root
 NOW = 1_750_000_000.0
 TICK = 0.1
 GROUP: Addr = ("239.192.0.1", 42424)
+E = TypeVar("E", bound=Event)
 
 
 @dataclass
@@ -100,7 +102,7 @@ class Lan:
                     proto.handle_timer(self.now)
             self.flush()
 
-    def of(self, addr: Addr, kind: type) -> list[Event]:
+    def of(self, addr: Addr, kind: type[E]) -> list[E]:
         return [e for e in self.events[addr] if isinstance(e, kind)]
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from reconciler.beacon.events import DatagramDropped, PeerSeen
+from reconciler.beacon.events import DatagramDropped, Event, PeerSeen
+from reconciler.beacon.machine import BeaconProtocol
 from reconciler.beacon.messages import (
     Common,
     JoinRequest,
@@ -18,6 +21,9 @@ from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import sign_member_certificate
 from reconciler.certs.root import PoolRoot
 
+if TYPE_CHECKING:
+    from tests.unit.beacon.conftest import Lan
+
 RX = ("10.0.0.1", 42424)
 TX = ("10.0.0.2", 42424)
 MEMBER_SEED = b"\x22" * 32
@@ -26,6 +32,7 @@ TYPES = {
     JoinRequest: MsgType.JOIN_REQUEST,
     JoinResponse: MsgType.JOIN_RESPONSE,
 }
+Sender = tuple[NodeIdentity, bytes]
 
 
 def forge(msg: Message, signer: NodeIdentity, pool_id: str, seq: int, ts: float) -> bytes:
@@ -38,30 +45,30 @@ def presence(cert: bytes, ident: NodeIdentity, name: str = "m") -> Presence:
 
 
 @pytest.fixture()
-def rx(lan):
+def rx(lan: Lan) -> BeaconProtocol:
     return lan.member(RX, b"\x21" * 32, "receiver")
 
 
 @pytest.fixture()
-def sender(lan) -> tuple[NodeIdentity, bytes]:
+def sender(lan: Lan) -> Sender:
     ident = NodeIdentity(MEMBER_SEED)
     return ident, sign_member_certificate(lan.root, ident.public_key, "m", "member", lan.now)
 
 
-def last_drop(rx) -> str:
-    events = []
+def last_drop(rx: BeaconProtocol) -> str:
+    events: list[Event] = []
     while (e := rx.next_event()) is not None:
         events.append(e)
     assert events and isinstance(events[-1], DatagramDropped), events
     return events[-1].reason.value
 
 
-def deliver(rx, data: bytes, now: float) -> str:
+def deliver(rx: BeaconProtocol, data: bytes, now: float) -> str:
     rx.receive_datagram(data, TX, now)
     return last_drop(rx)
 
 
-def test_beacon_valid_presence_is_seen(lan, rx, sender) -> None:
+def test_beacon_valid_presence_is_seen(lan: Lan, rx: BeaconProtocol, sender: Sender) -> None:
     ident, cert = sender
     rx.receive_datagram(
         forge(presence(cert, ident), ident, lan.root.pool_id, 1, lan.now), TX, lan.now
@@ -71,13 +78,13 @@ def test_beacon_valid_presence_is_seen(lan, rx, sender) -> None:
     assert event.clock_skew == pytest.approx(0.0, abs=0.001)
 
 
-def test_beacon_signed_by_wrong_key(lan, rx, sender) -> None:
+def test_beacon_signed_by_wrong_key(lan: Lan, rx: BeaconProtocol, sender: Sender) -> None:
     ident, cert = sender
     data = forge(presence(cert, ident), NodeIdentity(b"\x66" * 32), lan.root.pool_id, 1, lan.now)
     assert deliver(rx, data, lan.now) == "bad_signature"
 
 
-def test_beacon_modified_byte(lan, rx, sender) -> None:
+def test_beacon_modified_byte(lan: Lan, rx: BeaconProtocol, sender: Sender) -> None:
     ident, cert = sender
     data = bytearray(forge(presence(cert, ident, "honest"), ident, lan.root.pool_id, 1, lan.now))
     at = data.index(b"honest")
@@ -85,7 +92,7 @@ def test_beacon_modified_byte(lan, rx, sender) -> None:
     assert deliver(rx, bytes(data), lan.now) == "bad_signature"
 
 
-def test_beacon_cert_of_another_pool(lan, rx, other_root: PoolRoot) -> None:
+def test_beacon_cert_of_another_pool(lan: Lan, rx: BeaconProtocol, other_root: PoolRoot) -> None:
     ident = NodeIdentity(MEMBER_SEED)
     foreign = sign_member_certificate(other_root, ident.public_key, "m", "member", lan.now)
     data = forge(presence(foreign, ident), ident, lan.root.pool_id, 1, lan.now)
@@ -94,7 +101,7 @@ def test_beacon_cert_of_another_pool(lan, rx, other_root: PoolRoot) -> None:
     assert deliver(rx, data, lan.now) == "other_pool"
 
 
-def test_beacon_revoked_cert(lan, rx, sender) -> None:
+def test_beacon_revoked_cert(lan: Lan, rx: BeaconProtocol, sender: Sender) -> None:
     ident, cert = sender
     rx.set_revoked({ident.fingerprint})
     data = forge(presence(cert, ident), ident, lan.root.pool_id, 1, lan.now)
@@ -102,7 +109,7 @@ def test_beacon_revoked_cert(lan, rx, sender) -> None:
     assert rx.drops["revoked"] == 1
 
 
-def test_beacon_replay_and_stale_sequence(lan, rx, sender) -> None:
+def test_beacon_replay_and_stale_sequence(lan: Lan, rx: BeaconProtocol, sender: Sender) -> None:
     ident, cert = sender
     pool = lan.root.pool_id
     first = forge(presence(cert, ident), ident, pool, 1000, lan.now)
@@ -120,7 +127,7 @@ def test_beacon_replay_and_stale_sequence(lan, rx, sender) -> None:
     assert rx.drops == {"replay": 2, "stale_seq": 1}
 
 
-def test_beacon_timestamps_outside_skew(lan, rx, sender) -> None:
+def test_beacon_timestamps_outside_skew(lan: Lan, rx: BeaconProtocol, sender: Sender) -> None:
     ident, cert = sender
     old = forge(presence(cert, ident), ident, lan.root.pool_id, 1, lan.now - 500)
     assert deliver(rx, old, lan.now) == "expired"
@@ -128,21 +135,22 @@ def test_beacon_timestamps_outside_skew(lan, rx, sender) -> None:
     assert deliver(rx, future, lan.now) == "clock_skew"
 
 
-def test_beacon_own_beacon_looped_back(lan, rx) -> None:
+def test_beacon_own_beacon_looped_back(lan: Lan, rx: BeaconProtocol) -> None:
     rx.start(lan.now)
     [(data, _)] = rx.datagrams_to_send(lan.now)
     assert deliver(rx, data, lan.now) == "self"
 
 
-def test_beacon_join_request_to_non_admin(lan, rx) -> None:
+def test_beacon_join_request_to_non_admin(lan: Lan, rx: BeaconProtocol) -> None:
     joiner = NodeIdentity(b"\x33" * 32)
     req = JoinRequest(joiner.public_key, joiner.node_id, "j", b"n" * 16)
     assert deliver(rx, forge(req, joiner, lan.root.pool_id, 1, lan.now), lan.now) == "unexpected"
 
 
-def test_beacon_forged_join_responses(lan, other_root: PoolRoot) -> None:
+def test_beacon_forged_join_responses(lan: Lan, other_root: PoolRoot) -> None:
     pi = lan.joiner(TX)
     pi.join(lan.now, pinned_root_fingerprint=lan.root.fingerprint)
+    assert pi._joiner is not None
     nonce = pi._joiner.nonce
     node = pi.identity.node_id
     pool = lan.root.pool_id
@@ -165,10 +173,11 @@ def test_beacon_forged_join_responses(lan, other_root: PoolRoot) -> None:
         deliver(pi, forge(bad_cert, lan.root.identity, pool, 4, lan.now), lan.now)
         == "untrusted_cert"
     )
-    assert pi.membership is None and pi.join_status.reason == "no admin heard"
+    assert pi.membership is None
+    assert pi.join_status is not None and pi.join_status.reason == "no admin heard"
 
 
-def test_beacon_framing_errors_are_counted(lan, rx, sender) -> None:
+def test_beacon_framing_errors_are_counted(lan: Lan, rx: BeaconProtocol, sender: Sender) -> None:
     ident, cert = sender
     good = forge(presence(cert, ident), ident, lan.root.pool_id, 1, lan.now)
     assert deliver(rx, b"", lan.now) == "truncated"
@@ -181,7 +190,7 @@ def test_beacon_framing_errors_are_counted(lan, rx, sender) -> None:
     assert sum(rx.drops.values()) == 7
 
 
-def test_beacon_flood_of_fresh_keys_cannot_reopen_the_replay_window(lan) -> None:
+def test_beacon_flood_of_fresh_keys_cannot_reopen_the_replay_window(lan: Lan) -> None:
     """Finding 11: join requests signed by thousands of fresh keys (anyone can make
     them) used to evict the sender table, after which old presences replayed."""
     from dataclasses import replace
@@ -210,7 +219,9 @@ def test_beacon_flood_of_fresh_keys_cannot_reopen_the_replay_window(lan) -> None
     assert admin.drops["replay_table_full"] == 12 - 4
 
 
-def test_beacon_body_errors_are_counted_under_the_codec_reasons(lan, rx, sender) -> None:
+def test_beacon_body_errors_are_counted_under_the_codec_reasons(
+    lan: Lan, rx: BeaconProtocol, sender: Sender
+) -> None:
     """A well-framed, correctly signed datagram whose body does not decode."""
     ident, cert = sender
     body = encode_body(Common(lan.root.pool_id, 1, int(lan.now * 1000)), presence(cert, ident))

@@ -3,36 +3,42 @@ limits before signature checks, and certificates verified once."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from reconciler.beacon import messages
 from reconciler.beacon.events import DatagramDropped, PeerSeen
+from reconciler.beacon.machine import BeaconProtocol
 from reconciler.beacon.messages import Common, JoinRequest, Presence, encode_body
 from reconciler.beacon.shield import JoinShield, TokenBuckets
 from reconciler.beacon.wire import AMPLIFICATION, MIN_JOIN_REQUEST, MsgType, seal
 from reconciler.certs.identity import NodeIdentity
 from reconciler.certs.member import sign_member_certificate
 
+if TYPE_CHECKING:
+    from tests.unit.beacon.conftest import Lan
+
 ADMIN = ("10.0.0.1", 42424)
 PI = ("10.0.0.2", 42424)
 
 
-def join_request(lan, seed: int, seq: int = 1) -> bytes:
+def join_request(lan: Lan, seed: int, seq: int = 1) -> bytes:
     joiner = NodeIdentity(bytes([seed]) * 32)
     msg = JoinRequest(joiner.public_key, joiner.node_id, f"j{seed}", b"n" * 16)
     body = encode_body(Common(lan.root.pool_id, seq, int(lan.now * 1000)), msg)
     return seal(MsgType.JOIN_REQUEST, body, joiner.sign)
 
 
-def drops(proto) -> list[str]:
-    out = []
+def drops(proto: BeaconProtocol) -> list[str]:
+    out: list[str] = []
     while (e := proto.next_event()) is not None:
         if isinstance(e, DatagramDropped):
             out.append(e.reason.value)
     return out
 
 
-def test_answers_are_at_most_three_times_their_request(lan) -> None:
+def test_answers_are_at_most_three_times_their_request(lan: Lan) -> None:
     admin = lan.admin(ADMIN, "auto")  # auto: every request earns a full certificate
     pi = lan.joiner(PI)
     pi.join(lan.now, None, lan.root.fingerprint)
@@ -45,7 +51,9 @@ def test_answers_are_at_most_three_times_their_request(lan) -> None:
     assert admin.drops == {}
 
 
-def test_an_unpadded_join_request_is_not_answered(lan, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unpadded_join_request_is_not_answered(
+    lan: Lan, monkeypatch: pytest.MonkeyPatch
+) -> None:
     admin = lan.admin(ADMIN, "auto")
     monkeypatch.setattr(messages, "_MIN_JOIN_BODY", 0)
     small = join_request(lan, 7)
@@ -54,7 +62,7 @@ def test_an_unpadded_join_request_is_not_answered(lan, monkeypatch: pytest.Monke
     assert drops(admin) == ["unpadded"] and admin.datagrams_to_send(lan.now) == []
 
 
-def test_join_requests_are_rate_limited_per_source_before_verification(lan) -> None:
+def test_join_requests_are_rate_limited_per_source_before_verification(lan: Lan) -> None:
     admin = lan.admin(ADMIN, "approve")
     for seed in range(1, 31):  # one source, 30 fresh keys at the same instant
         admin.receive_datagram(join_request(lan, seed), PI, lan.now)
@@ -79,7 +87,7 @@ def test_token_buckets_refill_and_stay_bounded() -> None:
     assert admitted.count(None) == 5 and shield.refused == 3  # the overall cap holds
 
 
-def test_a_members_certificate_is_verified_once_and_still_revocable(lan) -> None:
+def test_a_members_certificate_is_verified_once_and_still_revocable(lan: Lan) -> None:
     rx = lan.member(ADMIN, b"\x21" * 32, "receiver")
     ident = NodeIdentity(b"\x22" * 32)
     cert = sign_member_certificate(lan.root, ident.public_key, "m", "member", lan.now)

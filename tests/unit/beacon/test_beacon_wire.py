@@ -15,6 +15,7 @@ from reconciler.beacon.messages import (
     Common,
     JoinRequest,
     JoinResponse,
+    Message,
     Presence,
     decode_body,
     encode_body,
@@ -33,7 +34,7 @@ IDENT = NodeIdentity(b"\x22" * 32)
 LONG_NAME = "d" * 64
 CERT = sign_member_certificate(ROOT, IDENT.public_key, LONG_NAME, "member", NOW)
 COMMON = Common(ROOT.pool_id, 12345, int(NOW * 1000))
-MESSAGES = {
+MESSAGES: dict[MsgType, Message] = {
     MsgType.PRESENCE: Presence(
         IDENT.node_id, LONG_NAME, "fe80::1234:5678:9abc:def0", 7000, 1 << 40, 64, b"h" * 32, CERT
     ),

@@ -85,7 +85,9 @@ def test_certs_needs_renewal_in_last_third(root: PoolRoot, alice: NodeIdentity, 
     assert needs_renewal(info, info.not_after - 9 * 86400)
 
 
-def test_a_certificate_with_an_invalid_version_is_malformed(root, alice, now) -> None:
+def test_a_certificate_with_an_invalid_version_is_malformed(
+    root: PoolRoot, alice: NodeIdentity, now: float
+) -> None:
     """Found by bench/fuzz.py: a flipped bit in the version field raised
     cryptography's InvalidVersion (not a ValueError) out of the beacon machine."""
     from reconciler.certs.member import sign_member_certificate, verify_member_certificate

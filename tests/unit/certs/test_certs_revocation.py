@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from reconciler.certs.errors import RevocationError
+from reconciler.certs.identity import verify_signature
 from reconciler.certs.revocation import RevocationList, revoke
 from reconciler.certs.root import PoolRoot
 
@@ -65,8 +66,12 @@ def test_certs_revocation_refuses_oversized_lists_before_verifying(
     big._entries = {f"sha256:{i:04x}": entry for i in range(revocation.MAX_ENTRIES + 1)}
     data = big.encode()
     checks: list[bytes] = []
-    real = revocation.verify_signature
-    monkeypatch.setattr(revocation, "verify_signature", lambda *a: checks.append(a[1]) or real(*a))
+
+    def counted(pubkey_raw: bytes, message: bytes, signature: bytes) -> bool:
+        checks.append(message)
+        return verify_signature(pubkey_raw, message, signature)
+
+    monkeypatch.setattr(revocation, "verify_signature", counted)
     with pytest.raises(RevocationError) as err:
         RevocationList.decode(data, root.anchor)
     assert err.value.reason == "too_many" and checks == []

@@ -3,13 +3,15 @@ controller queues, starts, and cancels by the annotation."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from manifests import Job
 from reconciler.controllers import job
 from reconciler.controllers.jobqueue import Waiting, fair_order, jobs_ahead
 
 JOB = Job.model_validate({"metadata": {"name": "j"}, "spec": {"pool": "p", "prompt": "Hi"}})
-READY = dict(pool_exists=True, pool_ready=True, model_problem=None, ring_converged=True,
-             runner_available=True)  # fmt: skip
+READY = job.JobObserved(pool_exists=True, pool_ready=True, model_problem=None,
+                        ring_converged=True, runner_available=True)  # fmt: skip
 
 
 def w(name: str, client: str, t: int) -> Waiting:
@@ -50,20 +52,20 @@ def test_jobs_ahead_counts_the_busy_slot() -> None:
 
 
 def test_controller_queues_a_job_behind_others() -> None:
-    plan = job.plan(JOB, job.JobObserved(**READY, jobs_ahead=2), 0.0)
+    plan = job.plan(JOB, replace(READY, jobs_ahead=2), 0.0)
     assert plan.actions == [] and plan.status["phase"] == "Pending"
     assert plan.conditions[0].reason == "Queued" and "2 job(s)" in plan.conditions[0].message
-    assert job.plan(JOB, job.JobObserved(**READY), 0.0).actions == [job.StartJob("j")]
+    assert job.plan(JOB, READY, 0.0).actions == [job.StartJob("j")]
 
 
 def test_cancel_stops_a_running_job_and_fails_a_waiting_one() -> None:
     running = JOB.model_copy(deep=True)
     running.status.phase = "Running"
-    observed = job.JobObserved(**READY, running=True, cancel_requested="client went away")
+    observed = replace(READY, running=True, cancel_requested="client went away")
     assert job.plan(running, observed, 0.0).actions == [job.CancelJob("j", "client went away")]
-    waiting = job.plan(JOB, job.JobObserved(**READY, cancel_requested="client went away"), 0.0)
+    waiting = job.plan(JOB, replace(READY, cancel_requested="client went away"), 0.0)
     assert waiting.actions == [] and waiting.status["phase"] == "Failed"
     assert waiting.status["failureReason"] == "Cancelled"
     # after the runner stopped it, the cancellation (not "Interrupted") is what is recorded
-    stopped = job.plan(running, job.JobObserved(**READY, cancel_requested="gone"), 0.0)
+    stopped = job.plan(running, replace(READY, cancel_requested="gone"), 0.0)
     assert stopped.status["failureReason"] == "Cancelled"

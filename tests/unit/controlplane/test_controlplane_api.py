@@ -19,7 +19,7 @@ from reconciler.controlplane.serve import read_port
 from reconciler.store import Store
 from reconciler.store_admin import record_revocation
 
-JOB = {
+JOB: dict[str, Any] = {
     "apiVersion": "meshnet.dev/v1alpha1",
     "kind": "Job",
     "metadata": {"name": "hello"},
@@ -117,9 +117,10 @@ def test_job_events_stream_status_and_tokens(kit: Any, member: httpx.Client) -> 
         {"phase": "Succeeded", "tokenIds": [5, 6, 7], "output": "abc"},
     ]
     events: list[tuple[str, dict[str, Any]]] = []
-    with Store.open(kit.home.root) as store, member.stream(
-        "GET", "/v1/jobs/hello/events", timeout=10
-    ) as response:
+    with (
+        Store.open(kit.home.root) as store,
+        member.stream("GET", "/v1/jobs/hello/events", timeout=10) as response,
+    ):
         assert response.headers["content-type"].startswith("text/event-stream")
         kind = ""
         for line in response.iter_lines():
@@ -131,7 +132,15 @@ def test_job_events_stream_status_and_tokens(kit: Any, member: httpx.Client) -> 
             events.append((kind, json.loads(line[6:])))
             if changes and kind in ("status", "token"):
                 store.patch_status("Job", "hello", changes.pop(0))
-    assert [k for k, _ in events] == ["status", "status", "token", "token", "status", "token", "end"]
+    assert [k for k, _ in events] == [
+        "status",
+        "status",
+        "token",
+        "token",
+        "status",
+        "token",
+        "end",
+    ]
     assert events[0][1]["phase"] in (None, "Pending")
     assert events[1][1]["phase"] == "Running"
     assert [d["id"] for k, d in events if k == "token"] == [5, 6, 7]

@@ -10,7 +10,7 @@ import json
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -211,7 +211,13 @@ def _job_cancelled(kit: Any) -> bool:
     return bool(jobs) and CANCEL_ANNOTATION in jobs[0].metadata.annotations
 
 
-def _wait(predicate: Any, what: str) -> None:
+def _job_phase(store: Store) -> str | None:
+    job = store.list("Job")[0]
+    assert isinstance(job, Job)
+    return job.status.phase
+
+
+def _wait(predicate: Callable[[], object], what: str) -> None:
     done = threading.Event()
     for _ in range(1000):
         if predicate():
@@ -227,7 +233,7 @@ def test_stream_client_that_disconnects_cancels_its_job(kit: Any, api: httpx.Cli
             assert first.startswith("data: ") and '"role":"assistant"' in first
         _wait(lambda: _job_cancelled(kit), "the job to be cancelled")
         with Store.open(kit.home.root) as store:
-            _wait(lambda: store.list("Job")[0].status.phase == "Failed", "the job to fail")
+            _wait(lambda: _job_phase(store) == "Failed", "the job to fail")
 
 
 def test_waiting_client_that_disconnects_cancels_its_job(kit: Any, plane: Any, key: str) -> None:

@@ -118,7 +118,8 @@ def test_unanswered_probes_lead_to_suspect_then_dead_and_a_new_ring() -> None:
         (MemberState.ALIVE, MemberState.SUSPECT),
         (MemberState.SUSPECT, MemberState.DEAD),
     ]
-    assert nodes[A].ring is not None and len(nodes[A].ring.members) == 1
+    ring = nodes[A].ring
+    assert ring is not None and len(ring.members) == 1
 
 
 def test_suspicion_of_self_is_refuted_with_a_higher_incarnation() -> None:
@@ -184,4 +185,5 @@ def test_leave_tells_peers_and_goes_quiet() -> None:
     exchange(nodes, 1.0)
     states = {m.node_id: m.state for m in nodes[A].members()}
     assert states[B] is MemberState.LEFT
-    assert nodes[A].ring is not None and [s.node_id for s in nodes[A].ring.members] == [A]
+    ring = nodes[A].ring
+    assert ring is not None and [s.node_id for s in ring.members] == [A]

@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.placement import LinkMeasure, MemberMeasure, ModelCost, PlanError
 from reconciler.placement.costs import EXCHANGE_OVERHEAD_S, pipeline_seconds
-from reconciler.placement.ringplan import RingSlot, cut, largest_remainder, plan_job
+from reconciler.placement.ringplan import Measures, RingSlot, cut, largest_remainder, plan_job
 
 GIB = 2**30
 COLUMNS = 8192
@@ -159,7 +159,7 @@ def test_the_lm_head_is_charged_to_the_last_stage_that_runs_it() -> None:
 def test_an_explicit_split_waits_for_nobody_s_measurements() -> None:
     """Links not measured yet: an explicit tensor or pipeline job still runs, split by the
     ring as before measurements, and says why."""
-    only_a = ([member("a"), member("b")], [])
+    only_a: Measures = ([member("a"), member("b")], [])
     for kind in ("tensor", "pipeline"):
         plan = plan_job(kind, "a", RING, COLUMNS, MODEL, only_a)
         assert plan.kind == kind and len(plan.slots) == 3 and plan.predicted_tok_s is None

@@ -37,7 +37,7 @@ def _msgs(outputs: list[Output]) -> list[tuple[int, Message]]:
         assert isinstance(out, Send)
         for event in FrameParser().feed(out.data):
             assert not hasattr(event, "reason") or isinstance(event, Close | Error)
-            found.append((out.client, event))  # type: ignore[arg-type]
+            found.append((out.client, event))
     return found
 
 

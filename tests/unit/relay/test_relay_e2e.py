@@ -9,21 +9,20 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from reconciler.drivers.service_tls import load_served_pools
 from reconciler.drivers.tls import client_context, server_context
 from reconciler.relay.client import RelayClient, RelayError
-from reconciler.relay.core import RelayLimits
+from reconciler.relay.core import RelayLimits, Send
 from reconciler.relay.framing import FrameParser, encode
 from reconciler.relay.messages import Connect, Error, ErrorCode, Reserve
 from reconciler.relay.server import RelayServer
 
 if TYPE_CHECKING:
-    PoolKit = Any
-    Member = Any
+    from tests.unit.relay.conftest import Member, PoolKit
 
 Echo = Callable[[str, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -61,7 +60,8 @@ def test_two_members_talk_through_a_circuit_with_end_to_end_tls(pool: PoolKit) -
     async def scenario() -> None:
         async with _relay(pool) as (server, port):
             ca, cb = _client(pool, a, port), _client(pool, b, port, _echo)
-            ca.start(), cb.start()
+            ca.start()
+            cb.start()
             try:
                 await cb.wait_reserved(5)
                 reader, writer = await ca.open_circuit(b.node_id, timeout=5)
@@ -81,7 +81,8 @@ def test_two_members_talk_through_a_circuit_with_end_to_end_tls(pool: PoolKit) -
                     await asyncio.sleep(0.01)
                 assert server.core.circuit_count() == 0
             finally:
-                await ca.close(), await cb.close()
+                await ca.close()
+                await cb.close()
 
     asyncio.run(scenario())
 
@@ -91,7 +92,7 @@ class _Spy(RelayServer):
 
     seen = bytearray()
 
-    async def _send(self, output):  # type: ignore[no-untyped-def]
+    async def _send(self, output: Send) -> None:
         _Spy.seen += output.data
         await super()._send(output)
 
@@ -105,14 +106,17 @@ def test_the_relay_sees_only_ciphertext(pool: PoolKit) -> None:
         server = _Spy(pools, None, pool.home)
         port = await server.start("127.0.0.1", 0)
         ca, cb = _client(pool, a, port), _client(pool, b, port, _echo)
-        ca.start(), cb.start()
+        ca.start()
+        cb.start()
         try:
             await cb.wait_reserved(5)
             reader, writer = await ca.open_circuit(b.node_id, timeout=5)
             writer.write(secret)
             assert await asyncio.wait_for(reader.readexactly(len(secret)), 5) == secret
         finally:
-            await ca.close(), await cb.close(), await server.close()
+            await ca.close()
+            await cb.close()
+            await server.close()
         assert len(_Spy.seen) > 2 * len(secret)
         assert b"the-secret-plaintext" not in _Spy.seen
 
@@ -132,7 +136,9 @@ def _anonymous_context(ca: str) -> ssl.SSLContext:
     return ctx
 
 
-def test_clients_without_a_pool_certificate_are_refused(pool: PoolKit, pool_factory: Any) -> None:
+def test_clients_without_a_pool_certificate_are_refused(
+    pool: PoolKit, pool_factory: Callable[[str], PoolKit]
+) -> None:
     b = pool.member("b")
     stranger = pool_factory("elsewhere").member("s")
 
@@ -173,8 +179,10 @@ def test_limits_are_enforced_with_error_frames(pool: PoolKit) -> None:
     async def scenario() -> None:
         async with _relay(pool, limits) as (_server, port):
             ca, cb = _client(pool, a, port, _echo), _client(pool, b, port, _echo)
-            ca.start(), cb.start()
-            await ca.wait_reserved(5), await cb.wait_reserved(5)
+            ca.start()
+            cb.start()
+            await ca.wait_reserved(5)
+            await cb.wait_reserved(5)
             cc = _client(pool, c, port)
             cc.start()
             try:
@@ -189,7 +197,9 @@ def test_limits_are_enforced_with_error_frames(pool: PoolKit) -> None:
                     await ca.open_circuit(b.node_id, timeout=5)
                 assert many.value.code is ErrorCode.TOO_MANY_CIRCUITS
             finally:
-                await ca.close(), await cb.close(), await cc.close()
+                await ca.close()
+                await cb.close()
+                await cc.close()
 
     asyncio.run(scenario())
 
@@ -201,7 +211,8 @@ def test_circuit_bytes_and_duration_limits_close_the_circuit(pool: PoolKit) -> N
     async def scenario() -> None:
         async with _relay(pool, limits) as (_server, port):
             ca, cb = _client(pool, a, port), _client(pool, b, port, _echo)
-            ca.start(), cb.start()
+            ca.start()
+            cb.start()
             try:
                 await cb.wait_reserved(5)
                 reader, writer = await ca.open_circuit(b.node_id, timeout=5)
@@ -214,7 +225,8 @@ def test_circuit_bytes_and_duration_limits_close_the_circuit(pool: PoolKit) -> N
                     await asyncio.wait_for(reader.read(), 5)
                 assert expired.value.code is ErrorCode.CIRCUIT_DURATION_EXCEEDED
             finally:
-                await ca.close(), await cb.close()
+                await ca.close()
+                await cb.close()
 
     asyncio.run(scenario())
 
@@ -280,7 +292,8 @@ def test_a_revoked_member_is_refused_after_the_handshake(pool: PoolKit) -> None:
         async with _relay(pool) as (server, port):
             cb = _client(pool, b, port, _echo)
             ca = _client(pool, a, port)
-            ca.start(), cb.start()
+            ca.start()
+            cb.start()
             try:
                 await cb.wait_reserved(5)
                 with pytest.raises(TimeoutError):
@@ -288,7 +301,8 @@ def test_a_revoked_member_is_refused_after_the_handshake(pool: PoolKit) -> None:
                 assert server.refused >= 1
                 assert server.core.reservation_count() == 1
             finally:
-                await ca.close(), await cb.close()
+                await ca.close()
+                await cb.close()
 
     asyncio.run(scenario())
 
@@ -306,7 +320,8 @@ def test_a_member_revoked_while_connected_is_dropped(
     async def scenario() -> None:
         async with _relay(pool) as (server, port):
             ca, cb = _client(pool, a, port), _client(pool, b, port, _echo)
-            ca.start(), cb.start()
+            ca.start()
+            cb.start()
             try:
                 await ca.wait_reserved(5)
                 await cb.wait_reserved(5)
@@ -319,6 +334,7 @@ def test_a_member_revoked_while_connected_is_dropped(
                 assert server.core.reservation_count() == 1
                 assert not ca.reserved or server.refused >= 1
             finally:
-                await ca.close(), await cb.close()
+                await ca.close()
+                await cb.close()
 
     asyncio.run(scenario())
