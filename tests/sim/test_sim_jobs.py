@@ -54,9 +54,9 @@ def test_a_job_completes_across_the_ring(n: int, links: Links | None) -> None:
     result = done.result
     assert result.token_ids == [token_for(tuple(PROMPT), k) for k in range(12)]
     assert result.finish_reason == "length" and result.missing_stats == []
-    assert [s.node_id for s in result.members] == [
-        s.node_id for s in sim.agents[ids[0]].gossip.ring.members
-    ]  # type: ignore[union-attr]
+    ring = sim.agents[ids[0]].gossip.ring
+    assert ring is not None
+    assert [s.node_id for s in result.members] == [s.node_id for s in ring.members]
     assert all(s.completion_tokens == 12 for s in result.members)
     assert [t for _, t in sim.agents[ids[0]].tokens[session]] == result.token_ids
     assert sim.run_until(lambda: idle(sim), 1.0) is not None

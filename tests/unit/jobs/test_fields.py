@@ -108,6 +108,7 @@ def test_done_carries_every_figure() -> None:
 
 
 def test_parse_raises_only_job_protocol_errors() -> None:
-    for doc in (None, [], "x", 5, {"job": "j"}):
+    docs: tuple[object, ...] = (None, [], "x", 5, {"job": "j"})
+    for doc in docs:
         with pytest.raises(JobProtocolError):
             fields.parse(fields.Body, doc)

@@ -210,10 +210,14 @@ def test_the_coordinator_loads_its_own_path_and_offers_the_name(
 ) -> None:
     offered: list[str] = []
 
+    def resolve_and_note(ref: str) -> Path:
+        offered.append(ref)
+        return resolve_name(ref, member_home)
+
     async def main() -> Any:
         net = fake_net(asyncio.get_running_loop())
         net.add("a", resolver=lambda ref: (_ for _ in ()).throw(AssertionError("no lookup")))
-        net.add("b", resolver=lambda ref: offered.append(ref) or resolve_name(ref, member_home))
+        net.add("b", resolver=resolve_and_note)
         request = JobRequest("job-1", TINY, [1, 2], SamplingParams(max_tokens=2, ignore_eos=True),
                              ring_of(SPLIT), str(MODELS / TINY))  # fmt: skip
         try:

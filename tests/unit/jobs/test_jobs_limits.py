@@ -12,6 +12,7 @@ import pytest
 from reconciler.frames import MAX_FRAME
 from reconciler.inference import SamplingParams, load_model_info
 from reconciler.inference.config import ModelConfig
+from reconciler.inference.model import Engine
 from reconciler.jobs import messages as m
 from reconciler.jobs.errors import JobFailed, Reason
 from reconciler.jobs.limits import cache_len, prompt_limits, prompt_problem
@@ -88,7 +89,7 @@ def test_members_size_their_kv_cache_to_the_job(
 
     sizes: list[int] = []
 
-    class Watched(member.Engine):
+    class Watched(Engine):
         def __init__(self, *args: Any, **kw: Any) -> None:
             super().__init__(*args, **kw)
             sizes.append(self.cache_len)

@@ -115,13 +115,15 @@ def test_ready_timeout_names_who_is_missing_and_aborts_everyone() -> None:
     ],
     ids=["load-failed", "abort"],
 )
-def test_a_member_failure_fails_the_job_with_its_reason(report: m.Message) -> None:
+def test_a_member_failure_fails_the_job_with_its_reason(
+    report: m.JobLoadFailed | m.JobAbort,
+) -> None:
     kit = Kit()
     kit.machine.coordinate(offer(), kit.now)
     kit.take()
     kit.receive("b", report)
     (ended,) = kit.of(ev.JobEnded)
-    assert ended.error.reason == report.reason  # type: ignore[attr-defined]
+    assert ended.error.reason == report.reason
     assert ended.error.message == "b: no model"
     assert kit.sent_types() == [("b", "JobAbort"), ("c", "JobAbort")]
 

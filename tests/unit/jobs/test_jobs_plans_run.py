@@ -14,6 +14,7 @@ from reconciler.jobs.errors import JobFailed, Reason
 from reconciler.jobs.results import JobRequest, JobResult
 from reconciler.placement import LinkMeasure, MemberMeasure
 from reconciler.placement.ringplan import MeasureSource
+from tests.unit.jobs.conftest import FakeNet
 
 MODEL = "tiny-qwen2-hf"  # 2 layers: a pipeline of two stages holds one layer each
 PROMPT = "Hello world, this is a tiny"
@@ -233,7 +234,9 @@ def test_a_resident_share_runs_again_with_little_memory_left(
     assert [r.token_ids for r in asyncio.run(main())] == [want, want]
 
 
-def test_only_the_chosen_members_hear_of_the_job(fake_net: Any, ring_of: Any, models: Path) -> None:
+def test_only_the_chosen_members_hear_of_the_job(
+    fake_net: type[FakeNet], ring_of: Any, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """c has not published measurements: the plan leaves it out, and it is offered nothing."""
     prompt, want = _oracle(models)
     ring = ring_of({"a": (0, 3000), "b": (3000, 6000), "c": (6000, 8192)})
@@ -245,7 +248,7 @@ def test_only_the_chosen_members_hear_of_the_job(fake_net: Any, ring_of: Any, mo
         for node in ("a", "b", "c"):
             net.add(node, measures=measures)
         c = net.services["c"]
-        c.on_control = lambda src, payload: heard_by_c.append(payload)
+        monkeypatch.setattr(c, "on_control", lambda src, payload: heard_by_c.append(payload))
         try:
             return await net.services["a"].run(
                 JobRequest("j", MODEL, prompt, PARAMS, ring, parallelism="tensor")

@@ -35,7 +35,7 @@ def test_big_endian_input_is_sent_little_endian() -> None:
 
 
 def test_scalar_and_empty_arrays() -> None:
-    assert decode(encode(Op.BROADCAST, 1, np.float32(2.5).reshape(()))).array == 2.5
+    assert decode(encode(Op.BROADCAST, 1, np.array(2.5, dtype=np.float32))).array == 2.5
     assert decode(encode(Op.BROADCAST, 1, np.zeros((0, 4), np.float32))).array.shape == (0, 4)
 
 

@@ -81,8 +81,8 @@ def test_get_peers_and_ring_read_observed_state(home: Home) -> None:
     assert "4096-8192" in out and "converged" in out
     ring = json.loads(runner.invoke(mesh_app, ["ring-status", "-o", "json"]).stdout)
     assert ring["members"][1]["shard"] == {"start": 4096, "end": 8192}
-    out = runner.invoke(mesh_app, ["pool-peers", "--pool-id", "nope"])
-    assert out.exit_code == 1 and "no pool with ID nope" in out.stderr
+    refused = runner.invoke(mesh_app, ["pool-peers", "--pool-id", "nope"])
+    assert refused.exit_code == 1 and "no pool with ID nope" in refused.stderr
     described = runner.invoke(app, ["describe", "pool", "test-pool"]).stdout
     assert "Peers:" in described and "node-b" in described and "Ring:" in described
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from reconciler.entry import localengine, mesh_app
 from reconciler.home import Home
+from reconciler.inference.model import Engine
 
 MODEL = str(Path(__file__).resolve().parents[2] / "fixtures" / "models" / "tiny-llama.gguf")
 LONG = "hello world " * 30
@@ -42,7 +43,7 @@ def test_local_kv_cache_is_prompt_plus_max_tokens(
 ) -> None:
     sizes: list[int] = []
 
-    class Watched(localengine.Engine):
+    class Watched(Engine):
         def __init__(self, *args: Any, **kw: Any) -> None:
             super().__init__(*args, **kw)
             sizes.append(self.cache_len)
