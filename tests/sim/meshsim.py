@@ -154,13 +154,7 @@ class MeshSim:
         if (channel, src, dst) in self.cut:
             return
         link: LinkModel = getattr(self.links, channel)
-        copies = 2 if self.rng.random() < link.duplicate else 1
-        for _ in range(copies):
-            if self.rng.random() < link.loss:
-                continue
-            delay = self.rng.uniform(*link.delay)
-            if self.rng.random() < link.reorder:
-                delay += self.rng.uniform(0, link.reorder_delay)
+        for delay in link.delays(self.rng):
             self._push(self.now + delay, channel, dst, src, data)
 
     def _pump(self, agent: SimAgent) -> None:

@@ -33,6 +33,18 @@ class LinkModel:
     reorder: float = 0.0
     reorder_delay: float = 0.02
 
+    def delays(self, rng: random.Random) -> list[float]:
+        """When the copies of one message arrive, after it is sent (none: it was lost)."""
+        out = []
+        for _ in range(2 if rng.random() < self.duplicate else 1):
+            if rng.random() < self.loss:
+                continue
+            delay = rng.uniform(*self.delay)
+            if rng.random() < self.reorder:
+                delay += rng.uniform(0, self.reorder_delay)
+            out.append(delay)
+        return out
+
 
 @dataclass
 class SimNode:
@@ -147,14 +159,7 @@ class SimNet:
             self._push(at, "timer", node.node_id, node.life)
 
     def _transmit(self, src: str, dst: str, data: bytes) -> None:
-        link = self.link
-        copies = 2 if self.rng.random() < link.duplicate else 1
-        for _ in range(copies):
-            if self.rng.random() < link.loss:
-                continue
-            delay = self.rng.uniform(*link.delay)
-            if self.rng.random() < link.reorder:
-                delay += self.rng.uniform(0, link.reorder_delay)
+        for delay in self.link.delays(self.rng):
             self._push(self.now + delay, "msg", dst, -1, data, src)
 
     def flush(self, node_id: str) -> None:
