@@ -121,7 +121,9 @@ class FusedShard:
     def add(self, key: str, g: GraphBuilder) -> None:
         """Create the session for a built graph."""
         model = g.model_bytes()
-        self.sessions[key], keep = make_session(model, self.threads, g.external, self.int8)
+        self.sessions[key], keep = make_session(
+            model, self.threads, g.external, self.int8, int8=self.int8
+        )
         self._keep.extend(keep)
 
 

@@ -19,10 +19,14 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from reconciler.inference.quant.buffers import PLACEHOLDER, lendable, release
 
 THREADS_ENV = "MESHNET_THREADS"
 GLOBAL_POOL_ENV = "MESHNET_ORT_SHARED_POOL"  # "0": a pool per session, never spinning
@@ -51,31 +55,51 @@ def make_session(
     threads: int,
     external: dict[str, NDArray[Any]] | None = None,
     shared_pool: bool = False,
+    int8: bool | None = None,
 ) -> tuple[Any, list[Any]]:
     """An InferenceSession on the CPU provider for a serialized model, and what must be
     kept alive with it.
 
-    ``external`` initializers are handed over in memory, not copied into the model.
-    Where onnxruntime repacks them at load and never reads them again (checked once by
-    :func:`repacks_weights`), they are dropped: the process then holds each weight once,
-    in the kernel's layout."""
+    ``external`` initializers (declared by ``GraphBuilder.const(big=True)``) are lent to
+    the session without a copy (``buffers``). Those it never reads after creation (per
+    :func:`unread_roles` for ``int8``: with None, those unread in both modes) are given
+    back to the system right away: each weight is then held once, in the kernel's layout.
+    """
     import onnxruntime as ort
 
     so = _options(threads, shared_pool)
-    keep: list[Any] = []
-    if external:
-        values = [ort.OrtValue.ortvalue_from_numpy(a) for a in external.values()]
-        so.add_external_initializers(list(external), values)
-        keep = [] if repacks_weights() else [values, list(external.values())]
-    session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-    return session, keep
+    if not external:
+        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]), []
+    lent = {name: lendable(a) for name, a in external.items()}
+    values = [ort.OrtValue.ortvalue_from_numpy(a) for a in lent.values()]
+    for name, value in zip(lent, values, strict=True):
+        so.add_initializer(name, value)
+    with tempfile.TemporaryDirectory(prefix="meshnet-ort-") as tmp:
+        # the model refers to a placeholder file (sparse, never read: every such
+        # initializer is overridden by ours), as onnxruntime checks that it exists
+        with open(Path(tmp, PLACEHOLDER), "wb") as f:
+            f.truncate(max(a.nbytes for a in lent.values()))
+        Path(tmp, "model.onnx").write_bytes(model)
+        session = ort.InferenceSession(str(Path(tmp, "model.onnx")), so,
+                                       providers=["CPUExecutionProvider"])  # fmt: skip
+    unread = unread_roles(int8) if int8 is not None else unread_roles(False) & unread_roles(True)
+    for name, array in lent.items():
+        if role(name) in unread:
+            release(array)
+    return session, [values, list(lent.values())]
+
+
+def role(name: str) -> str:
+    """The role of an initializer named by ``GraphBuilder.fresh``: ``q``, ``scale``..."""
+    return name.rsplit("_", 1)[0]
 
 
 @functools.cache
-def repacks_weights() -> bool:
-    """Whether this onnxruntime build copies (prepacks) the weights of MatMulNBits and
-    MatMul at session creation, so that our arrays are not read afterwards: a probe
-    graph is run, its weight arrays are overwritten, and it is run again."""
+def unread_roles(int8: bool) -> frozenset[str]:
+    """Roles of lent weights (``q``, ``scale``, ``offset``, ``dense``) that sessions of this
+    onnxruntime build never read after creation, since they prepacked them into their own
+    layout: found once by building a probe graph, then zeroing each role's arrays in turn
+    and checking that its outputs stay the same (for one and for several rows)."""
     import onnxruntime as ort
 
     from reconciler.inference.kernels.graph import GraphBuilder
@@ -83,27 +107,36 @@ def repacks_weights() -> bool:
     from reconciler.inference.quant.pack import to_nbits
 
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 64)).astype(np.float32)
-    for int8 in (False, True):
-        g = GraphBuilder(int8)
-        a = g.input("x", 64)
-        parts: list[Any] = [rng.standard_normal((16, 64)).astype(np.float32)]
-        for bits in (4, 8):
-            codes = rng.integers(0, 1 << bits, (16, 64)).astype(np.uint8)
-            scale = rng.random((16, 2)).astype(np.float32)
-            parts.append(to_nbits(Unpacked(codes, bits, 32, scale, scale), int8))
-        g.output(g.linear(a, parts), "y", 48)
-        so = _options(1)
-        arrays = list(g.external.values())
-        values = [ort.OrtValue.ortvalue_from_numpy(v) for v in arrays]
-        so.add_external_initializers(list(g.external), values)
-        session = ort.InferenceSession(g.model_bytes(), so, providers=["CPUExecutionProvider"])
-        before = session.run(None, {"x": x})[0]
-        for v in arrays:
-            v[...] = 0
-        if not np.array_equal(before, session.run(None, {"x": x})[0]):
-            return False
-    return True
+    g = GraphBuilder(int8)
+    a = g.input("x", 64)
+    parts: list[Any] = [rng.standard_normal((16, 64)).astype(np.float32)]
+    for bits in (4, 8):
+        codes = rng.integers(0, 1 << bits, (16, 64)).astype(np.uint8)
+        scale = rng.random((16, 2)).astype(np.float32)
+        parts.append(to_nbits(Unpacked(codes, bits, 32, scale, scale), int8))
+    g.output(g.linear(a, parts), "y", 48)
+    lent = {name: lendable(v) for name, v in g.external.items()}
+    so = _options(1)
+    values = [ort.OrtValue.ortvalue_from_numpy(v) for v in lent.values()]
+    for name, value in zip(lent, values, strict=True):
+        so.add_initializer(name, value)
+    with tempfile.TemporaryDirectory(prefix="meshnet-ort-") as tmp:
+        with open(Path(tmp, PLACEHOLDER), "wb") as f:
+            f.truncate(max(v.nbytes for v in lent.values()))
+        Path(tmp, "model.onnx").write_bytes(g.model_bytes())
+        session = ort.InferenceSession(str(Path(tmp, "model.onnx")), so,
+                                       providers=["CPUExecutionProvider"])  # fmt: skip
+    xs = [rng.standard_normal((t, 64)).astype(np.float32) for t in (1, 5)]
+    unread = set()
+    for name in sorted({role(n) for n in lent}):
+        before = [session.run(None, {"x": x})[0] for x in xs]
+        for n, v in lent.items():
+            if role(n) == name:
+                v[...] = 0
+        after = [session.run(None, {"x": x})[0] for x in xs]
+        if all(np.array_equal(b, c) for b, c in zip(before, after, strict=True)):
+            unread.add(name)
+    return frozenset(unread)
 
 
 def trim_heap() -> None:

@@ -50,7 +50,7 @@ def _matmul(parts: list, x: np.ndarray, int8: bool) -> np.ndarray:  # type: igno
     g = GraphBuilder(int8)
     n = sum(p.n for p in parts)
     g.output(g.linear(g.input("x", x.shape[1]), parts), "y", n)
-    session, _keep = make_session(g.model_bytes(), 1, g.external)
+    session, _keep = make_session(g.model_bytes(), 1, g.external, int8=int8)
     out: np.ndarray = session.run(None, {"x": x})[0]  # type: ignore[type-arg]
     return out
 
