@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.kernels.parts import Part, col_parts, parts_nbytes, row_parts
-from reconciler.inference.kernels.session import make_session, trim_heap
+from reconciler.inference.kernels.session import make_session, map_large_blocks, trim_heap
 from reconciler.inference.quant.blocks import F32, FLOAT_TYPES, dequantize
 from reconciler.inference.quant.pack import NBits
 from reconciler.inference.sharding import RankShare
@@ -204,6 +204,7 @@ def build_fused(
 ) -> FusedShard:
     """Pack one rank's share and create its sessions, one layer at a time (a pipeline
     stage: only its layers, and the embedding, norm and head only where it holds them)."""
+    map_large_blocks()
     norm = _vec(source, "norm") if share.has_head else np.zeros(0, np.float32)
     shard = FusedShard(config, share, _embed(source, config, share), norm, int8, threads)
     if share.has_head:
@@ -323,12 +324,15 @@ def _read_layer(
     k0, k1 = share.kv_start * e, share.kv_end * e
     f0, f1 = share.ffn_start, share.ffn_end
     qkv = row_parts(source, [(f"{i}.q", q0, q1), (f"{i}.k", k0, k1), (f"{i}.v", k0, k1)], int8)
+    _release(source)  # after each matrix: the file's pages are the load's largest scratch
     bqkv = None
     if source.has(f"{i}.q_bias"):
         spans = (("q", q0, q1), ("k", k0, k1), ("v", k0, k1))
         bqkv = np.concatenate([source.vector(f"{i}.{n}_bias", a, b) for n, a, b in spans])
     o, o0, o1 = col_parts(source, f"{i}.o", q0, q1, int8) if q1 > q0 else ([], 0, 0)
+    _release(source)
     gu = row_parts(source, [(f"{i}.gate", f0, f1), (f"{i}.up", f0, f1)], int8)
+    _release(source)
     down, d0, d1 = col_parts(source, f"{i}.down", f0, f1, int8) if f1 > f0 else ([], 0, 0)
     parts = _LayerParts(_vec(source, f"{i}.attn_norm"), qkv, bqkv, o, (o0, o1),
                         _vec(source, f"{i}.ffn_norm"), gu, down, (d0, d1))  # fmt: skip

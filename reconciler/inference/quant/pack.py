@@ -18,8 +18,10 @@ applied beside it as ``block_sums(x) @ offset.T``, 1/``block`` of the work.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from reconciler.inference.quant.blocks import F32, U8, Unpacked
 from reconciler.inference.quant.buffers import empty, lendable
@@ -65,7 +67,7 @@ def _merge(group: list[Unpacked]) -> Unpacked:
         return group[0]
     offsets = None
     if any(p.offset is not None for p in group):
-        offsets = np.concatenate(
+        offsets = _rows(
             [p.offset if p.offset is not None else np.zeros_like(p.scale) for p in group]
         )
     packed = all(p.packed4 is not None for p in group)
@@ -73,10 +75,18 @@ def _merge(group: list[Unpacked]) -> Unpacked:
         None if packed else np.concatenate([p.code_matrix() for p in group]),
         group[0].bits,
         group[0].block,
-        np.concatenate([p.scale for p in group]),
+        _rows([p.scale for p in group]),
         offsets,
-        np.concatenate([p.packed4 for p in group if p.packed4 is not None]) if packed else None,
+        _rows([p.packed4 for p in group if p.packed4 is not None]) if packed else None,
     )
+
+
+def _rows(arrays: list[NDArray[Any]]) -> NDArray[Any]:
+    """Row-concatenation, in a buffer a session can borrow (no copy later)."""
+    rows = sum(a.shape[0] for a in arrays)
+    out = empty((rows, *arrays[0].shape[1:]), arrays[0].dtype)
+    np.concatenate(arrays, out=out)
+    return out
 
 
 def to_nbits(u: Unpacked, int8_activations: bool) -> NBits:
