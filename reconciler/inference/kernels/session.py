@@ -71,22 +71,41 @@ def make_session(
     if not external:
         return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]), []
     lent = {name: lendable(a) for name, a in external.items()}
-    values = [ort.OrtValue.ortvalue_from_numpy(a) for a in lent.values()]
-    for name, value in zip(lent, values, strict=True):
-        so.add_initializer(name, value)
-    with tempfile.TemporaryDirectory(prefix="meshnet-ort-") as tmp:
-        # the model refers to a placeholder file (sparse, never read: every such
-        # initializer is overridden by ours), as onnxruntime checks that it exists
-        with open(Path(tmp, PLACEHOLDER), "wb") as f:
-            f.truncate(max(a.nbytes for a in lent.values()))
-        Path(tmp, "model.onnx").write_bytes(model)
-        session = ort.InferenceSession(str(Path(tmp, "model.onnx")), so,
-                                       providers=["CPUExecutionProvider"])  # fmt: skip
+    session, values, borrowed = _session(model, so, lent)
+    if not borrowed:  # onnxruntime holds copies: ours are not needed
+        return session, []
     unread = unread_roles(int8) if int8 is not None else unread_roles(False) & unread_roles(True)
     for name, array in lent.items():
         if role(name) in unread:
             release(array)
     return session, [values, list(lent.values())]
+
+
+def _session(model: bytes, so: Any, lent: dict[str, NDArray[Any]]) -> tuple[Any, list[Any], bool]:
+    """(session, the OrtValues of ``lent``, whether the session borrows them).
+
+    The model refers to a placeholder file for them (sparse, never read: each such
+    initializer is overridden by ours), as onnxruntime checks that the file exists. With
+    no writable temporary directory, onnxruntime gets them to copy instead."""
+    import onnxruntime as ort
+
+    values = [ort.OrtValue.ortvalue_from_numpy(a) for a in lent.values()]
+    scratch = None
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="meshnet-ort-")
+        with open(Path(scratch.name, PLACEHOLDER), "wb") as f:
+            f.truncate(max(a.nbytes for a in lent.values()))
+        Path(scratch.name, "model.onnx").write_bytes(model)
+    except OSError:
+        if scratch is not None:
+            scratch.cleanup()
+        so.add_external_initializers(list(lent), values)
+        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]), values, False
+    with scratch as tmp:
+        for name, value in zip(lent, values, strict=True):
+            so.add_initializer(name, value)
+        path = str(Path(tmp, "model.onnx"))
+        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]), values, True
 
 
 def role(name: str) -> str:
@@ -100,7 +119,6 @@ def unread_roles(int8: bool) -> frozenset[str]:
     onnxruntime build never read after creation, since they prepacked them into their own
     layout: found once by building a probe graph, then zeroing each role's arrays in turn
     and checking that its outputs stay the same (for one and for several rows)."""
-    import onnxruntime as ort
 
     from reconciler.inference.kernels.graph import GraphBuilder
     from reconciler.inference.quant.blocks import Unpacked
@@ -116,16 +134,9 @@ def unread_roles(int8: bool) -> frozenset[str]:
         parts.append(to_nbits(Unpacked(codes, bits, 32, scale, scale), int8))
     g.output(g.linear(a, parts), "y", 48)
     lent = {name: lendable(v) for name, v in g.external.items()}
-    so = _options(1)
-    values = [ort.OrtValue.ortvalue_from_numpy(v) for v in lent.values()]
-    for name, value in zip(lent, values, strict=True):
-        so.add_initializer(name, value)
-    with tempfile.TemporaryDirectory(prefix="meshnet-ort-") as tmp:
-        with open(Path(tmp, PLACEHOLDER), "wb") as f:
-            f.truncate(max(v.nbytes for v in lent.values()))
-        Path(tmp, "model.onnx").write_bytes(g.model_bytes())
-        session = ort.InferenceSession(str(Path(tmp, "model.onnx")), so,
-                                       providers=["CPUExecutionProvider"])  # fmt: skip
+    session, _values, borrowed = _session(g.model_bytes(), _options(1), lent)
+    if not borrowed:
+        return frozenset()
     xs = [rng.standard_normal((t, 64)).astype(np.float32) for t in (1, 5)]
     unread = set()
     for name in sorted({role(n) for n in lent}):

@@ -48,3 +48,26 @@ def test_prepacked_weights_are_given_back_and_products_stay_right(int8: bool) ->
     got = session.run(None, {"x": x})[0]
     tolerance = 2e-2 if int8 else 1e-5
     assert float(np.abs(got - want).max()) <= tolerance * float(np.abs(want).max())
+
+
+def test_without_a_writable_temporary_directory_sessions_copy_the_weights(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reconciler.inference.kernels import session as sessions
+
+    def no_scratch(*args: object, **kwargs: object) -> None:
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(sessions.tempfile, "TemporaryDirectory", no_scratch)
+    k = 256
+    raw = random_blocks(Q.Q4_0, 32, k, seed=7)
+    x = np.random.default_rng(8).standard_normal((2, k)).astype(np.float32)
+    g = GraphBuilder(False)
+    g.output(g.linear(g.input("x", k), [to_nbits(unpack(raw, Q.Q4_0), False)]), "y", 32)
+    session, keep = make_session(g.model_bytes(), 1, g.external, int8=False)
+    assert keep == []  # onnxruntime holds its own copies
+    for array in g.external.values():
+        array[...] = 0  # ours are not read
+    want = x @ dequantize(raw, Q.Q4_0).T
+    got = session.run(None, {"x": x})[0]
+    assert float(np.abs(got - want).max()) <= 1e-5 * float(np.abs(want).max())
