@@ -16,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from reconciler.inference.quant.blocks import F32
-from reconciler.inference.quant.buffers import PLACEHOLDER
+from reconciler.inference.quant.buffers import PLACEHOLDER, lendable
 from reconciler.inference.quant.pack import NBits
 
 Part = NBits | F32  # a dense part is float32 [N, K]
@@ -137,10 +137,10 @@ class GraphBuilder:
         but lent to the session in memory (``session.make_session``): the model names a
         placeholder file for them."""
         name = self.fresh(stem)
-        array = np.ascontiguousarray(array)
         if not big:
-            self.inits.append(numpy_helper.from_array(array, name))
+            self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
             return name
+        array = lendable(array)  # in its own pages (a no-op for packed weights)
         t = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
         t.dims.extend(array.shape)
         t.data_location = TensorProto.EXTERNAL

@@ -64,6 +64,7 @@ def make_session(
     the session without a copy (``buffers``). Those it never reads after creation (per
     :func:`unread_roles` for ``int8``: with None, those unread in both modes) are given
     back to the system right away: each weight is then held once, in the kernel's layout.
+    Those arrays then read zeros: build each session from weights of its own.
     """
     import onnxruntime as ort
 
