@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.kernels.parts import Part, col_parts, parts_nbytes, row_parts
-from reconciler.inference.kernels.session import make_session, map_large_blocks, trim_heap
+from reconciler.inference.kernels.session import make_session, trim_heap
 from reconciler.inference.quant.blocks import F32, FLOAT_TYPES, dequantize
 from reconciler.inference.quant.pack import NBits
 from reconciler.inference.sharding import RankShare
@@ -204,7 +204,6 @@ def build_fused(
 ) -> FusedShard:
     """Pack one rank's share and create its sessions, one layer at a time (a pipeline
     stage: only its layers, and the embedding, norm and head only where it holds them)."""
-    map_large_blocks()
     norm = _vec(source, "norm") if share.has_head else np.zeros(0, np.float32)
     shard = FusedShard(config, share, _embed(source, config, share), norm, int8, threads)
     if share.has_head:

@@ -157,20 +157,6 @@ def trim_heap() -> None:
         _libc().malloc_trim(0)
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-MMAP_THRESHOLD = 1 << 20
-
-
-@functools.cache
-def map_large_blocks() -> None:
-    """Have glibc map every allocation of 1 MiB or more on its own, as it does by
-    default until the first such block is freed: it then raises that threshold (up to
-    32 MiB), so that the large temporaries of packing a share stay in the heap, freed
-    but still resident, until :func:`trim_heap`. A mapped block leaves at ``free``."""
-    with contextlib.suppress(OSError, AttributeError):
-        _libc().mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-
-
 @functools.cache
 def _libc() -> Any:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
