@@ -26,6 +26,7 @@ import itertools
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -141,6 +142,18 @@ def n_params() -> int:
 # -- one member, in a fresh process ----------------------------------------------------
 
 
+def smaps_rollup() -> dict[str, int]:
+    """Anonymous and file-backed resident bytes of this process (Linux; else empty)."""
+    try:
+        lines = Path("/proc/self/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = {p[0].rstrip(":"): int(p[1]) * 1024 for p in map(str.split, lines) if len(p) == 3}
+    if "Rss" not in fields or "Anonymous" not in fields:
+        return {}
+    return {"anon": fields["Anonymous"], "file": fields["Rss"] - fields["Anonymous"]}
+
+
 def member_main(args: argparse.Namespace) -> None:
     """Load one rank's share, print one JSON line of figures."""
     sys.path.insert(0, str(ROOT))
@@ -149,16 +162,16 @@ def member_main(args: argparse.Namespace) -> None:
     from reconciler.inference import Engine, SingleRank, load_config, load_shard, plan_shares
 
     proc = psutil.Process()
-    base_rss = proc.memory_info().rss
+    base_rss, base = proc.memory_info().rss, smaps_rollup()
     path, world, rank = Path(args.path), args.world, args.rank
     config = load_config(path)
     cuts = [SHARD_COLUMNS * r // world for r in range(world + 1)]
     share = plan_shares(config, list(itertools.pairwise(cuts)), SHARD_COLUMNS)[rank]
     start, cpu_start = time.perf_counter(), time.process_time()
-    weights = load_shard(path, config, share)
+    weights = load_shard(path, config, share, activations=args.activations)
     load_s, load_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     load_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    loaded_rss = proc.memory_info().rss
+    loaded_rss, loaded = proc.memory_info().rss, smaps_rollup()
     engine = Engine(config, weights, SingleRank(), cache_len=args.cache_len)
     positions = min(args.cache_len, config.max_seq)
     kv_fp32 = 2 * config.n_layers * share.n_kv_heads * positions * config.head_dim * 4
@@ -171,23 +184,24 @@ def member_main(args: argparse.Namespace) -> None:
         except Exception as exc:  # the load figures stand; say why the smoke failed
             decode = f"{type(exc).__name__}: {exc}"[:60]
     nbytes = getattr(weights, "nbytes", None)
-    print(
-        json.dumps(
-            {
-                "world": world,
-                "rank": rank,
-                "load_s": load_s,
-                "load_cpu_s": load_cpu,
-                "base_rss": base_rss,
-                "load_peak_rss": load_peak,
-                "loaded_rss": loaded_rss,
-                "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                "weights_bytes": nbytes() if callable(nbytes) else None,
-                "kv_bytes": kv,
-                "decode_tok_s": decode,
-            }
-        )
-    )
+    figures = {
+        "world": world,
+        "rank": rank,
+        "activations": args.activations,
+        "load_s": load_s,
+        "load_cpu_s": load_cpu,
+        "base_rss": base_rss,
+        "load_peak_rss": load_peak,
+        "loaded_rss": loaded_rss,
+        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "weights_bytes": nbytes() if callable(nbytes) else None,
+        "kv_bytes": kv,
+        "decode_tok_s": decode,
+    }
+    if base and loaded:  # what loading added: the share in the kernel's layout, mostly
+        figures |= {"anon": loaded["anon"], "file": loaded["file"],
+                    "load_anon": loaded["anon"] - base["anon"]}  # fmt: skip
+    print(json.dumps(figures))
 
 
 def decode_smoke(engine: Any, vocab_held: int, tokens: int) -> float:
@@ -199,12 +213,15 @@ def decode_smoke(engine: Any, vocab_held: int, tokens: int) -> float:
     return tokens / (time.perf_counter() - start)
 
 
-def run_member(args: argparse.Namespace, path: Path, world: int, rank: int) -> dict[str, Any]:
+def run_member(
+    args: argparse.Namespace, path: Path, world: int, rank: int, mode: str
+) -> dict[str, Any]:
     """Run ``member_main`` in a fresh interpreter; its figures, or an ``error``."""
     env = {**os.environ, **{v: str(args.threads) for v in THREAD_VARS}}
     env["PYTHONPATH"] = str(ROOT)
     cmd = [sys.executable, __file__, "--member", "--path", str(path), "--world", str(world),
-           "--rank", str(rank), "--cache-len", str(args.cache_len), "--tokens", str(args.tokens)]  # fmt: skip
+           "--rank", str(rank), "--cache-len", str(args.cache_len), "--tokens", str(args.tokens),
+           "--activations", mode]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -216,27 +233,73 @@ def run_member(args: argparse.Namespace, path: Path, world: int, rank: int) -> d
 
 # -- the report -------------------------------------------------------------------------
 
+Member = tuple[int, int]  # (world, rank)
+MEMBERS: list[Member] = [(1, 0), (2, 0), (2, 1)]
+
 
 def target_bytes(file_size: int, world: int, kv: int) -> float:
     return file_size / world * 1.15 + kv
 
 
-def print_row(r: dict[str, Any], file_size: int) -> None:
-    label = f"TP={r['world']} rank {r['rank']}"
+def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure over rounds (the first error or skip, if any)."""
+    for r in rows:
+        if "error" in r or "skipped" in r:
+            return r
+    out = dict(rows[0])
+    for key, value in rows[0].items():
+        numbers = [r[key] for r in rows if isinstance(r.get(key), int | float)]
+        if isinstance(value, int | float) and len(numbers) == len(rows):
+            out[key] = statistics.median(numbers)
+    return out
+
+
+def verdict(r: dict[str, Any] | None, file_size: int) -> str:
+    """``peak GiB  ratio  PASS|FAIL`` of one member and mode, against its target."""
+    if r is None:
+        return f"{'-':>20}"
     if "error" in r or "skipped" in r:
-        print(f"{label:14} {r.get('error') or r.get('skipped')}")
-        return
-    target = target_bytes(file_size, r["world"], r["kv_bytes"])
-    smoke = r["decode_tok_s"]
-    decode = f"{smoke:6.2f}" if isinstance(smoke, float) else str(smoke or "     -")
-    weights = f"{r['weights_bytes'] / GiB:6.2f}" if r["weights_bytes"] else "     -"
+        return f"{'skipped' if 'skipped' in r else 'error':>20}"
+    ratio = r["peak_rss"] / target_bytes(file_size, r["world"], r["kv_bytes"])
+    return f"{r['peak_rss'] / GiB:6.2f} {ratio:6.2f}x {'PASS' if ratio <= 1.0 else 'FAIL':>5}"
+
+
+def print_verdicts(results: dict[tuple[str, Member], dict[str, Any]], modes: list[str],
+                   file_size: int) -> None:  # fmt: skip
     print(
-        f"{label:14} {r['load_s']:7.1f} {r['load_cpu_s']:6.1f} {r['base_rss'] / 2**20:8.0f} "
-        f"{r['peak_rss'] / GiB:9.2f} "
-        f"{r['loaded_rss'] / GiB:9.2f} "
-        f"{weights} {r['kv_bytes'] / 2**20:7.1f} {target / GiB:9.2f} "
-        f"{r['peak_rss'] / target:6.2f}x {decode}"
+        f"{'member':14} {'limit GiB':>9}" + "".join(f" {m + ' peak GiB, ratio':>22}" for m in modes)
     )
+    for world, rank in MEMBERS:
+        rows = [results.get((m, (world, rank))) for m in modes]
+        kv = next((r["kv_bytes"] for r in rows if r and "kv_bytes" in r), None)
+        limit = f"{target_bytes(file_size, world, kv) / GiB:9.2f}" if kv else f"{'-':>9}"
+        cells = "".join(f" {verdict(r, file_size):>22}" for r in rows)
+        print(f"{f'TP={world} rank {rank}':14} {limit}{cells}")
+
+
+def print_breakdown(results: dict[tuple[str, Member], dict[str, Any]], modes: list[str],
+                    file_size: int) -> None:  # fmt: skip
+    print(f"\n{'member':14} {'mode':5} {'load s':>6} {'CPU s':>5} {'after':>6} {'anon':>6} "
+          f"{'file':>5} {'loaded':>6} {'x file':>6} {'peak-after':>10} {'KV':>4} {'tok/s':>6}")  # fmt: skip
+    for (world, rank), mode in itertools.product(MEMBERS, modes):
+        r = results.get((mode, (world, rank)))
+        label = f"TP={world} rank {rank}"
+        if r is None or "error" in r or "skipped" in r:
+            why = "-" if r is None else r.get("error") or r.get("skipped")
+            print(f"{label:14} {mode:5} {why}")
+            continue
+        mib = 1 << 20
+        share = file_size / world
+        added = r.get("load_anon")
+        smoke = r["decode_tok_s"]
+        print(
+            f"{label:14} {mode:5} {r['load_s']:6.1f} {r['load_cpu_s']:5.1f} "
+            f"{r['loaded_rss'] / mib:6.0f} "
+            + (f"{r['anon'] / mib:6.0f} {r['file'] / mib:5.0f} {added / mib:6.0f} "
+               f"{added / share:5.2f}x " if added is not None else f"{'-':>6} {'-':>5} {'-':>6} {'-':>6} ")
+            + f"{(r['peak_rss'] - r['loaded_rss']) / mib:10.0f} {r['kv_bytes'] / mib:4.0f} "
+            f"{smoke if isinstance(smoke, str) else f'{smoke:6.2f}' if smoke else '     -'}"
+        )  # fmt: skip
 
 
 def available_bytes() -> int:
@@ -261,6 +324,29 @@ def prepare(args: argparse.Namespace) -> tuple[Path, tempfile.TemporaryDirectory
     return path, tmp
 
 
+def measure(
+    args: argparse.Namespace, path: Path, modes: list[str]
+) -> dict[tuple[str, Member], dict[str, Any]]:
+    """Every member in every mode, ``--rounds`` times taken in turns; medians."""
+    runs: dict[tuple[str, Member], list[dict[str, Any]]] = {}
+    for _ in range(args.rounds):
+        for mode in modes:
+            for world, rank in MEMBERS[1:]:
+                runs.setdefault((mode, (world, rank)), []).append(
+                    run_member(args, path, world, rank, mode)
+                )
+            peaks = [r["peak_rss"] for m in MEMBERS[1:] for r in runs[mode, m] if "peak_rss" in r]
+            estimate = 2 * max(peaks) if peaks else n_params() * 4.4  # if TP=2 failed
+            free = available_bytes()
+            if estimate > 0.85 * free:
+                why = f"skipped: estimated peak {estimate / GiB:.1f} GiB > 85% of {free / GiB:.1f} GiB free"
+                row: dict[str, Any] = {"world": 1, "rank": 0, "skipped": why}
+            else:
+                row = run_member(args, path, 1, 0, mode)
+            runs.setdefault((mode, (1, 0)), []).append(row)
+    return {key: median_row(rows) for key, rows in runs.items()}
+
+
 def main() -> None:
     args = parse_args()
     if args.member:
@@ -268,26 +354,19 @@ def main() -> None:
         return
     path, tmp = prepare(args)
     file_size = path.stat().st_size
-    params = n_params()
-    print(f"model            {params / 1e9:.2f}B parameters, {file_size / GiB:.2f} GiB on disk "
-          f"({args.qtype}), {args.threads} thread(s), KV cache for {args.cache_len} positions")  # fmt: skip
-    rows = [run_member(args, path, 2, rank) for rank in (0, 1)]
-    peaks = [r["peak_rss"] for r in rows if "peak_rss" in r]
-    estimate = 2 * max(peaks) if peaks else params * 4.4  # fp32 plus scratch, if TP=2 failed
-    free = available_bytes()
-    if estimate > 0.85 * free:
-        why = f"skipped: estimated peak {estimate / GiB:.1f} GiB > 85% of {free / GiB:.1f} GiB free"
-        rows.insert(0, {"world": 1, "rank": 0, "skipped": why})
-    else:
-        rows.insert(0, run_member(args, path, 1, 0))
-    print(f"{'member':14} {'load s':>7} {'CPU s':>6} {'base MiB':>8} {'peak GiB':>9} {'after GiB':>9} {'wts GiB':>6} "
-          f"{'KV MiB':>7} {'target GiB':>9} {'ratio':>7} {'tok/s':>6}")  # fmt: skip
-    for r in rows:
-        print_row(r, file_size)
-    print("load s / CPU s = wall / CPU seconds of load_shard; base = RSS after imports;")
-    print("peak = peak RSS of the member's process (from its start);")
-    print("after = RSS once loaded; target = file size / N + 15% + the member's KV cache;")
-    print("ratio = peak / target; tok/s = decode on the member's share alone (--tokens)")
+    modes = ["exact", "int8"] if args.activations == "both" else [args.activations]
+    print(f"model            {n_params() / 1e9:.2f}B parameters, {file_size / GiB:.2f} GiB on disk "
+          f"({args.qtype}), {args.threads} thread(s), KV cache for {args.cache_len} positions, "
+          f"median of {args.rounds} round(s)")  # fmt: skip
+    results = measure(args, path, modes)
+    print_verdicts(results, modes, file_size)
+    print("limit = file size / N + 15% + the member's KV cache; peak = peak RSS of the member's")
+    print("process (from its start); PASS when peak <= limit")
+    print_breakdown(results, modes, file_size)
+    print("MiB once loaded: after = RSS; anon / file = anonymous / file-backed (libraries, mapped")
+    print("GGUF pages) RSS; loaded = anonymous bytes the load added (the share in the kernel's")
+    print("layout); x file = loaded / the share's bytes in the file; peak-after = load scratch;")
+    print("tok/s = decode on the member's share alone (--tokens)")
     if args.keep and tmp is not None:
         kept = Path.cwd() / path.name
         path.rename(kept)
@@ -304,6 +383,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--tokens", type=int, default=0, help="decode smoke: tokens per member")
     p.add_argument("--cache-len", type=int, default=512, help="KV positions (prompt + max tokens)")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads per member")
+    p.add_argument(
+        "--activations",
+        choices=("both", "exact", "int8"),
+        default="both",
+        help="the engine's activations to measure (default: both, side by side)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="rounds per member and mode (medians)")
     p.add_argument("--member", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--world", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)

@@ -29,6 +29,7 @@ from reconciler.inference.config import ModelConfig
 from reconciler.inference.errors import CollectiveError
 from reconciler.inference.generate import TokenEvent, generate
 from reconciler.inference.kernels.fused import FusedShard, Runner
+from reconciler.inference.kernels.session import trim_heap
 from reconciler.inference.layers import (
     F32,
     apply_rope,
@@ -45,6 +46,7 @@ from reconciler.inference.tokenizer import Tokenizer
 from reconciler.inference.weights import LayerWeights, ShardWeights
 
 PREFILL_CHUNK = 256  # prompt tokens per forward pass
+TRIM_AFTER = 32  # prompts of this many tokens or more give their freed scratch back
 
 
 class Engine:
@@ -114,10 +116,10 @@ class Engine:
         chunks = [tokens[i : i + PREFILL_CHUNK] for i in range(0, len(tokens), PREFILL_CHUNK)]
         hs = [self._forward(chunk) for chunk in chunks]  # [t, D] each
         h = hs[0] if len(hs) == 1 else np.concatenate(hs)  # [T, D]
-        if all_logits:
-            return self._logits(h)  # [T, V]
-        last: F32 = self._logits(h[-1:])[0]  # [V]
-        return last
+        out: F32 = self._logits(h) if all_logits else self._logits(h[-1:])[0]  # [T, V] or [V]
+        if len(tokens) >= TRIM_AFTER:
+            trim_heap()  # a prompt's scratch, freed, leaves the process's RSS
+        return out
 
     def decode(self, token: int) -> F32:
         """Append one token; logits of the next one [V]."""

@@ -82,7 +82,7 @@ def _ort_product(codes: Any, scale: Any, int8: bool, threads: int) -> Callable[[
     part = to_nbits(Unpacked(codes, 4, BLOCK, scale, None), int8)
     copies = [part] + [_copy(part) for _ in range(COPIES - 1)]  # distinct memory each
     g.output(g.linear(a, copies), "y", ROWS * COPIES)
-    session, keep = make_session(g.model_bytes(), threads, g.external, int8)
+    session, keep = make_session(g.model_bytes(), threads, g.external, int8, int8=int8)
 
     def product(x: Any) -> Any:
         _ = keep

@@ -108,9 +108,10 @@ def share_bytes(offer: JobOffer, rank: int, cost: ModelCost) -> int:
     return whole * (p.end - p.start) // offer.shard_columns
 
 
-# What a share takes in memory with int8 activations, against its bytes in the file:
-# onnxruntime keeps 4-bit weights at 0.875 bytes per weight for them, 0.625 for exact
-# activations, where a Q4_0 file holds 0.5625 (README, "Memory and activations").
+# What a share takes in memory with int8 activations, against its bytes in the file, for
+# the 4-bit formats where int8 takes more than exact: 1.36x (Q4_0), 1.42x (Q4_1), 1.58x
+# (Q4_K), against 1.13x to 1.36x with exact activations (README, "Memory and
+# activations"; 5-, 6- and 8-bit formats take less with int8 than with exact).
 INT8_LAYOUT = 1.6
 
 

@@ -121,7 +121,9 @@ class FusedShard:
     def add(self, key: str, g: GraphBuilder) -> None:
         """Create the session for a built graph."""
         model = g.model_bytes()
-        self.sessions[key], keep = make_session(model, self.threads, g.external, self.int8)
+        self.sessions[key], keep = make_session(
+            model, self.threads, g.external, self.int8, int8=self.int8
+        )
         self._keep.extend(keep)
 
 
@@ -322,12 +324,15 @@ def _read_layer(
     k0, k1 = share.kv_start * e, share.kv_end * e
     f0, f1 = share.ffn_start, share.ffn_end
     qkv = row_parts(source, [(f"{i}.q", q0, q1), (f"{i}.k", k0, k1), (f"{i}.v", k0, k1)], int8)
+    _release(source)  # after each matrix: the file's pages are the load's largest scratch
     bqkv = None
     if source.has(f"{i}.q_bias"):
         spans = (("q", q0, q1), ("k", k0, k1), ("v", k0, k1))
         bqkv = np.concatenate([source.vector(f"{i}.{n}_bias", a, b) for n, a, b in spans])
     o, o0, o1 = col_parts(source, f"{i}.o", q0, q1, int8) if q1 > q0 else ([], 0, 0)
+    _release(source)
     gu = row_parts(source, [(f"{i}.gate", f0, f1), (f"{i}.up", f0, f1)], int8)
+    _release(source)
     down, d0, d1 = col_parts(source, f"{i}.down", f0, f1, int8) if f1 > f0 else ([], 0, 0)
     parts = _LayerParts(_vec(source, f"{i}.attn_norm"), qkv, bqkv, o, (o0, o1),
                         _vec(source, f"{i}.ffn_norm"), gu, down, (d0, d1))  # fmt: skip

@@ -16,6 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from reconciler.inference.quant.blocks import F32
+from reconciler.inference.quant.buffers import PLACEHOLDER, lendable
 from reconciler.inference.quant.pack import NBits
 
 Part = NBits | F32  # a dense part is float32 [N, K]
@@ -157,16 +158,21 @@ class GraphBuilder:
 
     def const(self, array: np.ndarray[Any, Any], stem: str = "w", big: bool = False) -> str:
         """An initializer holding ``array``; ``big`` ones are not copied into the model
-        but handed to the session in memory (``session.make_session``)."""
+        but lent to the session in memory (``session.make_session``): the model names a
+        placeholder file for them."""
         name = self.fresh(stem)
-        array = np.ascontiguousarray(array)
         if not big:
-            self.inits.append(numpy_helper.from_array(array, name))
+            self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
             return name
+        array = lendable(array)  # in its own pages (a no-op for packed weights)
         t = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
         t.dims.extend(array.shape)
         t.data_location = TensorProto.EXTERNAL
-        for key, value in (("location", "memory"), ("offset", "0"), ("length", str(array.nbytes))):
+        for key, value in (
+            ("location", PLACEHOLDER),
+            ("offset", "0"),
+            ("length", str(array.nbytes)),
+        ):
             entry = t.external_data.add()
             entry.key, entry.value = key, value
         self.inits.append(t)

@@ -19,11 +19,15 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from reconciler.inference.quant.buffers import PLACEHOLDER, lendable, release
 
 THREADS_ENV = "MESHNET_THREADS"
 GLOBAL_POOL_ENV = "MESHNET_ORT_SHARED_POOL"  # "0": a pool per session, never spinning
@@ -52,59 +56,100 @@ def make_session(
     threads: int,
     external: dict[str, NDArray[Any]] | None = None,
     shared_pool: bool = False,
+    int8: bool | None = None,
 ) -> tuple[Any, list[Any]]:
     """An InferenceSession on the CPU provider for a serialized model, and what must be
     kept alive with it.
 
-    ``external`` initializers are handed over in memory, not copied into the model.
-    Where onnxruntime repacks them at load and never reads them again (checked once by
-    :func:`repacks_weights`), they are dropped: the process then holds each weight once,
-    in the kernel's layout."""
+    ``external`` initializers (declared by ``GraphBuilder.const(big=True)``) are lent to
+    the session without a copy (``buffers``). Those it never reads after creation (per
+    :func:`unread_roles` for ``int8``: with None, those unread in both modes) are given
+    back to the system right away: each weight is then held once, in the kernel's layout.
+    Those arrays then read zeros: build each session from weights of its own.
+    """
     import onnxruntime as ort
 
     so = _options(threads, shared_pool)
-    keep: list[Any] = []
-    if external:
-        values = [ort.OrtValue.ortvalue_from_numpy(a) for a in external.values()]
-        so.add_external_initializers(list(external), values)
-        keep = [] if repacks_weights() else [values, list(external.values())]
-    session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-    return session, keep
+    if not external:
+        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]), []
+    lent = {name: lendable(a) for name, a in external.items()}
+    session, values, borrowed = _session(model, so, lent)
+    if not borrowed:  # onnxruntime holds copies: ours are not needed
+        return session, []
+    unread = unread_roles(int8) if int8 is not None else unread_roles(False) & unread_roles(True)
+    for name, array in lent.items():
+        if role(name) in unread:
+            release(array)
+    return session, [values, list(lent.values())]
+
+
+def _session(model: bytes, so: Any, lent: dict[str, NDArray[Any]]) -> tuple[Any, list[Any], bool]:
+    """(session, the OrtValues of ``lent``, whether the session borrows them).
+
+    The model refers to a placeholder file for them (sparse, never read: each such
+    initializer is overridden by ours), as onnxruntime checks that the file exists. With
+    no writable temporary directory, onnxruntime gets them to copy instead."""
+    import onnxruntime as ort
+
+    values = [ort.OrtValue.ortvalue_from_numpy(a) for a in lent.values()]
+    scratch = None
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="meshnet-ort-")
+        with open(Path(scratch.name, PLACEHOLDER), "wb") as f:
+            f.truncate(max(a.nbytes for a in lent.values()))
+        Path(scratch.name, "model.onnx").write_bytes(model)
+    except OSError:
+        if scratch is not None:
+            scratch.cleanup()
+        so.add_external_initializers(list(lent), values)
+        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]), values, False
+    with scratch as tmp:
+        for name, value in zip(lent, values, strict=True):
+            so.add_initializer(name, value)
+        path = str(Path(tmp, "model.onnx"))
+        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]), values, True
+
+
+def role(name: str) -> str:
+    """The role of an initializer named by ``GraphBuilder.fresh``: ``q``, ``scale``..."""
+    return name.rsplit("_", 1)[0]
 
 
 @functools.cache
-def repacks_weights() -> bool:
-    """Whether this onnxruntime build copies (prepacks) the weights of MatMulNBits and
-    MatMul at session creation, so that our arrays are not read afterwards: a probe
-    graph is run, its weight arrays are overwritten, and it is run again."""
-    import onnxruntime as ort
+def unread_roles(int8: bool) -> frozenset[str]:
+    """Roles of lent weights (``q``, ``scale``, ``offset``, ``dense``) that sessions of this
+    onnxruntime build never read after creation, since they prepacked them into their own
+    layout: found once by building a probe graph, then zeroing each role's arrays in turn
+    and checking that its outputs stay the same (for one and for several rows)."""
 
     from reconciler.inference.kernels.graph import GraphBuilder
     from reconciler.inference.quant.blocks import Unpacked
     from reconciler.inference.quant.pack import to_nbits
 
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 64)).astype(np.float32)
-    for int8 in (False, True):
-        g = GraphBuilder(int8)
-        a = g.input("x", 64)
-        parts: list[Any] = [rng.standard_normal((16, 64)).astype(np.float32)]
-        for bits in (4, 8):
-            codes = rng.integers(0, 1 << bits, (16, 64)).astype(np.uint8)
-            scale = rng.random((16, 2)).astype(np.float32)
-            parts.append(to_nbits(Unpacked(codes, bits, 32, scale, scale), int8))
-        g.output(g.linear(a, parts), "y", 48)
-        so = _options(1)
-        arrays = list(g.external.values())
-        values = [ort.OrtValue.ortvalue_from_numpy(v) for v in arrays]
-        so.add_external_initializers(list(g.external), values)
-        session = ort.InferenceSession(g.model_bytes(), so, providers=["CPUExecutionProvider"])
-        before = session.run(None, {"x": x})[0]
-        for v in arrays:
-            v[...] = 0
-        if not np.array_equal(before, session.run(None, {"x": x})[0]):
-            return False
-    return True
+    g = GraphBuilder(int8)
+    a = g.input("x", 64)
+    parts: list[Any] = [rng.standard_normal((16, 64)).astype(np.float32)]
+    for bits in (4, 8):
+        codes = rng.integers(0, 1 << bits, (16, 64)).astype(np.uint8)
+        scale = rng.random((16, 2)).astype(np.float32)
+        parts.append(to_nbits(Unpacked(codes, bits, 32, scale, scale), int8))
+    g.output(g.linear(a, parts), "y", 48)
+    lent = {name: lendable(v) for name, v in g.external.items()}
+    session, _values, borrowed = _session(g.model_bytes(), _options(1), lent)
+    if not borrowed:
+        return frozenset()
+    xs = [rng.standard_normal((t, 64)).astype(np.float32) for t in (1, 5)]
+    unread = set()
+    for name in sorted({role(n) for n in lent}):
+        before = [session.run(None, {"x": x})[0] for x in xs]
+        for n, v in lent.items():
+            if role(n) == name:
+                v[...] = 0
+        after = [session.run(None, {"x": x})[0] for x in xs]
+        if all(np.array_equal(b, c) for b, c in zip(before, after, strict=True)):
+            unread.add(name)
+    return frozenset(unread)
 
 
 def trim_heap() -> None:
@@ -148,6 +193,9 @@ def _options(threads: int, shared_pool: bool = False) -> Any:
     so.log_severity_level = 3
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    # no arena: each session's arena kept its largest run's scratch (a 512-token prompt
+    # on the 1.5B model at TP=1: 1.9 GiB held after it); malloc serves decode as fast
+    so.enable_cpu_mem_arena = False
     if shared:
         so.use_per_session_threads = False
         return so

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gguf
 import numpy as np
@@ -81,25 +82,50 @@ def dequantize(raw: NDArray[np.generic], qtype: Q) -> F32:
 
 
 def unpack(raw: U8, qtype: Q) -> Unpacked:
-    """Rows of raw blocks ``[N, n_blocks * type_size]`` -> canonical codes/scales/offsets."""
+    """Rows of raw blocks ``[N, n_blocks * type_size]`` -> canonical codes/scales/offsets.
+
+    Unpacked a few rows at a time (about ``CHUNK_BLOCKS`` blocks) into the outputs, so
+    the scratch stays small whatever the matrix."""
     size, type_size = gguf.GGML_QUANT_SIZES[qtype]
     fn = _UNPACKERS.get(qtype)
     if fn is None:
         raise ValueError(f"{qtype.name} is not a supported quantization type")
     n = raw.shape[0]
     nb = raw.shape[1] // type_size
-    blocks = np.ascontiguousarray(raw).reshape(n * nb, type_size)
-    codes, bits, sub, scale, offset = fn(blocks)
+    step = max(1, CHUNK_BLOCKS // max(nb, 1))
+    outs: list[NDArray[Any] | None] = []
+    bits = sub = 0
+    for r0 in range(0, max(n, 1), step):
+        blocks = np.ascontiguousarray(raw[r0 : r0 + step]).reshape(-1, type_size)
+        codes, bits, sub, scale, offset = fn(blocks)
+        if not outs:
+            outs = [_rows_like(a, n * nb) for a in (codes, scale, offset)]
+        for out, a in zip(outs, (codes, scale, offset), strict=True):
+            if out is not None and a is not None:
+                out[r0 * nb : r0 * nb + len(a)] = a
+    codes_all, scale_all, offset_all = outs
+    assert codes_all is not None and scale_all is not None
     k = nb * size
-    packed = codes.shape[1] * 2 == size  # 4-bit codes delivered already packed
+    packed = codes_all.shape[1] * 2 == size  # 4-bit codes delivered already packed
     return Unpacked(
-        None if packed else codes.reshape(n, k),
+        None if packed else codes_all.reshape(n, k),
         bits,
         sub,
-        scale.reshape(n, k // sub).astype(np.float32),
-        None if offset is None else offset.reshape(n, k // sub).astype(np.float32),
-        codes.reshape(n, k // 2) if packed else None,
+        scale_all.reshape(n, k // sub),
+        None if offset_all is None else offset_all.reshape(n, k // sub),
+        codes_all.reshape(n, k // 2) if packed else None,
     )
+
+
+CHUNK_BLOCKS = 1 << 15  # blocks unpacked per step (their scratch: a few MiB)
+
+
+def _rows_like(a: NDArray[Any] | None, rows: int) -> NDArray[Any] | None:
+    """An output for ``rows`` blocks of what ``a`` holds for some (scales as float32)."""
+    if a is None:
+        return None
+    dtype = np.uint8 if a.dtype == np.uint8 else np.float32
+    return np.empty((rows, *a.shape[1:]), dtype=dtype)
 
 
 _Result = tuple[U8, int, int, F32, F32 | None]

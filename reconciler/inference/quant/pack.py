@@ -18,10 +18,13 @@ applied beside it as ``block_sums(x) @ offset.T``, 1/``block`` of the work.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from reconciler.inference.quant.blocks import F32, U8, Unpacked
+from reconciler.inference.quant.buffers import empty, lendable
 
 
 @dataclass
@@ -64,7 +67,7 @@ def _merge(group: list[Unpacked]) -> Unpacked:
         return group[0]
     offsets = None
     if any(p.offset is not None for p in group):
-        offsets = np.concatenate(
+        offsets = _rows(
             [p.offset if p.offset is not None else np.zeros_like(p.scale) for p in group]
         )
     packed = all(p.packed4 is not None for p in group)
@@ -72,39 +75,52 @@ def _merge(group: list[Unpacked]) -> Unpacked:
         None if packed else np.concatenate([p.code_matrix() for p in group]),
         group[0].bits,
         group[0].block,
-        np.concatenate([p.scale for p in group]),
+        _rows([p.scale for p in group]),
         offsets,
-        np.concatenate([p.packed4 for p in group if p.packed4 is not None]) if packed else None,
+        _rows([p.packed4 for p in group if p.packed4 is not None]) if packed else None,
     )
 
 
+def _rows(arrays: list[NDArray[Any]]) -> NDArray[Any]:
+    """Row-concatenation, in a buffer a session can borrow (no copy later)."""
+    rows = sum(a.shape[0] for a in arrays)
+    out = empty((rows, *arrays[0].shape[1:]), arrays[0].dtype)
+    np.concatenate(arrays, out=out)
+    return out
+
+
 def to_nbits(u: Unpacked, int8_activations: bool) -> NBits:
-    """Kernel operands for one canonical matrix (see the module docstring)."""
+    """Kernel operands for one canonical matrix (see the module docstring), each in a
+    buffer of its own that a session can borrow and give back (``quant.buffers``)."""
     n, k = u.shape
-    offset = u.offset
     if u.packed4 is not None:
-        packed = u.packed4.reshape(n, k // u.block, u.block // 2)
-        return NBits(n, k, 4, u.block, packed, u.scale, _t(offset), 1)
+        packed = lendable(u.packed4.reshape(n, k // u.block, u.block // 2))
+        return NBits(n, k, 4, u.block, packed, lendable(u.scale), _t(u.offset), 1)
     codes = u.code_matrix()
     if u.bits == 4 or int8_activations:
-        packed = _pack(codes, u.bits, u.block)
-        return NBits(n, k, u.bits, u.block, packed, u.scale, _t(offset), 1)
-    hi, lo = codes >> np.uint8(4), codes & np.uint8(15)
-    packed = np.concatenate([_pack(hi, 4, u.block), _pack(lo, 4, u.block)], axis=1)
-    scales = np.concatenate([16.0 * u.scale, u.scale], axis=1)
-    extra = 8.0 * u.scale
-    offset = extra if offset is None else offset + extra
-    return NBits(n, k, 4, u.block, packed, scales.astype(np.float32), _t(offset), 2)
+        packed = _pack(
+            codes, u.bits, u.block, empty((n, k // u.block, u.block * u.bits // 8), np.uint8)
+        )
+        return NBits(n, k, u.bits, u.block, packed, lendable(u.scale), _t(u.offset), 1)
+    nb = k // u.block  # nibble split, written in place: [hi blocks | lo blocks]
+    packed = empty((n, 2 * nb, u.block // 2), np.uint8)
+    _pack(codes >> np.uint8(4), 4, u.block, packed[:, :nb])
+    _pack(codes & np.uint8(15), 4, u.block, packed[:, nb:])
+    scales = lendable(np.concatenate([16.0 * u.scale, u.scale], axis=1).astype(np.float32))
+    offset = 8.0 * u.scale if u.offset is None else u.offset + 8.0 * u.scale
+    return NBits(n, k, 4, u.block, packed, scales, _t(offset), 2)
 
 
-def _pack(codes: U8, bits: int, block: int) -> U8:
+def _pack(codes: U8, bits: int, block: int, out: U8) -> U8:
+    """Codes [N, K] into ``out`` [N, K / block, block * bits / 8]."""
     n, k = codes.shape
     if bits == 8:
-        return np.ascontiguousarray(codes).reshape(n, k // block, block)
+        out[...] = codes.reshape(n, k // block, block)
+        return out
     pairs = codes.reshape(n, k // 2, 2)
-    packed = pairs[..., 0] | (pairs[..., 1] << np.uint8(4))  # [N, K/2]
-    return np.ascontiguousarray(packed).reshape(n, k // block, block // 2)
+    out[...] = (pairs[..., 0] | (pairs[..., 1] << np.uint8(4))).reshape(out.shape)  # [N, K/2]
+    return out
 
 
 def _t(offset: F32 | None) -> F32 | None:
-    return None if offset is None else np.ascontiguousarray(offset.T, dtype=np.float32)
+    return None if offset is None else lendable(np.asarray(offset.T, dtype=np.float32))

@@ -50,7 +50,7 @@ def _matmul(parts: list, x: np.ndarray, int8: bool) -> np.ndarray:  # type: igno
     g = GraphBuilder(int8)
     n = sum(p.n for p in parts)
     g.output(g.linear(g.input("x", x.shape[1]), parts), "y", n)
-    session, _keep = make_session(g.model_bytes(), 1, g.external)
+    session, _keep = make_session(g.model_bytes(), 1, g.external, int8=int8)
     out: np.ndarray = session.run(None, {"x": x})[0]  # type: ignore[type-arg]
     return out
 
@@ -108,3 +108,18 @@ def test_column_share_off_block_boundaries_uses_covering_blocks(models_dir: Path
     session, _keep = make_session(g.model_bytes(), 1, g.external)
     want = x @ source.cols("0.o", 16, 48).T
     np.testing.assert_allclose(session.run(None, {"x": x})[0], want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("qtype", QUANT_TYPES, ids=lambda q: q.name)
+def test_unpacking_a_few_rows_at_a_time_gives_the_same_matrix(
+    qtype: Q, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.inference.quant import blocks
+
+    raw = random_blocks(qtype, 37, 512, seed=6)
+    whole = unpack(raw, qtype)
+    monkeypatch.setattr(blocks, "CHUNK_BLOCKS", 7)  # one or a few rows per step
+    steps = unpack(raw, qtype)
+    np.testing.assert_array_equal(steps.code_matrix(), whole.code_matrix())
+    np.testing.assert_array_equal(steps.scale, whole.scale)
+    np.testing.assert_array_equal(steps.dequantize(), whole.dequantize())
