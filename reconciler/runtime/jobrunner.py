@@ -78,6 +78,7 @@ class RunState:
     first_token: float | None = None
     cancelled: str | None = None  # why, when the job was cancelled
     flushed: float = 0.0  # when tokens were last written to the store (monotonic)
+    running_stored: bool = False  # phase Running is in the store (later flushes: volatile)
 
 
 class JobRunner:
@@ -214,7 +215,8 @@ class JobRunner:
             return  # ended meanwhile: its final status holds every token
         self._patch(name, {"phase": "Running", "tokenIds": list(state.token_ids),
                            "output": state.text, "completionTokens": len(state.token_ids)},
-                    volatile=True)  # fmt: skip
+                    volatile=state.running_stored)  # fmt: skip
+        state.running_stored = True  # the phase change wakes watchers; tokens do not
 
     def _fail(self, name: str, state: RunState, reason: str, message: str) -> None:
         if state.cancelled is not None and reason != "Cancelled":
