@@ -219,7 +219,7 @@ class GossipProtocol:
         if self._members.leaving:
             return None
         deadlines = [self._next_probe, self._next_push_pull]
-        if len(self._queue):  # nothing to gossip: no gossip round (an idle pool sleeps)
+        if len(self._queue) and self._members.others():  # else no round (an idle pool sleeps)
             deadlines.append(self._next_gossip)
         deadlines.extend(self._prober.deadlines())
         suspicion = self._members.next_suspicion_deadline()
