@@ -2,6 +2,12 @@
 
 uvloop is chosen here and nowhere else. Root tasks run in one TaskGroup; SIGINT and
 SIGTERM set a stop event and every task returns.
+
+Nothing polls the store: a write of this agent's connection calls its listener, a write
+by another process pings the notify socket (storenotify.py); either wakes the executor
+and the supervisor when the store's revision moved. Volatile observed state (last seen,
+counters, tokens as they stream) does not move it. A slow ``data_version`` check
+catches writers that do not ping.
 """
 
 from __future__ import annotations
@@ -28,10 +34,10 @@ from reconciler.runtime.supervisor import Supervisor
 from reconciler.shutdown import quiet_cancellations
 from reconciler.singleton import AlreadyRunning, PidLock
 from reconciler.store import Store, StoreError
+from reconciler.storenotify import FALLBACK_SECONDS, StoreWatch, notify_path
 
 log = logging.getLogger("meshnet.agent")
 
-STORE_POLL_SECONDS = 0.02
 RESYNC_SECONDS = 30.0
 SLOW_STOP_SECONDS = 5.0
 API_PORT_FILE = "api.port"
@@ -62,6 +68,16 @@ class Agent:
         self.wake = asyncio.Event()
         self.sync = FolderSync(store, options.watch_dir) if options.watch_dir else None
         self.supervise = asyncio.Event()
+        self._revision = -1  # the store's revision when the executor was last woken
+
+    def _store_changed(self) -> None:
+        """Something wrote to the store: wake the executor and the supervisor if the
+        revision moved."""
+        current = self.store.revision()
+        if current != self._revision:
+            self._revision = current
+            self.wake.set()
+            self.supervise.set()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -96,14 +112,25 @@ class Agent:
         asyncio.get_running_loop().call_later(SLOW_STOP_SECONDS, _report_slow_stop)
 
     async def _watch_store(self) -> None:
-        revision = -1
-        while not self.stop.is_set():
-            current = self.store.revision()
-            if current != revision:
-                revision = current
-                self.wake.set()
-                self.supervise.set()
-            await _wait(self.stop, STORE_POLL_SECONDS)
+        watch = StoreWatch(notify_path(self.store.path), self._store_changed)
+        try:
+            watch.start()
+        except OSError as err:
+            log.warning("no store notifications (%s): other writers are seen within %.0f s",
+                        err, FALLBACK_SECONDS)  # fmt: skip
+        unsubscribe = self.store.on_change(self._store_changed)
+        version = self.store.data_version()
+        self._store_changed()
+        try:
+            while not self.stop.is_set():
+                await _wait(self.stop, FALLBACK_SECONDS)
+                current = self.store.data_version()
+                if current != version:  # another connection wrote (and maybe did not ping)
+                    version = current
+                    self._store_changed()
+        finally:
+            unsubscribe()
+            watch.close()
 
     async def _reconcile_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -202,7 +229,7 @@ def run_agent(options: AgentOptions) -> int:
         return 1
     setup_logging(home, "agent", options.log_level)
     try:
-        with Store.open(home.root) as store:
+        with Store.open(home.root, ping_agent=False) as store:
             _event_loop_runner()(Agent(options, store).run())
     except StoreError as err:
         log.error("%s", err)

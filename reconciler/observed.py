@@ -31,11 +31,20 @@ def wall_time(monotonic_then: float | None, monotonic_now: float) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
 
 
-def publish(store: Store, key: str, value: Any, cache: dict[str, Any]) -> None:
-    """Write observed state only when it changed (every write wakes the agents)."""
+def publish(
+    store: Store, key: str, value: Any, cache: dict[str, Any], volatile: bool = False
+) -> None:
+    """Write observed state only when it changed. A write wakes the agent's controllers
+    unless ``volatile`` (counters, last seen: what no controller decides on)."""
     if cache.get(key) != value:
-        store.put_observed(key, value)
+        store.put_observed(key, value, volatile=volatile)
         cache[key] = value
+
+
+def decisive_peers(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """What the controllers read of the published peers (who, and in which state):
+    a peers write wakes them only when this changes."""
+    return [(row.get("nodeId"), row.get("name"), row.get("status")) for row in rows]
 
 
 def peers_key(pool: str) -> str:

@@ -5,6 +5,13 @@ resourceVersion; a write naming a stale resourceVersion is refused (Conflict);
 `generation` changes only when `spec` changes; status is written only by the agent
 (`update_status`). WAL mode and a busy timeout let several processes share the file.
 
+Nothing polls the revision: a write that bumps it calls this connection's listeners
+(``on_change``, the agent's own writes) and pings the agent's notify socket
+(storenotify.py, everyone else's writes). Volatile writes (``volatile=True``: last seen,
+counters, tokens as they stream: ``patch_volatile``, ``put_observed(volatile=True)``)
+change the stored document but neither the revision nor the object's resourceVersion,
+so they wake nobody; readers that want them compare ``data_version()``.
+
     StoreError               the database cannot be used (corrupt, newer schema, I/O)
       Conflict               a stale resourceVersion
       NotFound               no such object
@@ -18,7 +25,7 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +35,7 @@ from reconciler.store_records import Event, EventType, RecordsMixin, _dumps, iso
 
 __all__ = ["Conflict", "Event", "EventType", "NotFound", "Store", "StoreError", "isotime", "utcnow"]
 from reconciler.store_schema import MIGRATIONS, SCHEMA_VERSION
+from reconciler.storenotify import Pinger, notify_path
 
 if TYPE_CHECKING:  # the models are imported when used: `meshctl get` reads documents
     from manifests import MeshObject
@@ -59,8 +67,13 @@ def _create_private(path: Path) -> None:
 class Store(RecordsMixin):
     """One connection to the object store."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, ping_agent: bool = True) -> None:
+        """``ping_agent``: whether writes that bump the revision ping the agent's notify
+        socket (the agent's own connection says False: it notifies its listeners)."""
         self.path = path
+        self._listeners: builtins.list[Callable[[], None]] = []
+        self._bumped = False
+        self._pinger = Pinger(notify_path(path)) if ping_agent else None
         try:
             make_private(path.parent)
             _create_private(path)
@@ -84,13 +97,27 @@ class Store(RecordsMixin):
             ) from err
 
     @classmethod
-    def open(cls, home: Path) -> Store:
+    def open(cls, home: Path, ping_agent: bool = True) -> Store:
         """The store of a MESHNET_HOME."""
-        return cls(home / "state.db")
+        return cls(home / "state.db", ping_agent)
 
     def close(self) -> None:
         """Close the connection."""
         self._db.close()
+        if self._pinger is not None:
+            self._pinger.close()
+
+    def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` after every committed write of this connection that bumps
+        the revision; returns a function that removes it."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
+    def _changed(self) -> None:
+        for callback in list(self._listeners):
+            callback()
+        if self._pinger is not None:
+            self._pinger.ping()
 
     def __enter__(self) -> Store:
         return self
@@ -134,20 +161,32 @@ class Store(RecordsMixin):
     @contextmanager
     def _write(self) -> Iterator[None]:
         self._db.execute("BEGIN IMMEDIATE")
+        self._bumped = False
         try:
             yield
         except BaseException:
             self._db.execute("ROLLBACK")
+            self._bumped = False
             raise
         self._db.execute("COMMIT")
+        if self._bumped:
+            self._bumped = False
+            self._changed()
 
     def _next_revision(self) -> int:
+        self._bumped = True
         self._db.execute("UPDATE revision SET value = value + 1 WHERE id = 1")
         return int(self._db.execute("SELECT value FROM revision").fetchone()[0])
 
     def revision(self) -> int:
-        """The store-wide revision: it changes on every write, by anyone."""
+        """The store-wide revision: it changes on every write, by anyone (volatile
+        writes aside)."""
         return int(self._db.execute("SELECT value FROM revision").fetchone()[0])
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: it changes whenever another connection
+        committed anything (volatile writes included), never on this one's writes."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
     # -- objects ------------------------------------------------------------------
 
@@ -264,19 +303,36 @@ class Store(RecordsMixin):
 
     def patch_status(self, kind: str, name: str, fields: dict[str, Any]) -> MeshObject:
         """Merge fields into an object's status in one transaction (the agent's writes
-        that must not be lost to a concurrent writer, e.g. tokens as they come)."""
+        that must not be lost to a concurrent writer)."""
+        self._patch(kind, name, fields, volatile=False)
+        return self.require(kind, name)
+
+    def patch_volatile(self, kind: str, name: str, fields: dict[str, Any]) -> None:
+        """Merge observed detail into an object's status (tokens as they stream, load
+        progress) without changing its resourceVersion or the store's revision: the
+        write wakes no controller. Readers see it at once; watchers through
+        ``data_version()`` or the agent's local API."""
+        self._patch(kind, name, fields, volatile=True)
+
+    def _patch(self, kind: str, name: str, fields: dict[str, Any], volatile: bool) -> None:
         with self._write():
             row = self._row(kind, name)
             if row is None:
                 raise NotFound(f'{kind} "{name}" not found')
-            status = {**json.loads(row["status"]), **fields}
-            if _dumps(status) != row["status"]:
+            status = _dumps({**json.loads(row["status"]), **fields})
+            if status == row["status"]:
+                return
+            if volatile:
+                self._db.execute(
+                    "UPDATE objects SET status = ? WHERE kind = ? AND name = ?",
+                    (status, kind, name),
+                )
+            else:
                 self._db.execute(
                     "UPDATE objects SET status = ?, resource_version = ? "
                     "WHERE kind = ? AND name = ?",
-                    (_dumps(status), self._next_revision(), kind, name),
+                    (status, self._next_revision(), kind, name),
                 )
-        return self.require(kind, name)
 
     def delete(self, kind: str, name: str, resource_version: str | None = None) -> bool:
         """Remove an object; False if it was not there."""

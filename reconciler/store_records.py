@@ -117,9 +117,12 @@ class RecordsMixin:
 
     # -- observed state (peers, ring, ...) -----------------------------------------------
 
-    def put_observed(self, key: str, value: Any) -> None:
-        """Store a piece of observed state (JSON-serialisable) under a key; wakes agents."""
-        with self._write_bumping():
+    def put_observed(self, key: str, value: Any, volatile: bool = False) -> None:
+        """Store a piece of observed state (JSON-serialisable) under a key; wakes agents
+        (bumps the revision) unless ``volatile`` (counters, last seen: nobody decides on
+        them, readers read them when they look)."""
+        write = self._write() if volatile else self._write_bumping()
+        with write:
             self._db.execute(
                 "INSERT OR REPLACE INTO observed VALUES (?, ?, ?)",
                 (key, _dumps(value), isotime(utcnow())),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -59,12 +60,13 @@ class NodeIdentity:
         if len(self.seed) != SEED_LEN:
             raise ValueError(f"an Ed25519 seed is {SEED_LEN} bytes, got {len(self.seed)}")
 
-    @property
+    @cached_property
     def public_key(self) -> bytes:
-        """The raw 32-byte public key."""
+        """The raw 32-byte public key (derived once: it costs a scalar multiplication,
+        and the runtimes ask for the node ID several times a second)."""
         return bytes(SigningKey(self.seed).verify_key)
 
-    @property
+    @cached_property
     def node_id(self) -> str:
         return node_id_for(self.public_key)
 

@@ -5,9 +5,10 @@ Every request is a Job in the store (``meshctl get jobs`` lists it), annotated w
 its client (``meshnet.dev/client``) so the agent's queue serves clients fairly
 (controllers/jobqueue.py), and deleted ``API_JOB_TTL_SECONDS`` after it finished (its
 ``ttlSecondsAfterFinished``), so a busy API does not fill the store. ``follow`` polls
-the store's revision and yields the new text; when the client disconnects it annotates
-the Job ``meshnet.dev/cancel`` (the agent stops it: phase Failed, reason Cancelled) and
-raises ``ClientGone``.
+the store's ``data_version`` (tokens are volatile writes that bump no revision) and
+yields the new text; when the client disconnects it annotates the Job
+``meshnet.dev/cancel`` (the agent stops it: phase Failed, reason Cancelled) and raises
+``ClientGone``.
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ async def follow(
     """The job's new text as it comes, until it finishes (see the module docstring)."""
     revision, sent = -1, 0
     while True:
-        if store.revision() != revision:
-            revision = store.revision()
+        if store.data_version() != revision:  # tokens are volatile: no revision bump
+            revision = store.data_version()
             job = store.get("Job", name)
             if not isinstance(job, Job):
                 raise ApiError(500, f"job {name} was deleted", "server_error")

@@ -115,7 +115,7 @@ async def _follow(request: Request, viewer: Viewer) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     revision, last_sent = -1, loop.time()
     while not await request.is_disconnected():
-        current = state_.store().revision()
+        current = state_.store().data_version()  # peers' counters are volatile
         if current != revision:
             revision, last_sent = current, loop.time()
             body = json.dumps(_snapshot(state_, viewer), separators=(",", ":"))

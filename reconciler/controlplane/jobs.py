@@ -4,8 +4,8 @@
 conditions, on every change), ``token`` (``{index, id, output}`` for each new token
 id the agent writes to ``status.tokenIds``, with the output so far), and a final
 ``end`` (phase Succeeded or Failed) or ``deleted``. It follows the store by polling
-its revision. Streams are capped per caller and in total (429 beyond) and last at most
-``STREAM_SECONDS`` (limits.py).
+its ``data_version`` (tokens are volatile writes: no revision bump). Streams are capped
+per caller and in total (429 beyond) and last at most ``STREAM_SECONDS`` (limits.py).
 """
 
 from __future__ import annotations
@@ -151,8 +151,8 @@ async def _follow(request: Request, name: str, wait: float) -> AsyncIterator[str
     deadline = asyncio.get_running_loop().time() + wait
     revision, phase, sent, first = -1, "", 0, True
     while not await request.is_disconnected():
-        if store.revision() != revision:
-            revision = store.revision()
+        if store.data_version() != revision:  # tokens are volatile: no revision bump
+            revision = store.data_version()
             job = store.get("Job", name)
             if not isinstance(job, Job):
                 yield _sse("deleted", {"name": name})

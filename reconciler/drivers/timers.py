@@ -1,5 +1,10 @@
 """What every pump of a sans-IO machine does besides I/O: keep one event-loop timer on
-the machine's deadline, and hand its events to the driver."""
+the machine's deadline, and hand its events to the driver.
+
+Event loops fire timers up to their clock resolution early (uvloop: a millisecond, in
+about half the cases). A timer that fires early hands the machine its deadline as the
+time: told the true, earlier time, the machine would do nothing and ask for the same
+deadline again, and the pump would spin until the clock caught up."""
 
 from __future__ import annotations
 
@@ -23,12 +28,14 @@ class MachineTimer:
     ) -> None:
         self.machine, self.clock, self.after_fire = machine, clock, after_fire
         self._handle: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
 
     def arm(self) -> None:
         """(Re)arm on the machine's current deadline, if it has one."""
         self.cancel()
         deadline = self.machine.get_timer()
         if deadline is not None:
+            self._deadline = deadline
             delay = max(0.0, deadline - self.clock())
             self._handle = asyncio.get_running_loop().call_later(delay, self._fire)
 
@@ -39,7 +46,7 @@ class MachineTimer:
 
     def _fire(self) -> None:
         self._handle = None
-        self.machine.handle_timer(self.clock())
+        self.machine.handle_timer(max(self.clock(), self._deadline))
         self.after_fire()
 
 

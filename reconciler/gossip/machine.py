@@ -196,6 +196,8 @@ class GossipProtocol:
         self._on_body(msg.body, from_node_id, now)
 
     def messages_to_send(self) -> list[tuple[str, bytes]]:
+        if not self._outbox:
+            return []
         limit = retransmit_limit(self._config.retransmit_mult, len(self._members.in_ring()))
         out: list[tuple[str, bytes]] = []
         for to, body, extra in self._outbox:
@@ -216,7 +218,9 @@ class GossipProtocol:
     def get_timer(self) -> float | None:
         if self._members.leaving:
             return None
-        deadlines = [self._next_probe, self._next_gossip, self._next_push_pull]
+        deadlines = [self._next_probe, self._next_push_pull]
+        if len(self._queue) and self._members.others():  # else no round (an idle pool sleeps)
+            deadlines.append(self._next_gossip)
         deadlines.extend(self._prober.deadlines())
         suspicion = self._members.next_suspicion_deadline()
         if suspicion is not None:

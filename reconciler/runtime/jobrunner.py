@@ -35,7 +35,7 @@ from reconciler.store import NotFound, Store
 
 log = logging.getLogger("meshnet.jobs")
 
-FLUSH_SECONDS = 0.05  # tokens to the store while nobody follows over the local API
+FLUSH_SECONDS = 0.05  # tokens to the store (volatile) while nobody follows over the local API
 FOLLOWED_FLUSH_SECONDS = 1.0  # ... and while someone does (they get every token pushed)
 MISSING_MODEL_HINT = (
     " (members open only models they keep: put the model file, or a symlink to it, in"
@@ -79,6 +79,7 @@ class RunState:
     first_token: float | None = None
     cancelled: str | None = None  # why, when the job was cancelled
     flushed: float = 0.0  # when tokens were last written to the store (monotonic)
+    running_stored: bool = False  # phase Running is in the store (later flushes: volatile)
 
 
 class JobRunner:
@@ -189,7 +190,7 @@ class JobRunner:
         obj = self.store.get("Job", name)
         progress = dict(getattr(obj.status, "load_progress", None) or {}) if obj else {}
         progress[node] = round(fraction, 3)
-        self._patch(name, {"loadProgress": progress})
+        self._patch(name, {"loadProgress": progress}, volatile=True)
         self.feed.publish(name, {"event": "progress", "node": node, "fraction": progress[node]})
 
     def _token(self, name: str, state: RunState, event: TokenEvent) -> None:
@@ -212,7 +213,9 @@ class JobRunner:
         if state.phase != "Running":
             return  # ended meanwhile: its final status holds every token
         self._patch(name, {"phase": "Running", "tokenIds": list(state.token_ids),
-                           "output": state.text, "completionTokens": len(state.token_ids)})  # fmt: skip
+                           "output": state.text, "completionTokens": len(state.token_ids)},
+                    volatile=state.running_stored)  # fmt: skip
+        state.running_stored = True  # the phase change wakes watchers; tokens do not
 
     def _fail(self, name: str, state: RunState, reason: str, message: str) -> None:
         if state.cancelled is not None and reason != "Cancelled":
@@ -222,8 +225,14 @@ class JobRunner:
         self._patch(name, {"phase": "Failed", "failureReason": reason, "failureMessage": message})
         self.feed.publish(name, phase_event("Failed", reason, message))
 
-    def _patch(self, name: str, fields: dict[str, Any]) -> None:
+    def _patch(self, name: str, fields: dict[str, Any], volatile: bool = False) -> None:
+        """Write status fields; ``volatile`` ones (tokens as they stream, load progress)
+        keep the Job's resourceVersion: they wake no controller (followers get them
+        pushed through the feed)."""
         try:
-            self.store.patch_status("Job", name, fields)
+            if volatile:
+                self.store.patch_volatile("Job", name, fields)
+            else:
+                self.store.patch_status("Job", name, fields)
         except NotFound:
             log.info("job %s was deleted while it ran", name)

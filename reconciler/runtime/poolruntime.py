@@ -66,12 +66,19 @@ from reconciler.store_admin import charge_token
 
 log = logging.getLogger("meshnet.pool")
 
-PUBLISH_SECONDS = 0.5
+PUBLISH_SECONDS = 5.0  # counters and last seen (volatile); members and the ring at once
 STATS_SECONDS = 5.0  # gossip counters for /metrics
 PROBE_INTERVAL = 0.3  # crash -> re-formed ring in about 2 s on a LAN (bench/membership.py)
 LEAVE_GRACE_SECONDS = 0.3
 
 FrameHandler = Callable[[str, Channel, bytes], None]
+DECISIVE_EVENTS = (
+    gossip_events.MemberJoined,
+    gossip_events.MemberStateChanged,
+    gossip_events.MemberRevoked,
+    gossip_events.RingChanged,
+    gossip_events.RingConverged,
+)  # what changes the published members or ring: written at once
 
 
 class PoolRuntime:
@@ -86,6 +93,8 @@ class PoolRuntime:
         self.gossip_drops: Counter[str] = Counter()
         self._hinted: set[str] = set()  # links made for hinted nodes, dropped with the hint
         self._cache: dict[str, Any] = {}
+        self._decisive: list[tuple[Any, ...]] | None = None  # peers as controllers see them
+        self._publish_due: asyncio.Handle | None = None
         self._links: PeerLinks | None = None
         self._gossip: GossipProtocol | None = None
         self._gossip_pump: Any = None
@@ -218,6 +227,8 @@ class PoolRuntime:
         for task in (self._publisher, self._measurer):
             if task is not None:
                 task.cancel()
+        if self._publish_due is not None:
+            self._publish_due.cancel()
         if self.jobs is not None:
             self.jobs.close()
         if self._gossip is not None and self._gossip_pump is not None:
@@ -258,6 +269,8 @@ class PoolRuntime:
         for node_id in self.revocations.node_ids():
             if self._links is not None and self.links.knows(node_id):
                 self.links.disconnect(node_id)
+        if self.info.role == "admin" and self._gossip is not None:
+            self._admin_rendezvous(store)  # the control plane wrote registrations
 
     def _answer_approval(self, node_id: str, state: str, now: float) -> None:
         assert self._desk is not None
@@ -349,7 +362,18 @@ class PoolRuntime:
             )
         if isinstance(event, gossip_events.RingChanged | gossip_events.RingConverged):
             self._time_convergence(event)
-            self._publish()
+        if isinstance(event, DECISIVE_EVENTS):
+            self._publish_soon()
+
+    def _publish_soon(self) -> None:
+        """Publish once the current burst of machine events is handled (members and
+        the ring reach the store and the controllers at once, not at the next tick)."""
+        if self._publish_due is None:
+            self._publish_due = asyncio.get_running_loop().call_soon(self._publish_now)
+
+    def _publish_now(self) -> None:
+        self._publish_due = None
+        self._publish()
 
     def _time_convergence(self, event: object) -> None:
         """How long the ring took from its first change to converging (for /metrics)."""
@@ -411,7 +435,9 @@ class PoolRuntime:
         if stats_due:
             self._measured = measure_table(self.gossip, now)
         rows = [] if final else peer_rows(self.gossip, self._peer_sources(), now, self._measured)
-        observed.publish(store, observed.peers_key(name), rows, self._cache)
+        decisive = observed.decisive_peers(rows)  # last seen and counters wake nobody
+        volatile, self._decisive = decisive == self._decisive, decisive
+        observed.publish(store, observed.peers_key(name), rows, self._cache, volatile)
         ring = None if final else ring_document(self.gossip)
         observed.publish(store, observed.ring_key(name), ring, self._cache)
         if self._beacon is not None and self._sockets is not None:
@@ -421,7 +447,7 @@ class PoolRuntime:
                 stats["joinsRateLimited"] = dict(self._desk.limiter.limited)
             stats["gossipDrops"] = dict(self.gossip_drops)
             stats["rendezvous"] = self._rendezvous_status()
-            observed.publish(store, observed.beacons_key(name), stats, self._cache)
+            observed.publish(store, observed.beacons_key(name), stats, self._cache, True)
         if stats_due:
             self._next_stats = now + STATS_SECONDS
             self._publish_gossip_stats(ring)
@@ -434,13 +460,15 @@ class PoolRuntime:
                   "messagesReceived": pump.received, "epoch": ring["epoch"] if ring else 0,
                   "convergeSeconds": self._converge_seconds,
                   "measured": self_measures(self._measured.get(self.ctx.node_id, {}))}  # fmt: skip
-        observed.publish(self.ctx.store, observed.gossip_key(self.info.name), gossip, self._cache)
+        key = observed.gossip_key(self.info.name)
+        observed.publish(self.ctx.store, key, gossip, self._cache, volatile=True)
 
     def _admin_rendezvous(self, store: Any) -> None:
         """Hand out where we listen (through our control plane); seed gossip with the
         members that registered there."""
         mine = self_entry(self.ctx.node_id, self.registration, self.peer_port)
-        observed.publish(store, observed.rendezvous_self_key(self.info.name), mine, self._cache)
+        key = observed.rendezvous_self_key(self.info.name)
+        observed.publish(store, key, mine, self._cache, volatile=True)
         table = store.get_observed(observed.rendezvous_key(self.info.name))
         self._on_rendezvous(entries_from_json(table, time.time()))
 

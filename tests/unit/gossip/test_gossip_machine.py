@@ -187,3 +187,30 @@ def test_leave_tells_peers_and_goes_quiet() -> None:
     assert states[B] is MemberState.LEFT
     ring = nodes[A].ring
     assert ring is not None and [s.node_id for s in ring.members] == [A]
+
+
+def test_an_idle_pool_wakes_for_probes_not_for_empty_gossip_rounds() -> None:
+    nodes = joined_pair()
+    now = tick(nodes, 20.0)  # joined, converged, every broadcast retired
+    machine, wakes, end = nodes[A], 0, now + 10.0
+    while (deadline := machine.get_timer()) is not None and deadline < end:
+        now = max(now, deadline)
+        machine.handle_timer(now)
+        wakes += 1
+        exchange(nodes, now)
+    assert machine.converged and len(machine.members()) == 2
+    # each probe is a wake, its ack timeout maybe another; a gossip round every
+    # 0.2 s with nothing to say would add 50
+    assert wakes <= 2 * 10.0 / CONFIG.probe_interval + 10.0 / CONFIG.push_pull_interval + 2
+
+
+def test_a_pool_of_one_wakes_only_to_probe_for_newcomers() -> None:
+    machine = make(A)
+    now, wakes = 0.0, 0
+    while (deadline := machine.get_timer()) is not None and deadline < 10.0:
+        now = max(now, deadline)
+        machine.handle_timer(now)
+        machine.messages_to_send()
+        wakes += 1
+    # its own news has nobody to go to: no gossip round every 0.2 s for it
+    assert wakes <= 10.0 / CONFIG.probe_interval + 10.0 / CONFIG.push_pull_interval + 2

@@ -1,0 +1,106 @@
+"""How a write to the store reaches the agent at once, without polling.
+
+Writes by the agent's own connection call its in-process listeners (``Store.on_change``).
+A write by another connection (meshctl apply, the folder watch, the control plane, the
+OpenAI API) that bumps the store's revision sends one datagram to the agent's notify
+socket, ``MESHNET_HOME/agent.notify`` (a Unix datagram socket, mode 0600): the agent
+wakes on it (``StoreWatch``), compares the revision and runs a pass only when it moved.
+A datagram that cannot be sent (no agent, a full queue) is dropped: the agent still
+looks at SQLite's ``PRAGMA data_version`` every ``FALLBACK_SECONDS`` to catch writers
+that do not notify (an older meshnet, the sqlite3 shell).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger("meshnet.storenotify")
+
+NOTIFY_NAME = "agent.notify"
+FALLBACK_SECONDS = 2.0
+MAX_UNIX_PATH = 107
+
+
+def notify_path(db_path: Path) -> Path:
+    """The agent's notify socket next to a store's database file."""
+    return db_path.with_name(NOTIFY_NAME)
+
+
+class Pinger:
+    """Tells the agent of a store that the store changed (one datagram, never blocks)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sock: socket.socket | None = None
+
+    def ping(self) -> None:
+        try:
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._sock.setblocking(False)
+            self._sock.sendto(b"!", str(self.path))
+        except OSError:
+            pass  # no agent listening (or its queue is full: a wake-up is pending anyway)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def bind_notify_socket(path: Path) -> socket.socket:
+    """The agent's notify socket at ``path``, mode 0600 from the start (bound under a
+    temporary name, then renamed into place; a stale one is replaced)."""
+    temporary = path.with_name(f".{os.getpid()}.notify")
+    if len(os.fsencode(temporary)) > MAX_UNIX_PATH:
+        raise OSError(f"{path} is too long for a Unix socket (MESHNET_HOME too deep)")
+    temporary.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(str(temporary))
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        temporary.unlink(missing_ok=True)
+        raise
+    return sock
+
+
+class StoreWatch:
+    """Calls ``on_ping`` whenever a datagram arrives on the notify socket (drained in
+    one go: a burst of writes is one wake-up)."""
+
+    def __init__(self, path: Path, on_ping: Callable[[], None]) -> None:
+        self.path, self.on_ping = path, on_ping
+        self._sock: socket.socket | None = None
+        self._inode = 0
+
+    def start(self) -> None:
+        self._sock = bind_notify_socket(self.path)
+        self._inode = os.stat(self.path).st_ino
+        asyncio.get_running_loop().add_reader(self._sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        assert self._sock is not None
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while self._sock.recv(64):
+                pass
+        self.on_ping()
+
+    def close(self) -> None:
+        if self._sock is None:
+            return
+        asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        self._sock.close()
+        self._sock = None
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == self._inode:
+                self.path.unlink()
