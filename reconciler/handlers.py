@@ -5,6 +5,8 @@ This is where the pure controllers meet the device's files and store.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from manifests import Job, Member, Pool
@@ -78,7 +80,12 @@ def _jobs_ahead(home: Home, store: Store, job: Job, jobs: JobSupport) -> int:
     return jobqueue.jobs_ahead(job.metadata.name, waiting, running, last_starts)
 
 
-def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> list[KindHandler]:
+def build_handlers(
+    home: Home,
+    store: Store,
+    jobs: JobSupport | None = None,
+    wall_clock: Callable[[], float] = time.time,
+) -> list[KindHandler]:
     """The handlers of every kind for one device."""
 
     def initialized() -> bool:
@@ -124,6 +131,7 @@ def build_handlers(home: Home, store: Store, jobs: JobSupport | None = None) -> 
             return job_controller.JobObserved(False, False, None, False, deleted=True)
         state = jobs.run_state(job.metadata.name) if jobs else None
         return job_controller.JobObserved(
+            wall_clock=wall_clock(),
             cancel_requested=job.metadata.annotations.get(jobqueue.CANCEL_ANNOTATION),
             jobs_ahead=_jobs_ahead(home, store, job, jobs) if jobs else 0,
             pool_exists=pool is not None,

@@ -66,6 +66,7 @@ class JobObserved:
     cancel_requested: str | None = None  # the reason, from the cancel annotation
     jobs_ahead: int = 0  # jobs that start before this one (jobqueue.py)
     deleted: bool = False  # gone from the store (a DeleteJob was performed)
+    wall_clock: float = 0.0  # seconds since the epoch (``now`` is the loop's clock)
 
 
 def plan(job: Job, observed: JobObserved, now: float) -> Plan:
@@ -74,7 +75,7 @@ def plan(job: Job, observed: JobObserved, now: float) -> Plan:
     if observed.deleted:
         return Plan()
     if phase in ("Succeeded", "Failed"):
-        return _finished(job, now)
+        return _finished(job, observed.wall_clock)
     if observed.cancel_requested is not None:
         return _cancel(job, observed)
     if phase in ("Scheduled", "Running") and not observed.running:
@@ -119,7 +120,8 @@ def _cancel(job: Job, observed: JobObserved) -> Plan:
 
 def _finished(job: Job, now: float) -> Plan:
     """The final status, once ``completionTime`` is stamped; past the Job's
-    ``ttlSecondsAfterFinished``, its deletion."""
+    ``ttlSecondsAfterFinished``, its deletion. ``now`` is wall-clock time (the stamp is
+    one), and ``requeue_after`` a duration, good on the executor's clock too."""
     stamped = job.status.completion_time
     finished_at = now if stamped is None else _epoch(stamped)
     ttl = job.spec.ttl_seconds_after_finished
