@@ -67,7 +67,7 @@ def test_volatile_observed_state_triggers_no_executor_pass(home: Home) -> None:
             passes.append(now)
             passed.set()
 
-        agent.executor.reconcile_all = reconcile_all  # type: ignore[method-assign,assignment]
+        agent.executor.reconcile_all = reconcile_all  # type: ignore[method-assign]
         reconciling = asyncio.create_task(agent._reconcile_loop())
         await asyncio.wait_for(passed.wait(), 30)  # the first pass, at start
         passed.clear()

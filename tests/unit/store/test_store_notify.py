@@ -100,12 +100,12 @@ def test_volatile_status_keeps_the_resource_version(tmp_path: Path) -> None:
         revision, version = store.revision(), reader.data_version()
         store.patch_volatile("Job", "j", {"output": "Hel", "tokenIds": [1, 2]})
         seen = reader.require("Job", "j")
-        assert seen.status.output == "Hel"
+        assert isinstance(seen, Job) and seen.status.output == "Hel"
         assert seen.metadata.resource_version == job.metadata.resource_version
         assert store.revision() == revision
         assert reader.data_version() != version
         done = store.patch_status("Job", "j", {"phase": "Succeeded"})
-        assert done.status.output == "Hel"  # the volatile fields stay
+        assert isinstance(done, Job) and done.status.output == "Hel"  # volatile fields stay
         assert done.metadata.resource_version != job.metadata.resource_version
 
 
