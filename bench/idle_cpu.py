@@ -13,6 +13,7 @@ and after the window. Run it from the tree to measure (its code is what the agen
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
@@ -52,7 +53,7 @@ def converged_pool(lan: Lan) -> tuple[Device, Device]:
     request_join(member, pool, make_token(admin))
     wait_joined(member)
     for device in (admin, member):
-        wait_for(lambda d=device: ring_of(d, 2), 60, "ring of 2")
+        wait_for(functools.partial(ring_of, device, 2), 60, "ring of 2")
     return admin, member
 
 

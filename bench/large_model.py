@@ -118,6 +118,7 @@ def write_model(path: Path, qtype: str, seed: int = 0) -> None:
         if t == "F32":
             writer.add_tensor_info(name, shape, np.dtype(np.float32), shape[0] * 4, raw)
         else:
+            assert len(shape) == 2, name  # quantized tensors are matrices
             block, size, _ = QTYPES[t]
             byte_shape = (shape[0], shape[1] // block * size)
             nbytes = byte_shape[0] * byte_shape[1]
@@ -126,11 +127,12 @@ def write_model(path: Path, qtype: str, seed: int = 0) -> None:
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     rng = np.random.default_rng(seed)
-    for _, shape, t in plan:
+    for name, shape, t in plan:
         if t == "F32":
             writer.write_tensor_data(np.ones(shape, dtype=np.float32))
         else:
-            writer.write_tensor_data(random_blocks(rng, shape, t))  # type: ignore[arg-type]
+            assert len(shape) == 2, name
+            writer.write_tensor_data(random_blocks(rng, shape, t))
     writer.close()
     tmp.rename(path)
 

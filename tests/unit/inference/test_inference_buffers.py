@@ -7,6 +7,8 @@ dequantized numpy oracle.
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as Q
@@ -53,12 +55,10 @@ def test_prepacked_weights_are_given_back_and_products_stay_right(int8: bool) ->
 def test_without_a_writable_temporary_directory_sessions_copy_the_weights(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from reconciler.inference.kernels import session as sessions
-
     def no_scratch(*args: object, **kwargs: object) -> None:
         raise PermissionError("read-only")
 
-    monkeypatch.setattr(sessions.tempfile, "TemporaryDirectory", no_scratch)
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", no_scratch)
     k = 256
     raw = random_blocks(Q.Q4_0, 32, k, seed=7)
     x = np.random.default_rng(8).standard_normal((2, k)).astype(np.float32)

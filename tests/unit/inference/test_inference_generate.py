@@ -12,6 +12,7 @@ from reconciler.inference.loader import ModelInfo, load_model_info, load_shard
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
 from reconciler.inference.sharding import full_share
+from reconciler.inference.weights import ShardWeights
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,9 @@ def test_activations_stay_float32(qwen: tuple[Engine, ModelInfo]) -> None:
     assert engine.prefill(_ids(qwen)).dtype == np.float32
     assert engine.decode(5).dtype == np.float32
     assert engine.cache_k.dtype == engine.cache_v.dtype == np.float32
-    for layer in engine.weights.layers:
+    weights = engine.weights
+    assert isinstance(weights, ShardWeights)  # the numpy kernels
+    for layer in weights.layers:
         assert layer.wqkv.dtype == layer.wgu.dtype == layer.wdown.dtype == np.float32
         assert layer.wqkv.flags["C_CONTIGUOUS"] and layer.wgu.flags["C_CONTIGUOUS"]
 

@@ -9,9 +9,9 @@ from reconciler.inference.kernels.session import make_session
 from reconciler.inference.layers import rms_norm
 
 
-def _run(g: GraphBuilder, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:  # type: ignore[type-arg]
+def _run(g: GraphBuilder, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     session, _keep = make_session(g.model_bytes(), 1, g.external)
-    out: list[np.ndarray] = session.run(None, feeds)  # type: ignore[type-arg]
+    out: list[np.ndarray] = session.run(None, feeds)
     return out
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reconciler.inference.collectives import Array, CollectiveError
+from reconciler.inference.collectives import Array
+from reconciler.inference.errors import CollectiveError
 from reconciler.inference.loader import load_model_info, load_shard
 from reconciler.inference.model import Engine
 from reconciler.inference.sharding import plan_shares
@@ -29,6 +30,9 @@ class LyingPeer:
 
     def all_gather(self, x: Array) -> list[Array]:
         return [x, self.lie(x)]
+
+    def broadcast(self, x: Array, root: int) -> Array:
+        raise AssertionError("tensor-parallel ranks do not broadcast")
 
 
 def engine(models_dir: Path, lie: Callable[[Array], Array], greedy: bool) -> Engine:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +77,17 @@ def test_penalties_turn_off_the_argmax_only_shortcut() -> None:
 
 
 @pytest.mark.parametrize(
-    "fields",
-    [{"presence_penalty": 2.5}, {"frequency_penalty": -2.1}, {"repetition_penalty": 0.0}],
+    "make",
+    [
+        partial(SamplingParams, presence_penalty=2.5),
+        partial(SamplingParams, frequency_penalty=-2.1),
+        partial(SamplingParams, repetition_penalty=0.0),
+    ],
+    ids=["presence", "frequency", "repetition"],
 )
-def test_out_of_range_penalties_are_refused(fields: dict[str, float]) -> None:
+def test_out_of_range_penalties_are_refused(make: Callable[[], SamplingParams]) -> None:
     with pytest.raises(ValueError):
-        SamplingParams(**fields)
+        make()
 
 
 def test_penalties_travel_in_the_job_offer() -> None:

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from reconciler.inference import model
-from reconciler.inference.collectives import Array, CollectiveError, SingleRank
+from reconciler.inference.collectives import Array, SingleRank
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.demo import demo_model_path
+from reconciler.inference.errors import CollectiveError
 from reconciler.inference.inprocess import InProcessGroup
 from reconciler.inference.kernels.fused import FusedShard, build_fused
 from reconciler.inference.loader import load_config, load_model_info, load_shard, open_source
@@ -42,7 +43,7 @@ def deep_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """The tiny llama with 4 layers (GGUF, quantized, untied; HF, float, tied)."""
     out = tmp_path_factory.mktemp("deep")
     make = _fixture_script(models_dir)
-    make.HERE = out
+    vars(make)["HERE"] = out
     tok = make.train_tokenizer()
     shape = dict(make.LLAMA, n_layers=4)
     make.write_gguf(tok, shape, seed=11)

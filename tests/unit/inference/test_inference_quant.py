@@ -8,6 +8,7 @@ small finite numbers, so the blocks are made with numpy following ggml's layouts
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import gguf
@@ -20,7 +21,7 @@ from reconciler.inference.kernels.parts import col_parts
 from reconciler.inference.kernels.session import make_session
 from reconciler.inference.loader import load_model_info, open_source
 from reconciler.inference.quant import QUANT_TYPES, dequantize, unpack
-from reconciler.inference.quant.pack import concat_rows, to_nbits
+from reconciler.inference.quant.pack import NBits, concat_rows, to_nbits
 
 # byte ranges of float16 scale fields inside one block, and their magnitude
 _SCALES: dict[Q, list[tuple[int, float]]] = {
@@ -46,12 +47,12 @@ def random_blocks(qtype: Q, n: int, k: int, seed: int = 0) -> np.ndarray:
     return raw.reshape(n, -1)
 
 
-def _matmul(parts: list, x: np.ndarray, int8: bool) -> np.ndarray:  # type: ignore[type-arg]
+def _matmul(parts: Sequence[NBits], x: np.ndarray, int8: bool) -> np.ndarray:
     g = GraphBuilder(int8)
     n = sum(p.n for p in parts)
-    g.output(g.linear(g.input("x", x.shape[1]), parts), "y", n)
+    g.output(g.linear(g.input("x", x.shape[1]), list(parts)), "y", n)
     session, _keep = make_session(g.model_bytes(), 1, g.external, int8=int8)
-    out: np.ndarray = session.run(None, {"x": x})[0]  # type: ignore[type-arg]
+    out: np.ndarray = session.run(None, {"x": x})[0]
     return out
 
 

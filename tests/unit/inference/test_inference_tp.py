@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reconciler.inference.collectives import CollectiveError
+from reconciler.inference.errors import CollectiveError
 from reconciler.inference.inprocess import InProcessGroup
 from reconciler.inference.loader import load_model_info, load_shard
 from reconciler.inference.model import Engine

@@ -107,6 +107,7 @@ def test_a_follower_gets_every_token_in_order_then_the_end(store: Store, tmp_pat
     assert "".join(e["text"] for e in tokens) == "Hello, world"
     assert [e["index"] for e in tokens] == list(range(5))
     final = store.require("Job", "j")
+    assert isinstance(final, Job)
     assert final.status.phase == "Succeeded"  # in the store before the end is pushed
 
 
@@ -133,4 +134,5 @@ def test_streamed_tokens_bump_no_store_revision(store: Store, tmp_path: Path) ->
     # are volatile and wake no controller: only the phases move the revision
     assert unfollowed == followed
     final = store.require("Job", "j")
+    assert isinstance(final, Job)
     assert final.status.output == "Hello, world"

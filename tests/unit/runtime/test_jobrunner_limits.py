@@ -50,6 +50,12 @@ class NoStart:
         self.started.append(name)
         return "started"
 
+    def cancel(self, name: str, reason: str) -> str:
+        return f"not running here: {reason}"
+
+    def last_starts(self, pool: str) -> dict[str, float]:
+        return {}  # no job of the pool started here
+
 
 def test_job_prompt_problem_names_the_limits_and_reads_no_weights() -> None:
     assert job_prompt_problem(_job("hello", 8)) is None
@@ -83,6 +89,7 @@ def test_the_agent_refuses_a_too_long_job_before_offering_it(tmp_path: Path) -> 
 
     asyncio.run(main())
     job = store.require("Job", "long")
+    assert isinstance(job, Job)
     assert job.status.phase == "Failed" and job.status.failure_reason == "PromptTooLong"
     assert "context of 256" in (job.status.failure_message or "")
     assert offered == [] and service.cache.loads == 0 and not service.runs

@@ -19,6 +19,7 @@ import pytest
 from manifests import Member, Pool
 from manifests.pool import DiscoverySpec
 from reconciler import observed
+from reconciler.annotations import CONTROL_PLANE_ANNOTATION, RELAYS_ANNOTATION, WEIGHTING_ANNOTATION
 from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import JoinAnswered
 from reconciler.beacon.machine import BeaconProtocol, Membership
@@ -41,14 +42,7 @@ from reconciler.runtime.beaconsockets import (
     effective_discovery,
     open_beacon_sockets,
 )
-from reconciler.runtime.joinruntime import (
-    CONTROL_PLANE_ANNOTATION,
-    RELAYS_ANNOTATION,
-    WEIGHTING_ANNOTATION,
-    JoinError,
-    JoinRuntime,
-    read_token,
-)
+from reconciler.runtime.joinruntime import JoinError, JoinRuntime, read_token
 from reconciler.store import Store
 
 

@@ -91,7 +91,8 @@ def _ring_of(device: Device) -> set[str]:
 
 
 def _peer(device: Device, node_id: str) -> dict[str, object]:
-    rows = [r for r in device.runtime.live("peers") if r["nodeId"] == node_id]
+    peers: list[dict[str, object]] = device.runtime.live("peers")
+    rows = [r for r in peers if r["nodeId"] == node_id]
     assert len(rows) == 1, rows
     return rows[0]
 

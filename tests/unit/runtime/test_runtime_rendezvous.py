@@ -76,7 +76,6 @@ def test_malformed_and_stale_answers_are_skipped() -> None:
     assert entries_from_json(None) == ()
 
 
-
 class ControlPlane:
     """The control plane's /v1/rendezvous behind httpx.MockTransport, answering with each
     of ``answers`` in turn (the last one again and again). ``reached`` is set when request
@@ -109,7 +108,7 @@ def _register(
 ) -> tuple[ControlPlaneRendezvous, list[tuple[PeerEntry, ...]]]:
     real_client = httpx.AsyncClient
     monkeypatch.setattr(rendezvous, "REGISTER_SECONDS", 0.0)
-    monkeypatch.setattr(rendezvous.httpx, "AsyncClient",
+    monkeypatch.setattr(httpx, "AsyncClient",
                         lambda **kw: real_client(transport=httpx.MockTransport(plane), **kw))  # fmt: skip
     heard: list[tuple[PeerEntry, ...]] = []
     registration = Register("me", ("192.0.2.5:7000",), 1 << 30, 4)
