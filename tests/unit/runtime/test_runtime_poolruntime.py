@@ -3,8 +3,9 @@ TTL 0, peer links on 127.0.0.1): they find each other by beacon, converge a ring
 and write its topology file; a revocation written to the admin's store drops the member;
 a member that stops leaves the admin's ring.
 
-Nothing here yet publishes an event a test can await, so ``until`` checks a condition at
-every loop turn, bounded by a deadline on the loop's clock; no duration is asserted."""
+``until`` awaits the stores' change notifications (``Store.on_change``: the runtime writes
+rings and membership changes at once) and checks its condition after each, bounded by a
+deadline on the loop's clock; no duration is asserted."""
 
 from __future__ import annotations
 
@@ -77,12 +78,28 @@ def _device(tmp: Path, name: str, admin: Home | None = None) -> Device:
     return Device(name, ctx, PoolRuntime(ctx, pool, info))
 
 
-async def until(check: Callable[[], bool], what: str) -> None:
+async def until(devices: tuple[Device, ...], check: Callable[[], bool], what: str) -> None:
+    """Wait until ``check()`` holds, looking again whenever a device's runtime writes
+    something decisive to its store (a ring, a member joining or leaving: the writes
+    that bump the revision and call ``Store.on_change``)."""
+    changed = asyncio.Event()
+    removers = [d.ctx.store.on_change(changed.set) for d in devices]
     loop = asyncio.get_running_loop()
     give_up = loop.time() + DEADLINE
-    while not check():
-        assert loop.time() < give_up, f"never: {what}"
-        await asyncio.sleep(0.01)
+    try:
+        while True:
+            changed.clear()
+            if check():
+                return
+            left = give_up - loop.time()
+            assert left > 0, f"never: {what}"
+            try:
+                await asyncio.wait_for(changed.wait(), left)
+            except TimeoutError:
+                raise AssertionError(f"never: {what}") from None
+    finally:
+        for remove in removers:
+            remove()
 
 
 def _ring_of(device: Device) -> set[str]:
@@ -105,7 +122,8 @@ async def _pool(tmp: Path) -> AsyncIterator[tuple[Device, Device]]:
         for device in (admin, member):
             await device.start()
         both = {admin.node_id, member.node_id}
-        await until(lambda: _ring_of(admin) == both == _ring_of(member), "a ring of two")
+        pair = (admin, member)
+        await until(pair, lambda: _ring_of(admin) == both == _ring_of(member), "a ring of two")
         yield admin, member
     finally:
         for device in (member, admin):
@@ -145,7 +163,7 @@ def test_a_revocation_in_the_admins_store_drops_the_member(tmp_path: Path) -> No
             fingerprint = member.ctx.identity.fingerprint
             record_revocation(admin.ctx.store, root, fingerprint, time.time(), "stolen laptop")
             admin.runtime.refresh()  # what the agent does when meshctl changes the store
-            await until(lambda: _ring_of(admin) == {admin.node_id}, "the admin alone")
+            await until((admin,), lambda: _ring_of(admin) == {admin.node_id}, "the admin alone")
             gone = _peer(admin, member.node_id)
             assert gone["status"] != "ONLINE" and gone["linkConnected"] is False
             assert admin.runtime.revocations.blocks(member.node_id, "")
@@ -157,7 +175,7 @@ def test_a_member_that_stops_leaves_the_admins_ring(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with _pool(tmp_path) as (admin, member):
             await member.stop()
-            await until(lambda: _ring_of(admin) == {admin.node_id}, "the admin alone")
+            await until((admin,), lambda: _ring_of(admin) == {admin.node_id}, "the admin alone")
             assert _peer(admin, member.node_id)["status"] != "ONLINE"
             assert member.runtime.live("ring") is not None  # its machine stays readable
 
