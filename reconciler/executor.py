@@ -69,7 +69,7 @@ class Executor:
             for name, version in self.store.versions(kind).items():
                 key = (kind, name)
                 live.add(key)
-                if self._settled.get(key) == version and now < self._requeue.get(key, now + 1):
+                if self._settled.get(key) == version and not self._requeue_due(key, now):
                     continue  # finished and unchanged since, no look asked for: nothing to do
                 obj = self.store.get(kind, name)
                 if obj is not None and self._due(key, obj, now):
@@ -80,6 +80,11 @@ class Executor:
                 del table[key]
         deadlines = [b.not_before for b in self._backoff.values()] + list(self._requeue.values())
         return min(deadlines) if deadlines else None
+
+    def _requeue_due(self, key: tuple[str, str], now: float) -> bool:
+        """Whether a plan asked for another look at ``key`` by ``now`` (a Job's TTL)."""
+        deadline = self._requeue.get(key)
+        return deadline is not None and now >= deadline
 
     def _remember_settled(self, handler: KindHandler, key: tuple[str, str]) -> None:
         obj = self.store.get(*key) if handler.settled is not None else None

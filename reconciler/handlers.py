@@ -127,7 +127,8 @@ def build_handlers(
         pool_ready = pool is not None and any(
             c.type == "Ready" and c.status == "True" for c in pool.status.conditions
         )
-        if store.get("Job", job.metadata.name) is None:
+        finished = job.status.phase in ("Succeeded", "Failed")
+        if finished and store.get("Job", job.metadata.name) is None:  # after a DeleteJob
             return job_controller.JobObserved(False, False, None, False, deleted=True)
         state = jobs.run_state(job.metadata.name) if jobs else None
         return job_controller.JobObserved(

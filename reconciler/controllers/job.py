@@ -137,7 +137,7 @@ def _finished(job: Job, now: float) -> Plan:
 
 
 def _epoch(stamp: str) -> float:
-    """Seconds since the epoch of an RFC 3339 time (a bad one counts as now: never 0)."""
+    """Seconds since the epoch of an RFC 3339 time (a bad one never expires)."""
     try:
         return datetime.fromisoformat(stamp).timestamp()
     except ValueError:
