@@ -113,8 +113,10 @@ class FusedShard:
         return np.concatenate(outs, axis=-1) if outs else np.zeros((h.shape[0], 0), np.float32)
 
     def nbytes(self) -> int:
-        """Bytes of weights held (packed matrices and norms; the embedding is mapped)."""
-        return self.held + int(self.norm.nbytes)
+        """Bytes of weights held: packed matrices, the final norm and a float embedding
+        (a quantized one stays the file's mapped pages, read on lookup)."""
+        embed = self.embed.nbytes if self.embed.qtype is None else 0
+        return self.held + int(self.norm.nbytes) + embed
 
     # -- building --------------------------------------------------------------------
 
