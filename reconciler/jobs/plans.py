@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gguf import GGMLQuantizationType
 
@@ -155,17 +155,37 @@ def wrap_wire(comm: Collectives, wire: str) -> Collectives:
 
 
 def share_bytes(offer: JobOffer, rank: int, cost: ModelCost) -> int:
-    """Bytes of the model file (and float32 KV cache) rank ``rank`` holds under the
-    offer's plan: a lower bound of what loading it takes."""
-    p = offer.participants[rank]
+    """Bytes of the model (in ``cost``'s terms: the file's, or a layout's from
+    ``held_sizes``) and float32 KV cache rank ``rank`` holds under the offer's plan."""
+    return slot_bytes(offer.plan, offer.participants, rank, offer.shard_columns, cost)
+
+
+class Slot(Protocol):
+    """A participant or plan slot: its ring columns and decoder layers."""
+
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def layer_start(self) -> int: ...
+    @property
+    def layer_end(self) -> int: ...
+
+
+def slot_bytes(kind: str, slots: Sequence[Slot], rank: int, shard_columns: int,
+               cost: ModelCost) -> int:  # fmt: skip
+    """``share_bytes`` of rank ``rank`` among ``slots`` (participants or plan slots: they
+    have ``start``/``end`` columns and ``layer_start``/``layer_end``) of a ``kind`` plan."""
+    p = slots[rank]
     whole = cost.total_bytes + cost.kv_bytes
-    if offer.plan == "single":
+    if kind == "single":
         return whole
-    if offer.plan == "pipeline":
+    if kind == "pipeline":
         layers = (p.layer_end - p.layer_start) * (cost.layer_bytes + cost.kv_bytes_per_layer)
-        ends = rank == 0 or rank == len(offer.participants) - 1  # embedding or LM head
+        ends = rank == 0 or rank == len(slots) - 1  # embedding or LM head
         return layers + (cost.head_bytes if ends else 0)
-    return whole * (p.end - p.start) // offer.shard_columns
+    return whole * (p.end - p.start) // shard_columns
 
 
 def _gib(n: float) -> str:

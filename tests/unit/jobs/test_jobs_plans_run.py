@@ -311,3 +311,27 @@ def test_a_member_short_of_memory_for_int8_loads_exact(
     monkeypatch.setenv("MESHNET_ACTIVATIONS", "int8")  # chosen: never overridden
     with pytest.raises(JobFailed, match=r"needs [\d.]+ KiB in the int8 layout .* is free"):
         _held_activations(fake_net, ring_of, prompt, tight)
+
+
+def test_a_share_too_large_in_its_layout_is_refused_at_submission(
+    fake_net: Any, ring_of: Any, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planner fits shares by the file's bytes; a measured member whose share does
+    not fit in the layout it would really hold fails the job before anything is offered,
+    with the figures. (The tiny model is float32 both ways: its layout is made 2x here.)"""
+    from reconciler.jobs import planning
+    from reconciler.jobs.plans import held_sizes, tensor_sizes
+    from reconciler.placement.modelcost import model_cost
+
+    def doubled(records: Any, layout: str) -> dict[str, int]:
+        return {k: 2 * v for k, v in held_sizes(records, layout).items()}
+
+    prompt, _ = _oracle(models)
+    info = load_model_info(models / MODEL)
+    cost = model_cost(info.config, tensor_sizes(models / MODEL), len(prompt) + PARAMS.max_tokens)
+    room = cost.total_bytes + cost.kv_bytes + 1024  # the file's bytes fit
+    monkeypatch.setattr(planning, "held_sizes", doubled)
+    failed, frames = _run(fake_net, ring_of, prompt, "single", _measured(1.0, memory=room))
+    assert isinstance(failed, JobFailed) and failed.reason == Reason.NO_PLAN and frames == 0
+    assert failed.message.startswith("a: this share needs ")
+    assert "KiB in the numpy layout (" in failed.message and "KiB in the file)" in failed.message
