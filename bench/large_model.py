@@ -141,6 +141,25 @@ def n_params() -> int:
     return sum(int(np.prod(shape)) for _, shape, _ in tensor_plan("Q4_0"))
 
 
+def held_params(world: int) -> float:
+    """Weights of the matrices one of ``world`` members holds in the kernel's layout (the
+    untied embedding stays the file's mapped pages)."""
+    plan = tensor_plan("Q4_0")
+    return (
+        sum(int(np.prod(s)) for n, s, _ in plan if len(s) == 2 and n != "token_embd.weight") / world
+    )
+
+
+def estimates(path: Path, modes: list[str]) -> dict[str, int]:
+    """Bytes of the whole model's weights in each layout, from the file's tensor records
+    alone (what a member checks before it loads: ``jobs.plans.held_sizes``)."""
+    sys.path.insert(0, str(ROOT))
+    from reconciler.jobs.plans import held_sizes, tensor_records
+
+    records = tensor_records(path)
+    return {m: sum(held_sizes(records, m).values()) for m in modes}
+
+
 # -- one member, in a fresh process ----------------------------------------------------
 
 
@@ -280,9 +299,10 @@ def print_verdicts(results: dict[tuple[str, Member], dict[str, Any]], modes: lis
 
 
 def print_breakdown(results: dict[tuple[str, Member], dict[str, Any]], modes: list[str],
-                    file_size: int) -> None:  # fmt: skip
+                    file_size: int, estimate: dict[str, int]) -> None:  # fmt: skip
     print(f"\n{'member':14} {'mode':5} {'load s':>6} {'CPU s':>5} {'after':>6} {'anon':>6} "
-          f"{'file':>5} {'loaded':>6} {'x file':>6} {'peak-after':>10} {'KV':>4} {'tok/s':>6}")  # fmt: skip
+          f"{'file':>5} {'loaded':>6} {'x file':>6} {'peak-after':>10} {'KV':>4} {'tok/s':>6} "
+          f"{'held':>5} {'B/w':>6} {'est.':>5}")  # fmt: skip
     for (world, rank), mode in itertools.product(MEMBERS, modes):
         r = results.get((mode, (world, rank)))
         label = f"TP={world} rank {rank}"
@@ -300,8 +320,18 @@ def print_breakdown(results: dict[tuple[str, Member], dict[str, Any]], modes: li
             + (f"{r['anon'] / mib:6.0f} {r['file'] / mib:5.0f} {added / mib:6.0f} "
                f"{added / share:5.2f}x " if added is not None else f"{'-':>6} {'-':>5} {'-':>6} {'-':>6} ")
             + f"{(r['peak_rss'] - r['loaded_rss']) / mib:10.0f} {r['kv_bytes'] / mib:4.0f} "
-            f"{smoke if isinstance(smoke, str) else f'{smoke:6.2f}' if smoke else '     -'}"
+            f"{smoke if isinstance(smoke, str) else f'{smoke:6.2f}' if smoke else '     -'} "
+            + _held(r, world, estimate.get(mode))
         )  # fmt: skip
+
+
+def _held(r: dict[str, Any], world: int, estimate: int | None) -> str:
+    """MiB of weights held, bytes per weight held, and the estimate from the file's records."""
+    held = r.get("weights_bytes")
+    if not held:
+        return ""
+    est = f"{estimate / world / (1 << 20):5.0f}" if estimate else f"{'-':>5}"
+    return f"{held / (1 << 20):5.0f} {held / held_params(world):6.4f} {est}"
 
 
 def available_bytes() -> int:
@@ -364,11 +394,13 @@ def main() -> None:
     print_verdicts(results, modes, file_size)
     print("limit = file size / N + 15% + the member's KV cache; peak = peak RSS of the member's")
     print("process (from its start); PASS when peak <= limit")
-    print_breakdown(results, modes, file_size)
+    print_breakdown(results, modes, file_size, estimates(path, modes))
     print("MiB once loaded: after = RSS; anon / file = anonymous / file-backed (libraries, mapped")
     print("GGUF pages) RSS; loaded = anonymous bytes the load added (the share in the kernel's")
     print("layout); x file = loaded / the share's bytes in the file; peak-after = load scratch;")
-    print("tok/s = decode on the member's share alone (--tokens)")
+    print("tok/s = decode on the member's share alone (--tokens); held = MiB of weights the")
+    print("share holds (FusedShard.nbytes), B/w = its bytes per weight (the file: 0.5625), est. =")
+    print("what the file's tensor records predict for it (jobs.plans.held_sizes), before loading")
     if args.keep and tmp is not None:
         kept = Path.cwd() / path.name
         path.rename(kept)

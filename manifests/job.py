@@ -105,6 +105,12 @@ class JobMemberStatus(LenientModel):
     layers: list[int] = Field(
         default_factory=list, description="[start, end) of its decoder layers (pipeline)."
     )
+    layout: str | None = Field(
+        default=None,
+        description="How it held its weights: 'int8' or 'exact' (onnxruntime's layouts for "
+        "int8 or float32 activations) or 'numpy'. A member short of memory for int8 holds "
+        "'exact' when nobody chose the activations.",
+    )
 
 
 class JobPlanStatus(LenientModel):

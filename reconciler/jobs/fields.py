@@ -114,6 +114,7 @@ class Stats(BaseModel):
     resident: Count
     prefill_ms: Millis
     tokens: Count
+    layout: Text = ""  # older members leave it out
 
 
 class Done(Body):

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import psutil
 
+from reconciler.inference.config import ModelConfig
 from reconciler.inference.errors import CollectiveError
 from reconciler.inference.generate import TokenEvent, generate
 from reconciler.inference.model import Engine
@@ -32,14 +33,15 @@ from reconciler.jobs.limits import cache_len
 from reconciler.jobs.messages import JobOffer, MemberStats
 from reconciler.jobs.netcollectives import NetworkCollectives
 from reconciler.jobs.plans import (
-    INT8_LAYOUT,
-    memory_problem,
+    LayoutChoice,
+    choose_layout,
+    held_sizes,
     share_bytes,
     share_for,
-    tensor_sizes,
+    tensor_records,
     wrap_wire,
 )
-from reconciler.jobs.shards import ShardCache
+from reconciler.jobs.shards import ShardCache, layout_of
 from reconciler.placement.modelcost import model_cost
 
 log = logging.getLogger("meshnet.jobs")
@@ -89,6 +91,7 @@ class MemberRun:
         self._reported = 0.0
         self.load_ms = 0.0
         self.resident_bytes = 0
+        self.layout = ""  # the weights' layout once loaded: exact, int8 or numpy
 
     @property
     def node_ids(self) -> list[str]:
@@ -161,16 +164,28 @@ class MemberRun:
         positions = cache_len(len(offer.prompt_ids), offer.sampling.max_tokens, info.config)
         activations: str | None = None
         if not self.cache.resident(self.model_path, share):
-            cost = model_cost(info.config, tensor_sizes(self.model_path), positions)
-            need, free = share_bytes(offer, self.rank, cost), self.free_memory()
-            problem = memory_problem(need, free)
-            if problem is not None:  # a plan this device cannot hold: refuse, never swap
-                raise MemoryError(problem)
-            if not self.cache.activations_chosen and need * INT8_LAYOUT > free:
-                activations = "exact"  # the compact layout fits where int8's would not
-                log.info("job %s: exact activations, the int8 layout would not fit", offer.job_id)
+            choice = self._choose_layout(info.config, positions)
+            if choice.problem is not None:  # a plan this device cannot hold: refuse, never swap
+                raise MemoryError(choice.problem)
+            if choice.note is not None:  # the compact layout fits where the default would not
+                activations = choice.layout
+                log.info("job %s: %s", offer.job_id, choice.note)
         weights = self.cache.shard(self.model_path, info.config, share, self._progress, activations)
+        self.layout = layout_of(weights)
         return Engine(info.config, weights, comm, positions), info.tokenizer
+
+    def _choose_layout(self, config: ModelConfig, positions: int) -> LayoutChoice:
+        """The layout this rank's share fits in (``plans.choose_layout``), costed from the
+        file's tensors in each layout the kernels can use."""
+        records = tensor_records(self.model_path)
+
+        def need(sizes: dict[str, int]) -> int:
+            return share_bytes(self.offer, self.rank, model_cost(config, sizes, positions))
+
+        needs = {layout: need(held_sizes(records, layout)) for layout in self.cache.layouts(config)}
+        stored = need({r.name: r.file_bytes for r in records})
+        default, chosen = self.cache.default_activations(), self.cache.activations_chosen
+        return choose_layout(needs, self.free_memory(), default, chosen, stored)
 
     def _progress(self, fraction: float) -> None:
         if fraction >= 1.0 or fraction - self._reported >= PROGRESS_STEP:
@@ -226,6 +241,7 @@ class MemberRun:
             collectives=comm.calls,
             load_ms=self.load_ms,
             resident_bytes=self.resident_bytes,
+            layout=self.layout,
             prefill_ms=prefill_ms,
             completion_tokens=events,
         )

@@ -64,6 +64,7 @@ class MemberStats:
     resident_bytes: int
     prefill_ms: float
     completion_tokens: int
+    layout: str = ""  # the weights' layout: exact, int8 or numpy ("" unknown)
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,7 @@ def _stats_doc(s: MemberStats) -> dict[str, Any]:
         "resident": s.resident_bytes,
         "prefill_ms": s.prefill_ms,
         "tokens": s.completion_tokens,
+        "layout": s.layout,
     }
 
 
@@ -320,4 +322,5 @@ def _stats(s: fields.Stats) -> MemberStats:
         resident_bytes=s.resident,
         prefill_ms=s.prefill_ms,
         completion_tokens=s.tokens,
+        layout=s.layout,
     )

@@ -13,9 +13,14 @@ never bring in a node the ring does not have.
 from __future__ import annotations
 
 import json
+import math
 import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from gguf import GGMLQuantizationType
 
 from reconciler.gossip.ring import Ring
 from reconciler.inference.collectives import Collectives
@@ -24,6 +29,8 @@ from reconciler.inference.gguf_model import open_gguf
 from reconciler.inference.hf_model import weight_files
 from reconciler.inference.q80reduce import resolve_wire as resolve_wire
 from reconciler.inference.q80reduce import with_wire
+from reconciler.inference.quant.blocks import FLOAT_TYPES
+from reconciler.inference.quant.layout import F32_BYTES, held_bytes
 from reconciler.inference.sharding import RankShare, full_share, plan_shares, plan_stages
 from reconciler.jobs.messages import JobOffer, Participant
 from reconciler.placement.inputs import ModelCost
@@ -73,11 +80,32 @@ def share_for(offer: JobOffer, rank: int, config: ModelConfig) -> RankShare:
     return plan_shares(config, ranges, offer.shard_columns)[rank]
 
 
-def tensor_sizes(path: Path) -> dict[str, int]:
-    """Bytes of every tensor of a model file (GGUF) or directory (safetensors headers)."""
+@dataclass(frozen=True)
+class TensorRecord:
+    """One tensor of a model as stored: its format (None: a safetensors float), weights
+    and bytes in the file."""
+
+    name: str
+    qtype: GGMLQuantizationType | None
+    n_weights: int
+    file_bytes: int
+    rank: int  # dimensions
+
+
+def tensor_records(path: Path) -> list[TensorRecord]:
+    """Every tensor of a model file (GGUF) or directory (safetensors headers)."""
     if not path.is_dir():
-        return {t.name: int(t.n_bytes) for t in open_gguf(path, tensors_only=True).tensors}
-    sizes: dict[str, int] = {}
+        return [
+            TensorRecord(
+                t.name,
+                GGMLQuantizationType(int(t.tensor_type)),
+                int(t.n_elements),
+                int(t.n_bytes),
+                len(t.shape),
+            )
+            for t in open_gguf(path, tensors_only=True).tensors
+        ]
+    records: list[TensorRecord] = []
     for file in sorted(set(weight_files(path).values())):
         with file.open("rb") as fh:
             (length,) = struct.unpack("<Q", fh.read(8))
@@ -85,7 +113,39 @@ def tensor_sizes(path: Path) -> dict[str, int]:
         header.pop("__metadata__", None)
         for name, info in header.items():
             start, end = info["data_offsets"]
-            sizes[name] = int(end) - int(start)
+            shape = [int(n) for n in info.get("shape", [])]
+            records.append(TensorRecord(name, None, math.prod(shape), int(end) - int(start),
+                                        len(shape)))  # fmt: skip
+    return records
+
+
+def tensor_sizes(path: Path) -> dict[str, int]:
+    """Bytes of every tensor of a model file (GGUF) or directory (safetensors headers)."""
+    return {r.name: r.file_bytes for r in tensor_records(path)}
+
+
+_EMBED = ("token_embd.weight", "embed_tokens.weight")  # GGUF's name, or a HF name's end
+_LM_HEAD = ("output.weight", "lm_head.weight")
+
+
+def _named(name: str, names: tuple[str, str]) -> bool:
+    return name == names[0] or name == names[1] or name.endswith("." + names[1])
+
+
+def held_sizes(records: list[TensorRecord], layout: str) -> dict[str, int]:
+    """Bytes every tensor takes once loaded in ``layout`` (``exact``, ``int8`` or
+    ``numpy``; ``quant.layout``): the sizes ``model_cost`` takes to cost a share as it will
+    really be held. The onnxruntime layouts keep a quantized embedding as the file's
+    mapped pages (read on lookup: nothing up front) unless it is also the LM head."""
+    untied = any(_named(r.name, _LM_HEAD) for r in records)
+    sizes: dict[str, int] = {}
+    for r in records:
+        if r.rank < 2 or r.qtype is None:
+            sizes[r.name] = r.n_weights * F32_BYTES
+        elif layout != "numpy" and untied and _named(r.name, _EMBED) and r.qtype not in FLOAT_TYPES:
+            sizes[r.name] = 0  # mapped, untouched until looked up
+        else:
+            sizes[r.name] = held_bytes(r.qtype, r.n_weights, layout)
     return sizes
 
 
@@ -95,28 +155,89 @@ def wrap_wire(comm: Collectives, wire: str) -> Collectives:
 
 
 def share_bytes(offer: JobOffer, rank: int, cost: ModelCost) -> int:
-    """Bytes of the model file (and float32 KV cache) rank ``rank`` holds under the
-    offer's plan: a lower bound of what loading it takes."""
-    p = offer.participants[rank]
+    """Bytes of the model (in ``cost``'s terms: the file's, or a layout's from
+    ``held_sizes``) and float32 KV cache rank ``rank`` holds under the offer's plan."""
+    return slot_bytes(offer.plan, offer.participants, rank, offer.shard_columns, cost)
+
+
+class Slot(Protocol):
+    """A participant or plan slot: its ring columns and decoder layers."""
+
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def layer_start(self) -> int: ...
+    @property
+    def layer_end(self) -> int: ...
+
+
+def slot_bytes(kind: str, slots: Sequence[Slot], rank: int, shard_columns: int,
+               cost: ModelCost) -> int:  # fmt: skip
+    """``share_bytes`` of rank ``rank`` among ``slots`` (participants or plan slots: they
+    have ``start``/``end`` columns and ``layer_start``/``layer_end``) of a ``kind`` plan."""
+    p = slots[rank]
     whole = cost.total_bytes + cost.kv_bytes
-    if offer.plan == "single":
+    if kind == "single":
         return whole
-    if offer.plan == "pipeline":
+    if kind == "pipeline":
         layers = (p.layer_end - p.layer_start) * (cost.layer_bytes + cost.kv_bytes_per_layer)
-        ends = rank == 0 or rank == len(offer.participants) - 1  # embedding or LM head
+        ends = rank == 0 or rank == len(slots) - 1  # embedding or LM head
         return layers + (cost.head_bytes if ends else 0)
-    return whole * (p.end - p.start) // offer.shard_columns
+    return whole * (p.end - p.start) // shard_columns
 
 
-# What a share takes in memory with int8 activations, against its bytes in the file, for
-# the 4-bit formats where int8 takes more than exact: 1.36x (Q4_0), 1.42x (Q4_1), 1.58x
-# (Q4_K), against 1.13x to 1.36x with exact activations (README, "Memory and
-# activations"; 5-, 6- and 8-bit formats take less with int8 than with exact).
-INT8_LAYOUT = 1.6
+def _gib(n: float) -> str:
+    """``n`` bytes in GiB, MiB or KiB, whichever reads best."""
+    for unit, shift in (("GiB", 30), ("MiB", 20)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.2f} {unit}"
+    return f"{n / 1024:.1f} KiB"
 
 
-def memory_problem(need: int, available: int) -> str | None:
-    """Why a share of ``need`` bytes cannot be loaded with ``available`` bytes free."""
+def memory_problem(
+    need: int, available: int, layout: str | None = None, file_bytes: int | None = None
+) -> str | None:
+    """Why a share of ``need`` bytes (in ``layout``; ``file_bytes`` in the file, KV cache
+    included in both) cannot be loaded with ``available`` bytes free; None if it can."""
     if need <= available:
         return None
-    return f"this share needs at least {need / 2**30:.2f} GiB, {available / 2**30:.2f} GiB is free"
+    held = f" in the {layout} layout" if layout else ""
+    stored = f" ({_gib(file_bytes)} in the file)" if file_bytes is not None else ""
+    return (
+        f"this share needs {_gib(need)}{held}{stored} with its KV cache, {_gib(available)} is free"
+    )
+
+
+@dataclass(frozen=True)
+class LayoutChoice:
+    """The layout a member loads its share in, and why, or why it cannot."""
+
+    layout: str  # "exact" | "int8" | "numpy"
+    note: str | None = None  # set when memory made the choice (logged, in the job's status)
+    problem: str | None = None  # set when no layout fits: the share must be refused
+
+
+def choose_layout(
+    needs: Mapping[str, int], free: int, default: str, chosen: bool, file_bytes: int
+) -> LayoutChoice:
+    """Pick the layout of a share needing ``needs[layout]`` bytes with ``free`` bytes free.
+
+    ``default`` is the activations asked for (or the engine's default), ``chosen``
+    whether a user asked for them explicitly. Only ``numpy`` in ``needs``: the numpy
+    kernels, no choice. Unchosen, an ``int8`` share that does not fit loads ``exact``
+    where that fits (said in ``note``); nothing that fits gives a ``problem``."""
+    layout = default if default in needs else next(iter(needs))
+    problem = memory_problem(needs[layout], free, layout, file_bytes)
+    if problem is None or chosen or layout != "int8" or "exact" not in needs:
+        return LayoutChoice(layout, problem=problem)
+    if needs["exact"] > free:
+        return LayoutChoice(
+            "exact", problem=memory_problem(needs["exact"], free, "exact", file_bytes)
+        )
+    note = (
+        f"exact activations: the int8 layout needs {_gib(needs['int8'])}, "
+        f"{_gib(free)} is free, the exact layout {_gib(needs['exact'])}"
+    )
+    return LayoutChoice("exact", note=note)

@@ -74,6 +74,7 @@ class JobResult:
                     "compute_ms": m.compute_ms,
                     "comm_ms": m.comm_ms,
                     "bytes_sent": m.bytes_sent,
+                    **({"layout": m.layout} if m.layout else {}),
                     **({"layers": list(self.layers[i])} if i < len(self.layers) else {}),
                 }
                 for i, m in enumerate(self.members)

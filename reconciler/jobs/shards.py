@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from reconciler.inference.config import ModelConfig
-from reconciler.inference.kernels import ACTIVATIONS_ENV, default_kernels, resolve
+from reconciler.inference.kernels import (
+    ACTIVATIONS,
+    ACTIVATIONS_ENV,
+    default_activations,
+    default_kernels,
+    resolve,
+)
 from reconciler.inference.kernels.fused import FusedShard
 from reconciler.inference.loader import ModelInfo, build_weights, load_model_info, open_source
 from reconciler.inference.sharding import RankShare
@@ -58,6 +64,17 @@ class ShardCache:
         """Whether the activations were set (by the agent or ``MESHNET_ACTIVATIONS``), so
         a job must not pick them by memory."""
         return self.activations is not None or bool(os.environ.get(ACTIVATIONS_ENV, "").strip())
+
+    def default_activations(self) -> str:
+        """The activations a share loads with unless memory decides: the construction's,
+        else ``MESHNET_ACTIVATIONS``, else the engine's default."""
+        return self.activations or default_activations()
+
+    def layouts(self, config: ModelConfig) -> tuple[str, ...]:
+        """The layouts this cache's kernels can hold ``config``'s model in."""
+        if resolve(self.kernels or default_kernels(), config) == "numpy":
+            return ("numpy",)
+        return ACTIVATIONS
 
     def resident(self, path: Path, share: RankShare) -> bool:
         """Whether this slice is held already (a job reusing it loads nothing)."""
@@ -135,3 +152,10 @@ class CountingSource:
         self.reads += 1
         self.progress(min(self.reads / self.expected, 0.99))
         return a
+
+
+def layout_of(weights: ShardWeights | FusedShard) -> str:
+    """The layout loaded weights are held in: ``exact``, ``int8`` or ``numpy``."""
+    if isinstance(weights, FusedShard):
+        return "int8" if weights.int8 else "exact"
+    return "numpy"

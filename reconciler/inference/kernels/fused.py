@@ -20,7 +20,7 @@ stored in the file (rows dequantized on lookup) and the norms are float32 vector
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from reconciler.inference.config import ModelConfig
 from reconciler.inference.kernels.parts import Part, col_parts, parts_nbytes, row_parts
-from reconciler.inference.kernels.session import make_session, trim_heap
+from reconciler.inference.kernels.session import make_session, map_large_allocations, trim_heap
 from reconciler.inference.quant.blocks import F32, FLOAT_TYPES, dequantize
 from reconciler.inference.quant.pack import NBits
 from reconciler.inference.sharding import RankShare
@@ -113,8 +113,10 @@ class FusedShard:
         return np.concatenate(outs, axis=-1) if outs else np.zeros((h.shape[0], 0), np.float32)
 
     def nbytes(self) -> int:
-        """Bytes of weights held (packed matrices and norms; the embedding is mapped)."""
-        return self.held + int(self.norm.nbytes)
+        """Bytes of weights held: packed matrices, the final norm and a float embedding
+        (a quantized one stays the file's mapped pages, read on lookup)."""
+        embed = self.embed.nbytes if self.embed.qtype is None else 0
+        return self.held + int(self.norm.nbytes) + embed
 
     # -- building --------------------------------------------------------------------
 
@@ -205,18 +207,33 @@ def build_fused(
 ) -> FusedShard:
     """Pack one rank's share and create its sessions, one layer at a time (a pipeline
     stage: only its layers, and the embedding, norm and head only where it holds them)."""
+    map_large_allocations()
     norm = _vec(source, "norm") if share.has_head else np.zeros(0, np.float32)
     shard = FusedShard(config, share, _embed(source, config, share), norm, int8, threads)
     if share.has_head:
         _head(shard, source, config, share, int8)  # first: its scratch meets no other session
-    group: list[tuple[int, _LayerParts]] = []
     held = share.layers(config.n_layers)
+    if _whole_layers(share):
+        _whole_layer_graphs(shard, source, held, progress)
+    else:
+        _block_graphs(shard, source, held, progress)
+    shard.post_norms = [_post_norms(source, config, i) for i in held]  # for the engine
+    _release(source)
+    trim_heap()
+    if progress is not None:
+        progress(1.0)
+    return shard
+
+
+def _whole_layer_graphs(shard: FusedShard, source: TensorSource, held: Sequence[int],
+                        progress: Callable[[float], None] | None) -> None:  # fmt: skip
+    """Groups of consecutive layers, a graph each (bounded by ``GRAPH_BYTES``)."""
+    group: list[tuple[int, _LayerParts]] = []
     for n, i in enumerate(held):
-        group.append((i, _read_layer(source, config, share, i, int8)))
+        group.append((i, _read_layer(source, shard.config, shard.share, i, shard.int8)))
         _release(source)
         if (
-            not _whole_layers(share)
-            or len(group) == LAYERS_PER_GRAPH
+            len(group) == LAYERS_PER_GRAPH
             or sum(_nbytes(parts) for _, parts in group) >= GRAPH_BYTES
             or i == held[-1]
         ):
@@ -225,11 +242,25 @@ def build_fused(
             trim_heap()
         if progress is not None:
             progress((n + 1) / (len(held) + 1))
-    _release(source)
-    trim_heap()
-    if progress is not None:
-        progress(1.0)
-    return shard
+
+
+def _block_graphs(shard: FusedShard, source: TensorSource, held: Sequence[int],
+                  progress: Callable[[float], None] | None) -> None:  # fmt: skip
+    """Two graphs per layer (attention, MLP), every MLP first, then every attention block.
+
+    Creating a session holds a block's weights twice for a moment (ours, and the copy
+    onnxruntime prepacks from them), so the process peaks at what it already holds plus
+    the block being built. Small blocks last: that moment meets only an attention block
+    (a few MiB) on top of the whole share, never an MLP block."""
+    steps = [(i, block) for block in ("mlp", "attn") for i in held]
+    for n, (i, block) in enumerate(steps):
+        parts = _read_layer(source, shard.config, shard.share, i, shard.int8, block)
+        _release(source)
+        shard.held += _layer_graphs(shard, [(i, parts)])
+        del parts
+        trim_heap()
+        if progress is not None:
+            progress((n + 1) / (len(steps) + 1))
 
 
 def _whole_layers(share: RankShare) -> bool:
@@ -271,11 +302,7 @@ def _layer_graphs(shard: FusedShard, group: list[tuple[int, _LayerParts]]) -> in
                 g = GraphBuilder(shard.int8)
                 g.output(_mlp(g, g.input("x", d), p, cfg), "y", d)
                 shard.add(f"mlp{i}", g)
-    held = 0
-    for _i, p in group:
-        shard.post_norms.append((p.post_attn_norm, p.post_ffn_norm))  # applied by the engine
-        held += sum(parts_nbytes(q) for q in (p.qkv, p.o, p.gu, p.down))
-    return held
+    return sum(_nbytes(p) for _i, p in group)
 
 
 def _post(g: GraphBuilder, y: str, weight: F32 | None, cfg: ModelConfig) -> str:
@@ -317,31 +344,50 @@ def _rows(parts: list[Part]) -> int:
 
 
 def _read_layer(
-    source: TensorSource, cfg: ModelConfig, share: RankShare, i: int, int8: bool
-) -> _LayerParts:
+    source: TensorSource, cfg: ModelConfig, share: RankShare, i: int, int8: bool,
+    block: str = "both",
+) -> _LayerParts:  # fmt: skip
+    """Layer ``i``'s parts: both blocks, or only ``attn`` or ``mlp`` (the other empty)."""
+    parts = _LayerParts(_vec(source, f"{i}.attn_norm"), [], None, [], (0, 0),
+                        _vec(source, f"{i}.ffn_norm"), [], [], (0, 0))  # fmt: skip
+    if block != "mlp":
+        _read_attn(source, cfg, share, i, int8, parts)
+    if block != "attn":
+        f0, f1 = share.ffn_start, share.ffn_end
+        parts.gu = row_parts(source, [(f"{i}.gate", f0, f1), (f"{i}.up", f0, f1)], int8)
+        _release(source)  # after each matrix: the file's pages are the load's largest scratch
+        if f1 > f0:
+            parts.down, before, after = col_parts(source, f"{i}.down", f0, f1, int8)
+            parts.down_pad = (before, after)
+    parts.post_attn_norm, parts.post_ffn_norm = _post_norms(source, cfg, i)
+    return parts
+
+
+def _read_attn(source: TensorSource, cfg: ModelConfig, share: RankShare, i: int, int8: bool,
+               parts: _LayerParts) -> None:  # fmt: skip
     e = cfg.head_dim
     q0, q1 = share.head_start * e, share.head_end * e
     k0, k1 = share.kv_start * e, share.kv_end * e
-    f0, f1 = share.ffn_start, share.ffn_end
-    qkv = row_parts(source, [(f"{i}.q", q0, q1), (f"{i}.k", k0, k1), (f"{i}.v", k0, k1)], int8)
-    _release(source)  # after each matrix: the file's pages are the load's largest scratch
-    bqkv = None
+    parts.qkv = row_parts(
+        source, [(f"{i}.q", q0, q1), (f"{i}.k", k0, k1), (f"{i}.v", k0, k1)], int8
+    )
+    _release(source)
     if source.has(f"{i}.q_bias"):
         spans = (("q", q0, q1), ("k", k0, k1), ("v", k0, k1))
-        bqkv = np.concatenate([source.vector(f"{i}.{n}_bias", a, b) for n, a, b in spans])
-    o, o0, o1 = col_parts(source, f"{i}.o", q0, q1, int8) if q1 > q0 else ([], 0, 0)
+        parts.bqkv = np.concatenate([source.vector(f"{i}.{n}_bias", a, b) for n, a, b in spans])
+    if q1 > q0:
+        parts.o, before, after = col_parts(source, f"{i}.o", q0, q1, int8)
+        parts.o_pad = (before, after)
     _release(source)
-    gu = row_parts(source, [(f"{i}.gate", f0, f1), (f"{i}.up", f0, f1)], int8)
-    _release(source)
-    down, d0, d1 = col_parts(source, f"{i}.down", f0, f1, int8) if f1 > f0 else ([], 0, 0)
-    parts = _LayerParts(_vec(source, f"{i}.attn_norm"), qkv, bqkv, o, (o0, o1),
-                        _vec(source, f"{i}.ffn_norm"), gu, down, (d0, d1))  # fmt: skip
     if getattr(cfg, "qk_norm", False):
         parts.q_norm, parts.k_norm = _vec(source, f"{i}.q_norm"), _vec(source, f"{i}.k_norm")
-    if getattr(cfg, "post_norms", False):
-        parts.post_attn_norm = _vec(source, f"{i}.post_attn_norm")
-        parts.post_ffn_norm = _vec(source, f"{i}.post_ffn_norm")
-    return parts
+
+
+def _post_norms(source: TensorSource, cfg: ModelConfig, i: int) -> tuple[F32 | None, F32 | None]:
+    """Layer ``i``'s (post-attention, post-MLP) norm weights, where the model has them."""
+    if not getattr(cfg, "post_norms", False):
+        return None, None
+    return _vec(source, f"{i}.post_attn_norm"), _vec(source, f"{i}.post_ffn_norm")
 
 
 def _head(

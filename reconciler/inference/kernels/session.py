@@ -158,6 +158,21 @@ def trim_heap() -> None:
         _libc().malloc_trim(0)
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+MMAP_THRESHOLD = 256 << 10
+
+
+@functools.cache
+def map_large_allocations() -> None:
+    """Serve allocations from 256 KiB up with memory maps of their own (glibc; once).
+
+    glibc's default threshold rises as large blocks are freed, after which onnxruntime's
+    prepacked weights (MiB each) and the load's scratch come from the heap, where freed
+    scratch stays resident between them (on the 1.5B model at TP=2, 6 MiB more peak)."""
+    with contextlib.suppress(OSError, AttributeError):
+        _libc().mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
 @functools.cache
 def _libc() -> Any:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -39,12 +39,15 @@ class NBits:
     scales: F32  # [N, K' / block]
     offset_t: F32 | None  # [K / block, N]
     repeat: int  # 2 when x is fed twice (nibble split), else 1
+    int8: bool = False  # for int8 activations: the kernel keeps a block sum per scale
 
     @property
     def nbytes(self) -> int:
-        """Bytes held."""
+        """Bytes held: ours, or the kernel's prepacked copy of the same size, and with
+        int8 activations the kernel's float32 block sum per block (``quant.layout``)."""
         extra = 0 if self.offset_t is None else self.offset_t.nbytes
-        return int(self.packed.nbytes + self.scales.nbytes + extra)
+        sums = self.scales.nbytes if self.int8 else 0  # one float32 per scale
+        return int(self.packed.nbytes + self.scales.nbytes + extra + sums)
 
 
 def concat_rows(parts: list[Unpacked]) -> list[Unpacked]:
@@ -95,13 +98,15 @@ def to_nbits(u: Unpacked, int8_activations: bool) -> NBits:
     n, k = u.shape
     if u.packed4 is not None:
         packed = lendable(u.packed4.reshape(n, k // u.block, u.block // 2))
-        return NBits(n, k, 4, u.block, packed, lendable(u.scale), _t(u.offset), 1)
+        scale = lendable(u.scale)
+        return NBits(n, k, 4, u.block, packed, scale, _t(u.offset), 1, int8_activations)
     codes = u.code_matrix()
     if u.bits == 4 or int8_activations:
         packed = _pack(
             codes, u.bits, u.block, empty((n, k // u.block, u.block * u.bits // 8), np.uint8)
         )
-        return NBits(n, k, u.bits, u.block, packed, lendable(u.scale), _t(u.offset), 1)
+        scale = lendable(u.scale)
+        return NBits(n, k, u.bits, u.block, packed, scale, _t(u.offset), 1, int8_activations)
     nb = k // u.block  # nibble split, written in place: [hi blocks | lo blocks]
     packed = empty((n, 2 * nb, u.block // 2), np.uint8)
     _pack(codes >> np.uint8(4), 4, u.block, packed[:, :nb])

@@ -209,7 +209,7 @@ def test_a_member_refuses_a_share_it_cannot_hold(
     failed, _ = _run(fake_net, ring_of, prompt, "pipeline", free={short: 50_000})
     assert isinstance(failed, JobFailed) and failed.reason == Reason.LOAD_FAILED
     if short == "a":  # the coordinator's own log and message say why
-        assert "needs at least" in failed.message and "GiB is free" in failed.message
+        assert "in the numpy layout" in failed.message and "48.8 KiB is free" in failed.message
 
 
 def test_a_resident_share_runs_again_with_little_memory_left(
@@ -284,18 +284,54 @@ def _held_activations(fake_net: Any, ring_of: Any, prompt: list[int], room: int)
 def test_a_member_short_of_memory_for_int8_loads_exact(
     fake_net: Any, ring_of: Any, models: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """int8 activations need a larger weight layout: where only the compact one fits,
-    a member that was not told which activations to use loads exact ones."""
-    from reconciler.jobs.plans import INT8_LAYOUT, tensor_sizes
+    """Where only the exact layout fits, a member that was not told which activations to
+    use loads exact ones; told int8, it refuses rather than override the choice. (The
+    tiny model is float, run by the numpy kernels: here it may be held in either layout,
+    and its int8 layout is twice the size.)"""
+    from reconciler.jobs import member
+    from reconciler.jobs.plans import held_sizes, tensor_records
+    from reconciler.jobs.shards import ShardCache
     from reconciler.placement.modelcost import model_cost
+
+    def sizes(records: Any, layout: str) -> dict[str, int]:
+        held = held_sizes(records, layout)
+        return {k: 2 * v for k, v in held.items()} if layout == "int8" else held
+
+    monkeypatch.setattr(member, "held_sizes", sizes)
+    monkeypatch.setattr(ShardCache, "layouts", lambda self, config: ("exact", "int8"))
+    prompt, _ = _oracle(models)
+    info = load_model_info(models / MODEL)
+    exact = held_sizes(tensor_records(models / MODEL), "exact")
+    cost = model_cost(info.config, exact, len(prompt) + PARAMS.max_tokens)
+    half = (cost.total_bytes + cost.kv_bytes) // 2  # each of two members' tensor share
+    monkeypatch.delenv("MESHNET_ACTIVATIONS")
+    assert _held_activations(fake_net, ring_of, prompt, 1 << 40) == [None, None]
+    tight = half + cost.total_bytes // 4  # above exact's share, below int8's
+    assert _held_activations(fake_net, ring_of, prompt, tight) == ["exact", "exact"]
+    monkeypatch.setenv("MESHNET_ACTIVATIONS", "int8")  # chosen: never overridden
+    with pytest.raises(JobFailed, match=r"needs [\d.]+ KiB in the int8 layout .* is free"):
+        _held_activations(fake_net, ring_of, prompt, tight)
+
+
+def test_a_share_too_large_in_its_layout_is_refused_at_submission(
+    fake_net: Any, ring_of: Any, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planner fits shares by the file's bytes; a measured member whose share does
+    not fit in the layout it would really hold fails the job before anything is offered,
+    with the figures. (The tiny model is float32 both ways: its layout is made 2x here.)"""
+    from reconciler.jobs import planning
+    from reconciler.jobs.plans import held_sizes, tensor_sizes
+    from reconciler.placement.modelcost import model_cost
+
+    def doubled(records: Any, layout: str) -> dict[str, int]:
+        return {k: 2 * v for k, v in held_sizes(records, layout).items()}
 
     prompt, _ = _oracle(models)
     info = load_model_info(models / MODEL)
     cost = model_cost(info.config, tensor_sizes(models / MODEL), len(prompt) + PARAMS.max_tokens)
-    half = (cost.total_bytes + cost.kv_bytes) // 2  # a tensor share of two (lower bound)
-    monkeypatch.delenv("MESHNET_ACTIVATIONS")
-    assert _held_activations(fake_net, ring_of, prompt, 1 << 40) == [None, None]
-    tight = int(half * (1 + INT8_LAYOUT) / 2)  # between the file's bytes and int8's
-    assert _held_activations(fake_net, ring_of, prompt, tight) == ["exact", "exact"]
-    monkeypatch.setenv("MESHNET_ACTIVATIONS", "int8")  # chosen: never overridden
-    assert _held_activations(fake_net, ring_of, prompt, tight) == [None, None]
+    room = cost.total_bytes + cost.kv_bytes + 1024  # the file's bytes fit
+    monkeypatch.setattr(planning, "held_sizes", doubled)
+    failed, frames = _run(fake_net, ring_of, prompt, "single", _measured(1.0, memory=room))
+    assert isinstance(failed, JobFailed) and failed.reason == Reason.NO_PLAN and frames == 0
+    assert failed.message.startswith("a: this share needs ")
+    assert "KiB in the numpy layout (" in failed.message and "KiB in the file)" in failed.message

@@ -1,0 +1,206 @@
+"""Can a library multiply by GGUF blocks where they lie (no re-layout), from Python?
+
+A prototype, not the engine: ggml itself (the C library under llama.cpp) through
+``ctypes``, on the ``libggml-base``/``libggml-cpu`` that the ``llama-cpp-python`` wheel
+ships. The weight tensor's memory is the raw Q4_0 blocks as the file stores them
+(``ggml_backend_cpu_buffer_from_ptr``: no copy, 0.5625 bytes a weight); the activation
+and the output are numpy arrays lent the same way. Beside it, in the same run, the
+engine's kernel: onnxruntime ``MatMulNBits`` on the same blocks repacked by
+``quant.pack`` (exact and int8 activations; 0.625 and 0.75 bytes a weight held).
+
+    .venv/bin/python bench/ggml_gemv.py --lib /work/refvenv/lib/python3.11/site-packages/llama_cpp/lib
+
+Prints the median time of a GEMV (and a 64-row GEMM) per kernel, Gweights/s, the
+bytes per weight each holds, and the largest difference from the dequantized numpy
+product. ggml quantizes the activation to Q8_0 blocks for its Q4_0 dot product, as
+onnxruntime's int8 mode does. Figures only: no assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes as C
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gguf import GGMLQuantizationType as Q
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from reconciler.inference.kernels.graph import GraphBuilder  # noqa: E402
+from reconciler.inference.kernels.session import make_session  # noqa: E402
+from reconciler.inference.quant.blocks import dequantize, unpack  # noqa: E402
+from reconciler.inference.quant.pack import to_nbits  # noqa: E402
+
+GGML_TYPE_F32, GGML_TYPE_Q4_0 = 0, 2
+Q4_0_BLOCK, Q4_0_BYTES = 32, 18
+P = C.c_void_p
+
+
+class InitParams(C.Structure):
+    _fields_ = [("mem_size", C.c_size_t), ("mem_buffer", P), ("no_alloc", C.c_bool)]
+
+
+def load_ggml(lib_dir: Path) -> tuple[Any, Any]:
+    """(libggml-base, libggml-cpu) with the signatures used here."""
+    base = C.CDLL(str(lib_dir / "libggml-base.so"), mode=C.RTLD_GLOBAL)
+    cpu = C.CDLL(str(lib_dir / "libggml-cpu.so"), mode=C.RTLD_GLOBAL)
+    sigs: dict[str, tuple[Any, list[Any]]] = {
+        "ggml_init": (P, [InitParams]),
+        "ggml_free": (None, [P]),
+        "ggml_tensor_overhead": (C.c_size_t, []),
+        "ggml_graph_overhead": (C.c_size_t, []),
+        "ggml_new_tensor_2d": (P, [P, C.c_int, C.c_int64, C.c_int64]),
+        "ggml_mul_mat": (P, [P, P, P]),
+        "ggml_new_graph": (P, [P]),
+        "ggml_build_forward_expand": (None, [P, P]),
+        "ggml_nbytes": (C.c_size_t, [P]),
+        "ggml_backend_tensor_alloc": (C.c_int, [P, P, P]),
+        "ggml_backend_graph_compute": (C.c_int, [P, P]),
+    }
+    for lib in (base, cpu):
+        for name, (res, args) in sigs.items():
+            if hasattr(lib, name):
+                fn = getattr(lib, name)
+                fn.restype, fn.argtypes = res, args
+    cpu.ggml_backend_cpu_init.restype = P
+    cpu.ggml_backend_cpu_set_n_threads.argtypes = [P, C.c_int]
+    cpu.ggml_backend_cpu_buffer_from_ptr.restype = P
+    cpu.ggml_backend_cpu_buffer_from_ptr.argtypes = [P, C.c_size_t]
+    return base, cpu
+
+
+class GgmlMatmul:
+    """y[T, N] = x[T, K] @ W.T for W given as raw Q4_0 rows [N, K/32*18], all in place."""
+
+    def __init__(self, libs: tuple[Any, Any], raw: np.ndarray, x: np.ndarray, y: np.ndarray,
+                 threads: int) -> None:  # fmt: skip
+        base, cpu = libs
+        self.base, self.keep = base, [raw, x, y]
+        n, k, t = raw.shape[0], x.shape[1], x.shape[0]
+        size = base.ggml_tensor_overhead() * 8 + base.ggml_graph_overhead()
+        self.ctx = base.ggml_init(InitParams(size, None, True))  # metadata only
+        w = base.ggml_new_tensor_2d(self.ctx, GGML_TYPE_Q4_0, k, n)
+        a = base.ggml_new_tensor_2d(self.ctx, GGML_TYPE_F32, k, t)
+        out = base.ggml_mul_mat(self.ctx, w, a)  # [N, T] in ggml's order: y [T, N]
+        for tensor, array in ((w, raw), (a, x), (out, y)):
+            assert base.ggml_nbytes(tensor) == array.nbytes
+            buf = cpu.ggml_backend_cpu_buffer_from_ptr(array.ctypes.data, array.nbytes)
+            self.keep.append(buf)
+            assert base.ggml_backend_tensor_alloc(buf, tensor, array.ctypes.data) == 0
+        self.graph = base.ggml_new_graph(self.ctx)
+        base.ggml_build_forward_expand(self.graph, out)
+        self.backend = cpu.ggml_backend_cpu_init()
+        cpu.ggml_backend_cpu_set_n_threads(self.backend, threads)
+
+    def __call__(self) -> None:
+        assert self.base.ggml_backend_graph_compute(self.backend, self.graph) == 0
+
+
+def aligned(shape: tuple[int, ...], dtype: Any, align: int = 64) -> np.ndarray:
+    """An uninitialised array whose data starts on an ``align``-byte boundary (ggml's
+    buffers must be 32-aligned; a GGUF file aligns its tensors so, and maps at a page)."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    store = np.empty(nbytes + align, np.uint8)
+    start = -store.ctypes.data % align
+    out: np.ndarray = store[start : start + nbytes].view(dtype).reshape(shape)
+    return out
+
+
+def random_q4_0(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """[N, K/32*18] random Q4_0 blocks with small finite fp16 scales."""
+    blocks = n * k // Q4_0_BLOCK
+    data = aligned((blocks, Q4_0_BYTES), np.uint8)
+    data[...] = np.frombuffer(rng.bytes(blocks * Q4_0_BYTES), np.uint8).reshape(blocks, -1)
+    data[:, :2] = rng.uniform(2e-4, 1.5e-2, blocks).astype("<f2").view(np.uint8).reshape(-1, 2)
+    return data.reshape(n, -1)
+
+
+def ort_matmul(raw: np.ndarray, k: int, int8: bool, threads: int) -> tuple[Any, int]:
+    """An onnxruntime session of one MatMulNBits on the blocks, and the bytes it holds."""
+    part = to_nbits(unpack(raw, Q.Q4_0), int8)
+    g = GraphBuilder(int8)
+    g.output(g.linear(g.input("x", k), [part]), "y", part.n)
+    session, keep = make_session(g.model_bytes(), threads, g.external, int8, int8=int8)
+    return (session, keep), part.nbytes
+
+
+def _runner(session: Any, x: np.ndarray) -> Callable[[], Any]:
+    return lambda: session.run(None, {"x": x})
+
+
+def median_s(fn: Callable[[], Any], budget_s: float) -> float:
+    fn()  # warm-up
+    times: list[float] = []
+    end = time.perf_counter() + budget_s
+    while time.perf_counter() < end or len(times) < 5:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    args = parse_args()
+    libs = load_ggml(Path(args.lib))
+    rng = np.random.default_rng(0)
+    n, k = args.rows, args.cols
+    raw = random_q4_0(rng, n, k)
+    dense = dequantize(raw, Q.Q4_0)  # [N, K] float32: the oracle
+    file_bpw = Q4_0_BYTES / Q4_0_BLOCK
+    print(f"W {n} x {k} Q4_0 ({raw.nbytes / 2**20:.1f} MiB in the file), {args.threads} threads, "
+          f"median over {args.budget:.1f} s per cell, rounds taken in turns")  # fmt: skip
+    sessions = {m: ort_matmul(raw, k, m == "int8", args.threads) for m in ("exact", "int8")}
+    rows: dict[tuple[str, int], list[float]] = {}
+    errors: dict[tuple[str, int], float] = {}
+    for t in (1, args.gemm_rows):
+        x = aligned((t, k), np.float32)
+        x[...] = rng.standard_normal((t, k))
+        want = x @ dense.T
+        y = aligned((t, n), np.float32)
+        ggml = GgmlMatmul(libs, raw, x, y, args.threads)
+        cells: dict[str, Callable[[], Any]] = {"ggml (in place)": ggml}
+        for mode, ((session, _keep), _held) in sessions.items():
+            cells[f"onnxruntime {mode}"] = _runner(session, x)
+        for _ in range(args.rounds):
+            for name, fn in cells.items():
+                rows.setdefault((name, t), []).append(median_s(fn, args.budget))
+        ggml()
+        errors["ggml (in place)", t] = float(np.abs(y - want).max() / np.abs(want).max())
+        for mode, ((session, _keep), _held) in sessions.items():
+            got = session.run(None, {"x": x})[0]
+            errors[f"onnxruntime {mode}", t] = float(np.abs(got - want).max() / np.abs(want).max())
+    held = {"ggml (in place)": file_bpw}
+    held |= {f"onnxruntime {m}": h / (n * k) for m, ((_s, _k), h) in sessions.items()}
+    print(f"\n{'kernel':20} {'B/weight held':>13} {'GEMV us':>8} {'Gw/s':>6} "
+          f"{f'GEMM{args.gemm_rows} ms':>9} {'Gw/s':>6} {'max rel err':>11}")  # fmt: skip
+    for name in held:
+        gemv = statistics.median(rows[name, 1])
+        gemm = statistics.median(rows[name, args.gemm_rows])
+        err = max(errors[name, 1], errors[name, args.gemm_rows])
+        print(f"{name:20} {held[name]:13.4f} {gemv * 1e6:8.0f} {n * k / gemv / 1e9:6.1f} "
+              f"{gemm * 1e3:9.2f} {args.gemm_rows * n * k / gemm / 1e9:6.1f} {err:11.1e}")  # fmt: skip
+    print("B/weight held: ggml reads the file's blocks (0.5625); onnxruntime holds its own")
+    print("layout (exact: nibbles + float32 scales; int8: + float32 block sums).")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--lib", required=True, help="directory of libggml-base.so and libggml-cpu.so")
+    p.add_argument("--rows", type=int, default=8192, help="N, output columns")
+    p.add_argument("--cols", type=int, default=2048, help="K, input columns")
+    p.add_argument("--gemm-rows", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--budget", type=float, default=0.5, help="seconds per cell and round")
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    main()
