@@ -27,7 +27,8 @@ from reconciler.inference.kernels import (
     default_threads,
     resolve,
 )
-from reconciler.inference.kernels.fused import FusedShard, build_fused
+from reconciler.inference.kernels.building import build_fused
+from reconciler.inference.kernels.fused import FusedShard
 from reconciler.inference.sharding import RankShare
 from reconciler.inference.tokenizer import Tokenizer, tokenizer_from_gguf, tokenizer_from_hf
 from reconciler.inference.weights import ShardWeights, TensorSource, build_shard

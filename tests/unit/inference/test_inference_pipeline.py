@@ -18,7 +18,8 @@ from reconciler.inference.config import ModelConfig
 from reconciler.inference.demo import demo_model_path
 from reconciler.inference.errors import CollectiveError
 from reconciler.inference.inprocess import InProcessGroup
-from reconciler.inference.kernels.fused import FusedShard, build_fused
+from reconciler.inference.kernels.building import build_fused
+from reconciler.inference.kernels.fused import FusedShard
 from reconciler.inference.loader import load_config, load_model_info, load_shard, open_source
 from reconciler.inference.model import Engine
 from reconciler.inference.sampling import SamplingParams
