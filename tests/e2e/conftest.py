@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import agents
 from agents import AgentProcess
 from delayline import DelayLine, open_delay_line
 from lan import Lan, netns_available
@@ -18,6 +19,13 @@ from lan import Lan, netns_available
 from reconciler.home import Home
 
 NETNS = netns_available()
+
+
+@pytest.fixture(autouse=True)
+def watched_by_wait_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``wait_for`` wakes on changes to the files under the test's directory (every
+    device's home lives there)."""
+    monkeypatch.setattr(agents, "WATCHED", [tmp_path])
 
 
 @pytest.fixture
