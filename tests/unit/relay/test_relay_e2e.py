@@ -181,10 +181,12 @@ def test_limits_are_enforced_with_error_frames(pool: PoolKit) -> None:
             await ca.wait_reserved(5)
             await cb.wait_reserved(5)
             cc = _client(pool, c, port)
+            refusals: asyncio.Queue[RelayError] = asyncio.Queue()
+            cc.on_error = refusals.put_nowait
             cc.start()
             try:
-                with pytest.raises(TimeoutError):
-                    await cc.wait_reserved(0.5)
+                refused = await asyncio.wait_for(refusals.get(), 5)
+                assert refused.code is ErrorCode.TOO_MANY_RESERVATIONS and not cc.reserved
                 assert "TOO_MANY_RESERVATIONS" in cc.last_error
                 with pytest.raises(RelayError) as unknown:
                     await ca.open_circuit("node-0000000000000000", timeout=5)
