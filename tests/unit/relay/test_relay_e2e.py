@@ -4,7 +4,6 @@ limits and backpressure."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -260,17 +259,19 @@ def test_a_slow_reader_gets_backpressure_then_queue_full(pool: PoolKit) -> None:
                         if errors:
                             refused.set()
 
+                async def flood() -> None:  # ~12 MB: far more than b's buffers and queue
+                    for _ in range(200):
+                        wa.write(chunk)
+                        await wa.drain()  # blocks while the relay holds a back
+
                 collector = asyncio.create_task(collect())
-                for _ in range(200):  # ~12 MB: far more than b's socket buffers and queue
-                    wa.write(chunk)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wa.drain(), 0.05)
-                    if errors:
-                        break
+                flooding = asyncio.create_task(flood())
                 await asyncio.wait_for(refused.wait(), 10)
                 assert [e.code for e in errors] == [ErrorCode.QUEUE_FULL]
                 assert parser_a is reading
-                collector.cancel()
+                for task in (collector, flooding):
+                    task.cancel()
+                await asyncio.gather(collector, flooding, return_exceptions=True)
                 wa.close()
             finally:
                 wb.close()
