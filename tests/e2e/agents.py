@@ -24,19 +24,24 @@ WATCHED: list[Path] = []  # the running test's directory (conftest.py): every de
 RECHECK_SECONDS = 1.0
 
 
-def wait_for(predicate: Callable[[], T | None], timeout: float = 15.0, what: str = "") -> T:
+def wait_for(
+    predicate: Callable[[], T | None],
+    timeout: float = 15.0,
+    what: str = "",
+    recheck: float = RECHECK_SECONDS,
+) -> T:
     """The predicate's first truthy value: checked at once, then each time a file under the
     test's directory changes (what the agents write: stores, ring files, logs); fail
     after the timeout.
 
-    A bounded recheck every RECHECK_SECONDS remains: some of what predicates read lives
-    only in a running agent's memory (its local API), and no other process is told
-    when that changes; it also covers a change made before the watch began.
+    A bounded recheck every ``recheck`` seconds remains: some of what predicates read
+    lives only in a running agent's memory (its local API), and no other process is
+    told when that changes; it also covers a change made before the watch began.
     """
     assert WATCHED, "tests/e2e/conftest.py names the test's directory"
     deadline = time.monotonic() + timeout
     changes = watch(*WATCHED, watch_filter=None, debounce=100, step=10,
-                    rust_timeout=int(RECHECK_SECONDS * 1000), yield_on_timeout=True)  # fmt: skip
+                    rust_timeout=int(recheck * 1000), yield_on_timeout=True)  # fmt: skip
     seen: dict[str, tuple[int, int] | None] = {}
     with contextlib.closing(changes):
         while not (value := predicate()):
@@ -52,7 +57,7 @@ Changes = Iterator[set[tuple[Change, str]]]
 def _next_change(
     changes: Changes, seen: dict[str, tuple[int, int] | None], deadline: float
 ) -> None:
-    """Return at the next change of a file's content, or after RECHECK_SECONDS without
+    """Return at the next change of a file's content, or after the recheck time without
     one. A file closed after being opened for writing is reported even when nothing was
     written (every reader of the store does so with SQLite's -wal file, the predicates
     too): such a report, whose file kept its size and time, is skipped."""
