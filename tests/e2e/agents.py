@@ -20,7 +20,7 @@ from reconciler.store import Store
 
 T = TypeVar("T")
 
-WATCHED: list[Path] = []  # the running test's directory (conftest.py): every device's files
+WATCHED: list[Path] = []  # the folders of the running test and its fixtures (``watching``)
 RECHECK_SECONDS = 1.0
 
 
@@ -30,15 +30,15 @@ def wait_for(
     what: str = "",
     recheck: float = RECHECK_SECONDS,
 ) -> T:
-    """The predicate's first truthy value: checked at once, then each time a file under the
-    test's directory changes (what the agents write: stores, ring files, logs); fail
+    """The predicate's first truthy value: checked at once, then each time a file under
+    the test's folders changes (what the agents write: stores, ring files, logs); fail
     after the timeout.
 
     A bounded recheck every ``recheck`` seconds remains: some of what predicates read
     lives only in a running agent's memory (its local API), and no other process is
     told when that changes; it also covers a change made before the watch began.
     """
-    assert WATCHED, "tests/e2e/conftest.py names the test's directory"
+    assert WATCHED, "no folder to watch: see watching() and tests/e2e/conftest.py"
     deadline = time.monotonic() + timeout
     changes = watch(*WATCHED, watch_filter=None, debounce=100, step=10,
                     rust_timeout=int(recheck * 1000), yield_on_timeout=True)  # fmt: skip
@@ -52,6 +52,16 @@ def wait_for(
 
 
 Changes = Iterator[set[tuple[Change, str]]]
+
+
+@contextlib.contextmanager
+def watching(folder: Path) -> Iterator[None]:
+    """While the block runs, ``wait_for`` wakes on changes under ``folder`` too."""
+    WATCHED.append(folder)
+    try:
+        yield
+    finally:
+        WATCHED.remove(folder)
 
 
 def _next_change(

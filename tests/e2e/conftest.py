@@ -22,10 +22,11 @@ NETNS = netns_available()
 
 
 @pytest.fixture(autouse=True)
-def watched_by_wait_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``wait_for`` wakes on changes to the files under the test's directory (every
-    device's home lives there)."""
-    monkeypatch.setattr(agents, "WATCHED", [tmp_path])
+def watched_by_wait_for(tmp_path: Path) -> Iterator[None]:
+    """``wait_for`` wakes on changes to the files under the test's folder (every
+    device's home lives there; a module fixture's folder is watched by that fixture)."""
+    with agents.watching(tmp_path):
+        yield
 
 
 @pytest.fixture
