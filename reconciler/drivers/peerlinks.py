@@ -79,6 +79,7 @@ class PeerLinks:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
         self.relay_dial: RelayDial | None = None
+        self.on_link_error: Callable[[str, str], None] | None = None  # (node ID, error)
         self._closing = False
         self._accepting: set[asyncio.Task[Any]] = set()
 
@@ -180,6 +181,8 @@ class PeerLinks:
             except (OSError, ssl.SSLError, TimeoutError, ConnectionError, ValueError) as err:
                 stats.last_error = f"{type(err).__name__}: {err}"
                 log.debug("link to %s failed: %s", link.node_id, stats.last_error)
+                if self.on_link_error is not None:
+                    self.on_link_error(link.node_id, stats.last_error)
             finally:
                 stats.connected = False
             await asyncio.sleep(backoff.failed())

@@ -151,6 +151,7 @@ class RelayClient:
         self._closing = False
         self.registration: Register | None = None
         self.on_peers: Callable[[tuple[PeerEntry, ...]], None] | None = None
+        self.on_error: Callable[[RelayError], None] | None = None  # the relay refused us
         self.peers_heard = 0
 
     @property
@@ -310,6 +311,8 @@ class RelayClient:
         if isinstance(msg, Error) and msg.circuit_id == NO_CIRCUIT:
             self.last_error = str(error)
             log.warning("relay %s:%s: %s", self.host, self.port, error)
+            if self.on_error is not None and error is not None:
+                self.on_error(error)
             return
         cid = msg.circuit_id
         if self._settle(cid, error or RelayError(None, f"circuit refused: {msg}")):

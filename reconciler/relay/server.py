@@ -17,6 +17,7 @@ import logging
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reconciler.certs.errors import CertificateError
@@ -65,6 +66,7 @@ class RelayServer:
         self._timer: asyncio.Task[None] | None = None
         self._revocation_task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._change = asyncio.Event()  # set, then replaced, on every change of state
         self.gate = ConnectionGate(
             self.limits.max_connections,
             self.limits.max_connections_per_address,
@@ -94,6 +96,21 @@ class RelayServer:
         if self._handlers:  # they end on their own once their connection is closed
             await asyncio.wait(list(self._handlers), timeout=2.0)
 
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds, checked after each change of the relay's
+        state: frames handled, a client refused or gone (for tests and tools)."""
+        while not predicate():
+            await self._change.wait()
+
+    def _changed(self) -> None:
+        self._change.set()
+        self._change = asyncio.Event()
+
+    def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        self.refused += 1
+        writer.close()
+        self._changed()
+
     def _identify(self, writer: asyncio.StreamWriter) -> tuple[str, str, tuple[str, str]]:
         """(node ID, pool ID, fingerprints) of the client's certificate; CertificateError
         if refused."""
@@ -112,8 +129,7 @@ class RelayServer:
             task.add_done_callback(self._handlers.discard)
         address = remote_address(writer)
         if not self.gate.enter(address):
-            self.refused += 1
-            writer.close()
+            self._refuse(writer)
             return
         try:
             await self._identified(reader, writer)
@@ -124,14 +140,12 @@ class RelayServer:
         try:
             node_id, pool_id, fingerprints = self._identify(writer)
         except CertificateError as err:
-            self.refused += 1
             log.warning("refused %s: %s", writer.get_extra_info("peername"), err)
-            writer.close()
+            self._refuse(writer)
             return
         if not self.gate.claim(f"{pool_id}/{node_id}"):
-            self.refused += 1
             log.warning("refused %s of %s: too many connections", node_id, pool_id)
-            writer.close()
+            self._refuse(writer)
             return
         try:
             await self._serve(reader, writer, node_id, pool_id, fingerprints)
@@ -167,17 +181,22 @@ class RelayServer:
             conn.task.cancel()
             writer.close()
             log.info("client %s disconnected", node_id)
+            self._changed()
 
     async def _drop_revoked(self) -> None:
-        """Close the connection of a member revoked after it connected."""
-        assert self.home is not None
         while True:
             await asyncio.sleep(REVOCATION_CHECK_SECONDS)
-            revoked = load_revocations(self.home, self.pools)
-            for conn in list(self._conns.values()):
-                if any(fp in revoked.get(conn.pool_id, ()) for fp in conn.fingerprints):
-                    log.warning("dropping %s of %s: revoked", conn.node_id, conn.pool_id)
-                    conn.writer.close()
+            self.drop_revoked()
+
+    def drop_revoked(self) -> None:
+        """Close the connections of members revoked after they connected (the store is
+        read again every REVOCATION_CHECK_SECONDS)."""
+        assert self.home is not None
+        revoked = load_revocations(self.home, self.pools)
+        for conn in list(self._conns.values()):
+            if any(fp in revoked.get(conn.pool_id, ()) for fp in conn.fingerprints):
+                log.warning("dropping %s of %s: revoked", conn.node_id, conn.pool_id)
+                conn.writer.close()
 
     async def _read(self, client: int, reader: asyncio.StreamReader) -> None:
         loop = asyncio.get_running_loop()
@@ -186,6 +205,7 @@ class RelayServer:
                 if isinstance(output, Drop):
                     return
                 await self._send(output)
+            self._changed()
 
     async def _send(self, output: Send) -> None:
         conn = self._conns.get(output.client)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
+
+from watchfiles import Change, watch
 
 from manifests import MeshObject
 from reconciler.home import Home
@@ -17,17 +20,71 @@ from reconciler.store import Store
 
 T = TypeVar("T")
 
+WATCHED: list[Path] = []  # the folders of the running test and its fixtures (``watching``)
+RECHECK_SECONDS = 1.0
 
-def wait_for(predicate: Callable[[], T | None], timeout: float = 15.0, what: str = "") -> T:
-    """Poll until the predicate returns something truthy; fail after the timeout."""
+
+def wait_for(
+    predicate: Callable[[], T | None],
+    timeout: float = 15.0,
+    what: str = "",
+    recheck: float = RECHECK_SECONDS,
+) -> T:
+    """The predicate's first truthy value: checked at once, then each time a file under
+    the test's folders changes (what the agents write: stores, ring files, logs); fail
+    after the timeout.
+
+    A bounded recheck every ``recheck`` seconds remains: some of what predicates read
+    lives only in a running agent's memory (its local API), and no other process is
+    told when that changes; it also covers a change made before the watch began.
+    """
+    assert WATCHED, "no folder to watch: see watching() and tests/e2e/conftest.py"
     deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.02)
+    changes = watch(*WATCHED, watch_filter=None, debounce=100, step=10,
+                    rust_timeout=int(recheck * 1000), yield_on_timeout=True)  # fmt: skip
+    seen: dict[str, tuple[int, int] | None] = {}
+    with contextlib.closing(changes):
+        while not (value := predicate()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+            _next_change(changes, seen, deadline)
+    return value
+
+
+Changes = Iterator[set[tuple[Change, str]]]
+
+
+@contextlib.contextmanager
+def watching(folder: Path) -> Iterator[None]:
+    """While the block runs, ``wait_for`` wakes on changes under ``folder`` too."""
+    WATCHED.append(folder)
+    try:
+        yield
+    finally:
+        WATCHED.remove(folder)
+
+
+def _next_change(
+    changes: Changes, seen: dict[str, tuple[int, int] | None], deadline: float
+) -> None:
+    """Return at the next change of a file's content, or after the recheck time without
+    one. A file closed after being opened for writing is reported even when nothing was
+    written (every reader of the store does so with SQLite's -wal file, the predicates
+    too): such a report, whose file kept its size and time, is skipped."""
+    for batch in changes:
+        if not batch or time.monotonic() > deadline:
+            return
+        moved = False
+        for _, path in batch:
+            try:
+                info = os.stat(path)
+                now: tuple[int, int] | None = (info.st_mtime_ns, info.st_size)
+            except OSError:
+                now = None
+            if path not in seen or seen[path] != now:
+                seen[path], moved = now, True
+        if moved:
+            return
 
 
 def cli(home: Home, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import agents
 from agents import AgentProcess
 from delayline import DelayLine, open_delay_line
 from lan import Lan, netns_available
@@ -18,6 +19,14 @@ from lan import Lan, netns_available
 from reconciler.home import Home
 
 NETNS = netns_available()
+
+
+@pytest.fixture(autouse=True)
+def watched_by_wait_for(tmp_path: Path) -> Iterator[None]:
+    """``wait_for`` wakes on changes to the files under the test's folder (every
+    device's home lives there; a module fixture's folder is watched by that fixture)."""
+    with agents.watching(tmp_path):
+        yield
 
 
 @pytest.fixture

@@ -112,7 +112,7 @@ async def run(tap_a: str, tap_b: str, delay_s: float, loss: float, lifetime: flo
         loop.add_reader(sys.stdin.fileno(), _command, loop, setting)
     print("ready", flush=True)
     try:
-        await asyncio.sleep(lifetime)
+        await asyncio.sleep(lifetime)  # the line's whole life (it stops by itself), no sync
     finally:
         if commands:
             loop.remove_reader(sys.stdin.fileno())

@@ -1,6 +1,7 @@
-"""A member whose valid certificate is in hostile hands. It dials honest agents over
-their real TLS peer links (the project's own driver) and sends the gossip attacks of
-the security review, then exits. Run inside the device's namespace (or on loopback).
+"""A member whose valid certificate is in hostile hands. It dials honest agents' peer
+links with TLS 1.3 and its member certificate (the project's own client context and
+frame encoder), sends the gossip attacks of the security review, waits until each
+connection has taken every byte and closed, then exits. Run inside the device's namespace (or on loopback).
 
     python hostile_member.py MESHNET_HOME POOL_NAME TARGETS_JSON
 
@@ -14,14 +15,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 
 from reconciler.certs.member import read_member_certificate
 from reconciler.codec import Writer
-from reconciler.drivers.peerlinks import PeerLinks
-from reconciler.drivers.tls import client_context, server_context
-from reconciler.frames import Channel
+from reconciler.drivers.tls import client_context
+from reconciler.frames import Channel, encode_frame
 from reconciler.gossip.messages import (
     Alive,
     Gossip,
@@ -85,28 +84,22 @@ async def run(home: Home, pool: str, targets: list[dict[str, str]]) -> int:
     info = read_pool_info(home, pool)
     assert der is not None and info is not None, "the hostile device must be a member"
     me = read_member_certificate(der).node_id
-    links = PeerLinks(
-        me, server_context(files), client_context(files), lambda *a: None, lambda p: True
-    )
+    victim, other = targets[0]["nodeId"], targets[1]["nodeId"]
+    frames = [
+        encode_frame(Channel.GOSSIP, encode(m)) for m in attacks(me, victim, other, info.pool_id)
+    ]
     for target in targets:
         host, _, port = target["address"].rpartition(":")
-        links.set_address(target["nodeId"], host, int(port))
-    victim, other = targets[0]["nodeId"], targets[1]["nodeId"]
-    payloads = [encode(m) for m in attacks(me, victim, other, info.pool_id)]
-    for target in targets:
-        for payload in payloads:
-            await links.send_wait(target["nodeId"], Channel.GOSSIP, payload)
-    total = sum(len(p) for p in payloads)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        sent = [links.stats.get(t["nodeId"]) for t in targets]
-        if all(s is not None and s.bytes_sent >= total for s in sent):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise SystemExit(f"frames not sent within 60 s: {links.stats}")
-    await links.close()
-    return len(payloads) * len(targets)
+        dial = asyncio.open_connection(
+            host, int(port), ssl=client_context(files), server_hostname=target["nodeId"]
+        )
+        _, writer = await asyncio.wait_for(dial, 30)
+        for frame in frames:
+            writer.write(frame)
+            await writer.drain()
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 30)  # TLS close_notify: all was sent
+    return len(frames) * len(targets)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import json
 import pytest
 from agents import wait_for
 from lan import Lan
-from pool_steps import TINY, get, inference, two_device_pool
+from pool_steps import TINY, get, inference, node_id, two_device_pool
 
 from manifests import Job
 from reconciler.store import Store
@@ -32,7 +32,9 @@ def test_two_devices_match_one_device(lan: Lan) -> None:
     assert stats["succeeded"] == 2
 
 
-def test_member_lost_mid_job_fails_it_quickly(lan: Lan) -> None:
+def test_member_lost_mid_job_fails_it(lan: Lan) -> None:
+    """The job fails naming the lost member: gossip's report or the survivor's collective
+    timeout (8 s) ends it; the bound below only keeps a hang from stalling the suite."""
     admin, member = two_device_pool(lan, TINY)
     manifest = admin.home.root / "job.yaml"
     manifest.write_text(
@@ -47,9 +49,10 @@ def test_member_lost_mid_job_fails_it_quickly(lan: Lan) -> None:
 
     wait_for(lambda: phase() == "Running", 60, "job running")
     member.processes[-1].kill()
-    wait_for(lambda: phase() == "Failed", 10, "job failed within 10 s")
+    wait_for(lambda: phase() == "Failed", 60, "job failed")
     job = get(admin, "Job", "long")
     assert job.status.failure_reason == "MemberLost"
+    assert node_id(member) in job.status.failure_message
 
 
 def test_a_too_long_prompt_is_refused_before_any_member_loads(lan: Lan) -> None:

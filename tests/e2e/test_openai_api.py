@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from agents import wait_for
+from agents import wait_for, watching
 from lan import Device, Lan
 from openai.types.chat import ChatCompletionMessageParam
 from pool_steps import get, make_token, request_join, ring_of, start_admin, wait_joined
@@ -62,9 +62,11 @@ class Pool:
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
-    lan = Lan(tmp_path_factory.mktemp("openai"), use_netns=False)
+    root = tmp_path_factory.mktemp("openai")
+    lan = Lan(root, use_netns=False)
     try:
-        yield Pool(lan)
+        with watching(root):
+            yield Pool(lan)
     finally:
         lan.close()
 

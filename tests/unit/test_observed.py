@@ -4,8 +4,9 @@ shown as RFC 3339."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
+
+import pytest
 
 from reconciler import observed
 from reconciler.home import Home
@@ -61,12 +62,9 @@ def test_keys_name_their_pool_or_member() -> None:
     assert observed.peers_key("p") != observed.peers_key("q")
 
 
-def test_loop_times_become_wall_clock_text() -> None:
+def test_loop_times_become_wall_clock_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("reconciler.observed.time.time", lambda: 1_700_000_000.0)
     assert observed.wall_time(None, 100.0) is None
-    now_text = observed.wall_time(500.0, 500.0)
-    hour_ago = observed.wall_time(500.0 - 3600.0, 500.0)
-    assert now_text is not None and hour_ago is not None
-    parsed_now = time.strptime(now_text, "%Y-%m-%dT%H:%M:%SZ")
-    parsed_ago = time.strptime(hour_ago, "%Y-%m-%dT%H:%M:%SZ")
-    # an hour apart (give or take the second the two calls may straddle)
-    assert 3599 <= time.mktime(parsed_now) - time.mktime(parsed_ago) <= 3601
+    assert observed.wall_time(500.0, 500.0) == "2023-11-14T22:13:20Z"
+    assert observed.wall_time(500.0 - 3600.0, 500.0) == "2023-11-14T21:13:20Z"  # an hour ago
+    assert observed.wall_time(499.4, 500.0) == "2023-11-14T22:13:19Z"  # whole seconds

@@ -59,16 +59,20 @@ def test_two_members_exchange_frames_and_a_stranger_is_refused(
             assert await asyncio.wait_for(a_in.get(), 10) == (b_id.node_id, b"x" * 100_000)
             assert a.stats[b_id.node_id].connected
 
+            s_failed: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+            a_failed: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+            s.on_link_error = lambda node, error: s_failed.put_nowait((node, error))
+            a.on_link_error = lambda node, error: a_failed.put_nowait((node, error))
             s.set_address(b_id.node_id, "127.0.0.1", b_port)
             s.send(b_id.node_id, Channel.GOSSIP, b"let me in")
             a.set_address(s_id.node_id, "127.0.0.1", b_port)  # wrong node at that address
             a.send(s_id.node_id, Channel.GOSSIP, b"hello?")
-            for _ in range(100):
-                if s.stats.get(b_id.node_id) and s.stats[b_id.node_id].last_error:
-                    break
-                await asyncio.sleep(0.05)
-            assert s.stats[b_id.node_id].last_error
+            node, error = await asyncio.wait_for(s_failed.get(), 10)  # b refused the stranger
+            assert node == b_id.node_id and error == s.stats[b_id.node_id].last_error
             assert not s.stats[b_id.node_id].connected
+            node, error = await asyncio.wait_for(a_failed.get(), 10)  # b is not the stranger
+            assert node == s_id.node_id and f"is {b_id.node_id}, not" in error
+            assert not a.stats[s_id.node_id].connected
             assert b_in.empty()
         finally:
             for links in (a, b, s):

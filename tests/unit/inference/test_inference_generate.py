@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from reconciler.inference.collectives import Array, SingleRank
 from reconciler.inference.generate import generate
 from reconciler.inference.loader import ModelInfo, load_model_info, load_shard
 from reconciler.inference.model import Engine
@@ -16,7 +20,6 @@ from reconciler.inference.weights import ShardWeights
 
 
 @pytest.fixture(scope="module")
-# the numpy kernels: the timing test counts the two all-reduces per layer of that path
 def qwen(models_dir: Path) -> tuple[Engine, ModelInfo]:
     info = load_model_info(models_dir / "tiny-qwen2-hf")
     weights = load_shard(info.path, info.config, full_share(info.config), kernels="numpy")
@@ -27,19 +30,52 @@ def _ids(qwen: tuple[Engine, ModelInfo]) -> list[int]:
     return qwen[1].tokenizer.encode("Hello world")
 
 
-def test_events_stream_text_and_timings(qwen: tuple[Engine, ModelInfo]) -> None:
+class _SlowLink(SingleRank):
+    """A world of one whose every all-reduce takes 0.25 s of the test's clock."""
+
+    def __init__(self, now: list[float]) -> None:
+        self.now, self.calls = now, 0
+
+    def all_reduce_sum(self, x: Array) -> Array:
+        self.calls += 1
+        self.now[0] += 0.25
+        return x
+
+
+def test_events_stream_text_and_timings(
+    qwen: tuple[Engine, ModelInfo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass's step_ms is its whole duration and comm_ms the part spent in collectives,
+    on a fake clock that moves 1 s per forward pass (compute) and 0.25 s per all-reduce."""
     engine, info = qwen
-    times = iter(float(i) for i in range(10_000))
+    now = [0.0]
+    link = _SlowLink(now)
+    prefill, decode = engine.prefill, engine.decode
+
+    def computing(step: Callable[..., Array]) -> Callable[..., Array]:
+        def timed(*args: Any) -> Array:
+            now[0] += 1.0
+            return step(*args)
+
+        return timed
+
+    monkeypatch.setattr(engine, "prefill", computing(prefill))
+    monkeypatch.setattr(engine, "decode", computing(decode))
+    monkeypatch.setattr(engine, "comm", link)
     params = SamplingParams(max_tokens=5, ignore_eos=True)
-    events = list(generate(engine, _ids(qwen), params, info.tokenizer, clock=lambda: next(times)))
+    events, reduces = [], [0]
+    for event in generate(engine, _ids(qwen), params, info.tokenizer, clock=lambda: now[0]):
+        events.append(event)
+        reduces.append(link.calls)
     assert [e.index for e in events] == list(range(5))
     assert [e.finish_reason for e in events] == [None] * 4 + ["length"]
     assert "".join(e.text for e in events) == info.tokenizer.decode([e.token_id for e in events])
-    # the fake clock ticks 1 s per read: 2 reads around each of the 2 all-reduces per layer
-    n = 2 * info.config.n_layers
-    assert all(e.comm_ms == 1000.0 * n and e.step_ms == 1000.0 * (2 * n + 1) for e in events)
-    assert all(e.bytes_sent == 0 and e.compute_ms == 1000.0 * (n + 1) for e in events)
+    per_pass = [after - before for before, after in itertools.pairwise(reduces)]
+    assert all(n > 0 for n in per_pass)
+    assert [e.comm_ms for e in events] == [250.0 * n for n in per_pass]
+    assert all(e.compute_ms == 1000.0 and e.bytes_sent == 0 for e in events)
     assert events[0].step_ms == events[0].prefill_ms and events[0].prompt_tokens == 4
+    assert engine.comm is link  # generate hands the engine its own collectives back
 
 
 def test_eos_stops_generation(qwen: tuple[Engine, ModelInfo]) -> None:

@@ -62,7 +62,7 @@ def test_next_waits_for_the_next_event() -> None:
         follower = feed.subscribe("j", {"event": "snapshot"})
         await follower.next()
         waiting = asyncio.ensure_future(follower.next())
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one turn of the loop: the follower is parked, not answered
         assert not waiting.done()
         feed.publish("j", phase_event("Failed", "Cancelled", "by you"))
         return await waiting
