@@ -10,9 +10,17 @@ from contextlib import contextmanager
 
 from reconciler.home import Home
 from reconciler.localapi import LocalApi, Observe, Reconcile
-from reconciler.runtime.jobfeed import Follower
+from reconciler.runtime.jobfeed import Follower, JobFeed
 from reconciler.store import Store
 from reconciler.storenotify import ChangeHub, StoreWatch, notify_path
+
+
+def idle_runner() -> Callable[[str], Follower]:
+    """``follow`` of a job runner that carries no job (an empty snapshot, then nothing)."""
+    feed = JobFeed()
+    return lambda name: feed.subscribe(
+        name, {"event": "snapshot", "phase": None, "tokens": [], "text": ""}
+    )
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from reconciler.home import Home
 from reconciler.runtime.jobfeed import Follower, JobFeed
 from reconciler.store import Store
 from reconciler.storenotify import ChangeHub
-from tests.agent_thread import local_api_thread
+from tests.agent_thread import idle_runner, local_api_thread
 
 IDLE = 30.0  # a stream that pushes nothing fails the test instead of hanging it
 SNAPSHOT: dict[str, Any] = {"event": "snapshot", "phase": None, "tokens": [], "text": ""}
@@ -48,13 +48,8 @@ def store(home: Home) -> Iterator[Store]:
         yield opened
 
 
-def _no_runner() -> Any:
-    feed = JobFeed()
-    return lambda name: feed.subscribe(name, dict(SNAPSHOT))
-
-
 def test_watch_pushes_each_move_of_the_revision(home: Home, store: Store) -> None:
-    with local_api_thread(home, _no_runner(), watch_store=True):
+    with local_api_thread(home, idle_runner(), watch_store=True):
         stream = AgentClient(home.agent_socket).watch(IDLE)
         try:
             first = stream.next_event()
@@ -70,7 +65,7 @@ def test_watch_pushes_each_move_of_the_revision(home: Home, store: Store) -> Non
 
 
 def test_a_job_the_runner_never_carries_is_followed_to_its_end(home: Home, store: Store) -> None:
-    with local_api_thread(home, _no_runner(), watch_store=True):
+    with local_api_thread(home, idle_runner(), watch_store=True):
         events: list[Any] = []
         for event in AgentClient(home.agent_socket).follow_job("j", IDLE):
             assert event is not None, "the agent pushed nothing"
