@@ -37,11 +37,19 @@ def ends(event: Event) -> bool:
 async def _first(wanted: Awaitable[Any], gone: asyncio.Future[bytes]) -> Any | None:
     """``wanted``'s result, or None once the client left (``wanted`` is then cancelled)."""
     task = asyncio.ensure_future(wanted)
-    await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        return task.result()
-    task.cancel()
-    return None
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            await _cancel({task})
+    return task.result() if not task.cancelled() else None
+
+
+async def _cancel(tasks: set[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until they ended (a task left pending outlives its loop)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def watch(changes: ChangeHub, send: Send, gone: asyncio.Future[bytes]) -> None:
@@ -106,8 +114,7 @@ async def _next(follower: Follower, changes: ChangeHub | None, revision: int) ->
     try:
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in waiting:
-            task.cancel()
+        await _cancel({task for task in waiting if not task.done()})
     for task in done:
         result = task.result()
         if isinstance(result, dict):
