@@ -1,8 +1,9 @@
 """`mesh pool-join`: ask a pool's admin for a certificate, by LAN beacon.
 
 With an agent running for this home, the Member is written and the agent joins (its
-progress pushed by the agent's local API: ``watch``); with none, the join runs here until the certificate arrives (or the timeout), so the seed's
-order of steps — join, then `mesh start` — works as written.
+progress pushed by the agent's local API: ``watch``); with none, the join runs here
+until the certificate arrives (or the timeout), so the seed's order of steps — join,
+then `mesh start` — works as written.
 """
 
 from __future__ import annotations
