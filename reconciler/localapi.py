@@ -157,6 +157,8 @@ class LocalApi:
                 await self._answer(request, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away
+        except asyncio.CancelledError:
+            pass  # the agent stops (asyncio's server logs a handler that ends cancelled)
         finally:
             self._clients.discard(task)
             writer.close()

@@ -174,3 +174,27 @@ def test_news_takes_pushed_tokens_in_order_and_the_stores_final_text() -> None:
     assert news.pushed({"event": "phase", "phase": "Succeeded"})  # read the final status
     assert news.pushed({"event": "status", "phase": "Pending", "resourceVersion": "3"})
     assert news.pushed({"event": "deleted", "name": "j"})
+
+
+def test_the_dashboard_streams_pushed_tokens_and_store_changes(
+    kit: Any, member: httpx.Client
+) -> None:
+    assert member.post("/v1/jobs", json=JOB).status_code == 201
+    runner = PushingRunner()
+    outputs: list[tuple[str, str]] = []
+    with (
+        local_api_thread(kit.home, runner.follow, watch_store=True),
+        Store.open(kit.home.root) as store,
+        member.stream("GET", "/v1/dashboard/stream", timeout=10) as response,
+    ):
+        for kind, data in _sse(response.iter_lines()):
+            assert kind == "snapshot"
+            (job,) = data["pools"][0]["jobs"]
+            outputs.append((job["phase"], job["output"]))
+            if len(outputs) == 1:  # the stream follows the job's tokens: push one
+                runner.publish("hello", token_event(0, 5, "Hel", 0.0))
+            elif len(outputs) == 2:  # a store write (another process's): pushed too
+                store.patch_status("Job", "hello", {"phase": "Running"})
+            else:
+                break
+    assert outputs == [("Pending", ""), ("Pending", "Hel"), ("Running", "Hel")]
