@@ -8,11 +8,10 @@ and none polls.
   merged with the store's view of it: ``status`` (phase, resourceVersion) whenever the
   stored Job changed, so a job the runner never carries (refused by its controller,
   queued, run before the agent restarted) is followed to its end too, and ``deleted``.
-- ``join``: the progress of joins (the Member objects' phase and Ready message) as the
-  store's revision moves, until the named Member is Joined or Failed.
 
-A stream ends when its subject ends (a terminal phase, ``deleted``) or the client
-closes its side of the connection.
+A join's progress needs no op of its own: it is observed state that moves the revision
+(`mesh pool-join` watches, then reads the store). A stream ends when its subject ends
+(a terminal phase, ``deleted``) or the client closes its side of the connection.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from reconciler.store import Store
 from reconciler.storenotify import ChangeHub
 
 Send = Callable[[Event], Awaitable[None]]
-JOIN_ENDS = ("Joined", "Failed")
 
 
 def ends(event: Event) -> bool:
