@@ -13,7 +13,6 @@ stops it: phase Failed, reason Cancelled) and raises ``ClientGone``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -126,14 +125,14 @@ async def _next(
 ) -> JobNews | None:
     """The next news of the job, or None once ``gone`` happened first."""
     step = asyncio.ensure_future(anext(news))
-    await asyncio.wait({step} if gone is None else {step, gone},
-                       return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-    if step.done():
-        return step.result()
-    step.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await step
-    return None
+    try:
+        await asyncio.wait({step} if gone is None else {step, gone},
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+    finally:
+        if not step.done():  # the client went away (or this stream is cancelled)
+            step.cancel()
+            await asyncio.gather(step, return_exceptions=True)
+    return None if step.cancelled() else step.result()
 
 
 async def disconnected(receive: Callable[[], Awaitable[Message]]) -> None:
