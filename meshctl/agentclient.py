@@ -27,22 +27,28 @@ class AgentGone(Exception):
     """The agent closed the stream before it ended (it stopped, or the request was bad)."""
 
 
-class JobStream:
-    """The events of one followed job; iterating yields None after ``idle`` seconds
-    without an event (so a caller can refresh what it shows), and stops after the
-    job's terminal phase."""
+def ends(event: Event) -> bool:
+    """Whether a followed job's event is its stream's last (a terminal phase, deleted)."""
+    return event.get("phase") in TERMINAL or event.get("event") == "deleted"
 
-    def __init__(self, sock: socket.socket, idle: float) -> None:
+
+class JobStream:
+    """The events of one stream (a followed job, a watch), each pushed by the agent as
+    it happens. Iterating blocks until the next event (or yields None after ``idle``
+    seconds without one, when ``idle`` is given), and stops after a job's end."""
+
+    def __init__(self, sock: socket.socket, idle: float | None) -> None:
         self._sock = sock
         self._idle = idle
         self._buffer = bytearray()
+        self.pending: Event | None = None  # an event read ahead, given first
 
     def __iter__(self) -> Iterator[Event | None]:
         try:
             while True:
                 event = self.next_event()
                 yield event
-                if event is not None and event.get("phase") in TERMINAL:
+                if event is not None and ends(event):
                     return
         finally:
             self.close()
@@ -51,8 +57,11 @@ class JobStream:
         self._sock.close()
 
     def next_event(self) -> Event | None:
+        if self.pending is not None:
+            event, self.pending = self.pending, None
+            return event
         while b"\n" not in self._buffer:
-            self._sock.settimeout(self._idle)
+            self._sock.settimeout(self._idle)  # None: block until the agent pushes
             try:
                 chunk = self._sock.recv(65536)
             except TimeoutError:
@@ -127,10 +136,26 @@ class AgentClient:
             raise NoAgent(f"the agent on {self.path} did not answer 'interfaces'")
         return report
 
-    def follow_job(self, name: str, idle: float = 0.25) -> JobStream:
+    def follow_job(self, name: str, idle: float | None = None) -> JobStream:
         """Follow job ``name``: a snapshot of what the agent knows of it, then its tokens,
-        load progress and phases as the agent produces them."""
+        load progress, phases and stored changes (``status``) as they happen, until it
+        ends (a terminal phase, or ``deleted``)."""
         return JobStream(self._request({"op": "follow-job", "name": name}), idle)
+
+    def watch(self, idle: float | None = None) -> JobStream:
+        """The store's revision now and at every move: ``{"event": "changed",
+        "revision": R}`` pushed by the agent (the stream lasts until closed)."""
+        stream = JobStream(self._request({"op": "watch"}), idle)
+        try:
+            first = stream.next_event()
+        except AgentGone as err:  # an agent that predates the op refuses it
+            stream.close()
+            raise NoAgent(f"the agent on {self.path} refused 'watch': {err}") from err
+        if first is None or first.get("event") != "changed":
+            stream.close()
+            raise NoAgent(f"the agent on {self.path} did not answer 'watch'")
+        stream.pending = first
+        return stream
 
     def _request(self, request: Event) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

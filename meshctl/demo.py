@@ -4,7 +4,8 @@ Two devices, each a separate agent process with its own MESHNET_HOME under a tem
 folder; beacons stay on the loopback interface (TTL 0) on a private port. Device 1
 creates the pool and a join token, device 2 joins with it, the ring converges, and
 "Hello world" runs on the demo model across both. Everything started is stopped at
-the end, also on Ctrl+C.
+the end, also on Ctrl+C. Each wait (the certificate, the ring, the answer) is woken by
+what the agents push over their local APIs (``watch``, ``follow-job``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import typer
 from rich.markup import escape
 
 from manifests import Member, MeshObject, Pool
+from meshctl.agentclient import AgentClient, AgentGone, NoAgent
 from meshctl.agentops import reconcile_now
 from meshctl.inference_cmd import follow_job, job_document, print_figures, result_document
 from meshctl.observed_cmd import print_rings, rings
@@ -37,6 +39,8 @@ from reconciler.store_admin import issue_token
 
 T = TypeVar("T")
 POOL = "demo-pool"
+TICK_SECONDS = 1.0  # no change pushed: look at the agent process and the timeout
+START_SECONDS = 0.05  # the agent process starts: how often its socket is tried
 
 
 class DemoDevice:
@@ -88,16 +92,43 @@ class DemoDevice:
 
 
 def wait_until(check: Callable[[], T | None], timeout: float, what: str, device: DemoDevice) -> T:
+    """``check()``'s first true value, checked now and after each change of the device's
+    store as its agent pushes it; TimeoutError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     with console.status(what):
-        while time.monotonic() < deadline:
+        for _ in store_changes(device):
             if device.process is not None and device.process.poll() is not None:
                 raise RuntimeError(f"the agent of {device.name} exited:\n{device.last_words()}")
             value = check()
             if value:
                 return value
-            time.sleep(0.05)
+            if time.monotonic() >= deadline:
+                break
     raise TimeoutError(f"timed out after {timeout:.0f}s: {what}")
+
+
+def store_changes(device: DemoDevice) -> Iterator[None]:
+    """Yield now, then after every change of the device's store: pushed by its agent's
+    local API (``watch``), or a tick every TICK_SECONDS. While the agent process starts
+    (its socket not there yet) the socket is tried every START_SECONDS."""
+    client, stream = AgentClient(device.home.agent_socket), None
+    try:
+        while True:
+            yield
+            if stream is None:
+                try:
+                    stream = client.watch(idle=TICK_SECONDS)  # its first event: at once
+                except NoAgent:
+                    time.sleep(START_SECONDS)
+                    continue
+            try:
+                stream.next_event()
+            except AgentGone:  # the agent stopped: the caller sees its process exit
+                stream.close()
+                stream = None
+    finally:
+        if stream is not None:
+            stream.close()
 
 
 @contextmanager

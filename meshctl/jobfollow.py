@@ -1,7 +1,9 @@
 """A job's text as it comes, for `mesh inference`, `meshctl logs -f` and `mesh chat`.
 
-Pushed by the agent over its local API (agent.sock next to the store) when it answers;
-read from the store every POLL_SECONDS otherwise (an agent older than the local API).
+Pushed by the agent over its local API (agent.sock next to the store: ``follow-job``)
+when it answers: the runner's tokens and phases, and a ``status`` event whenever the
+stored Job changes, so nothing here polls. Where no agent answers (none runs, or one
+older than the local API) the store is read every POLL_SECONDS instead.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from reconciler.home import Home
 from reconciler.store import Store
 
 POLL_SECONDS = 0.05  # following through the store: an agent without its local API
-WAITING_SECONDS = 0.25  # while the agent's runner says nothing: look at the store
 TERMINAL = ("Succeeded", "Failed")
 
 Texts = Generator[str, None, dict[str, Any]]
@@ -31,25 +32,20 @@ def job_text(store: Store, name: str, waiting: Callable[[str], None] = lambda _:
             yield status["output"]
         return status
     try:
-        stream = AgentClient(Home(store.path.parent).agent_socket).follow_job(name, WAITING_SECONDS)
+        stream = AgentClient(Home(store.path.parent).agent_socket).follow_job(name)
     except NoAgent:
         return (yield from _polled(store, name, waiting, 0))
-    spoken, shown = False, 0  # the agent's runner said something of this job; text given
+    shown = 0  # characters of text given
     try:
         for event in stream:
-            if event is None:  # silence: the job waits, or ended without this runner
-                job = _job(store, name)
-                if not spoken and job.status.phase in TERMINAL:
-                    break
-                if shown == 0:
-                    waiting(waiting_text(job))
-                continue
-            spoken = spoken or event.get("phase") is not None or event["event"] != "snapshot"
-            text = str(event.get("text", "")) if event["event"] in ("snapshot", "token") else ""
+            kind = event["event"] if event is not None else ""
+            text = str(event.get("text", "")) if event and kind in ("snapshot", "token") else ""
             if text:
                 shown += len(text)
                 yield text
-            if event["event"] == "progress" and shown == 0:
+            elif shown == 0 and kind == "status":  # the stored Job changed: say what it waits for
+                waiting(waiting_text(_job(store, name)))
+            elif shown == 0 and kind == "progress" and event is not None:
                 waiting(f"loading slices: {str(event['node'])[-6:]} {float(event['fraction']):.0%}")
     except AgentGone as err:
         waiting(f"{err}: following the store")

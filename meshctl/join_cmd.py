@@ -1,8 +1,9 @@
 """`mesh pool-join`: ask a pool's admin for a certificate, by LAN beacon.
 
-With an agent running for this home, the Member is written and the agent joins; with
-none, the join runs here until the certificate arrives (or the timeout), so the seed's
-order of steps — join, then `mesh start` — works as written.
+With an agent running for this home, the Member is written and the agent joins (its
+progress pushed by the agent's local API: ``watch``); with none, the join runs here
+until the certificate arrives (or the timeout), so the seed's order of steps — join,
+then `mesh start` — works as written.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import typer
 
 from manifests import Member
 from manifests.base import object_name_from
+from meshctl.agentclient import AgentClient, AgentGone, NoAgent
 from meshctl.context import CliError, friendly, home, open_store
 from meshctl.ports import agent_side
 from meshctl.render import console, err_console
@@ -33,6 +35,8 @@ from reconciler.pools import read_pool_info
 from reconciler.singleton import running_pid
 from reconciler.store import Store
 
+TICK_SECONDS = 1.0  # the elapsed seconds shown while the agent joins
+POLL_SECONDS = 0.2  # an agent without the local API's watch: how often the store is read
 TROUBLESHOOTING = """\
 No certificate yet. Check that:
   1. the admin device is running (device1.sh, or `mesh start` there) on the same LAN;
@@ -173,16 +177,41 @@ def _denied(store: Store, member: str) -> str | None:
 
 
 def _wait_for_agent(store: Store, member: str, timeout: float) -> bool:
+    """Show the agent's join until the Member is Joined (True) or the timeout (False).
+    The agent pushes each change of the store (its local API's ``watch``; the join's
+    progress is observed state that moves the revision); an agent without that op is
+    read every POLL_SECONDS."""
     started = time.monotonic()
+    client = AgentClient(Home(store.path.parent).agent_socket)
     with console.status(_progress(store, member, started)) as status:
-        while time.monotonic() - started < timeout:
-            obj = store.get("Member", member)
-            if isinstance(obj, Member) and obj.status.phase == "Joined":
-                return True
-            if (reason := _denied(store, member)) is not None:
-                raise CliError(f"the admin refused this device: {reason}")
-            status.update(_progress(store, member, started))
-            time.sleep(0.2)
+        try:
+            stream = client.watch(idle=TICK_SECONDS)
+        except NoAgent:
+            stream = None
+        try:
+            while (left := timeout - (time.monotonic() - started)) > 0:
+                if _joined(store, member):
+                    return True
+                status.update(_progress(store, member, started))
+                if stream is None:
+                    time.sleep(min(POLL_SECONDS, left))
+                else:
+                    stream.next_event()  # a change, or a tick of the elapsed seconds
+        except AgentGone as err:
+            raise CliError(f"the agent stopped while this device joined: {err}") from err
+        finally:
+            if stream is not None:
+                stream.close()
+    return False
+
+
+def _joined(store: Store, member: str) -> bool:
+    """Whether the Member is Joined; CliError when the admin refused it."""
+    obj = store.get("Member", member)
+    if isinstance(obj, Member) and obj.status.phase == "Joined":
+        return True
+    if (reason := _denied(store, member)) is not None:
+        raise CliError(f"the admin refused this device: {reason}")
     return False
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,13 +32,11 @@ from meshctl.render import (
     print_table,
     table,
 )
+from meshctl.storewatch import store_moves, watch_kind
 from reconciler.store import Store
 
 if TYPE_CHECKING:
     from manifests import MeshObject
-
-WATCH_POLL_SECONDS = 0.25
-
 
 def _check_format(fmt: str) -> None:
     if fmt not in OUTPUT_FORMATS:
@@ -172,24 +169,8 @@ def _print_get(store: Store, kind: str, name: str | None, output: str) -> None:
 
 
 def _watch(store: Store, kind: str, name: str | None, output: str) -> None:
-    seen = {o.metadata.name: o.metadata.resource_version for o in store.list(kind)}
-    revision = store.revision()
     try:
-        while True:
-            time.sleep(WATCH_POLL_SECONDS)
-            if store.revision() == revision:
-                continue
-            revision = store.revision()
-            changed = [
-                o for o in store.list(kind)
-                if seen.get(o.metadata.name) != o.metadata.resource_version
-                and (name is None or o.metadata.name == name)
-            ]  # fmt: skip
-            seen = {o.metadata.name: o.metadata.resource_version for o in store.list(kind)}
-            if changed:
-                from manifests import model_for
-
-                print_objects(model_for(kind), changed, output)
+        watch_kind(store, kind, name, output, store_moves(store))
     except KeyboardInterrupt:
         return
 

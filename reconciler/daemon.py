@@ -34,7 +34,7 @@ from reconciler.runtime.supervisor import Supervisor
 from reconciler.shutdown import quiet_cancellations
 from reconciler.singleton import AlreadyRunning, PidLock
 from reconciler.store import Store, StoreError
-from reconciler.storenotify import FALLBACK_SECONDS, StoreWatch, notify_path
+from reconciler.storenotify import FALLBACK_SECONDS, ChangeHub, StoreWatch, notify_path
 
 log = logging.getLogger("meshnet.agent")
 
@@ -68,6 +68,7 @@ class Agent:
         self.wake = asyncio.Event()
         self.sync = FolderSync(store, options.watch_dir) if options.watch_dir else None
         self.supervise = asyncio.Event()
+        self.changes = ChangeHub()  # the local API's streams wait on it
         self._revision = -1  # the store's revision when the executor was last woken
 
     def _store_changed(self) -> None:
@@ -78,6 +79,7 @@ class Agent:
             self._revision = current
             self.wake.set()
             self.supervise.set()
+            self.changes.publish(current)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -162,7 +164,8 @@ class Agent:
 
     async def _serve_local_api(self) -> None:
         api = LocalApi(self.options.home.agent_socket, self.runner.follow, self.supervisor.live,
-                       reconcile=self._reconcile_one)  # fmt: skip
+                       reconcile=self._reconcile_one, store=self.store,
+                       changes=self.changes)  # fmt: skip
         try:
             await api.serve(self.stop)
         except (LocalApiError, OSError) as err:

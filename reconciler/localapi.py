@@ -14,11 +14,19 @@ Protocol (JSON lines, one request per connection, then the agent's answer or str
   second executor in the CLI)
 - ``{"op": "follow-job", "name": N}`` -> a ``snapshot`` of what the job runner knows of N
   (phase, tokens so far), then ``phase``, ``progress`` and ``token`` events as the runner
-  produces them, pushed in-process (no store polling). The stream ends after a phase
-  Succeeded or Failed; the job's final figures are in the store by then.
+  produces them, pushed in-process (no store polling), and ``status``
+  (``{"phase", "resourceVersion"}``) whenever the stored Job changed (its conditions,
+  a phase written by its controller), so a job this runner never carries is followed
+  too. The stream ends after a phase Succeeded or Failed (the job's final figures are in
+  the store by then) or ``{"event": "deleted"}``. Used by `mesh inference`, `meshctl
+  logs -f`, `mesh chat`, and the control plane's job streams (SSE, OpenAI API).
+- ``{"op": "watch"}`` -> ``{"event": "changed", "revision": R}`` at once, then whenever
+  the store's revision moves (any writer, any kind: `meshctl get -w` reads what changed
+  from the store). Volatile writes (tokens, counters) do not move it.
 - anything else -> ``{"error": "..."}``
 
-Declarative objects stay in the store; this socket carries what happens now.
+Declarative objects stay in the store; this socket carries what happens now. The
+streams' logic is in localstreams.py.
 """
 
 from __future__ import annotations
@@ -36,8 +44,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from manifests.pool import DiscoverySpec
+from reconciler import localstreams
 from reconciler.probes import interface_report
-from reconciler.runtime.jobfeed import TERMINAL, Event, Follower
+from reconciler.runtime.jobfeed import Event, Follower
+from reconciler.store import Store
+from reconciler.storenotify import ChangeHub
 
 Observe = Callable[[str, str | None], list[dict[str, Any]]]
 Reconcile = Callable[[str, str], None]
@@ -103,11 +114,16 @@ class LocalApi:
         follow: Callable[[str], Follower],
         observe: Observe | None = None,
         reconcile: Reconcile | None = None,
+        store: Store | None = None,
+        changes: ChangeHub | None = None,
     ) -> None:
+        """``store`` (the agent's connection) and ``changes`` (its store's moves) let
+        ``follow-job`` see the stored Job and serve ``watch``."""
         self.path = path
         self.follow = follow
         self.observe = observe
         self.reconcile = reconcile
+        self.store, self.changes = store, changes
         self._clients: set[asyncio.Task[Any]] = set()
         self.ready = asyncio.Event()  # set once the socket accepts connections
 
@@ -141,6 +157,8 @@ class LocalApi:
                 await self._answer(request, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away
+        except asyncio.CancelledError:
+            pass  # the agent stops (asyncio's server logs a handler that ends cancelled)
         finally:
             self._clients.discard(task)
             writer.close()
@@ -153,8 +171,10 @@ class LocalApi:
         op = request.get("op")
         if op == "ping":
             await _send(writer, {"ok": True, "pid": os.getpid(), "home": str(self.path.parent)})
-        elif op == "follow-job" and isinstance(request.get("name"), str):
-            await self._follow_job(request["name"], reader, writer)
+        elif (op == "follow-job" and isinstance(request.get("name"), str)) or (
+            op == "watch" and self.changes is not None
+        ):
+            await self._stream(request, reader, writer)
         elif op == "reconcile" and self.reconcile is not None:
             await _send(writer, self._reconciled(request.get("kind"), request.get("name")))
         elif op == "interfaces":
@@ -163,7 +183,7 @@ class LocalApi:
             pool = request.get("pool")
             await _send(writer, self._observed(op, pool if isinstance(pool, str) else None))
         else:
-            known = "ping, follow-job NAME, peers, ring, interfaces, reconcile"
+            known = "ping, watch, follow-job NAME, peers, ring, interfaces, reconcile"
             await _send(writer, {"error": f"unknown request {op!r} ({known})"})
 
     def _observed(self, what: str, pool: str | None) -> Event:
@@ -185,21 +205,28 @@ class LocalApi:
             return {"error": f"reconciling {kind} {name} failed: {type(err).__name__}: {err}"}
         return {"ok": True}
 
-    async def _follow_job(
-        self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    async def _stream(
+        self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        follower = self.follow(name)
+        """A ``watch`` or ``follow-job`` stream, until it ends or the client leaves."""
         gone = asyncio.ensure_future(reader.read(1))  # the client closing ends the stream
+
+        async def send(event: Event) -> None:
+            await _send(writer, event)
+
         try:
-            while True:
-                event = await _next_or_gone(follower, gone)
-                if event is None:
-                    return
-                await _send(writer, event)
-                if event.get("phase") in TERMINAL:
-                    return
+            if request["op"] == "watch":
+                assert self.changes is not None
+                await localstreams.watch(self.changes, send, gone)
+                return
+            follower = self.follow(request["name"])
+            try:
+                await localstreams.follow_job(
+                    request["name"], follower, self.store, self.changes, send, gone
+                )
+            finally:
+                follower.close()
         finally:
-            follower.close()
             gone.cancel()
 
 
@@ -209,19 +236,6 @@ def _interfaces(discovery: object) -> Event:
     except ValidationError as err:
         return {"error": f"bad discovery settings: {err.error_count()} error(s): {err}"}
     return {"report": interface_report(spec)}
-
-
-async def _next_or_gone(follower: Follower, gone: asyncio.Future[bytes]) -> Event | None:
-    """The follower's next event (at once when one is queued), or None once the client left."""
-    if not follower.queue.empty():
-        return follower.queue.get_nowait()
-    following = asyncio.ensure_future(follower.next())
-    waiting: set[asyncio.Future[Any]] = {following, gone}
-    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-    if following.done():
-        return following.result()
-    following.cancel()
-    return None
 
 
 async def _read_request(reader: asyncio.StreamReader) -> dict[str, Any] | str:

@@ -8,6 +8,9 @@ wakes on it (``StoreWatch``), compares the revision and runs a pass only when it
 A datagram that cannot be sent (no agent, a full queue) is dropped: the agent still
 looks at SQLite's ``PRAGMA data_version`` every ``FALLBACK_SECONDS`` to catch writers
 that do not notify (an older meshnet, the sqlite3 shell).
+
+Inside the agent, ``ChangeHub`` passes each move of the revision on to whoever waits
+(the local API's ``watch`` and ``follow-job`` streams): one broadcast, no polling.
 """
 
 from __future__ import annotations
@@ -22,9 +25,37 @@ from pathlib import Path
 
 log = logging.getLogger("meshnet.storenotify")
 
+
 NOTIFY_NAME = "agent.notify"
 FALLBACK_SECONDS = 2.0
 MAX_UNIX_PATH = 107
+
+
+class ChangeHub:
+    """The agent's store changes, broadcast in-process: ``publish(revision)`` wakes
+    every waiter at once. A burst is one wake-up: a waiter sees the latest revision."""
+
+    def __init__(self) -> None:
+        self.revision = -1
+        self._waiters: set[asyncio.Future[int]] = set()
+
+    def publish(self, revision: int) -> None:
+        self.revision = revision
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(revision)
+        self._waiters.clear()
+
+    async def changed(self, since: int) -> int:
+        """The revision once it differs from ``since`` (at once if it already does)."""
+        if self.revision != since:
+            return self.revision
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            return await waiter
+        finally:
+            self._waiters.discard(waiter)
 
 
 def notify_path(db_path: Path) -> Path:

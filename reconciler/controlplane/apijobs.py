@@ -4,11 +4,10 @@ writes it, and cancel it when the client goes away.
 Every request is a Job in the store (``meshctl get jobs`` lists it), annotated with
 its client (``meshnet.dev/client``) so the agent's queue serves clients fairly
 (controllers/jobqueue.py), and deleted ``API_JOB_TTL_SECONDS`` after it finished (its
-``ttlSecondsAfterFinished``), so a busy API does not fill the store. ``follow`` polls
-the store's ``data_version`` (tokens are volatile writes that bump no revision) and
-yields the new text; when the client disconnects it annotates the Job
-``meshnet.dev/cancel`` (the agent stops it: phase Failed, reason Cancelled) and raises
-``ClientGone``.
+``ttlSecondsAfterFinished``), so a busy API does not fill the store. ``follow`` yields
+the new text as the agent pushes it (jobwatch.py: no polling while the agent answers);
+when the client disconnects it annotates the Job ``meshnet.dev/cancel`` (the agent
+stops it: phase Failed, reason Cancelled) and raises ``ClientGone``.
 """
 
 from __future__ import annotations
@@ -18,16 +17,19 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from starlette.types import Message
 
 from manifests import Job
 from reconciler.controllers.jobqueue import CLIENT_ANNOTATION
 from reconciler.controlplane.apierrors import ApiError
+from reconciler.controlplane.jobwatch import JobNews, job_news
 from reconciler.controlplane.openai_schemas import DEFAULT_MAX_TOKENS, SamplingRequest
 from reconciler.jobcancel import request_cancel
 from reconciler.store import Store
 
-POLL_SECONDS = 0.02
 API_JOB_TTL_SECONDS = 3600  # an API request's Job is deleted an hour after it finished
 FINAL = ("Succeeded", "Failed")
 FINISH_REASONS = {"eos": "stop", "stop": "stop", "length": "length"}
@@ -93,26 +95,50 @@ class Update:
 
 
 async def follow(
-    store: Store, name: str, disconnected: Callable[[], Awaitable[bool]]
+    socket: Path, store: Store, name: str, gone: Awaitable[object] | None = None
 ) -> AsyncIterator[Update]:
     """The job's new text as it comes, until it finishes (see the module docstring)."""
-    revision, sent = -1, 0
-    while True:
-        if store.data_version() != revision:  # tokens are volatile: no revision bump
-            revision = store.data_version()
-            job = store.get("Job", name)
-            if not isinstance(job, Job):
+    news = job_news(socket, store, name)
+    watcher = asyncio.ensure_future(gone) if gone is not None else None
+    sent = 0
+    try:
+        while True:
+            now = await _next(news, watcher)
+            if now is None:
+                request_cancel(store, name, "the API client disconnected")
+                raise ClientGone(name)
+            if now.job is None:
                 raise ApiError(500, f"job {name} was deleted", "server_error")
-            text = job.status.output or ""
-            if len(text) > sent or job.status.phase in FINAL:
-                yield Update(text[sent:], job)
-                sent = max(sent, len(text))
-            if job.status.phase in FINAL:
+            if len(now.text) > sent or now.ended:
+                yield Update(now.text[sent:], now.job)
+                sent = max(sent, len(now.text))
+            if now.ended:
                 return
-        if await disconnected():
-            request_cancel(store, name, "the API client disconnected")
-            raise ClientGone(name)
-        await asyncio.sleep(POLL_SECONDS)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        await news.aclose()
+
+
+async def _next(
+    news: AsyncIterator[JobNews], gone: asyncio.Future[Any] | None
+) -> JobNews | None:
+    """The next news of the job, or None once ``gone`` happened first."""
+    step = asyncio.ensure_future(anext(news))
+    try:
+        await asyncio.wait({step} if gone is None else {step, gone},
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+    finally:
+        if not step.done():  # the client went away (or this stream is cancelled)
+            step.cancel()
+            await asyncio.gather(step, return_exceptions=True)
+    return None if step.cancelled() else step.result()
+
+
+async def disconnected(receive: Callable[[], Awaitable[Message]]) -> None:
+    """Return once the HTTP client went away (its request body read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def finish_reason(job: Job) -> str:

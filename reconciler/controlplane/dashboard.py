@@ -5,7 +5,8 @@ script; no build step) that holds no data itself. What it shows comes from
 
 - ``GET /v1/dashboard/state``: one snapshot of the viewer's pools (members, ring, jobs);
 - ``GET /v1/dashboard/stream``: server-sent events, a ``snapshot`` on every change of
-  the store (jobs' output included, so answers stream as the agent writes tokens);
+  the store and every token of a running job, as the agent pushes them (dashfeed.py),
+  so answers stream as the agent produces them;
 - ``POST /v1/dashboard/chat``: a chat turn becomes a Job (``messages``, the model's chat
   template), whose output then streams through the snapshots;
 - ``GET /metrics``: Prometheus text format (metrics.py, its own router, so that any app
@@ -16,7 +17,6 @@ Each needs a viewer (dashboard_auth.py): the same credentials as the API.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from manifests import Job
 from reconciler.controlplane.dashboard_auth import Viewer, require_viewer
+from reconciler.controlplane.dashfeed import DashFeed, snapshots
 from reconciler.controlplane.snapshot import pool_snapshot
 from reconciler.controlplane.state import AppState
 from reconciler.store import Store
@@ -36,7 +37,6 @@ from reconciler.store import Store
 router = APIRouter()
 Seen = Annotated[Viewer, Depends(require_viewer)]
 STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
-POLL_SECONDS = 0.1
 KEEPALIVE_SECONDS = 15.0
 
 
@@ -112,15 +112,9 @@ def _snapshot(state_: AppState, viewer: Viewer) -> dict[str, Any]:
 
 async def _follow(request: Request, viewer: Viewer) -> AsyncIterator[str]:
     state_ = _state(request)
-    loop = asyncio.get_running_loop()
-    revision, last_sent = -1, loop.time()
-    while not await request.is_disconnected():
-        current = state_.store().data_version()  # peers' counters are volatile
-        if current != revision:
-            revision, last_sent = current, loop.time()
-            body = json.dumps(_snapshot(state_, viewer), separators=(",", ":"))
-            yield f"event: snapshot\ndata: {body}\n\n"
-        elif loop.time() - last_sent > KEEPALIVE_SECONDS:
-            last_sent = loop.time()
+    feed = DashFeed(state_.home.agent_socket, state_.store())
+    async for snapshot in snapshots(feed, lambda: _snapshot(state_, viewer), KEEPALIVE_SECONDS):
+        if snapshot is None:
             yield ": keepalive\n\n"
-        await asyncio.sleep(POLL_SECONDS)
+        else:
+            yield f"event: snapshot\ndata: {json.dumps(snapshot, separators=(',', ':'))}\n\n"

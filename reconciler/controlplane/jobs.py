@@ -3,8 +3,9 @@
 ``GET /v1/jobs/{name}/events`` streams ``text/event-stream``: ``status`` (phase and
 conditions, on every change), ``token`` (``{index, id, output}`` for each new token
 id the agent writes to ``status.tokenIds``, with the output so far), and a final
-``end`` (phase Succeeded or Failed) or ``deleted``. It follows the store by polling
-its ``data_version`` (tokens are volatile writes: no revision bump). Streams are capped
+``end`` (phase Succeeded or Failed) or ``deleted``. The agent pushes each change over
+its local API (jobwatch.py): a token reaches the client as the job runner produces it,
+with no polling step. Streams are capped
 per caller and in total (429 beyond) and last at most ``STREAM_SECONDS`` (limits.py).
 """
 
@@ -23,6 +24,7 @@ from pydantic import ConfigDict
 
 from manifests import Job, to_document
 from reconciler.controlplane.auth import Caller, require_member
+from reconciler.controlplane.jobwatch import job_news
 from reconciler.controlplane.limits import STREAM_SECONDS, StreamSlots
 from reconciler.controlplane.state import AppState
 from reconciler.home import Home
@@ -38,11 +40,9 @@ JobName = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]{0,61
 Wait = Annotated[
     float, Query(ge=0.0, le=STREAM_SECONDS, description="Longest the stream lasts (s).")
 ]
-POLL_SECONDS = 0.1
 CHECK_SECONDS = 3.0  # longest a submission waits for the prompt check
 _CHECKS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-check")
 log = logging.getLogger("meshnet.control-plane")
-FINAL = ("Succeeded", "Failed")
 
 
 # The body of POST /v1/jobs: a Job (same name and schema), built with the app rather than
@@ -147,31 +147,33 @@ def _sse(event: str, data: dict[str, Any]) -> str:
 
 
 async def _follow(request: Request, name: str, wait: float) -> AsyncIterator[str]:
-    store = _store(request)
-    deadline = asyncio.get_running_loop().time() + wait
-    revision, phase, sent, first = -1, "", 0, True
-    while not await request.is_disconnected():
-        if store.data_version() != revision:  # tokens are volatile: no revision bump
-            revision = store.data_version()
-            job = store.get("Job", name)
-            if not isinstance(job, Job):
+    state: AppState = request.app.state.meshnet
+    news = job_news(state.home.agent_socket, state.store(), name)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    phase, sent, first = "", 0, True
+    try:
+        while True:
+            try:
+                now = await asyncio.wait_for(anext(news), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                yield _sse("timeout", {"phase": phase or None})
+                return
+            if now.job is None:
                 yield _sse("deleted", {"name": name})
                 return
-            status = job.status
-            if (status.phase or "") != phase or first:
-                phase, first = status.phase or "", False
-                conditions = [c.model_dump(mode="json", by_alias=True) for c in status.conditions]
+            if (now.phase or "") != phase or first:
+                phase, first = now.phase or "", False
+                conditions = [c.model_dump(mode="json", by_alias=True)
+                              for c in now.job.status.conditions]  # fmt: skip
                 yield _sse("status", {"phase": phase or None, "conditions": conditions})
-            for index in range(sent, len(status.token_ids)):
+            for index in range(sent, len(now.token_ids)):
                 yield _sse(
-                    "token",
-                    {"index": index, "id": status.token_ids[index], "output": status.output},
+                    "token", {"index": index, "id": now.token_ids[index], "output": now.text}
                 )
-            sent = max(sent, len(status.token_ids))
-            if phase in FINAL:
-                yield _sse("end", {"phase": phase, "output": status.output})
+            sent = max(sent, len(now.token_ids))
+            if now.ended:
+                yield _sse("end", {"phase": phase, "output": now.text})
                 return
-        if asyncio.get_running_loop().time() >= deadline:
-            yield _sse("timeout", {"phase": phase or None})
-            return
-        await asyncio.sleep(POLL_SECONDS)
+    finally:
+        await news.aclose()

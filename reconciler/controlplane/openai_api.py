@@ -191,8 +191,10 @@ def _submit(
 async def _wait(request: Request, store: Store, job: Job) -> Job | None:
     """The finished job, or None when the client went away (the job is cancelled)."""
     final = job
+    socket = _state(request).home.agent_socket
+    gone = apijobs.disconnected(request.receive)
     try:
-        async for update in apijobs.follow(store, job.metadata.name, request.is_disconnected):
+        async for update in apijobs.follow(socket, store, job.metadata.name, gone):
             final = update.job
     except apijobs.ClientGone:
         return None
@@ -244,7 +246,7 @@ async def _chat_stream(
                                          model=model, choices=[choice]))  # fmt: skip
 
     yield chunk(ChatDelta(role="assistant", content=""))
-    async for update in apijobs.follow(store, job.metadata.name, request.is_disconnected):
+    async for update in apijobs.follow(_state(request).home.agent_socket, store, job.metadata.name):
         if update.delta:
             yield chunk(ChatDelta(content=update.delta))
         if update.finished:
@@ -265,7 +267,7 @@ async def _text_stream(
         return _data(Completion(id=_id("cmpl", job), created=_created(job), model=model,
                                 choices=choices, usage=usage))  # fmt: skip
 
-    async for update in apijobs.follow(store, job.metadata.name, request.is_disconnected):
+    async for update in apijobs.follow(_state(request).home.agent_socket, store, job.metadata.name):
         if update.delta:
             yield chunk(update.delta)
         if update.finished:

@@ -3,6 +3,7 @@ Every method imports what it needs when called: `mesh version` pays for none of 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from reconciler.home import Home
     from reconciler.store import Store
 
-TICK_SECONDS = 0.2
+TICK_SECONDS = 1.0  # a short-lived join wakes on the admin's answers; this refreshes the display
 
 
 class InProcessSide:
@@ -68,8 +69,10 @@ async def _join_here(
     await runtime.start()
     started = time.monotonic()
     try:
-        while not runtime.joined and time.monotonic() - started < timeout:
-            await asyncio.sleep(TICK_SECONDS)
+        while not runtime.joined and (left := timeout - (time.monotonic() - started)) > 0:
+            with contextlib.suppress(TimeoutError):  # an answer of the admin, or a tick
+                await asyncio.wait_for(runtime.answered.wait(), min(TICK_SECONDS, left))
+            runtime.answered.clear()
             tick()
     finally:
         await runtime.stop()

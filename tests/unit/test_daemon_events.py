@@ -93,3 +93,20 @@ def test_the_notify_socket_goes_with_the_agent(home: Home) -> None:
 
     _with_agent(home, scenario)
     assert not socket_path.exists()
+
+
+def test_the_local_apis_streams_hear_every_move_of_the_revision(home: Home) -> None:
+    """The agent's change hub (what `watch` and `follow-job` wait on) gets its own
+    writes and other processes' alike."""
+
+    async def scenario(agent: Agent, store: Store) -> None:
+        before = agent.changes.revision
+        waiting = asyncio.create_task(agent.changes.changed(before))
+        store.put_observed("join/m", {"state": "waiting"})  # the agent's own write
+        own = await waiting
+        assert own == store.revision() != before
+        with Store.open(home.root) as meshctl:  # another process's
+            meshctl.apply(_pool("p"))
+        assert await asyncio.wait_for(agent.changes.changed(own), 30) == store.revision()
+
+    _with_agent(home, scenario)

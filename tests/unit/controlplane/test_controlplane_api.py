@@ -18,6 +18,7 @@ from reconciler.certs.root import create_pool_root
 from reconciler.controlplane.serve import read_port
 from reconciler.store import Store
 from reconciler.store_admin import record_revocation
+from tests.agent_thread import idle_runner, local_api_thread
 
 JOB: dict[str, Any] = {
     "apiVersion": "meshnet.dev/v1alpha1",
@@ -118,6 +119,7 @@ def test_job_events_stream_status_and_tokens(kit: Any, member: httpx.Client) -> 
     ]
     events: list[tuple[str, dict[str, Any]]] = []
     with (
+        local_api_thread(kit.home, idle_runner(), watch_store=True),  # the agent pushes
         Store.open(kit.home.root) as store,
         member.stream("GET", "/v1/jobs/hello/events", timeout=10) as response,
     ):

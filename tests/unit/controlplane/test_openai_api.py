@@ -21,12 +21,14 @@ from reconciler.apikeys import create_key, delete_key
 from reconciler.controllers.jobqueue import CANCEL_ANNOTATION, CLIENT_ANNOTATION
 from reconciler.singleton import PidLock
 from reconciler.store import Store
+from tests.agent_thread import idle_runner, local_api_thread
 
 CHAT = {"model": "demo", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
 
 
 class StandInAgent:
-    """Holds the agent lock; answers every new Job with ``pieces`` then Succeeded, or
+    """Holds the agent lock and serves the agent's socket (the control plane follows
+    jobs through it); answers every new Job with ``pieces`` then Succeeded, or
     (``hold``) leaves it Running until it is cancelled."""
 
     def __init__(self, kit: Any, pieces: list[str], hold: bool = False) -> None:
@@ -34,15 +36,18 @@ class StandInAgent:
         self.lock = PidLock(kit.home.agent_lock)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
+        self.api = local_api_thread(kit.home, idle_runner(), watch_store=True)  # pushes
 
     def __enter__(self) -> StandInAgent:
         self.lock.acquire()
+        self.api.__enter__()
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(5)
+        self.api.__exit__(None, None, None)
         self.lock.release()
 
     def _run(self) -> None:

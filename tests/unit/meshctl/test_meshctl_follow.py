@@ -17,7 +17,7 @@ from meshctl.inference_cmd import follow_job
 from reconciler.home import Home
 from reconciler.runtime.jobfeed import Follower, JobFeed, phase_event, token_event
 from reconciler.store import Store
-from tests.agent_thread import local_api_thread
+from tests.agent_thread import idle_runner, local_api_thread
 
 SNAPSHOT = {"event": "snapshot", "phase": "Running", "tokens": [1], "text": "Hel"}
 
@@ -96,3 +96,28 @@ def test_without_the_socket_the_store_is_followed(
     status = follow_job(store, "j", quiet=False)
     assert capsys.readouterr().out == "Hello world!"
     assert status["phase"] == "Succeeded"
+
+
+def test_a_job_its_controller_ends_is_followed_through_pushed_status(
+    home: Home, store: Store
+) -> None:
+    """The runner never carries the job: the agent pushes the stored Job's changes, the
+    CLI shows what it waits for and ends with the job (no store reads on a timer)."""
+    heard: list[str] = []
+    ready = {"type": "Ready", "status": "False", "reason": "Queued", "message": "in the queue",
+             "lastTransitionTime": "2026-01-01T00:00:00Z"}  # fmt: skip
+
+    def waiting(what: str) -> None:
+        heard.append(what)
+        if len(heard) == 1:
+            store.patch_status("Job", "j", {"phase": "Pending", "conditions": [ready]})
+        elif len(heard) == 2:
+            store.patch_status("Job", "j", {"phase": "Failed", "failureReason": "X"})
+
+    store.patch_status("Job", "j", {"phase": None, "output": None})
+    with local_api_thread(home, idle_runner(), watch_store=True):
+        texts = jobfollow.job_text(store, "j", waiting)
+        with pytest.raises(StopIteration) as done:
+            next(texts)
+    assert heard[1] == "Pending: in the queue"
+    assert done.value.value["phase"] == "Failed"
