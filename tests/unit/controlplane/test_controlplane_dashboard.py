@@ -42,12 +42,16 @@ def seed(kit: Any) -> None:
     with Store.open(kit.home.root) as store:
         store.put_observed("ring/lab", RING)
         store.put_observed("peers/lab", PEERS)
-        store.put_observed("beacons/lab", {"sent": 12, "received": 9, "drops": {"bad-signature": 2}})
+        store.put_observed(
+            "beacons/lab", {"sent": 12, "received": 9, "drops": {"bad-signature": 2}}
+        )
         store.put_observed("gossip/lab", {"rounds": 30, "messagesSent": 40, "messagesReceived": 38,
                                           "epoch": 7, "convergeSeconds": 0.25})  # fmt: skip
         for job in (finished_job("one", 8.0, 300.0), finished_job("two", 30.0, 1500.0)):
             store.apply(job)
-            store.update_status("Job", job.metadata.name, job.status.model_dump(mode="json", by_alias=True))
+            store.update_status(
+                "Job", job.metadata.name, job.status.model_dump(mode="json", by_alias=True)
+            )
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -78,18 +82,31 @@ def test_metrics_are_read_from_the_store(kit: Any, plane: Any, member: httpx.Cli
     assert got[("meshnet_peers", (("pool", "lab"), ("state", "ONLINE")))] == 1
     assert got[("meshnet_peers", (("pool", "lab"), ("state", "OFFLINE")))] == 1
     assert got[("meshnet_beacons_sent_total", pool)] == 12
-    assert got[("meshnet_beacons_dropped_total", (("pool", "lab"), ("reason", "bad-signature")))] == 2
+    assert (
+        got[("meshnet_beacons_dropped_total", (("pool", "lab"), ("reason", "bad-signature")))] == 2
+    )
     assert got[("meshnet_gossip_rounds_total", pool)] == 30
     assert got[("meshnet_ring_epoch", pool)] == 7 and got[("meshnet_ring_members", pool)] == 2
     assert got[("meshnet_ring_converge_seconds", pool)] == 0.25
     assert got[("meshnet_relay_circuits", pool)] == 1
     assert got[("meshnet_relay_bytes_total", (("direction", "sent"), ("pool", "lab")))] == 300
     assert got[("meshnet_tokens_generated_total", pool)] == 8
-    assert got[("meshnet_member_compute_seconds_total", (("node_id", "node-b"), ("pool", "lab")))] == 0.12
-    assert got[("meshnet_member_communication_seconds_total", (("node_id", "node-a"), ("pool", "lab")))] == 0.02
+    assert (
+        got[("meshnet_member_compute_seconds_total", (("node_id", "node-b"), ("pool", "lab")))]
+        == 0.12
+    )
+    assert (
+        got[
+            ("meshnet_member_communication_seconds_total", (("node_id", "node-a"), ("pool", "lab")))
+        ]
+        == 0.02
+    )
     assert got[("meshnet_job_tokens_per_second_count", pool)] == 2
     assert got[("meshnet_job_tokens_per_second_bucket", (("le", "10.0"), ("pool", "lab")))] == 1
-    assert got[("meshnet_job_time_to_first_token_seconds_bucket", (("le", "0.5"), ("pool", "lab")))] == 1
+    assert (
+        got[("meshnet_job_time_to_first_token_seconds_bucket", (("le", "0.5"), ("pool", "lab")))]
+        == 1
+    )
 
 
 def test_state_lists_members_ring_and_jobs(kit: Any, plane: Any, member: httpx.Client) -> None:

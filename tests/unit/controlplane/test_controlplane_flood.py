@@ -227,8 +227,8 @@ from pathlib import Path
 from reconciler.store import Store
 from reconciler.store_admin import charge_token
 with Store.open(Path(sys.argv[1])) as store:
-    while time.time() < float(sys.argv[3]):
-        pass  # start together
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together: the test says go once all are ready
     print(sum(charge_token(store, sys.argv[2], time.time()) for _ in range(5)))
 """
 
@@ -240,17 +240,23 @@ def test_token_uses_are_one_count_across_processes(kit: Any) -> None:
     import sys
 
     token = kit.token(usages=3)
-    start = str(time.time() + 1.5)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", CHARGER, str(kit.home.root), token[:6], start],
+            [sys.executable, "-c", CHARGER, str(kit.home.root), token[:6]],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             env=env,
         )
         for _ in range(4)
     ]
+    for p in procs:  # every process has its store open before any spends
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
     spent = [int(p.communicate(timeout=60)[0]) for p in procs]
     assert sum(spent) == 3, spent
     with Store.open(kit.home.root) as store:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from manifests import Job
+from meshctl.agentclient import AgentClient
 from reconciler.apikeys import create_key, delete_key
 from reconciler.controllers.jobqueue import CANCEL_ANNOTATION, CLIENT_ANNOTATION
 from reconciler.singleton import PidLock
@@ -51,8 +52,12 @@ class StandInAgent:
         self.lock.release()
 
     def _run(self) -> None:
+        """Steps the jobs at every store change the served API pushes (``watch``); the
+        0.1 s idle wake-up only notices ``stop`` (at the end of a test)."""
         with Store.open(self.kit.home.root) as store:
-            while not self.stop.wait(0.01):
+            for _change in AgentClient(self.kit.home.agent_socket).watch(idle=0.1):
+                if self.stop.is_set():
+                    return
                 for job in store.list("Job"):
                     assert isinstance(job, Job)
                     self._step(store, job)
@@ -222,13 +227,12 @@ def _job_phase(store: Store) -> str | None:
     return job.status.phase
 
 
-def _wait(predicate: Callable[[], object], what: str) -> None:
-    done = threading.Event()
-    for _ in range(1000):
+def _wait(kit: Any, predicate: Callable[[], object], what: str) -> None:
+    """Until ``predicate`` holds, rechecked at each store change the agent pushes."""
+    for change in AgentClient(kit.home.agent_socket).watch(idle=10.0):
         if predicate():
             return
-        done.wait(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+        assert change is not None, f"no store change for 10 s waiting for {what}"
 
 
 def test_stream_client_that_disconnects_cancels_its_job(kit: Any, api: httpx.Client) -> None:
@@ -236,9 +240,9 @@ def test_stream_client_that_disconnects_cancels_its_job(kit: Any, api: httpx.Cli
         with api.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as response:
             first = next(response.iter_lines())
             assert first.startswith("data: ") and '"role":"assistant"' in first
-        _wait(lambda: _job_cancelled(kit), "the job to be cancelled")
+        _wait(kit, lambda: _job_cancelled(kit), "the job to be cancelled")
         with Store.open(kit.home.root) as store:
-            _wait(lambda: _job_phase(store) == "Failed", "the job to fail")
+            _wait(kit, lambda: _job_phase(store) == "Failed", "the job to fail")
 
 
 def test_waiting_client_that_disconnects_cancels_its_job(kit: Any, plane: Any, key: str) -> None:
@@ -253,8 +257,8 @@ def test_waiting_client_that_disconnects_cancels_its_job(kit: Any, plane: Any, k
         with context.wrap_socket(raw) as tls:
             tls.sendall(request)
             with Store.open(kit.home.root) as store:
-                _wait(lambda: store.list("Job") != [], "the job to be created")
-        _wait(lambda: _job_cancelled(kit), "the job to be cancelled")
+                _wait(kit, lambda: store.list("Job") != [], "the job to be created")
+        _wait(kit, lambda: _job_cancelled(kit), "the job to be cancelled")
 
 
 def _request(kit: Any, key: str, host: str, from_lan: bool) -> Any:
