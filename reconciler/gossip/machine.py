@@ -218,9 +218,13 @@ class GossipProtocol:
     def get_timer(self) -> float | None:
         if self._members.leaving:
             return None
-        deadlines = [self._next_probe, self._next_push_pull]
-        if len(self._queue) and self._members.others():  # else no round (an idle pool sleeps)
+        others = self._members.others()
+        deadlines = [self._probe_due(), self._next_push_pull]
+        if len(self._queue) and others:  # else no round (an idle pool sleeps)
             deadlines.append(self._next_gossip)
+        measures = self._measuring.next_due(others)
+        if measures is not None:
+            deadlines.append(measures)
         deadlines.extend(self._prober.deadlines())
         suspicion = self._members.next_suspicion_deadline()
         if suspicion is not None:
@@ -231,11 +235,14 @@ class GossipProtocol:
         if self._members.leaving:
             return
         self._prober.check(now)
-        if now >= self._next_probe:
+        if now >= self._probe_due():
             self._next_probe = self._advance(self._next_probe, self._config.probe_interval, now)
             self._prober.start(now)
             self._contacts.tick(now)
-            self._measuring.tick(now, self._members.others())
+        others = self._members.others()
+        measures = self._measuring.next_due(others)
+        if measures is not None and now >= measures:
+            self._measuring.tick(now, others)
         self._members.expire_suspicions(now)
         if now >= self._next_gossip:
             self._next_gossip = self._advance(self._next_gossip, self._config.gossip_interval, now)
@@ -257,6 +264,13 @@ class GossipProtocol:
 
     def _send(self, to: str, body: Body, extra: tuple[Broadcast, ...] = ()) -> None:
         self._outbox.append((to, body, extra))
+
+    def _probe_due(self) -> float:
+        """The probe round's deadline: on schedule while hints wait for an answer, else
+        later while every member is quiet (it probes us: ``probing.py``)."""
+        if self._contacts.hints.entries:
+            return self._next_probe
+        return self._prober.next_start(self._next_probe)
 
     @staticmethod
     def _advance(deadline: float, interval: float, now: float) -> float:
@@ -311,6 +325,8 @@ class GossipProtocol:
             case Ping(seq, target):
                 if target != self.self_id:
                     return self._drop(sender, "ping for another node")
+                if sender in self._members.members:
+                    self._prober.heard_probe(sender, now)
                 self._send(sender, Ack(seq))
             case PingReq(seq, target) if target == self.self_id:
                 self._send(sender, Ack(seq))
