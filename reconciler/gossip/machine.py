@@ -90,6 +90,7 @@ class GossipProtocol:
         self._measuring = Measuring(self_id, self._send)
         self._prober = Prober(self._members, config, rng, self._send, self._measuring.on_rtt)
         self._last_catch_up = float("-inf")
+        self._last_live_push_pull = float("-inf")
         self._next_probe = now + rng.uniform(0, config.probe_interval)
         self._next_gossip = now + rng.uniform(0, config.gossip_interval)
         self._next_push_pull = now + rng.uniform(0, config.push_pull_interval)
@@ -219,7 +220,7 @@ class GossipProtocol:
         if self._members.leaving:
             return None
         others = self._members.others()
-        deadlines = [self._probe_due(), self._next_push_pull]
+        deadlines = [self._probe_due(), self._push_pull_due()]
         if len(self._queue) and others:  # else no round (an idle pool sleeps)
             deadlines.append(self._next_gossip)
         measures = self._measuring.next_due(others)
@@ -247,10 +248,10 @@ class GossipProtocol:
         if now >= self._next_gossip:
             self._next_gossip = self._advance(self._next_gossip, self._config.gossip_interval, now)
             self._gossip()
-        if now >= self._next_push_pull:
+        if now >= self._push_pull_due():
             interval = self._config.push_pull_interval
             self._next_push_pull = self._advance(self._next_push_pull, interval, now)
-            self._periodic_push_pull()
+            self._periodic_push_pull(now)
         self._prober.expire(now)
         self._after_change()
 
@@ -371,11 +372,27 @@ class GossipProtocol:
         for node_id in self._rng.sample(peers, min(self._config.gossip_nodes, len(peers))):
             self._send(node_id, Gossip())
 
-    def _periodic_push_pull(self) -> None:
+    def _lost(self) -> list[str]:
+        """Seeds and DEAD members: retried every push-pull interval."""
+        return sorted(set(self._contacts.seeds) | set(self._members.others([MemberState.DEAD])))
+
+    def _settled(self) -> bool:
+        """A converged ring and nobody to retry: live exchanges at the slower pace."""
+        return self._view.converged and not self._lost()
+
+    def _push_pull_due(self) -> float:
+        if not self._settled():
+            return self._next_push_pull
+        slower = self._last_live_push_pull + self._config.converged_push_pull_interval
+        return max(self._next_push_pull, slower)
+
+    def _periodic_push_pull(self, now: float) -> None:
         peers = self._members.others()
-        if peers:
+        slower = self._last_live_push_pull + self._config.converged_push_pull_interval
+        if peers and (not self._settled() or now >= slower):
+            self._last_live_push_pull = now
             self._send(self._rng.choice(peers), self._push_pull(is_reply=False))
-        lost = sorted(set(self._contacts.seeds) | set(self._members.others([MemberState.DEAD])))
+        lost = self._lost()
         if lost:
             self._send(self._rng.choice(lost), self._push_pull(is_reply=False))
 

@@ -1,6 +1,7 @@
-"""Quiet probes: a member that probes this node is not probed back (an idle pair sends
-one PING and ACK per interval, not two), yet a crash of either is still found in time
-and both keep round-trip figures."""
+"""An idle pool is quiet. A member that probes this node is not probed back (an idle
+pair sends one PING and ACK per interval, not two), yet a crash of either is still found
+in time and both keep round-trip figures; a converged pool exchanges full state at the
+slower pace."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from itertools import pairwise
 
 from reconciler.gossip.config import GossipConfig
 from reconciler.gossip.machine import GossipProtocol
-from reconciler.gossip.messages import NodeMeta, Ping, decode
+from reconciler.gossip.messages import NodeMeta, Ping, PushPull, decode
 from reconciler.gossip.probing import RTT_REFRESH
 from reconciler.gossip.states import MemberState
 from reconciler.gossip.suspicion import min_suspicion_timeout
@@ -26,10 +27,14 @@ def make(node_id: str, seed: int) -> GossipProtocol:
 
 
 def run(
-    nodes: dict[str, GossipProtocol], start: float, until: float, pings: list[tuple[float, str]]
+    nodes: dict[str, GossipProtocol],
+    start: float,
+    until: float,
+    sent: list[tuple[float, str]],
+    kind: type = Ping,
 ) -> float:
     """Fire due timers every STEP and deliver at once among ``nodes`` (others are down);
-    note when each PING is sent and by whom."""
+    note when each message of ``kind`` is sent and by whom."""
     now = start
     while now < until:
         now += STEP
@@ -40,8 +45,8 @@ def run(
         for _ in range(6):
             batch = [(s, to, d) for s, p in nodes.items() for to, d in p.messages_to_send()]
             for src, to, data in batch:
-                if isinstance(decode(data).body, Ping):
-                    pings.append((now, src))
+                if isinstance(decode(data).body, kind):
+                    sent.append((now, src))
                 if to in nodes:
                     nodes[to].receive_message(src, data, now)
     return now
@@ -93,3 +98,13 @@ def test_the_quiet_member_still_finds_its_prober_crashed_in_time() -> None:
         if states[prober] is MemberState.DEAD:
             dead_at = now
     assert dead_at is not None and dead_at - crashed_at <= bound
+
+
+def test_a_converged_pair_exchanges_full_state_at_the_slower_pace() -> None:
+    nodes, now = joined_pair()
+    exchanges: list[tuple[float, str]] = []
+    window = 40.0
+    run(nodes, now, now + window, exchanges, PushPull)
+    fast_pace = 2 * 2 * window / CONFIG.push_pull_interval  # both sides: request + reply
+    assert len(exchanges) <= fast_pace / 4
+    assert len(exchanges) >= 2  # never silent: anti-entropy still runs
