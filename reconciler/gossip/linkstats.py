@@ -132,9 +132,8 @@ class Measuring:
 
     def next_due(self, peers: Iterable[str]) -> float | None:
         """When ``tick`` has something to send to one of ``peers`` (None: nothing)."""
-        statement = self.statement()
-        stating = bool(statement.speed_bytes_per_s or statement.free_memory or statement.links)
-        due: list[float] = []
+        stating = bool(round(self.speed_bytes_per_s or 0) or self.free_memory or self.links)
+        due: list[float] = []  # as tick decides (without building the statement)
         for peer in peers:
             if stating:
                 due.append(self._stated_at.get(peer, float("-inf")) + MEASURE_INTERVAL)  # as tick

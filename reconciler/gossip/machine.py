@@ -62,6 +62,8 @@ from reconciler.gossip.states import MemberState
 
 __all__ = ["GossipProtocol", "MemberInfo", "Verifier"]
 
+MEASURES_SLACK = 2.0  # probe intervals a due statement may wait for another wake
+
 
 class GossipProtocol:
     """SWIM membership, revocation spreading and ring agreement for one node."""
@@ -184,6 +186,7 @@ class GossipProtocol:
             self._receive(msg, from_node_id, now)
         except (ValueError, KeyError, OverflowError, struct.error) as exc:  # a bug, not a crash
             self._drop(from_node_id, f"message not applied: {type(exc).__name__}: {exc}")
+        self._measure_if_due(now)
         self._after_change()
 
     def _receive(self, msg: Message, from_node_id: str, now: float) -> None:
@@ -224,8 +227,8 @@ class GossipProtocol:
         if len(self._queue) and others:  # else no round (an idle pool sleeps)
             deadlines.append(self._next_gossip)
         measures = self._measuring.next_due(others)
-        if measures is not None:
-            deadlines.append(measures)
+        if measures is not None:  # sent on the next wake anyway (a probe, a message)
+            deadlines.append(measures + MEASURES_SLACK * self._config.probe_interval)
         deadlines.extend(self._prober.deadlines())
         suspicion = self._members.next_suspicion_deadline()
         if suspicion is not None:
@@ -240,10 +243,7 @@ class GossipProtocol:
             self._next_probe = self._advance(self._next_probe, self._config.probe_interval, now)
             self._prober.start(now)
             self._contacts.tick(now)
-        others = self._members.others()
-        measures = self._measuring.next_due(others)
-        if measures is not None and now >= measures:
-            self._measuring.tick(now, others)
+        self._measure_if_due(now)
         self._members.expire_suspicions(now)
         if now >= self._next_gossip:
             self._next_gossip = self._advance(self._next_gossip, self._config.gossip_interval, now)
@@ -265,6 +265,14 @@ class GossipProtocol:
 
     def _send(self, to: str, body: Body, extra: tuple[Broadcast, ...] = ()) -> None:
         self._outbox.append((to, body, extra))
+
+    def _measure_if_due(self, now: float) -> None:
+        """Measures statements ride on a wake the node has anyway (a probe round, a
+        received message); their own deadline is only a late fallback."""
+        others = self._members.others()
+        due = self._measuring.next_due(others)
+        if due is not None and now >= due:
+            self._measuring.tick(now, others)
 
     def _probe_due(self) -> float:
         """The probe round's deadline: on schedule while hints wait for an answer, else

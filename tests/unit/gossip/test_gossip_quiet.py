@@ -6,6 +6,7 @@ slower pace."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 from itertools import pairwise
 
 from reconciler.gossip.config import GossipConfig
@@ -32,20 +33,24 @@ def run(
     until: float,
     sent: list[tuple[float, str]],
     kind: type = Ping,
+    wakes: Counter[str] | None = None,
 ) -> float:
     """Fire due timers every STEP and deliver at once among ``nodes`` (others are down);
-    note when each message of ``kind`` is sent and by whom."""
+    note when each message of ``kind`` is sent and by whom, and count timer wakes."""
     now = start
     while now < until:
         now += STEP
-        for p in nodes.values():
+        for node_id, p in nodes.items():
             timer = p.get_timer()
             if timer is not None and timer <= now:
                 p.handle_timer(now)
+                if wakes is not None:
+                    wakes[node_id] += 1
         for _ in range(6):
             batch = [(s, to, d) for s, p in nodes.items() for to, d in p.messages_to_send()]
             for src, to, data in batch:
-                if isinstance(decode(data).body, kind):
+                body = decode(data).body
+                if isinstance(body, kind) and not (isinstance(body, PushPull) and body.is_reply):
                     sent.append((now, src))
                 if to in nodes:
                     nodes[to].receive_message(src, data, now)
@@ -108,3 +113,19 @@ def test_a_converged_pair_exchanges_full_state_at_the_slower_pace() -> None:
     fast_pace = 2 * 2 * window / CONFIG.push_pull_interval  # both sides: request + reply
     assert len(exchanges) <= fast_pace / 4
     assert len(exchanges) >= 2  # never silent: anti-entropy still runs
+
+
+def test_an_idle_pair_wakes_only_to_probe_or_exchange_state() -> None:
+    nodes, now = joined_pair()
+    for p in nodes.values():  # a kernel speed and free memory to state every few seconds
+        p.set_local_measures(2e9, 1 << 30)
+    wakes: Counter[str] = Counter()
+    pings: list[tuple[float, str]] = []
+    now = run(nodes, now, now + 30.0, pings, Ping, wakes)
+    for p in nodes.values():
+        assert p.measure_reports(now)[p.self_id].speed_bytes_per_s == 2e9
+    for node_id, peer in ((A, B), (B, A)):  # statements went out (riding on other wakes)
+        assert nodes[peer].measure_reports(now)[node_id].speed_bytes_per_s == 2e9
+    for node_id in nodes:
+        own = sum(1 for _, src in pings if src == node_id)
+        assert wakes[node_id] <= own + 30.0 / CONFIG.converged_push_pull_interval + 2
