@@ -62,7 +62,7 @@ from reconciler.gossip.states import MemberState
 
 __all__ = ["GossipProtocol", "MemberInfo", "Verifier"]
 
-MEASURES_SLACK = 2.0  # probe intervals a due statement may wait for another wake
+CHORES_SLACK = 2.0  # probe intervals a due statement or exchange may wait for a wake
 
 
 class GossipProtocol:
@@ -186,7 +186,7 @@ class GossipProtocol:
             self._receive(msg, from_node_id, now)
         except (ValueError, KeyError, OverflowError, struct.error) as exc:  # a bug, not a crash
             self._drop(from_node_id, f"message not applied: {type(exc).__name__}: {exc}")
-        self._measure_if_due(now)
+        self._chores(now)
         self._after_change()
 
     def _receive(self, msg: Message, from_node_id: str, now: float) -> None:
@@ -223,12 +223,14 @@ class GossipProtocol:
         if self._members.leaving:
             return None
         others = self._members.others()
-        deadlines = [self._probe_due(), self._push_pull_due()]
+        slack = CHORES_SLACK * self._config.probe_interval  # sent on another wake anyway
+        push_pull = self._push_pull_ready_at()
+        deadlines = [self._probe_due(), push_pull + slack if self._settled() else push_pull]
         if len(self._queue) and others:  # else no round (an idle pool sleeps)
             deadlines.append(self._next_gossip)
         measures = self._measuring.next_due(others)
-        if measures is not None:  # sent on the next wake anyway (a probe, a message)
-            deadlines.append(measures + MEASURES_SLACK * self._config.probe_interval)
+        if measures is not None:
+            deadlines.append(measures + slack)
         deadlines.extend(self._prober.deadlines())
         suspicion = self._members.next_suspicion_deadline()
         if suspicion is not None:
@@ -243,15 +245,11 @@ class GossipProtocol:
             self._next_probe = self._advance(self._next_probe, self._config.probe_interval, now)
             self._prober.start(now)
             self._contacts.tick(now)
-        self._measure_if_due(now)
         self._members.expire_suspicions(now)
         if now >= self._next_gossip:
             self._next_gossip = self._advance(self._next_gossip, self._config.gossip_interval, now)
             self._gossip()
-        if now >= self._push_pull_due():
-            interval = self._config.push_pull_interval
-            self._next_push_pull = self._advance(self._next_push_pull, interval, now)
-            self._periodic_push_pull(now)
+        self._chores(now)
         self._prober.expire(now)
         self._after_change()
 
@@ -266,13 +264,18 @@ class GossipProtocol:
     def _send(self, to: str, body: Body, extra: tuple[Broadcast, ...] = ()) -> None:
         self._outbox.append((to, body, extra))
 
-    def _measure_if_due(self, now: float) -> None:
-        """Measures statements ride on a wake the node has anyway (a probe round, a
-        received message); their own deadline is only a late fallback."""
+    def _chores(self, now: float) -> None:
+        """Measures statements and, in a settled pool, the slow full-state exchange ride
+        on a wake the node has anyway (a probe round, a received message); their own
+        deadlines are only late fallbacks."""
         others = self._members.others()
         due = self._measuring.next_due(others)
         if due is not None and now >= due:
             self._measuring.tick(now, others)
+        if now >= self._push_pull_ready_at():
+            interval = self._config.push_pull_interval
+            self._next_push_pull = self._advance(self._next_push_pull, interval, now)
+            self._periodic_push_pull(now)
 
     def _probe_due(self) -> float:
         """The probe round's deadline: on schedule while hints wait for an answer, else
@@ -388,7 +391,7 @@ class GossipProtocol:
         """A converged ring and nobody to retry: live exchanges at the slower pace."""
         return self._view.converged and not self._lost()
 
-    def _push_pull_due(self) -> float:
+    def _push_pull_ready_at(self) -> float:
         if not self._settled():
             return self._next_push_pull
         slower = self._last_live_push_pull + self._config.converged_push_pull_interval
