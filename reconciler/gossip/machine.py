@@ -6,7 +6,8 @@ aioquic-shaped API: ``receive_message(from_node_id, data, now)``,
 node id over the pool's TLS links (``from_node_id`` is the authenticated peer).
 Bad input is never raised: it becomes a ``MessageDropped(reason)`` event.
 
-Each probe interval one member (round-robin) gets a PING; without an ACK after
+Each probe interval one member (round-robin) gets a PING (a member that just probed this
+node is skipped: ``probing.py``); without an ACK after
 ``probe_timeout`` up to ``indirect_checks`` others are sent PING_REQ; without any ACK
 by the end of the interval the member is SUSPECT (see ``membership.py`` for the
 suspicion timer and ``ringview.py`` for ring epochs and convergence). Broadcasts are
