@@ -54,6 +54,18 @@ class _Outbound:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_FRAMES)
         self.task: asyncio.Task[None] | None = None
         self.upgrade: Streams | None = None
+        self.writer: asyncio.StreamWriter | None = None  # while connected
+
+    def write_now(self, frame: bytes) -> bool:
+        """Write a frame at once when nothing waits before it and the connection takes
+        it without buffering (no task switch per frame); False: queue it instead."""
+        writer = self.writer
+        if writer is None or self.upgrade is not None or not self.queue.empty():
+            return False
+        if writer.is_closing() or writer.transport.get_write_buffer_size():
+            return False  # the writer task finds the error or waits for room
+        writer.write(frame)
+        return True
 
 
 class PeerLinks:
@@ -109,7 +121,11 @@ class PeerLinks:
             return False
         self._ensure_running(link)
         try:
-            link.queue.put_nowait(encode_frame(channel, payload))
+            frame = encode_frame(channel, payload)
+            if link.write_now(frame):
+                self._stats(node_id).bytes_sent += len(frame)
+            else:
+                link.queue.put_nowait(frame)
         except ValueError as err:  # over the channel's frame limit
             log.warning("frame to %s not sent: %s", node_id, err)
             self._stats(node_id).frames_dropped += 1
@@ -221,13 +237,13 @@ class PeerLinks:
         stats.connected, stats.route, stats.last_error = True, route, ""
         loop = asyncio.get_running_loop()
         next_probe = loop.time() + DIRECT_RETRY_SECONDS if route == "relay" else None
-        link.upgrade = None
+        link.upgrade, link.writer = None, writer
         try:
             while True:
                 if link.upgrade is not None:
                     writer.close()
                     writer, link.upgrade, next_probe = link.upgrade[1], None, None
-                    stats.route = "direct"
+                    link.writer, stats.route = writer, "direct"
                     log.info("link to %s is direct again", link.node_id)
                 elif next_probe is not None and loop.time() >= next_probe:
                     next_probe = loop.time() + DIRECT_RETRY_SECONDS
@@ -239,6 +255,7 @@ class PeerLinks:
                 await writer.drain()
                 stats.bytes_sent += len(frame)
         finally:
+            link.writer = None
             writer.close()
 
     @staticmethod

@@ -16,7 +16,10 @@ Defaults and why (memberlist's LAN profile, scaled down for a fast LAN):
 - ``gossip_interval=0.2`` s to ``gossip_nodes=3`` random members; each broadcast is
   sent ``retransmit_mult * ceil(log10(n + 1))`` times (8 at 64 members).
 - ``push_pull_interval=2.0`` s: full state exchange with one random member; the same
-  tick also retries seeds and one DEAD member (this is how partitions heal).
+  tick also retries seeds and one DEAD member (this is how partitions heal). Once the
+  ring has converged and nobody is lost, the exchange with a live member runs only
+  every ``converged_push_pull_interval=10.0`` s (ring reports ride on every message and
+  a disagreement starts an exchange at once): an idle pool sleeps.
 - ``piggyback_bytes=16384``: broadcast budget per message (links are TCP).
 - ``max_members=256``: the member table's cap (self included); ``max_hints=64``:
   nodes heard of from third parties and not yet confirmed by themselves.
@@ -45,6 +48,7 @@ class GossipConfig:
     gossip_nodes: int = 3
     retransmit_mult: int = 4
     push_pull_interval: float = 2.0
+    converged_push_pull_interval: float = 10.0
     piggyback_bytes: int = 16384
     max_members: int = 256
     max_hints: int = 64

@@ -119,7 +119,7 @@ class Measuring:
         statement = self.statement()
         if statement.speed_bytes_per_s or statement.free_memory or statement.links:
             for peer in sorted(alive):
-                if now - self._stated_at.get(peer, float("-inf")) >= MEASURE_INTERVAL:
+                if self._stated_at.get(peer, float("-inf")) + MEASURE_INTERVAL <= now:
                     self._stated_at[peer] = now
                     self._send(peer, statement)
         for peer in sorted(alive, key=lambda p: self._bulk_at.get(p, float("-inf"))):
@@ -130,11 +130,23 @@ class Measuring:
                 self._send(peer, BulkPing(self._bulk_seq, bytes(BULK_BYTES)))
                 break
 
+    def next_due(self, peers: Iterable[str]) -> float | None:
+        """When ``tick`` has something to send to one of ``peers`` (None: nothing)."""
+        stating = bool(round(self.speed_bytes_per_s or 0) or self.free_memory or self.links)
+        due: list[float] = []  # as tick decides (without building the statement)
+        for peer in peers:
+            if stating:
+                due.append(self._stated_at.get(peer, float("-inf")) + MEASURE_INTERVAL)  # as tick
+            stat = self.links.get(peer)
+            if stat is not None and stat.rtt_s is not None:
+                due.append(self._bulk_at.get(peer, float("-inf")) + BULK_INTERVAL)
+        return min(due, default=None)
+
     def _bulk_due(self, peer: str, now: float) -> bool:
         stat = self.links.get(peer)
         if stat is None or stat.rtt_s is None:
             return False
-        return now - self._bulk_at.get(peer, float("-inf")) >= BULK_INTERVAL
+        return self._bulk_at.get(peer, float("-inf")) + BULK_INTERVAL <= now  # as next_due
 
     def forget(self, keep: set[str]) -> None:
         """Drop figures of nodes that are no longer members."""

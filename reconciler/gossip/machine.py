@@ -6,7 +6,8 @@ aioquic-shaped API: ``receive_message(from_node_id, data, now)``,
 node id over the pool's TLS links (``from_node_id`` is the authenticated peer).
 Bad input is never raised: it becomes a ``MessageDropped(reason)`` event.
 
-Each probe interval one member (round-robin) gets a PING; without an ACK after
+Each probe interval one member (round-robin) gets a PING (a member that just probed this
+node is skipped: ``probing.py``); without an ACK after
 ``probe_timeout`` up to ``indirect_checks`` others are sent PING_REQ; without any ACK
 by the end of the interval the member is SUSPECT (see ``membership.py`` for the
 suspicion timer and ``ringview.py`` for ring epochs and convergence). Broadcasts are
@@ -62,6 +63,8 @@ from reconciler.gossip.states import MemberState
 
 __all__ = ["GossipProtocol", "MemberInfo", "Verifier"]
 
+CHORES_SLACK = 2.0  # probe intervals a due statement or exchange may wait for a wake
+
 
 class GossipProtocol:
     """SWIM membership, revocation spreading and ring agreement for one node."""
@@ -90,6 +93,7 @@ class GossipProtocol:
         self._measuring = Measuring(self_id, self._send)
         self._prober = Prober(self._members, config, rng, self._send, self._measuring.on_rtt)
         self._last_catch_up = float("-inf")
+        self._last_live_push_pull = float("-inf")
         self._next_probe = now + rng.uniform(0, config.probe_interval)
         self._next_gossip = now + rng.uniform(0, config.gossip_interval)
         self._next_push_pull = now + rng.uniform(0, config.push_pull_interval)
@@ -183,6 +187,7 @@ class GossipProtocol:
             self._receive(msg, from_node_id, now)
         except (ValueError, KeyError, OverflowError, struct.error) as exc:  # a bug, not a crash
             self._drop(from_node_id, f"message not applied: {type(exc).__name__}: {exc}")
+        self._chores(now)
         self._after_change()
 
     def _receive(self, msg: Message, from_node_id: str, now: float) -> None:
@@ -218,9 +223,15 @@ class GossipProtocol:
     def get_timer(self) -> float | None:
         if self._members.leaving:
             return None
-        deadlines = [self._next_probe, self._next_push_pull]
-        if len(self._queue) and self._members.others():  # else no round (an idle pool sleeps)
+        others = self._members.others()
+        slack = CHORES_SLACK * self._config.probe_interval  # sent on another wake anyway
+        push_pull = self._push_pull_ready_at()
+        deadlines = [self._probe_due(), push_pull + slack if self._settled() else push_pull]
+        if len(self._queue) and others:  # else no round (an idle pool sleeps)
             deadlines.append(self._next_gossip)
+        measures = self._measuring.next_due(others)
+        if measures is not None:
+            deadlines.append(measures + slack)
         deadlines.extend(self._prober.deadlines())
         suspicion = self._members.next_suspicion_deadline()
         if suspicion is not None:
@@ -231,19 +242,15 @@ class GossipProtocol:
         if self._members.leaving:
             return
         self._prober.check(now)
-        if now >= self._next_probe:
+        if now >= self._probe_due():
             self._next_probe = self._advance(self._next_probe, self._config.probe_interval, now)
             self._prober.start(now)
             self._contacts.tick(now)
-            self._measuring.tick(now, self._members.others())
         self._members.expire_suspicions(now)
         if now >= self._next_gossip:
             self._next_gossip = self._advance(self._next_gossip, self._config.gossip_interval, now)
             self._gossip()
-        if now >= self._next_push_pull:
-            interval = self._config.push_pull_interval
-            self._next_push_pull = self._advance(self._next_push_pull, interval, now)
-            self._periodic_push_pull()
+        self._chores(now)
         self._prober.expire(now)
         self._after_change()
 
@@ -257,6 +264,26 @@ class GossipProtocol:
 
     def _send(self, to: str, body: Body, extra: tuple[Broadcast, ...] = ()) -> None:
         self._outbox.append((to, body, extra))
+
+    def _chores(self, now: float) -> None:
+        """Measures statements and, in a settled pool, the slow full-state exchange ride
+        on a wake the node has anyway (a probe round, a received message); their own
+        deadlines are only late fallbacks."""
+        others = self._members.others()
+        due = self._measuring.next_due(others)
+        if due is not None and now >= due:
+            self._measuring.tick(now, others)
+        if now >= self._push_pull_ready_at():
+            interval = self._config.push_pull_interval
+            self._next_push_pull = self._advance(self._next_push_pull, interval, now)
+            self._periodic_push_pull(now)
+
+    def _probe_due(self) -> float:
+        """The probe round's deadline: on schedule while hints wait for an answer, else
+        later while every member is quiet (it probes us: ``probing.py``)."""
+        if self._contacts.hints.entries:
+            return self._next_probe
+        return self._prober.next_start(self._next_probe)
 
     @staticmethod
     def _advance(deadline: float, interval: float, now: float) -> float:
@@ -311,6 +338,8 @@ class GossipProtocol:
             case Ping(seq, target):
                 if target != self.self_id:
                     return self._drop(sender, "ping for another node")
+                if sender in self._members.members:
+                    self._prober.heard_probe(sender, now)
                 self._send(sender, Ack(seq))
             case PingReq(seq, target) if target == self.self_id:
                 self._send(sender, Ack(seq))
@@ -355,11 +384,27 @@ class GossipProtocol:
         for node_id in self._rng.sample(peers, min(self._config.gossip_nodes, len(peers))):
             self._send(node_id, Gossip())
 
-    def _periodic_push_pull(self) -> None:
+    def _lost(self) -> list[str]:
+        """Seeds and DEAD members: retried every push-pull interval."""
+        return sorted(set(self._contacts.seeds) | set(self._members.others([MemberState.DEAD])))
+
+    def _settled(self) -> bool:
+        """A converged ring and nobody to retry: live exchanges at the slower pace."""
+        return self._view.converged and not self._lost()
+
+    def _push_pull_ready_at(self) -> float:
+        if not self._settled():
+            return self._next_push_pull
+        slower = self._last_live_push_pull + self._config.converged_push_pull_interval
+        return max(self._next_push_pull, slower)
+
+    def _periodic_push_pull(self, now: float) -> None:
         peers = self._members.others()
-        if peers:
+        slower = self._last_live_push_pull + self._config.converged_push_pull_interval
+        if peers and (not self._settled() or now >= slower):
+            self._last_live_push_pull = now
             self._send(self._rng.choice(peers), self._push_pull(is_reply=False))
-        lost = sorted(set(self._contacts.seeds) | set(self._members.others([MemberState.DEAD])))
+        lost = self._lost()
         if lost:
             self._send(self._rng.choice(lost), self._push_pull(is_reply=False))
 

@@ -1,6 +1,12 @@
 """Probe scheduling: round-robin over a shuffled member list (SWIM's bounded detection
 time), one outstanding probe with a direct-ack deadline and an end deadline, and the
-probes this node forwards for others (PING_REQ)."""
+probes this node forwards for others (PING_REQ).
+
+A member that probed this node within ``QUIET_PROBES`` probe intervals is alive and its
+link to us works: it is not probed back (an idle pair exchanges one PING and ACK per
+interval, not two), except once every ``RTT_REFRESH`` seconds for a round-trip sample.
+If it stops probing, it is probed again ``QUIET_PROBES`` intervals after its last
+probe, so its crash is found at most a quarter interval later than by an own probe."""
 
 from __future__ import annotations
 
@@ -9,9 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.gossip.config import GossipConfig
+from reconciler.gossip.linkstats import MEASURE_INTERVAL
 from reconciler.gossip.membership import Membership
 from reconciler.gossip.messages import Ack, Body, Ping, PingReq
 from reconciler.gossip.states import MemberState
+
+QUIET_PROBES = 1.25  # intervals after a member's probe of us before we probe it
+RTT_REFRESH = MEASURE_INTERVAL  # a quiet member is still probed this often (round trip)
 
 Send = Callable[[str, Body], None]
 OnRtt = Callable[[str, float], None]
@@ -81,6 +91,8 @@ class Prober:
         self.probe: Probe | None = None
         self._forwards: dict[int, Forward] = {}
         self._seq = 0
+        self._probed_by: dict[str, float] = {}  # when each member last probed us
+        self._acked_at: dict[str, float] = {}  # when each member last acked our probe
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFFFFFF
@@ -93,6 +105,26 @@ class Prober:
             if not self.probe.indirect_sent:
                 out.append(self.probe.indirect_at)
         return out
+
+    def heard_probe(self, sender: str, now: float) -> None:
+        """``sender`` probed this node directly (a PING for us)."""
+        self._probed_by[sender] = now
+
+    def quiet_until(self, node_id: str) -> float:
+        """Until when ``node_id`` needs no probe from us (-inf: it needs one now)."""
+        probed = self._probed_by.get(node_id)
+        acked = self._acked_at.get(node_id)
+        if probed is None or acked is None:
+            return float("-inf")
+        quiet = probed + QUIET_PROBES * self._config.probe_interval
+        return min(quiet, acked + RTT_REFRESH)
+
+    def next_start(self, scheduled: float) -> float:
+        """When the next probe is due: the schedule, later while every member is quiet."""
+        others = self._members.others()
+        if not others:
+            return scheduled
+        return max(scheduled, min(self.quiet_until(n) for n in others))
 
     def expire(self, now: float) -> None:
         self._forwards = {s: f for s, f in self._forwards.items() if f.expires > now}
@@ -109,8 +141,10 @@ class Prober:
             target = self._members.members.get(probe.target)
             if target is not None:
                 target.last_seen = now
-            if self._on_rtt is not None and not probe.indirect_sent:  # a direct ack
-                self._on_rtt(probe.target, now - probe.sent_at)
+            if not probe.indirect_sent:  # a direct ack
+                self._acked_at[probe.target] = now
+                if self._on_rtt is not None:
+                    self._on_rtt(probe.target, now - probe.sent_at)
             self.probe = None
             return
         forward = self._forwards.pop(seq, None)
@@ -132,7 +166,12 @@ class Prober:
                 self._send(helper, PingReq(probe.seq, probe.target))
 
     def start(self, now: float) -> None:
-        target = self._round.next_target(self._members.others())
+        others = self._members.others()
+        members = set(others)
+        for table in (self._probed_by, self._acked_at):
+            for node_id in [n for n in table if n not in members]:
+                del table[node_id]
+        target = self._round.next_target([n for n in others if self.quiet_until(n) <= now])
         if target is None:
             return
         seq = self._next_seq()

@@ -1,6 +1,7 @@
 """This device's own figures for the plan: the kernel self-test (once per agent process,
-off the event loop) and free memory (psutil's ``available``, every few seconds), handed
-to a pool's gossip machine, which states them to the pool."""
+off the event loop) and free memory (psutil's ``available``, at start and then on the
+pool runtime's publishing tick, so that measuring wakes the agent no extra time),
+handed to a pool's gossip machine, which states them to the pool."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from reconciler.inference.selftest import SelfTest, run_selftest
 
 log = logging.getLogger("meshnet.measure")
 
-FREE_MEMORY_SECONDS = 5.0
 SELFTEST_ENV = "MESHNET_SELFTEST"  # "0": skip the kernel self-test (speed unmeasured)
 
 _lock = threading.Lock()
@@ -71,14 +71,17 @@ def self_measures(fields: dict[str, Any]) -> dict[str, Any]:
 SetLocal = Callable[[float | None, int | None], None]
 
 
-async def measure_forever(set_local: SetLocal, after: Callable[[], None]) -> None:
-    """Free memory now and every ``FREE_MEMORY_SECONDS``; the self-test's speed once it
-    is known. ``after`` runs after each update (the driver flushes the machine)."""
+async def measure_at_start(set_local: SetLocal, after: Callable[[], None]) -> None:
+    """Free memory now; the self-test's speed (and free memory) once it is known.
+    ``after`` runs after each update (the driver flushes the machine)."""
+    refresh_free_memory(set_local, after)
+    result = await asyncio.to_thread(selftest_once)
+    speed = result.weight_bytes_per_s if result is not None else None
+    set_local(speed, free_memory_bytes())
+    after()
+
+
+def refresh_free_memory(set_local: SetLocal, after: Callable[[], None]) -> None:
+    """Free memory as of now (the kernel speed stays as measured)."""
     set_local(None, free_memory_bytes())
     after()
-    result = await asyncio.to_thread(selftest_once)
-    while True:
-        speed = result.weight_bytes_per_s if result is not None else None
-        set_local(speed, free_memory_bytes())
-        after()
-        await asyncio.sleep(FREE_MEMORY_SECONDS)

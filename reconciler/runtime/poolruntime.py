@@ -46,7 +46,7 @@ from reconciler.runtime.beaconsockets import (
     effective_discovery,
     open_beacon_sockets,
 )
-from reconciler.runtime.measuring import measure_forever, self_measures
+from reconciler.runtime.measuring import measure_at_start, refresh_free_memory, self_measures
 from reconciler.runtime.publishing import (
     PeerSources,
     beacon_stats,
@@ -215,7 +215,7 @@ class PoolRuntime:
             )
             self.cp_rendezvous.start()
         self._publisher = loop.create_task(self._publish_loop(), name=f"publish-{info.name}")
-        measuring = measure_forever(self.gossip.set_local_measures, self._gossip_pump.flush)
+        measuring = measure_at_start(self.gossip.set_local_measures, self._gossip_pump.flush)
         self._measurer = loop.create_task(measuring, name=f"measure-{info.name}")
         log.info(
             "pool %s (%s): %s, beacons on %s, peer links on port %d",
@@ -419,7 +419,11 @@ class PoolRuntime:
         return PeerSources(self.ctx.node_id, self.links.stats, self.beacon_peers, self.seeds.met)
 
     async def _publish_loop(self) -> None:
+        """Every few seconds: free memory for the plan, then what the store shows (one
+        wake of the agent for both)."""
         while True:
+            if self._gossip is not None and self._gossip_pump is not None:
+                refresh_free_memory(self.gossip.set_local_measures, self._gossip_pump.flush)
             self._publish()
             await asyncio.sleep(PUBLISH_SECONDS)
 

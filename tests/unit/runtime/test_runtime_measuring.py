@@ -30,7 +30,7 @@ def run_until_second_update() -> Calls:
                 updated.set()
 
         task = asyncio.create_task(
-            measuring.measure_forever(lambda s, f: calls.append((s, f)), after)
+            measuring.measure_at_start(lambda s, f: calls.append((s, f)), after)
         )
         await asyncio.wait_for(updated.wait(), 30)
         task.cancel()
@@ -69,3 +69,11 @@ def test_failed_or_disabled_self_test_leaves_speed_unmeasured(
 
 def test_free_memory_is_positive() -> None:
     assert measuring.free_memory_bytes() > 0
+
+
+def test_a_refresh_states_free_memory_and_keeps_the_speed() -> None:
+    calls: Calls = []
+    flushed: list[int] = []
+    measuring.refresh_free_memory(lambda s, f: calls.append((s, f)), lambda: flushed.append(1))
+    assert len(calls) == 1 and calls[0][0] is None and (calls[0][1] or 0) > 0
+    assert flushed == [1]  # the driver flushes the machine after each update
