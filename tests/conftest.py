@@ -18,6 +18,9 @@ from reconciler.drivers.tls import TlsFiles
 from reconciler.home import Home
 
 REPO = Path(__file__).resolve().parent.parent
+# Network safety: onnxruntime's telemetry (DNS lookups of a Microsoft host) stays off in
+# every test process and every agent a test starts, whatever it imports first.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 
 @pytest.fixture(autouse=True)

@@ -30,6 +30,12 @@ from numpy.typing import NDArray
 from reconciler.inference.quant.buffers import PLACEHOLDER, lendable, release
 
 THREADS_ENV = "MESHNET_THREADS"
+# onnxruntime 1.29+ sends usage telemetry from Linux too (1DS: DNS lookups and uploads
+# to a Microsoft host every few seconds). An agent talks to its pool and nothing else:
+# its documented opt-out, read once when onnxruntime initialises, is set before any
+# import of it (they all go through this package). A user's explicit value is kept.
+TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
+os.environ.setdefault(TELEMETRY_ENV, "1")
 GLOBAL_POOL_ENV = "MESHNET_ORT_SHARED_POOL"  # "0": a pool per session, never spinning
 
 
