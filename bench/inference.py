@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+# network safety: the reference systems read local files only and report nothing home
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "ORT_DISABLE_TELEMETRY": "1"}
 sys.path.insert(0, str(ROOT))
 
 
@@ -109,7 +111,7 @@ class Child:
         args = [python, str(Path(__file__).resolve()), "--serve", name, "--threads", str(threads),
                 "--model-path", str(demo_model_path())]  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
-               "PYTHONPATH": str(ROOT)}  # fmt: skip
+               "PYTHONPATH": str(ROOT), **OFFLINE}  # fmt: skip
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
