@@ -27,7 +27,7 @@ log = logging.getLogger("meshnet.storenotify")
 
 
 NOTIFY_NAME = "agent.notify"
-FALLBACK_SECONDS = 2.0
+FALLBACK_SECONDS = 5.0
 MAX_UNIX_PATH = 107
 
 
