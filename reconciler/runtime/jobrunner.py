@@ -10,11 +10,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from manifests import Job
 from manifests.job import JobStatus
 from reconciler.controllers.jobqueue import CLIENT_ANNOTATION
+from reconciler.gossip.ring import Ring
+from reconciler.home import Home
 from reconciler.inference.chattemplate import ChatTemplateError
 from reconciler.inference.errors import ModelError
 from reconciler.inference.generate import TokenEvent
@@ -24,6 +26,7 @@ from reconciler.inference.sampling import SamplingParams
 from reconciler.jobs.errors import JobFailed, Reason
 from reconciler.jobs.prompts import prompt_ids
 from reconciler.jobs.results import JobRequest, plan_status
+from reconciler.jobs.service import JobService
 from reconciler.models import (
     SUBMITTED_BY,
     ModelRefused,
@@ -41,6 +44,30 @@ MISSING_MODEL_HINT = (
     " (members open only models they keep: put the model file, or a symlink to it, in"
     " ~/.meshnet/models on every member, or in a folder of MESHNET_MODEL_DIRS)"
 )
+
+
+class _Device(Protocol):
+    @property
+    def home(self) -> Home: ...
+
+
+class _Membership(Protocol):
+    @property
+    def ring(self) -> Ring | None: ...
+
+
+class JobHost(Protocol):
+    """What a job needs of its pool's runtime (``PoolRuntime``): the device's home, the
+    pool's job service and its current ring."""
+
+    @property
+    def ctx(self) -> _Device: ...
+
+    @property
+    def jobs(self) -> JobService | None: ...
+
+    @property
+    def gossip(self) -> _Membership: ...
 
 
 def sampling_of(job: Job) -> SamplingParams:
@@ -107,7 +134,7 @@ class JobRunner:
                 snapshot.update(reason=state.reason, message=state.message)
         return self.feed.subscribe(name, snapshot)
 
-    def start(self, job: Job, runtime: Any) -> None:
+    def start(self, job: Job, runtime: JobHost) -> None:
         name = job.metadata.name
         self.runs[name] = RunState()
         client = job.metadata.annotations.get(CLIENT_ANNOTATION, "")
@@ -137,22 +164,24 @@ class JobRunner:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    async def _run(self, job: Job, runtime: Any) -> None:
+    async def _run(self, job: Job, runtime: JobHost) -> None:
         name, state = job.metadata.name, self.runs[job.metadata.name]
         try:
             submitted = SUBMITTED_BY in job.metadata.annotations
+            jobs, ring = runtime.jobs, runtime.gossip.ring
+            if jobs is None or ring is None:
+                raise JobFailed(Reason.NOT_IN_RING, "the pool's ring has not formed here")
             path = job_model(job.spec.model, runtime.ctx.home, submitted)
-            ids = await asyncio.to_thread(prompt_ids, job, path, runtime.jobs.cache)
-            ring = runtime.gossip.ring
+            ids = await asyncio.to_thread(prompt_ids, job, path, jobs.cache)
             columns = [{"nodeId": s.node_id, "columns": [s.start, s.end]} for s in ring.members]
             scheduled = {"promptTokens": len(ids), "promptTokenIds": ids, "members": columns}
             self._patch(name, {"phase": "Scheduled", **scheduled})
             self.feed.publish(name, phase_event("Scheduled"))
             offered = offered_name(job.spec.model, path)  # members look the name up
             request = JobRequest(name, offered, ids, sampling_of(job), ring, str(path),
-                                 wire_of(runtime.jobs.cache.activations, job.spec.wire),
+                                 wire_of(jobs.cache.activations, job.spec.wire),
                                  job.spec.parallelism)  # fmt: skip
-            result = await runtime.jobs.run(
+            result = await jobs.run(
                 request, lambda node, fraction: self._progress(name, node, fraction),
                 lambda event: self._token(name, state, event),
                 lambda plan, wire: self._patch(name, {"plan": plan_status(plan, wire)}),

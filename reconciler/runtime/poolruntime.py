@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from manifests import Member, Pool
 from reconciler import material, observed
@@ -64,6 +64,10 @@ from reconciler.runtime.rendezvous import (
 from reconciler.runtime.revocations import Revocations
 from reconciler.store_admin import charge_token
 
+if TYPE_CHECKING:  # imported when the runtime starts
+    from reconciler.runtime.messagepump import MessagePump
+    from reconciler.store import Store
+
 log = logging.getLogger("meshnet.pool")
 
 PUBLISH_SECONDS = 5.0  # counters and last seen (volatile); members and the ring at once
@@ -97,7 +101,7 @@ class PoolRuntime:
         self._publish_due: asyncio.Handle | None = None
         self._links: PeerLinks | None = None
         self._gossip: GossipProtocol | None = None
-        self._gossip_pump: Any = None
+        self._gossip_pump: MessagePump | None = None
         self._changed_at: float | None = None
         self._converge_seconds: float | None = None
         self._next_stats = 0.0
@@ -126,6 +130,12 @@ class PoolRuntime:
     def gossip(self) -> GossipProtocol:
         assert self._gossip is not None
         return self._gossip
+
+    @property
+    def pump(self) -> MessagePump:
+        """Gossip's message pump (once started)."""
+        assert self._gossip_pump is not None
+        return self._gossip_pump
 
     def _memory_override(self) -> int | None:
         """A member's `spec.capacity.memoryBytes` (what it offers the ring's weighting)."""
@@ -263,7 +273,7 @@ class PoolRuntime:
             mark_revoked(store, self.revocations.fingerprints())
         if new and self._gossip is not None:
             self.gossip.add_revocations(new)
-            self._gossip_pump.flush()
+            self.pump.flush()
         if self._beacon is not None:
             self._beacon.set_revoked(self.revocations.fingerprints())
         for node_id in self.revocations.node_ids():
@@ -320,7 +330,7 @@ class PoolRuntime:
         self.links.set_address(event.node_id, host, event.port)
         meta = NodeMeta(event.name, f"{event.host}:{event.port}", event.memory_bytes, event.cores)
         self.gossip.add_seed(event.node_id, meta)
-        self._gossip_pump.flush()
+        self.pump.flush()
 
     def _on_rendezvous(self, entries: tuple[PeerEntry, ...]) -> None:
         """Members a rendezvous knows: seed gossip with those we have not met (no beacon
@@ -459,7 +469,7 @@ class PoolRuntime:
             self._admin_rendezvous(store)
 
     def _publish_gossip_stats(self, ring: dict[str, Any] | None) -> None:
-        pump = self._gossip_pump
+        pump = self.pump
         gossip = {"rounds": pump.rounds, "messagesSent": pump.sent,
                   "messagesReceived": pump.received, "epoch": ring["epoch"] if ring else 0,
                   "convergeSeconds": self._converge_seconds,
@@ -467,7 +477,7 @@ class PoolRuntime:
         key = observed.gossip_key(self.info.name)
         observed.publish(self.ctx.store, key, gossip, self._cache, volatile=True)
 
-    def _admin_rendezvous(self, store: Any) -> None:
+    def _admin_rendezvous(self, store: Store) -> None:
         """Hand out where we listen (through our control plane); seed gossip with the
         members that registered there."""
         mine = self_entry(self.ctx.node_id, self.registration, self.peer_port)

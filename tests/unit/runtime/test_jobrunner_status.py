@@ -53,9 +53,11 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
     return opened
 
 
-def _run(store: Store, tmp_path: Path) -> Job:
-    ring = SimpleNamespace(members=[SimpleNamespace(node_id="node-a", start=0, end=4),
-                                    SimpleNamespace(node_id="node-b", start=4, end=8)])  # fmt: skip
+RING = SimpleNamespace(members=[SimpleNamespace(node_id="node-a", start=0, end=4),
+                                SimpleNamespace(node_id="node-b", start=4, end=8)])  # fmt: skip
+
+
+def _run(store: Store, tmp_path: Path, ring: Any = RING) -> Job:
     runtime = SimpleNamespace(ctx=SimpleNamespace(home=tmp_path), jobs=TwoMembersLoad(),
                               gossip=SimpleNamespace(ring=ring))  # fmt: skip
 
@@ -87,3 +89,12 @@ def test_a_finished_job_reads_back_typed(store: Store, tmp_path: Path) -> None:
         "node-b", [4, 8], 2.5, 64
     )  # fmt: skip
     assert status.failure_reason is None and status.model_extra == {}
+
+
+def test_a_job_on_a_pool_whose_ring_has_not_formed_fails_saying_so(
+    store: Store, tmp_path: Path
+) -> None:
+    status = _run(store, tmp_path, ring=None).status
+    assert status.phase == "Failed"
+    assert status.failure_reason == "NotInRing"
+    assert "ring has not formed" in (status.failure_message or "")
