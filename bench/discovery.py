@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from agents import wait_for
+from agents import WATCHED, wait_for
 from lan import Device, Lan, netns_available
 from membership import log_times
 from pool_steps import make_token, request_join, ring_of, start_admin, wait_joined
@@ -40,6 +40,7 @@ def _serve(admin: Device, module: str, *args: str) -> subprocess.Popen[bytes]:
 def one_round() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="meshnet-bench-") as root:
         lan = Lan(Path(root), True)
+        WATCHED.append(Path(root))  # wait_for wakes on what the agents write there
         services: list[subprocess.Popen[bytes]] = []
         try:
             admin = lan.add("admin")

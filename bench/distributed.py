@@ -37,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e"), str(ROOT / "bench")]
 
+from agents import WATCHED  # noqa: E402
 from delayline import DelayLine, open_delay_line  # noqa: E402
 from distributed_model import (  # noqa: E402
     GIGABIT,
@@ -463,6 +464,7 @@ def main() -> None:
     env = {**THREAD_ENV, "MESHNET_ACTIVATIONS": args.activations}
     root = Path(tempfile.mkdtemp(prefix="meshnet-distributed-"))
     lan = Lan(root, use_netns=True)
+    WATCHED.append(root)  # wait_for wakes on what the agents write there
     line: DelayLine | None = None
     try:
         assert lan.hub is not None

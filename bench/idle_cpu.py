@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
 import pool_steps  # noqa: E402
-from agents import wait_for  # noqa: E402
+from agents import WATCHED, wait_for  # noqa: E402
 from lan import Device, Lan  # noqa: E402
 from pool_steps import make_token, request_join, ring_of, start_admin, wait_joined  # noqa: E402
 
@@ -61,6 +61,7 @@ def one_run(seconds: float) -> dict[str, float]:
     """Each agent's CPU over ``seconds`` once the pool converged, in % of one core."""
     with tempfile.TemporaryDirectory(prefix="idle-cpu-") as tmp:
         lan = Lan(Path(tmp), use_netns=False)  # loopback only
+        WATCHED.append(Path(tmp))  # wait_for wakes on what the agents write there
         try:
             devices = converged_pool(lan)
             time.sleep(SETTLE_SECONDS)  # start-up work (first measures, certificates) ends

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
 
-from agents import wait_for
+from agents import WATCHED, wait_for
 from lan import Device, Lan, netns_available
 from pool_steps import make_token, request_join, ring_of, start_admin, wait_joined
 
@@ -40,6 +40,7 @@ def log_times(device: Device, pattern: str) -> list[float]:
 def one_round(n: int, use_netns: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="meshnet-bench-") as root:
         lan = Lan(Path(root), use_netns)
+        WATCHED.append(Path(root))  # wait_for wakes on what the agents write there
         try:
             devices = [lan.add(f"device{i + 1}") for i in range(n)]
             admin, members = devices[0], devices[1:]

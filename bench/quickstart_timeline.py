@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
 
-from agents import wait_for
+from agents import WATCHED, wait_for
 from lan import Lan, netns_available
 from quickstart import mesh, meshnet_home, peer_online, start_quickstart, topology
 
@@ -29,6 +29,7 @@ def one_round(use_netns: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="meshnet-qs-") as tmp:
         root = Path(tmp)
         lan = Lan(root, use_netns)
+        WATCHED.append(root)  # wait_for wakes on what the agents write there
         scripts = []
         try:
             _device1, device2, first, second, info = start_quickstart(lan, root)

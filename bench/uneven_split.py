@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 
-from agents import wait_for  # noqa: E402
+from agents import WATCHED, wait_for  # noqa: E402
 from lan import Device, Lan, netns_available  # noqa: E402
 from pool_steps import ring_of, two_device_pool  # noqa: E402
 
@@ -126,6 +126,7 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="meshnet-uneven-"))
     lan = Lan(root, use_netns=True)
+    WATCHED.append(root)  # wait_for wakes on what the agents write there
     hog: subprocess.Popen[bytes] | None = None
     doc: dict[str, Any] = {}
     try:
