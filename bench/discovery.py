@@ -40,7 +40,7 @@ def _serve(admin: Device, module: str, *args: str) -> subprocess.Popen[bytes]:
 def one_round() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="meshnet-bench-") as root:
         lan = Lan(Path(root), True)
-        WATCHED.append(Path(root))  # wait_for wakes on what the agents write there
+        WATCHED[:] = [Path(root)]  # wait_for wakes on what the agents write there
         services: list[subprocess.Popen[bytes]] = []
         try:
             admin = lan.add("admin")

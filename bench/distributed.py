@@ -464,7 +464,7 @@ def main() -> None:
     env = {**THREAD_ENV, "MESHNET_ACTIVATIONS": args.activations}
     root = Path(tempfile.mkdtemp(prefix="meshnet-distributed-"))
     lan = Lan(root, use_netns=True)
-    WATCHED.append(root)  # wait_for wakes on what the agents write there
+    WATCHED[:] = [root]  # wait_for wakes on what the agents write there
     line: DelayLine | None = None
     try:
         assert lan.hub is not None

@@ -61,7 +61,7 @@ def one_run(seconds: float) -> dict[str, float]:
     """Each agent's CPU over ``seconds`` once the pool converged, in % of one core."""
     with tempfile.TemporaryDirectory(prefix="idle-cpu-") as tmp:
         lan = Lan(Path(tmp), use_netns=False)  # loopback only
-        WATCHED.append(Path(tmp))  # wait_for wakes on what the agents write there
+        WATCHED[:] = [Path(tmp)]  # wait_for wakes on what the agents write there
         try:
             devices = converged_pool(lan)
             time.sleep(SETTLE_SECONDS)  # start-up work (first measures, certificates) ends

@@ -40,7 +40,7 @@ def log_times(device: Device, pattern: str) -> list[float]:
 def one_round(n: int, use_netns: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="meshnet-bench-") as root:
         lan = Lan(Path(root), use_netns)
-        WATCHED.append(Path(root))  # wait_for wakes on what the agents write there
+        WATCHED[:] = [Path(root)]  # wait_for wakes on what the agents write there
         try:
             devices = [lan.add(f"device{i + 1}") for i in range(n)]
             admin, members = devices[0], devices[1:]

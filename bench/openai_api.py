@@ -158,7 +158,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="meshnet-api-") as tmp:
         device = Device(Path(tmp))
-        WATCHED.append(Path(tmp))  # wait_for wakes on what the agents write there
+        WATCHED[:] = [Path(tmp)]  # wait_for wakes on what the agents write there
         try:
             api_first_chunk(device), cli_one_token(device)  # warm-up: model loaded, caches
             names = ["api_stream_first_chunk", "  its job, agent side", "api_1_token",

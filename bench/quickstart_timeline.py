@@ -29,7 +29,7 @@ def one_round(use_netns: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="meshnet-qs-") as tmp:
         root = Path(tmp)
         lan = Lan(root, use_netns)
-        WATCHED.append(root)  # wait_for wakes on what the agents write there
+        WATCHED[:] = [root]  # wait_for wakes on what the agents write there
         scripts = []
         try:
             _device1, device2, first, second, info = start_quickstart(lan, root)

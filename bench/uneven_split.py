@@ -126,7 +126,7 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="meshnet-uneven-"))
     lan = Lan(root, use_netns=True)
-    WATCHED.append(root)  # wait_for wakes on what the agents write there
+    WATCHED[:] = [root]  # wait_for wakes on what the agents write there
     hog: subprocess.Popen[bytes] | None = None
     doc: dict[str, Any] = {}
     try:
