@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,3 +96,18 @@ def plan_status(plan: JobPlan, wire: str) -> dict[str, Any]:
         "predictedTokensPerSecond": round(predicted, 2) if predicted is not None else None,
         "alternatives": dict(plan.alternatives),
     }
+
+
+def layout_note(members: Sequence[MemberStats], expected: str) -> str | None:
+    """A Job event's message when members held their shares in another layout than
+    ``expected`` (the coordinator's activations: ``int8`` or ``exact``), else None. A
+    member picks exact where int8's layout would not fit its free memory (unless told
+    which to use), and numpy where onnxruntime is missing."""
+    other = [m for m in members if m.layout and m.layout != expected]
+    if not other:
+        return None
+    held = ", ".join(f"{m.node_id} in the {m.layout} layout" for m in other)
+    return (
+        f"not every member held its share as {expected}: {held} (its free memory or its "
+        "settings decided; see its log)"
+    )

@@ -25,7 +25,7 @@ from reconciler.inference.q80reduce import default_wire, resolve_wire
 from reconciler.inference.sampling import SamplingParams
 from reconciler.jobs.errors import JobFailed, Reason
 from reconciler.jobs.prompts import prompt_ids
-from reconciler.jobs.results import JobRequest, plan_status
+from reconciler.jobs.results import JobRequest, layout_note, plan_status
 from reconciler.jobs.service import JobService
 from reconciler.models import (
     SUBMITTED_BY,
@@ -207,6 +207,9 @@ class JobRunner:
             state.phase = "Succeeded"
             fields = {**result.status_fields(), "finish_reason": result.finish_reason}
             self._patch(name, JobStatus.patch(**fields, phase="Succeeded"))
+            note = layout_note(result.members, jobs.cache.activations or default_activations())
+            if note is not None:
+                self.store.record_event("Job", name, "Normal", "MemberLayouts", note)
             self.feed.publish(name, phase_event("Succeeded"))
             log.info(
                 "job %s: %d tokens at %.1f tok/s",

@@ -26,6 +26,7 @@ class Result:
     finish_reason: str = "length"
     completion_tokens: int = len(TEXTS)
     tokens_per_second: float = 10.0
+    members: tuple[Any, ...] = ()
 
     def status_fields(self) -> dict[str, Any]:
         return {"completion_tokens": self.completion_tokens, "output": "".join(TEXTS)}

@@ -22,6 +22,7 @@ class Result:
     finish_reason = "eos"
     completion_tokens = 1
     tokens_per_second = None
+    members: tuple[Any, ...] = ()
 
     def status_fields(self) -> dict[str, Any]:
         member = {"node_id": "node-b", "columns": [4, 8], "compute_ms": 2.5, "bytes_sent": 64}
@@ -31,15 +32,16 @@ class Result:
 class TwoMembersLoad:
     """The pool's job service: node-a and node-b report their loading, then one token."""
 
-    def __init__(self) -> None:
+    def __init__(self, result: Any = None) -> None:
         self.cache = SimpleNamespace(activations="exact")
+        self.result = result or Result()
 
-    async def run(self, request: Any, progress: Any, token: Any, plan: Any) -> Result:
+    async def run(self, request: Any, progress: Any, token: Any, plan: Any) -> Any:
         progress("node-a", 0.5)
         progress("node-b", 0.25)
         progress("node-a", 1.0)
         token(TokenEvent(0, 9, "ok", "eos", 1.0, 0.0, 0, 1.0, 3))
-        return Result()
+        return self.result
 
 
 @pytest.fixture
@@ -57,8 +59,8 @@ RING = SimpleNamespace(members=[SimpleNamespace(node_id="node-a", start=0, end=4
                                 SimpleNamespace(node_id="node-b", start=4, end=8)])  # fmt: skip
 
 
-def _run(store: Store, tmp_path: Path, ring: Any = RING) -> Job:
-    runtime = SimpleNamespace(ctx=SimpleNamespace(home=tmp_path), jobs=TwoMembersLoad(),
+def _run(store: Store, tmp_path: Path, ring: Any = RING, result: Any = None) -> Job:
+    runtime = SimpleNamespace(ctx=SimpleNamespace(home=tmp_path), jobs=TwoMembersLoad(result),
                               gossip=SimpleNamespace(ring=ring))  # fmt: skip
 
     async def main() -> None:
@@ -98,3 +100,24 @@ def test_a_job_on_a_pool_whose_ring_has_not_formed_fails_saying_so(
     assert status.phase == "Failed"
     assert status.failure_reason == "NotInRing"
     assert "ring has not formed" in (status.failure_message or "")
+
+
+class MixedLayouts(Result):
+    """node-b held its share as float32 (numpy) while the coordinator runs exact."""
+
+    members = (SimpleNamespace(node_id="node-a", layout="exact"),
+               SimpleNamespace(node_id="node-b", layout="numpy"))  # fmt: skip
+
+
+def test_a_member_holding_another_layout_is_a_job_event(store: Store, tmp_path: Path) -> None:
+    assert _run(store, tmp_path, result=MixedLayouts()).status.phase == "Succeeded"
+    [event] = [e for e in store.events("Job", "j") if e.reason == "MemberLayouts"]
+    assert "node-b in the numpy layout" in event.message
+    assert "node-a" not in event.message
+
+
+def test_members_holding_the_coordinators_layout_make_no_event(
+    store: Store, tmp_path: Path
+) -> None:
+    _run(store, tmp_path)
+    assert not [e for e in store.events("Job", "j") if e.reason == "MemberLayouts"]

@@ -24,6 +24,7 @@ class Result:
     finish_reason = "length"
     completion_tokens = 1
     tokens_per_second = None
+    members: tuple[Any, ...] = ()
 
     def status_fields(self) -> dict[str, Any]:
         return {"output": "hi", "token_ids": [7], "completion_tokens": 1}
