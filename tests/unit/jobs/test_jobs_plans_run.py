@@ -261,14 +261,18 @@ def test_only_the_chosen_members_hear_of_the_job(
     assert [m.node_id for m in result.members] == ["a", "b"]
 
 
-def _held_activations(fake_net: Any, ring_of: Any, prompt: list[int], room: int) -> list[Any]:
-    """The activations each member's slice was loaded with (None: the agent's default)."""
+def _held_activations(
+    fake_net: Any, ring_of: Any, prompt: list[int], room: int, room_of: dict[str, int] | None = None
+) -> list[Any]:
+    """The activations each member's slice was loaded with (None: the agent's default);
+    each member has ``room`` bytes free, or its own in ``room_of``."""
     held: list[Any] = []
 
     async def main() -> None:
         net = fake_net(asyncio.get_running_loop())
         for node in RING:
-            net.add(node, free_memory=lambda: room)
+            free = (room_of or {}).get(node, room)
+            net.add(node, free_memory=lambda free=free: free)
         try:
             await net.services["a"].run(
                 JobRequest("j", MODEL, prompt, PARAMS, ring_of(RING), parallelism="tensor")
@@ -310,7 +314,9 @@ def test_a_member_short_of_memory_for_int8_loads_exact(
     assert _held_activations(fake_net, ring_of, prompt, tight) == ["exact", "exact"]
     monkeypatch.setenv("MESHNET_ACTIVATIONS", "int8")  # chosen: never overridden
     with pytest.raises(JobFailed, match=r"needs [\d.]+ KiB in the int8 layout .* is free"):
-        _held_activations(fake_net, ring_of, prompt, tight)
+        # the coordinator short of room (a peer's refusal reaches it as a generic
+        # LoadFailed, without its figures): b has room, so a's refusal is the job's end
+        _held_activations(fake_net, ring_of, prompt, tight, {"b": 1 << 40})
 
 
 def test_a_share_too_large_in_its_layout_is_refused_at_submission(
