@@ -115,7 +115,11 @@ class AgentProcess:
             [*(prefix or []), sys.executable, "-m", "reconciler.entry", "agent", *extra],
             env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        wait_for(lambda: self.started() or self.proc.poll() is not None, what="agent start")
+        try:
+            wait_for(lambda: self.started() or self.proc.poll() is not None, what="agent start")
+        except BaseException:  # nobody holds this object yet: stop the agent here
+            self.kill()
+            raise
 
     def started(self) -> bool:
         return self.log.exists() and b"agent started" in self.log.read_bytes()[self._offset :]
