@@ -45,6 +45,7 @@ from pydantic import ValidationError
 
 from manifests.pool import DiscoverySpec
 from reconciler import localstreams
+from reconciler.privatesocket import bind_private, temporary_name
 from reconciler.probes import interface_report
 from reconciler.runtime.jobfeed import Event, Follower
 from reconciler.store import Store
@@ -58,7 +59,6 @@ log = logging.getLogger("meshnet.localapi")
 KINDS = ("Pool", "Member", "Job")
 
 MAX_REQUEST = 64 * 1024
-MAX_UNIX_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
 
 
 class LocalApiError(Exception):
@@ -82,26 +82,16 @@ def bind_socket(path: Path) -> socket.socket:
     """A listening socket at ``path`` with mode 0600 from the start (bound under a
     temporary name, then renamed into place). A stale socket left by a dead agent is
     replaced; one that still answers is an error."""
-    temporary = path.with_name(f".{os.getpid()}.sock")
-    if len(os.fsencode(temporary)) > MAX_UNIX_PATH:
+    temporary = temporary_name(path, ".sock")
+    if temporary is None:
         raise LocalApiError(f"{path} is too long for a Unix socket (MESHNET_HOME too deep)")
     if path.is_socket() or path.is_symlink() or path.exists():
         if path.is_socket() and _answers(path):
             raise LocalApiError(f"another process answers on {path}")
         log.info("replacing the stale local API socket %s", path)
         path.unlink()
-    temporary.unlink(missing_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(str(temporary))
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-        sock.listen(16)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        temporary.unlink(missing_ok=True)
-        raise
+    sock = bind_private(temporary, path, socket.SOCK_STREAM)
+    sock.listen(16)
     return sock
 
 

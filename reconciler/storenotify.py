@@ -23,12 +23,13 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.privatesocket import bind_private, temporary_name
+
 log = logging.getLogger("meshnet.storenotify")
 
 
 NOTIFY_NAME = "agent.notify"
 FALLBACK_SECONDS = 5.0
-MAX_UNIX_PATH = 107
 
 
 class ChangeHub:
@@ -88,21 +89,10 @@ class Pinger:
 def bind_notify_socket(path: Path) -> socket.socket:
     """The agent's notify socket at ``path``, mode 0600 from the start (bound under a
     temporary name, then renamed into place; a stale one is replaced)."""
-    temporary = path.with_name(f".{os.getpid()}.notify")
-    if len(os.fsencode(temporary)) > MAX_UNIX_PATH:
+    temporary = temporary_name(path, ".notify")
+    if temporary is None:
         raise OSError(f"{path} is too long for a Unix socket (MESHNET_HOME too deep)")
-    temporary.unlink(missing_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        sock.bind(str(temporary))
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        temporary.unlink(missing_ok=True)
-        raise
-    return sock
+    return bind_private(temporary, path, socket.SOCK_DGRAM)
 
 
 class StoreWatch:
