@@ -53,6 +53,7 @@ SHAPE = {
 QTYPES = {"Q4_0": (32, 18, (0,)), "Q4_K": (256, 144, (0, 2))}
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 GiB = float(1 << 30)
+LAYOUTS = ["exact", "int8", "ggml"]  # what a member can hold (auto picks one of them)
 
 
 # -- writing the synthetic model ------------------------------------------------------
@@ -189,13 +190,18 @@ def member_main(args: argparse.Namespace) -> None:
     cuts = [SHARD_COLUMNS * r // world for r in range(world + 1)]
     share = plan_shares(config, list(itertools.pairwise(cuts)), SHARD_COLUMNS)[rank]
     start, cpu_start = time.perf_counter(), time.process_time()
-    weights = load_shard(path, config, share, activations=args.activations)
+    positions = min(args.cache_len, config.max_seq)
+    kv_fp32 = 2 * config.n_layers * share.n_kv_heads * positions * config.head_dim * 4
+    layout, note = args.activations, None
+    if layout == "auto":  # as an agent would, with only the target's memory free
+        layout, note = auto_layout(path, world, kv_fp32)
+    ggml = layout == "ggml"  # the file's own blocks, 8-bit activations
+    weights = load_shard(path, config, share, kernels="ggml" if ggml else None,
+                         activations="int8" if ggml else layout)  # fmt: skip
     load_s, load_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     load_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     loaded_rss, loaded = proc.memory_info().rss, smaps_rollup()
     engine = Engine(config, weights, SingleRank(), cache_len=args.cache_len)
-    positions = min(args.cache_len, config.max_seq)
-    kv_fp32 = 2 * config.n_layers * share.n_kv_heads * positions * config.head_dim * 4
     caches = [getattr(engine, name, None) for name in ("cache_k", "cache_v")]
     kv = sum(c.nbytes for c in caches if c is not None) or kv_fp32
     decode: float | str | None = None
@@ -209,6 +215,8 @@ def member_main(args: argparse.Namespace) -> None:
         "world": world,
         "rank": rank,
         "activations": args.activations,
+        "layout": layout,
+        "note": note,
         "load_s": load_s,
         "load_cpu_s": load_cpu,
         "base_rss": base_rss,
@@ -223,6 +231,19 @@ def member_main(args: argparse.Namespace) -> None:
         figures |= {"anon": loaded["anon"], "file": loaded["file"],
                     "load_anon": loaded["anon"] - base["anon"]}  # fmt: skip
     print(json.dumps(figures))
+
+
+def auto_layout(path: Path, world: int, kv: int) -> tuple[str, str | None]:
+    """The layout ``plans.choose_layout`` gives a member with the target's bytes free
+    (file / N + 15% + KV), int8 being the default and nobody having chosen: the agent's
+    own rule (``jobs.member``), costed from the file's tensor records."""
+    from reconciler.jobs.plans import choose_layout, held_sizes, tensor_records
+
+    records = tensor_records(path)
+    needs = {m: sum(held_sizes(records, m).values()) // world + kv for m in LAYOUTS}
+    free = int(target_bytes(path.stat().st_size, world, kv))
+    choice = choose_layout(needs, free, "int8", False, path.stat().st_size // world + kv)
+    return choice.layout, choice.note or choice.problem
 
 
 def decode_smoke(engine: Any, vocab_held: int, tokens: int) -> float:
@@ -321,7 +342,7 @@ def print_breakdown(results: dict[tuple[str, Member], dict[str, Any]], modes: li
                f"{added / share:5.2f}x " if added is not None else f"{'-':>6} {'-':>5} {'-':>6} {'-':>6} ")
             + f"{(r['peak_rss'] - r['loaded_rss']) / mib:10.0f} {r['kv_bytes'] / mib:4.0f} "
             f"{smoke if isinstance(smoke, str) else f'{smoke:6.2f}' if smoke else '     -'} "
-            + _held(r, world, estimate.get(mode))
+            + _held(r, world, estimate.get(r.get("layout", mode)))
         )  # fmt: skip
 
 
@@ -386,7 +407,9 @@ def main() -> None:
         return
     path, tmp = prepare(args)
     file_size = path.stat().st_size
-    modes = ["exact", "int8"] if args.activations == "both" else [args.activations]
+    modes = {"all": ["exact", "int8", "ggml", "auto"], "both": ["exact", "int8"]}.get(
+        args.activations, [args.activations]
+    )
     print(f"model            {n_params() / 1e9:.2f}B parameters, {file_size / GiB:.2f} GiB on disk "
           f"({args.qtype}), {args.threads} thread(s), KV cache for {args.cache_len} positions, "
           f"median of {args.rounds} round(s)")  # fmt: skip
@@ -394,12 +417,18 @@ def main() -> None:
     print_verdicts(results, modes, file_size)
     print("limit = file size / N + 15% + the member's KV cache; peak = peak RSS of the member's")
     print("process (from its start); PASS when peak <= limit")
-    print_breakdown(results, modes, file_size, estimates(path, modes))
+    for world, rank in MEMBERS:
+        r = results.get(("auto", (world, rank)))
+        if r and "layout" in r:
+            print(
+                f"auto, TP={world} rank {rank}: {r['layout']} ({r.get('note') or 'the default fits'})"
+            )
+    print_breakdown(results, modes, file_size, estimates(path, LAYOUTS))
     print("MiB once loaded: after = RSS; anon / file = anonymous / file-backed (libraries, mapped")
     print("GGUF pages) RSS; loaded = anonymous bytes the load added (the share in the kernel's")
     print("layout); x file = loaded / the share's bytes in the file; peak-after = load scratch;")
     print("tok/s = decode on the member's share alone (--tokens); held = MiB of weights the")
-    print("share holds (FusedShard.nbytes), B/w = its bytes per weight (the file: 0.5625), est. =")
+    print("share holds (nbytes()), B/w = its bytes per weight (the file: 0.5625), est. =")
     print("what the file's tensor records predict for it (jobs.plans.held_sizes), before loading")
     if args.keep and tmp is not None:
         kept = Path.cwd() / path.name
@@ -419,9 +448,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="BLAS threads per member")
     p.add_argument(
         "--activations",
-        choices=("both", "exact", "int8"),
-        default="both",
-        help="the engine's activations to measure (default: both, side by side)",
+        choices=("all", "both", "exact", "int8", "ggml", "auto"),
+        default="all",
+        help="layouts to measure: onnxruntime's exact and int8, ggml on the file's blocks, "
+        "and auto (the layout an agent picks with only the target's memory free: "
+        "plans.choose_layout); default: all four side by side; both: exact and int8",
     )
     p.add_argument("--rounds", type=int, default=3, help="rounds per member and mode (medians)")
     p.add_argument("--member", action="store_true", help=argparse.SUPPRESS)

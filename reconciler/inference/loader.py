@@ -27,6 +27,7 @@ from reconciler.inference.kernels import (
     default_threads,
     resolve,
 )
+from reconciler.inference.kernels.blockshard import build_block_shard
 from reconciler.inference.kernels.building import build_fused
 from reconciler.inference.kernels.fused import FusedShard
 from reconciler.inference.sharding import RankShare
@@ -126,7 +127,7 @@ def load_shard(
     threads: int | None = None,
 ) -> ShardWeights | FusedShard:
     """Read only this rank's share of the weights, ready for the chosen kernels
-    (``auto``, ``numpy`` or ``onnxruntime``; see ``reconciler.inference.kernels``;
+    (``auto``, ``numpy``, ``onnxruntime`` or ``ggml``; see ``reconciler.inference.kernels``;
     defaults from ``MESHNET_KERNELS`` / ``MESHNET_ACTIVATIONS`` / ``MESHNET_THREADS``)."""
     return build_weights(open_source(path, config), config, share, progress,
                          kernels, activations, threads)  # fmt: skip
@@ -143,9 +144,17 @@ def build_weights(
 ) -> ShardWeights | FusedShard:
     """``load_shard`` over an open source."""
     activations = activations or default_activations()
-    if resolve(kernels or default_kernels(), config) == "numpy":
+    chosen = resolve(kernels or default_kernels(), config)
+    if chosen == "numpy":
         return build_shard(source, config, share, progress)
     if activations not in ACTIVATIONS:
         raise ValueError(f"unknown activations {activations!r} (choose from exact, int8)")
     n = threads or default_threads()
+    if chosen == "ggml":
+        if activations == "exact":
+            raise ValueError(
+                "the ggml kernels quantize activations to 8 bits (int8): for exact "
+                "activations use --kernels onnxruntime or numpy"
+            )
+        return build_block_shard(source, config, share, n, progress)
     return build_fused(source, config, share, activations == "int8", n, progress)

@@ -41,11 +41,18 @@ from reconciler.inference.layers import (
     silu_mul,
 )
 from reconciler.inference.pipeline import StagePass
-from reconciler.inference.sampling import SamplingParams
+from reconciler.inference.sampling import MAX_DRAFT_TOKENS, SamplingParams
 from reconciler.inference.tokenizer import Tokenizer
-from reconciler.inference.weights import LayerWeights, ShardWeights
+from reconciler.inference.weights import LayerWeights, ShardWeights, matmul
 
 PREFILL_CHUNK = 256  # prompt tokens per forward pass
+# With 8-bit activations (the ggml kernels) a last-bit difference upstream can move a
+# quantization step, and BLAS rounds a row of a batched attention product differently
+# by the batch's size. Passes of up to this many tokens (a decode step; a speculative
+# verify pass: the last token and up to MAX_DRAFT_TOKENS drafts) attend one query at a
+# time, so each row gets the bits of a one-token step and greedy answers stay the same
+# with drafts. Longer passes (prompt chunks) attend in one product.
+ROWWISE_QUERIES = 1 + MAX_DRAFT_TOKENS
 TRIM_AFTER = 32  # prompts of this many tokens or more give their freed scratch back
 
 
@@ -80,6 +87,7 @@ class Engine:
         if config.rope_theta_local is not None:
             self.cos_local, self.sin_local = rope_tables(config, slots, local=True)
         self.pos = 0
+        self.rowwise = getattr(weights, "kernels", "") == "ggml"  # see ROWWISE_QUERIES
         self.greedy = False  # set by generate() for temperature 0: see _greedy_logits
         self.runner: Runner | None = None
         if isinstance(weights, FusedShard):
@@ -161,20 +169,20 @@ class Engine:
     def _layer(self, i: int, w: LayerWeights, x: F32) -> F32:
         cfg = self.config
         h = rms_norm(x, w.attn_norm, cfg.norm_eps)  # [T, D]
-        qkv = h @ w.wqkv.T  # [T, (Hl + 2Kl) E]
+        qkv = matmul(h, w.wqkv)  # [T, (Hl + 2Kl) E]
         if w.bqkv is not None:
             qkv += w.bqkv
         att = self._attend(i, w, qkv)  # [T, Hl E]
-        o = self._reduce(att @ w.wo.T)  # [T, D]
+        o = self._reduce(matmul(att, w.wo))  # [T, D]
         if w.post_attn_norm is not None:
             o = rms_norm(o, w.post_attn_norm, cfg.norm_eps)  # [T, D]
         x = x + o  # [T, D]
         h = rms_norm(x, w.ffn_norm, cfg.norm_eps)  # [T, D]
-        gu = h @ w.wgu.T  # [T, 2 Fl]
+        gu = matmul(h, w.wgu)  # [T, 2 Fl]
         f = gu.shape[1] // 2
         act = gelu_tanh_mul if cfg.activation == "gelu_tanh" else silu_mul
         a = act(gu[:, :f], gu[:, f:])  # [T, Fl]
-        m = self._reduce(a @ w.wdown.T)  # [T, D]
+        m = self._reduce(matmul(a, w.wdown))  # [T, D]
         if w.post_ffn_norm is not None:
             m = rms_norm(m, w.post_ffn_norm, cfg.norm_eps)  # [T, D]
         return x + m  # [T, D]
@@ -203,6 +211,12 @@ class Engine:
         window = cfg.sliding_window if sliding else 0
         s0 = max(0, p0 + 1 - window) if window else 0  # the first key any query here sees
         keys, values = self.cache_k[c, :, s0:p1], self.cache_v[c, :, s0:p1]  # [Kl, P, E]
+        if self.rowwise and 1 < t <= ROWWISE_QUERIES:  # each query as in a one-token step
+            return np.concatenate([
+                attention(qg[j : j + 1], keys[:, : p0 - s0 + j + 1], values[:, : p0 - s0 + j + 1],
+                          p0 - s0 + j, window, cfg.attn_scale)
+                for j in range(t)
+            ])  # fmt: skip
         return attention(qg, keys, values, p0 - s0, window, cfg.attn_scale)  # [T, Hl E]
 
     def _forward_fused(self, runner: Runner, tokens: list[int]) -> F32:
@@ -210,7 +224,7 @@ class Engine:
         layer (or each block between all-reduces) one graph, attention and cache inside."""
         x = self._embed(np.asarray(tokens, dtype=np.int64))  # [T, D]
         p0 = self.pos
-        if self.comm.world_size == 1:
+        if self.weights.share.world_size == 1:  # whole-layer graphs (see kernels.fused)
             x = runner.layers(x, p0)  # [T, D], final-normed
             self.pos += len(tokens)
             return x
@@ -227,7 +241,7 @@ class Engine:
         if self.stage is not None:
             return self.stage.logits(h)  # [T, V] from the last stage
         w = self.weights
-        local = w.head(h) if isinstance(w, FusedShard) else h @ w.lm_head.T  # [T, Vl]
+        local = w.head(h) if isinstance(w, FusedShard) else matmul(h, w.lm_head)  # [T, Vl]
         if self.comm.world_size == 1:
             return local
         if self.greedy:

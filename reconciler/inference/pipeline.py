@@ -33,7 +33,7 @@ from reconciler.inference.config import ModelConfig
 from reconciler.inference.errors import CollectiveError
 from reconciler.inference.kernels.fused import FusedShard, Runner
 from reconciler.inference.layers import F32, rms_norm
-from reconciler.inference.weights import LayerWeights, ShardWeights
+from reconciler.inference.weights import LayerWeights, ShardWeights, matmul
 
 _NOTHING = np.zeros(0, dtype=np.float32)  # what a non-root rank offers to a broadcast
 
@@ -89,7 +89,7 @@ class StagePass:
         self.pending = False
         local = _NOTHING
         if comm.rank == last:
-            local = w.head(h) if isinstance(w, FusedShard) else h @ w.lm_head.T  # [T, V]
+            local = w.head(h) if isinstance(w, FusedShard) else matmul(h, w.lm_head)  # [T, V]
         if not e.greedy:
             full = comm.broadcast(local, root=last)  # [T, V]
             return _expect(full, (t, vocab), "logits")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,17 +47,44 @@ class TensorSource(Protocol):
         ...
 
 
+@runtime_checkable
+class Applied(Protocol):
+    """A matrix that applies itself (``kernels.blockmatrix.BlockMatrix``: GGUF blocks
+    multiplied by ggml where they lie)."""
+
+    @property
+    def nbytes(self) -> int: ...
+
+    @property
+    def shape(self) -> tuple[int, int]: ...
+
+    def apply(self, x: F32) -> F32:
+        """``x [T, K] @ W.T`` -> ``[T, N]``."""
+        ...
+
+
+Matrix = F32 | Applied  # [N, K]
+
+
+def matmul(x: F32, w: Matrix) -> F32:
+    """``x [T, K] @ W.T`` -> ``[T, N]`` for a float32 array or an :class:`Applied`."""
+    if isinstance(w, np.ndarray):
+        out: F32 = x @ w.T
+        return out
+    return w.apply(x)
+
+
 @dataclass
 class LayerWeights:
     """One decoder layer's share."""
 
     attn_norm: F32  # [D]
-    wqkv: F32  # [(Hl + 2 Kl) E, D]
+    wqkv: Matrix  # [(Hl + 2 Kl) E, D]
     bqkv: F32 | None  # [(Hl + 2 Kl) E]
-    wo: F32  # [D, Hl E]
+    wo: Matrix  # [D, Hl E]
     ffn_norm: F32  # [D]
-    wgu: F32  # [2 Fl, D]  gate rows then up rows
-    wdown: F32  # [D, Fl]
+    wgu: Matrix  # [2 Fl, D]  gate rows then up rows
+    wdown: Matrix  # [D, Fl]
     q_norm: F32 | None = None  # [E] QK-norm (config.qk_norm)
     k_norm: F32 | None = None  # [E]
     post_attn_norm: F32 | None = None  # [D] (config.post_norms)
@@ -74,22 +101,40 @@ class ShardWeights:
     """Everything one rank holds."""
 
     share: RankShare
-    embed: F32  # [Vl, D] token-embedding rows vocab_start..vocab_end ([0, D] if not held)
-    lm_head: F32  # [Vl, D] (the same array as embed when tied; [0, D] if not held)
+    # [Vl, D] token-embedding rows vocab_start..vocab_end ([0, D] if not held); ``ggml``:
+    # rows as stored, dequantized on lookup (``kernels.fused.EmbedTable``)
+    embed: Any
+    lm_head: Matrix  # [Vl, D] (the same array as embed when tied; [0, D] if not held)
     norm: F32  # [D] ([0] if not held)
     layers: list[LayerWeights]  # share.layers(n_layers), in order
+    kernels: str = "numpy"  # "numpy" (float32) or "ggml" (the file's blocks)
 
     def nbytes(self) -> int:
-        """Bytes of weights held (a tied LM head counted once)."""
-        arrays: dict[int, F32] = {id(self.embed): self.embed, id(self.lm_head): self.lm_head}
-        arrays[id(self.norm)] = self.norm
+        """Bytes of weights held (a tied LM head counted once; a quantized embedding that
+        is not also the head is the file's mapped pages, read on lookup: not counted)."""
+        held: dict[int, int] = {}
+        for item in (self.embed, self.lm_head, self.norm):
+            _count(item, held)
         for layer in self.layers:
             for a in (layer.attn_norm, layer.wqkv, layer.bqkv, layer.wo):
-                if a is not None:
-                    arrays[id(a)] = a
+                _count(a, held)
             for a in (layer.ffn_norm, layer.wgu, layer.wdown, *layer.norms()):
-                arrays[id(a)] = a
-        return sum(a.nbytes for a in arrays.values())
+                _count(a, held)
+        return sum(held.values())
+
+
+def _count(item: Any, held: dict[int, int]) -> None:
+    """Add an array, a matrix's parts or an embedding's float rows to ``held`` by id."""
+    if item is None:
+        return
+    if isinstance(item, np.ndarray):
+        held[id(item)] = int(item.nbytes)
+        return
+    for part in getattr(item, "parts", ()):  # a BlockMatrix: its arrays, shared by id
+        held[id(part)] = int(part.nbytes)
+    rows = getattr(item, "rows", None)  # an EmbedTable
+    if isinstance(rows, np.ndarray) and (item.qtype is None or id(rows) in held):
+        held[id(rows)] = int(rows.nbytes)
 
 
 def build_shard(

@@ -91,7 +91,7 @@ class MemberRun:
         self._reported = 0.0
         self.load_ms = 0.0
         self.resident_bytes = 0
-        self.layout = ""  # the weights' layout once loaded: exact, int8 or numpy
+        self.layout = ""  # the weights' layout once loaded: exact, int8, ggml or numpy
 
     @property
     def node_ids(self) -> list[str]:
@@ -162,15 +162,17 @@ class MemberRun:
         share = share_for(offer, self.rank, info.config)
         comm = wrap_wire(self.collectives, offer.wire)  # q80: 8-bit all-reduce contributions
         positions = cache_len(len(offer.prompt_ids), offer.sampling.max_tokens, info.config)
-        activations: str | None = None
+        layout: str | None = None
         if not self.cache.resident(self.model_path, share):
             choice = self._choose_layout(info.config, positions)
             if choice.problem is not None:  # a plan this device cannot hold: refuse, never swap
                 raise MemoryError(choice.problem)
             if choice.note is not None:  # the compact layout fits where the default would not
-                activations = choice.layout
+                layout = choice.layout
                 log.info("job %s: %s", offer.job_id, choice.note)
-        weights = self.cache.shard(self.model_path, info.config, share, self._progress, activations)
+        weights = self.cache.shard(
+            self.model_path, info.config, share, self._progress, layout=layout
+        )
         self.layout = layout_of(weights)
         return Engine(info.config, weights, comm, positions), info.tokenizer
 

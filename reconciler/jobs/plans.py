@@ -133,16 +133,22 @@ def _named(name: str, names: tuple[str, str]) -> bool:
 
 
 def held_sizes(records: list[TensorRecord], layout: str) -> dict[str, int]:
-    """Bytes every tensor takes once loaded in ``layout`` (``exact``, ``int8`` or
-    ``numpy``; ``quant.layout``): the sizes ``model_cost`` takes to cost a share as it will
-    really be held. The onnxruntime layouts keep a quantized embedding as the file's
-    mapped pages (read on lookup: nothing up front) unless it is also the LM head."""
+    """Bytes every tensor takes once loaded in ``layout`` (``exact``, ``int8``, ``ggml``
+    or ``numpy``; ``quant.layout``): the sizes ``model_cost`` takes to cost a share as it
+    will really be held. The onnxruntime layouts keep a quantized embedding as the file's
+    mapped pages (read on lookup: nothing up front) unless it is also the LM head; the
+    ggml layout any embedding that is not the head."""
     untied = any(_named(r.name, _LM_HEAD) for r in records)
     sizes: dict[str, int] = {}
     for r in records:
         if r.rank < 2 or r.qtype is None:
             sizes[r.name] = r.n_weights * F32_BYTES
-        elif layout != "numpy" and untied and _named(r.name, _EMBED) and r.qtype not in FLOAT_TYPES:
+        elif (
+            layout != "numpy"
+            and untied
+            and _named(r.name, _EMBED)
+            and (r.qtype not in FLOAT_TYPES or layout == "ggml")
+        ):
             sizes[r.name] = 0  # mapped, untouched until looked up
         else:
             sizes[r.name] = held_bytes(r.qtype, r.n_weights, layout)
@@ -214,7 +220,7 @@ def memory_problem(
 class LayoutChoice:
     """The layout a member loads its share in, and why, or why it cannot."""
 
-    layout: str  # "exact" | "int8" | "numpy"
+    layout: str  # "exact" | "int8" | "ggml" | "numpy"
     note: str | None = None  # set when memory made the choice (logged, in the job's status)
     problem: str | None = None  # set when no layout fits: the share must be refused
 
@@ -225,19 +231,25 @@ def choose_layout(
     """Pick the layout of a share needing ``needs[layout]`` bytes with ``free`` bytes free.
 
     ``default`` is the activations asked for (or the engine's default), ``chosen``
-    whether a user asked for them explicitly. Only ``numpy`` in ``needs``: the numpy
-    kernels, no choice. Unchosen, an ``int8`` share that does not fit loads ``exact``
-    where that fits (said in ``note``); nothing that fits gives a ``problem``."""
+    whether a user asked for them explicitly. Only ``numpy`` (or only ``ggml``) in
+    ``needs``: those kernels, no choice. An ``int8`` share that does not fit loads in
+    the ``ggml`` layout (the file's own blocks, activations also 8-bit) where that fits,
+    else, unless int8 was chosen, ``exact`` where that fits (said in ``note``). Nothing
+    that fits gives a ``problem`` naming the smallest layout that was allowed."""
     layout = default if default in needs else next(iter(needs))
     problem = memory_problem(needs[layout], free, layout, file_bytes)
-    if problem is None or chosen or layout != "int8" or "exact" not in needs:
+    fallbacks = [f for f in ("ggml", *(() if chosen else ("exact",))) if f in needs]
+    if problem is None or layout != "int8" or not fallbacks:
         return LayoutChoice(layout, problem=problem)
-    if needs["exact"] > free:
-        return LayoutChoice(
-            "exact", problem=memory_problem(needs["exact"], free, "exact", file_bytes)
-        )
-    note = (
-        f"exact activations: the int8 layout needs {_gib(needs['int8'])}, "
-        f"{_gib(free)} is free, the exact layout {_gib(needs['exact'])}"
+    for other in fallbacks:
+        if needs[other] <= free:
+            why = "exact activations" if other == "exact" else "the file's own blocks (ggml)"
+            note = (
+                f"{why}: the int8 layout needs {_gib(needs['int8'])}, "
+                f"{_gib(free)} is free, the {other} layout {_gib(needs[other])}"
+            )
+            return LayoutChoice(other, note=note)
+    smallest = min(fallbacks, key=lambda f: needs[f])
+    return LayoutChoice(
+        smallest, problem=memory_problem(needs[smallest], free, smallest, file_bytes)
     )
-    return LayoutChoice("exact", note=note)

@@ -23,13 +23,14 @@ from reconciler.inference.kernels import (
     default_kernels,
     resolve,
 )
+from reconciler.inference.kernels.blockmatrix import available as ggml_available
 from reconciler.inference.kernels.fused import FusedShard
 from reconciler.inference.loader import ModelInfo, build_weights, load_model_info, open_source
 from reconciler.inference.sharding import RankShare
 from reconciler.inference.weights import F32, ShardWeights, TensorSource
 
 Progress = Callable[[float], None]
-_Key = tuple[str, int, RankShare, str | None]
+_Key = tuple[str, int, RankShare, str | None, str | None]  # ..., activations, kernels
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -72,9 +73,10 @@ class ShardCache:
 
     def layouts(self, config: ModelConfig) -> tuple[str, ...]:
         """The layouts this cache's kernels can hold ``config``'s model in."""
-        if resolve(self.kernels or default_kernels(), config) == "numpy":
-            return ("numpy",)
-        return ACTIVATIONS
+        kernels = resolve(self.kernels or default_kernels(), config)
+        if kernels in ("numpy", "ggml"):
+            return (kernels,)
+        return (*ACTIVATIONS, "ggml") if ggml_available() else ACTIVATIONS
 
     def resident(self, path: Path, share: RankShare) -> bool:
         """Whether this slice is held already (a job reusing it loads nothing)."""
@@ -88,19 +90,27 @@ class ShardCache:
         share: RankShare,
         progress: Progress,
         activations: str | None = None,
+        layout: str | None = None,
     ) -> ShardWeights | FusedShard:
         """This rank's slice, from the cache or read now (``progress`` gets 0..1), for
         the kernels chosen at construction (default: ``MESHNET_KERNELS`` or auto) and
-        ``activations`` (default: the construction's, else ``MESHNET_ACTIVATIONS``)."""
+        ``activations`` (default: the construction's, else ``MESHNET_ACTIVATIONS``), or
+        in the ``layout`` memory chose (``exact``, ``int8`` or ``ggml``: see
+        ``plans.choose_layout``)."""
+        kernels = self.kernels
+        if layout == "ggml":
+            kernels, activations = "ggml", "int8"
+        elif layout is not None:
+            activations = layout
         activations = activations or self.activations
-        key = (str(path), _version(path), share, activations)
+        key = (str(path), _version(path), share, activations, kernels)
         with self._lock:
             if key not in self._shards:
                 source = CountingSource(open_source(path, config), _reads(config, share), progress)
-                fused = resolve(self.kernels or default_kernels(), config) != "numpy"
+                counted = resolve(kernels or default_kernels(), config) == "numpy"
                 self._shards[key] = build_weights(
-                    source, config, share, progress if fused else None,
-                    self.kernels, activations, self.threads,
+                    source, config, share, None if counted else progress,
+                    kernels, activations, self.threads,
                 )  # fmt: skip
                 self.loads += 1
             progress(1.0)
@@ -155,7 +165,7 @@ class CountingSource:
 
 
 def layout_of(weights: ShardWeights | FusedShard) -> str:
-    """The layout loaded weights are held in: ``exact``, ``int8`` or ``numpy``."""
+    """The layout loaded weights are held in: ``exact``, ``int8``, ``ggml`` or ``numpy``."""
     if isinstance(weights, FusedShard):
         return "int8" if weights.int8 else "exact"
-    return "numpy"
+    return weights.kernels

@@ -5,6 +5,11 @@
   wheel.
 - ``onnxruntime``: the share stays in its GGUF block format, repacked for
   ``MatMulNBits``, in fused graphs (``kernels.fused.FusedShard``).
+- ``ggml``: the share stays exactly as the file stores it (1.0x its bytes, every
+  format) and ggml multiplies on the blocks in place (``kernels.blockmatrix``), with the
+  numpy forward pass around it. Its activations are quantized to 8 bits per block, as in
+  llama.cpp: ``int8`` only. A member also picks it on its own when the int8 layout does
+  not fit its free memory (``jobs.plans.choose_layout``).
 
 ``auto`` picks onnxruntime when it can be imported. Activations are ``int8`` (the
 default: ``accuracy_level=4``, quantized per block inside the kernel, as llama.cpp does
@@ -17,9 +22,10 @@ from __future__ import annotations
 import os
 
 from reconciler.inference.config import ModelConfig
+from reconciler.inference.kernels import blockmatrix
 from reconciler.inference.kernels.session import THREADS_ENV, available, default_threads
 
-KERNELS = ("auto", "numpy", "onnxruntime")
+KERNELS = ("auto", "numpy", "onnxruntime", "ggml")
 ACTIVATIONS = ("exact", "int8")
 KERNELS_ENV, ACTIVATIONS_ENV = "MESHNET_KERNELS", "MESHNET_ACTIVATIONS"
 DEFAULT_ACTIVATIONS = "int8"
@@ -51,13 +57,17 @@ def unsupported(config: ModelConfig | None) -> str | None:
 
 
 def resolve(kernels: str, config: ModelConfig | None = None) -> str:
-    """``numpy`` or ``onnxruntime`` for a user's choice; ValueError if unavailable.
+    """``numpy``, ``onnxruntime`` or ``ggml`` for a user's choice; ValueError if unavailable.
 
     ``auto`` takes onnxruntime when it is installed and can run the model."""
     if kernels not in KERNELS:
         raise ValueError(f"unknown kernels {kernels!r} (choose from {', '.join(KERNELS)})")
     if kernels == "auto":
         return "onnxruntime" if available() and unsupported(config) is None else "numpy"
+    if kernels == "ggml":
+        reason = blockmatrix.unavailable_reason()
+        if reason:
+            raise ValueError(f"{reason}: use --kernels onnxruntime or numpy")
     if kernels == "onnxruntime":
         if not available():
             raise ValueError("onnxruntime (and onnx) are not installed: use --kernels numpy")

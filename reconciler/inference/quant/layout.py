@@ -10,6 +10,8 @@ What ``quant.pack`` makes of each format, and what onnxruntime keeps of it:
 - int8 activations: onnxruntime's int8 kernel (MLAS, ``accuracy_level=4``) keeps a
   float32 block sum per block beside each block's scale (``BLOCK_SUM``).
 - float tensors (F32, F16, BF16) and the numpy kernels: float32, 4 bytes a weight.
+- ``ggml``: every tensor as the file stores it (``kernels.blockmatrix``): the file's
+  bytes a weight, whatever the format.
 
 ``held_bytes`` is what ``FusedShard.nbytes()`` reports for the same matrices (the tests
 check it on a real load), so a job can be refused, or given the smaller layout, before
@@ -18,11 +20,12 @@ anything is read.
 
 from __future__ import annotations
 
+from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
 
 F32_BYTES = 4
 BLOCK_SUM = 4  # float32 per block, int8 activations only
-MODES = ("exact", "int8", "numpy")
+MODES = ("exact", "int8", "numpy", "ggml")
 # format -> (bits of its codes, weights per scale, whether it has an offset per block)
 _FORMS: dict[Q, tuple[int, int, bool]] = {
     Q.Q4_0: (4, 32, False),
@@ -40,6 +43,9 @@ def bytes_per_weight(qtype: Q, mode: str) -> float:
     """Bytes one weight of a ``qtype`` matrix takes in ``mode``'s layout."""
     if mode not in MODES:
         raise ValueError(f"unknown layout {mode!r} (choose from {', '.join(MODES)})")
+    if mode == "ggml":
+        block, size = GGML_QUANT_SIZES[qtype]
+        return size / block
     form = _FORMS.get(qtype)
     if form is None or mode == "numpy":
         return float(F32_BYTES)

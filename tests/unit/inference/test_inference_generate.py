@@ -121,6 +121,8 @@ def test_activations_stay_float32(qwen: tuple[Engine, ModelInfo]) -> None:
     weights = engine.weights
     assert isinstance(weights, ShardWeights)  # the numpy kernels
     for layer in weights.layers:
+        assert isinstance(layer.wqkv, np.ndarray) and isinstance(layer.wgu, np.ndarray)
+        assert isinstance(layer.wdown, np.ndarray)
         assert layer.wqkv.dtype == layer.wgu.dtype == layer.wdown.dtype == np.float32
         assert layer.wqkv.flags["C_CONTIGUOUS"] and layer.wgu.flags["C_CONTIGUOUS"]
 

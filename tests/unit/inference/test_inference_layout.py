@@ -40,6 +40,11 @@ def test_layouts_differ_where_the_kernels_differ() -> None:
     assert bytes_per_weight(Q.Q8_0, "int8") == 1.25
     assert bytes_per_weight(Q.Q6_K, "int8") == 1.5  # scales per 16 weights
     assert bytes_per_weight(Q.Q4_0, "numpy") == bytes_per_weight(Q.F16, "exact") == 4.0
+    # ggml: every format as the file stores it
+    assert bytes_per_weight(Q.Q4_0, "ggml") == 0.5625
+    assert bytes_per_weight(Q.Q4_K, "ggml") == 144 / 256
+    assert bytes_per_weight(Q.Q6_K, "ggml") == 210 / 256
+    assert bytes_per_weight(Q.F16, "ggml") == bytes_per_weight(Q.BF16, "ggml") == 2.0
     with pytest.raises(ValueError, match="unknown layout 'int4'"):
         bytes_per_weight(Q.Q4_0, "int4")
 

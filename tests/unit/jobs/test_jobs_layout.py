@@ -58,3 +58,34 @@ def test_a_share_that_fits_has_no_problem() -> None:
     assert memory_problem(11 << 10, 10 << 10) == (
         "this share needs 11.0 KiB with its KV cache, 10.0 KiB is free"
     )
+
+
+GGML = {**NEEDS, "ggml": 470 * MiB}  # the file's own blocks: the smallest of the three
+
+
+def test_unchosen_int8_that_does_not_fit_takes_the_files_own_blocks_first() -> None:
+    """ggml keeps 8-bit activations and holds the least: it comes before exact."""
+    choice = choose_layout(GGML, 550 * MiB, "int8", False, FILE)
+    assert (choice.layout, choice.problem) == ("ggml", None)
+    assert choice.note == (
+        "the file's own blocks (ggml): the int8 layout needs 600.00 MiB, 550.00 MiB is "
+        "free, the ggml layout 470.00 MiB"
+    )
+
+
+def test_chosen_int8_may_move_to_ggml_never_to_exact() -> None:
+    needs = {"exact": 400 * MiB, "int8": 600 * MiB, "ggml": 470 * MiB}
+    assert choose_layout(needs, 500 * MiB, "int8", True, FILE).layout == "ggml"
+    refused = choose_layout(needs, 450 * MiB, "int8", True, FILE)
+    assert refused.layout == "ggml" and "470.00 MiB in the ggml layout" in str(refused.problem)
+    assert choose_layout(needs, 450 * MiB, "int8", False, FILE).layout == "exact"
+
+
+def test_nothing_that_fits_names_the_smallest_allowed_layout() -> None:
+    choice = choose_layout(GGML, 400 * MiB, "int8", False, FILE)
+    assert choice.layout == "ggml" and choice.note is None
+    assert "needs 470.00 MiB in the ggml layout (450.00 MiB in the file)" in str(choice.problem)
+
+
+def test_the_ggml_kernels_have_one_layout() -> None:
+    assert choose_layout({"ggml": 470 * MiB}, 500 * MiB, "int8", False, FILE).layout == "ggml"

@@ -262,10 +262,16 @@ def test_only_the_chosen_members_hear_of_the_job(
 
 
 def _held_activations(
-    fake_net: Any, ring_of: Any, prompt: list[int], room: int, room_of: dict[str, int] | None = None
+    fake_net: Any,
+    ring_of: Any,
+    prompt: list[int],
+    room: int,
+    room_of: dict[str, int] | None = None,
+    layouts: bool | None = None,
 ) -> list[Any]:
-    """The activations each member's slice was loaded with (None: the agent's default);
-    each member has ``room`` bytes free, or its own in ``room_of``."""
+    """The activations each member's slice was loaded with (None: the agent's default),
+    or with ``layouts`` (activations, kernels); each member has ``room`` bytes free, or its
+    own in ``room_of``."""
     held: list[Any] = []
 
     async def main() -> None:
@@ -277,7 +283,11 @@ def _held_activations(
             await net.services["a"].run(
                 JobRequest("j", MODEL, prompt, PARAMS, ring_of(RING), parallelism="tensor")
             )
-            held.extend(key[3] for node in RING for key in net.services[node].cache._shards)
+            for node in RING:
+                held.extend(
+                    key[3] if layouts is None else key[3:]
+                    for key in net.services[node].cache._shards
+                )
         finally:
             net.close()
 
@@ -317,6 +327,33 @@ def test_a_member_short_of_memory_for_int8_loads_exact(
         # the coordinator short of room (a peer's refusal reaches it as a generic
         # LoadFailed, without its figures): b has room, so a's refusal is the job's end
         _held_activations(fake_net, ring_of, prompt, tight, {"b": 1 << 40})
+
+
+def test_a_member_short_of_memory_for_int8_holds_the_files_blocks(
+    fake_net: Any, ring_of: Any, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the int8 layout does not fit but the file's own blocks do, a member loads its
+    share for the ggml kernels (8-bit activations too) and the job runs. (The tiny model
+    is float: its int8 and exact layouts are made larger here.)"""
+    from reconciler.jobs import member
+    from reconciler.jobs.plans import held_sizes, tensor_records
+    from reconciler.jobs.shards import ShardCache
+    from reconciler.placement.modelcost import model_cost
+
+    def sizes(records: Any, layout: str) -> dict[str, int]:
+        held = held_sizes(records, layout)
+        return held if layout == "ggml" else {k: 3 * v for k, v in held.items()}
+
+    monkeypatch.setattr(member, "held_sizes", sizes)
+    monkeypatch.setattr(ShardCache, "layouts", lambda self, config: ("exact", "int8", "ggml"))
+    prompt, _ = _oracle(models)
+    info = load_model_info(models / MODEL)
+    ggml = held_sizes(tensor_records(models / MODEL), "ggml")
+    cost = model_cost(info.config, ggml, len(prompt) + PARAMS.max_tokens)
+    tight = cost.total_bytes + cost.kv_bytes  # a whole ggml share, each member: not 3x that
+    monkeypatch.delenv("MESHNET_ACTIVATIONS")
+    got = _held_activations(fake_net, ring_of, prompt, tight, layouts=True)
+    assert got == [("int8", "ggml"), ("int8", "ggml")]
 
 
 def test_a_share_too_large_in_its_layout_is_refused_at_submission(
