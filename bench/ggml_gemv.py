@@ -1,14 +1,15 @@
-"""Can a library multiply by GGUF blocks where they lie (no re-layout), from Python?
+"""ggml's matmul on GGUF blocks where they lie, beside onnxruntime's on its own layout.
 
-A prototype, not the engine: ggml itself (the C library under llama.cpp) through
-``ctypes``, on the ``libggml-base``/``libggml-cpu`` that the ``llama-cpp-python`` wheel
-ships. The weight tensor's memory is the raw Q4_0 blocks as the file stores them
+ggml (the C library under llama.cpp) through ``ctypes``, on the library the engine's
+ggml kernels use (the ``xllamacpp`` wheel's; ``--lib`` for another, such as the
+``libggml-base``/``libggml-cpu`` that a ``llama-cpp-python`` build ships). The weight
+tensor's memory is the raw Q4_0 blocks as the file stores them
 (``ggml_backend_cpu_buffer_from_ptr``: no copy, 0.5625 bytes a weight); the activation
-and the output are numpy arrays lent the same way. Beside it, in the same run, the
-engine's kernel: onnxruntime ``MatMulNBits`` on the same blocks repacked by
-``quant.pack`` (exact and int8 activations; 0.625 and 0.75 bytes a weight held).
+and the output are numpy arrays lent the same way. Beside it, in the same run:
+onnxruntime ``MatMulNBits`` on the same blocks repacked by ``quant.pack`` (exact and
+int8 activations; 0.625 and 0.75 bytes a weight held).
 
-    .venv/bin/python bench/ggml_gemv.py --lib /work/refvenv/lib/python3.11/site-packages/llama_cpp/lib
+    .venv/bin/python bench/ggml_gemv.py [--lib /work/refvenv/lib/python3.11/site-packages/llama_cpp/lib]
 
 Prints the median time of a GEMV (and a 64-row GEMM) per kernel, Gweights/s, the
 bytes per weight each holds, and the largest difference from the dequantized numpy
@@ -33,6 +34,7 @@ from gguf import GGMLQuantizationType as Q
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from reconciler.inference.kernels.ggml import library_path  # noqa: E402
 from reconciler.inference.kernels.graph import GraphBuilder  # noqa: E402
 from reconciler.inference.kernels.session import make_session  # noqa: E402
 from reconciler.inference.quant.blocks import dequantize, unpack  # noqa: E402
@@ -47,10 +49,14 @@ class InitParams(C.Structure):
     _fields_ = [("mem_size", C.c_size_t), ("mem_buffer", P), ("no_alloc", C.c_bool)]
 
 
-def load_ggml(lib_dir: Path) -> tuple[Any, Any]:
-    """(libggml-base, libggml-cpu) with the signatures used here."""
-    base = C.CDLL(str(lib_dir / "libggml-base.so"), mode=C.RTLD_GLOBAL)
-    cpu = C.CDLL(str(lib_dir / "libggml-cpu.so"), mode=C.RTLD_GLOBAL)
+def load_ggml(lib: Path) -> tuple[Any, Any]:
+    """(libggml-base, libggml-cpu) with the signatures used here: a directory holding
+    both (llama-cpp-python's), or one library exporting all of ggml (xllamacpp's)."""
+    if lib.is_dir():
+        base = C.CDLL(str(lib / "libggml-base.so"), mode=C.RTLD_GLOBAL)
+        cpu = C.CDLL(str(lib / "libggml-cpu.so"), mode=C.RTLD_GLOBAL)
+    else:
+        base = cpu = C.CDLL(str(lib))
     sigs: dict[str, tuple[Any, list[Any]]] = {
         "ggml_init": (P, [InitParams]),
         "ggml_free": (None, [P]),
@@ -148,7 +154,11 @@ def median_s(fn: Callable[[], Any], budget_s: float) -> float:
 
 def main() -> None:
     args = parse_args()
-    libs = load_ggml(Path(args.lib))
+    lib = args.lib or library_path()
+    if lib is None:
+        sys.exit("no ggml library: pip install xllamacpp, or pass --lib")
+    print(f"ggml from {lib}")
+    libs = load_ggml(Path(lib))
     rng = np.random.default_rng(0)
     n, k = args.rows, args.cols
     raw = random_q4_0(rng, n, k)
@@ -192,7 +202,11 @@ def main() -> None:
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--lib", required=True, help="directory of libggml-base.so and libggml-cpu.so")
+    p.add_argument(
+        "--lib",
+        help="a directory of libggml-base.so and libggml-cpu.so, or one library exporting "
+        "ggml (default: the engine's, from the xllamacpp wheel)",
+    )
     p.add_argument("--rows", type=int, default=8192, help="N, output columns")
     p.add_argument("--cols", type=int, default=2048, help="K, input columns")
     p.add_argument("--gemm-rows", type=int, default=64)
