@@ -70,10 +70,10 @@ def load_ggml(lib: Path) -> tuple[Any, Any]:
         "ggml_backend_tensor_alloc": (C.c_int, [P, P, P]),
         "ggml_backend_graph_compute": (C.c_int, [P, P]),
     }
-    for lib in (base, cpu):
+    for handle in (base, cpu):
         for name, (res, args) in sigs.items():
-            if hasattr(lib, name):
-                fn = getattr(lib, name)
+            if hasattr(handle, name):
+                fn = getattr(handle, name)
                 fn.restype, fn.argtypes = res, args
     cpu.ggml_backend_cpu_init.restype = P
     cpu.ggml_backend_cpu_set_n_threads.argtypes = [P, C.c_int]

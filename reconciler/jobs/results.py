@@ -100,9 +100,10 @@ def plan_status(plan: JobPlan, wire: str) -> dict[str, Any]:
 
 def layout_note(members: Sequence[MemberStats], expected: str) -> str | None:
     """A Job event's message when members held their shares in another layout than
-    ``expected`` (the coordinator's activations: ``int8`` or ``exact``), else None. A
-    member picks exact where int8's layout would not fit its free memory (unless told
-    which to use), and numpy where onnxruntime is missing."""
+    ``expected`` (what the coordinator's settings ask for: ``int8``, ``exact``, ``ggml``
+    or ``numpy``), else None. A member picks ggml or exact where int8's layout would not
+    fit its free memory (unless told which to use), and numpy where onnxruntime is
+    missing."""
     other = [m for m in members if m.layout and m.layout != expected]
     if not other:
         return None

@@ -71,6 +71,12 @@ class ShardCache:
         else ``MESHNET_ACTIVATIONS``, else the engine's default."""
         return self.activations or default_activations()
 
+    def default_layout(self) -> str:
+        """The layout this agent's settings ask for: ``ggml`` or ``numpy`` when its kernels
+        are set to them, else its activations (``int8`` or ``exact``)."""
+        kernels = self.kernels or default_kernels()
+        return kernels if kernels in ("ggml", "numpy") else self.default_activations()
+
     def layouts(self, config: ModelConfig) -> tuple[str, ...]:
         """The layouts this cache's kernels can hold ``config``'s model in."""
         kernels = resolve(self.kernels or default_kernels(), config)

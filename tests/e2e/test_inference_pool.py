@@ -32,6 +32,25 @@ def test_two_devices_match_one_device(lan: Lan) -> None:
     assert stats["succeeded"] == 2
 
 
+@pytest.mark.slow
+def test_members_set_to_ggml_hold_the_files_blocks(lan: Lan) -> None:
+    """Agents told to use the ggml kernels (``MESHNET_KERNELS=ggml``) serve a
+    tensor-parallel job of the demo model, each holding its share as the file stores it;
+    the answer starts as one device's does (8-bit activations and q80 partial sums: the
+    pool is not bit-equal to one device, as with int8)."""
+    env = {"MESHNET_KERNELS": "ggml", "MESHNET_ACTIVATIONS": "int8"}
+    admin, member = two_device_pool(lan, TINY, env=env)
+    prompt = ["--prompt", "The capital of France is", "--max-tokens", "4", "--model", "demo"]
+    local = inference(admin, *prompt, "--local", "--kernels", "ggml")
+    pooled = inference(member, *prompt, "--parallelism", "tensor")
+    assert pooled["tokenIds"][:2] == local["tokenIds"][:2]  # " Paris." by a wide margin
+    assert [m["layout"] for m in pooled["members"]] == ["ggml", "ggml"]
+    with Store.open(member.home.root) as store:  # the coordinator: the job was its
+        reasons = [e.reason for e in store.events(limit=500)]
+    assert "Succeeded" in reasons  # the coordinator recorded the job
+    assert "MemberLayouts" not in reasons  # the layout the agents' settings asked for
+
+
 def test_member_lost_mid_job_fails_it(lan: Lan) -> None:
     """The job fails naming the lost member: gossip's report or the survivor's collective
     timeout (8 s) ends it; the bound below only keeps a hang from stalling the suite."""
