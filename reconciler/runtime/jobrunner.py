@@ -207,10 +207,10 @@ class JobRunner:
             state.phase = "Succeeded"
             fields = {**result.status_fields(), "finish_reason": result.finish_reason}
             self._patch(name, JobStatus.patch(**fields, phase="Succeeded"))
+            self.feed.publish(name, phase_event("Succeeded"))
             note = layout_note(result.members, jobs.cache.default_layout())
             if note is not None:
                 self.store.record_event("Job", name, "Normal", "MemberLayouts", note)
-            self.feed.publish(name, phase_event("Succeeded"))
             log.info(
                 "job %s: %d tokens at %.1f tok/s",
                 name,

@@ -22,11 +22,13 @@ from gguf import GGMLQuantizationType as Q
 from numpy.typing import NDArray
 
 from reconciler.inference.kernels.ggml import Ggml, InitParams, load
-from reconciler.inference.sampling import MAX_DRAFT_TOKENS
+from reconciler.inference.quant.blocks import QUANT_TYPES
 
 F32 = NDArray[np.float32]
 ALIGN = 64  # ggml's CPU buffers want 32-byte aligned data
-CACHED_ROWS = 1 + MAX_DRAFT_TOKENS  # graphs for decode and verify passes are kept
+# The one-row graph (a decode step) is kept; others are built per call (a few us: their
+# buffers, T x (K + N) floats, would add up over the row counts drafts give).
+CACHED_ROWS = 1
 _FLOAT_TYPES = {np.dtype(np.float32): Q.F32, np.dtype(np.float16): Q.F16}
 
 
@@ -151,20 +153,20 @@ class BlockMatrix:
 
     def apply(self, x: F32) -> F32:
         """``x [T, K'] @ W.T`` -> ``[T, N]`` (``K'``: the logical width, before padding)."""
-        rows = int(x.shape[0])
-        plan = self._plans.get(rows) or _Plan(self, rows)
-        before = self.pad[0]
-        plan.x[:, before : before + x.shape[1]] = x
-        with self.ggml.lock:
-            self.ggml.set_threads(self.threads)
-            if self.ggml.lib.ggml_backend_graph_compute(self.ggml.backend, plan.graph) != 0:
-                raise RuntimeError("ggml failed to compute a matmul")
-        out = plan.ys[0].copy() if len(plan.ys) == 1 else np.concatenate(plan.ys, axis=1)
-        if rows <= CACHED_ROWS:
-            self._plans[rows] = plan
-        else:
-            plan.close(self.ggml.lib)
-        return out
+        rows, before = int(x.shape[0]), self.pad[0]
+        with self.ggml.lock:  # engines sharing a cached shard share its buffers too
+            plan = self._plans.get(rows) or _Plan(self, rows)
+            try:
+                plan.x[:, before : before + x.shape[1]] = x
+                self.ggml.set_threads(self.threads)
+                if self.ggml.lib.ggml_backend_graph_compute(self.ggml.backend, plan.graph) != 0:
+                    raise RuntimeError("ggml failed to compute a matmul")
+                return plan.ys[0].copy() if len(plan.ys) == 1 else np.concatenate(plan.ys, axis=1)
+            finally:
+                if rows <= CACHED_ROWS:
+                    self._plans[rows] = plan
+                else:
+                    plan.close(self.ggml.lib)
 
     def close(self) -> None:
         """Free ggml's metadata (the arrays are numpy's)."""
@@ -185,7 +187,12 @@ class BlockMatrix:
 
 
 def _qtype(data: NDArray[Any], qtype: Q) -> Q:
+    """ggml's type for stored rows: the formats the engine supports, nothing else (ggml
+    knows more, but some need tables set up first or abort the process on a bad block:
+    a model file must never crash an agent)."""
     if data.dtype == np.uint8:
+        if qtype not in (*QUANT_TYPES, Q.BF16):
+            raise ValueError(f"{qtype.name} is not a supported quantization type")
         return qtype
     found = _FLOAT_TYPES.get(data.dtype)
     if found is None:

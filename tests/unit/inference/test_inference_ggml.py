@@ -82,6 +82,13 @@ def test_a_column_share_meets_a_zero_padded_input() -> None:
     assert _relative_error(matrix.apply(x), x @ dense[:, 40:200].T) <= 2e-2
 
 
+def test_formats_the_engine_does_not_support_are_refused() -> None:
+    """ggml knows Q2_K and the IQ formats, but the engine supports what it tests."""
+    raw = np.zeros((4, 84), np.uint8)  # one Q2_K block a row
+    with pytest.raises(ValueError, match="Q2_K is not a supported quantization type"):
+        BlockMatrix([(raw, Q.Q2_K)], 1)
+
+
 def test_parts_of_different_widths_are_refused() -> None:
     with pytest.raises(ValueError, match="different widths"):
         BlockMatrix(
@@ -201,3 +208,26 @@ def test_rows_of_a_verify_pass_are_the_bits_of_one_token_steps(models_dir: Path,
         many.reset()
         many.prefill(ids)
         assert np.array_equal(many.prefill(tail[:rows], all_logits=True), singles[:rows])
+
+
+def test_threads_sharing_a_matrix_get_their_own_products() -> None:
+    """Two jobs on one cached shard call the same matrices from two threads."""
+    import threading
+
+    stored, _ = _weights(Q.Q4_0, 64, 256, seed=8)
+    matrix = BlockMatrix([(stored, Q.Q4_0)], 1)
+    inputs = [np.full((1, 256), v, np.float32) for v in (1.0, -2.0)]
+    want = [matrix.apply(x) for x in inputs]
+    wrong: list[int] = []
+
+    def run(i: int) -> None:
+        for _ in range(200):
+            if not np.array_equal(matrix.apply(inputs[i]), want[i]):
+                wrong.append(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []

@@ -37,7 +37,7 @@ class FakeJobs:
 
     def __init__(self) -> None:
         self.go = asyncio.Event()
-        self.cache = SimpleNamespace(activations="exact")
+        self.cache = SimpleNamespace(activations="exact", default_layout=lambda: "exact")
 
     async def run(self, request: Any, progress: Any, token: Any, plan: Any) -> Result:
         progress("node-a", 1.0)

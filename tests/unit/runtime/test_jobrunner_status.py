@@ -33,7 +33,7 @@ class TwoMembersLoad:
     """The pool's job service: node-a and node-b report their loading, then one token."""
 
     def __init__(self, result: Any = None) -> None:
-        self.cache = SimpleNamespace(activations="exact")
+        self.cache = SimpleNamespace(activations="exact", default_layout=lambda: "exact")
         self.result = result or Result()
 
     async def run(self, request: Any, progress: Any, token: Any, plan: Any) -> Any:

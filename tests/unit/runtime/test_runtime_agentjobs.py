@@ -36,7 +36,7 @@ class HeldJobs:
     def __init__(self) -> None:
         self.go = asyncio.Event()
         self.running = asyncio.Event()
-        self.cache = SimpleNamespace(activations="exact")
+        self.cache = SimpleNamespace(activations="exact", default_layout=lambda: "exact")
 
     async def run(self, request: Any, progress: Any, token: Any, plan: Any) -> Result:
         self.running.set()
