@@ -4,10 +4,10 @@ ggml (the C library under llama.cpp) through ``ctypes``, on the library the engi
 ggml kernels use (the ``xllamacpp`` wheel's; ``--lib`` for another, such as the
 ``libggml-base``/``libggml-cpu`` that a ``llama-cpp-python`` build ships). The weight
 tensor's memory is the raw Q4_0 blocks as the file stores them
-(``ggml_backend_cpu_buffer_from_ptr``: no copy, 0.5625 bytes a weight); the activation
-and the output are numpy arrays lent the same way. Beside it, in the same run:
-onnxruntime ``MatMulNBits`` on the same blocks repacked by ``quant.pack`` (exact and
-int8 activations; 0.625 and 0.75 bytes a weight held).
+(``ggml_backend_cpu_buffer_from_ptr``: no copy, 0.5625 bytes a weight), through the
+engine's own ``BlockMatrix`` (each call copies the input in and the output out).
+Beside it, in the same run: onnxruntime ``MatMulNBits`` on the same blocks repacked by
+``quant.pack`` (exact and int8 activations; 0.625 and 0.75 bytes a weight held).
 
     .venv/bin/python bench/ggml_gemv.py [--lib /work/refvenv/lib/python3.11/site-packages/llama_cpp/lib]
 
@@ -20,7 +20,6 @@ onnxruntime's int8 mode does. Figures only: no assertions.
 from __future__ import annotations
 
 import argparse
-import ctypes as C
 import statistics
 import sys
 import time
@@ -34,79 +33,20 @@ from gguf import GGMLQuantizationType as Q
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reconciler.inference.kernels.ggml import library_path  # noqa: E402
+from reconciler.inference.kernels.blockmatrix import BlockMatrix  # noqa: E402
+from reconciler.inference.kernels.ggml import Ggml, library_path, open_library  # noqa: E402
 from reconciler.inference.kernels.graph import GraphBuilder  # noqa: E402
 from reconciler.inference.kernels.session import make_session  # noqa: E402
 from reconciler.inference.quant.blocks import dequantize, unpack  # noqa: E402
 from reconciler.inference.quant.pack import to_nbits  # noqa: E402
 
-GGML_TYPE_F32, GGML_TYPE_Q4_0 = 0, 2
 Q4_0_BLOCK, Q4_0_BYTES = 32, 18
-P = C.c_void_p
 
 
-class InitParams(C.Structure):
-    _fields_ = [("mem_size", C.c_size_t), ("mem_buffer", P), ("no_alloc", C.c_bool)]
-
-
-def load_ggml(lib: Path) -> tuple[Any, Any]:
-    """(libggml-base, libggml-cpu) with the signatures used here: a directory holding
-    both (llama-cpp-python's), or one library exporting all of ggml (xllamacpp's)."""
-    if lib.is_dir():
-        base = C.CDLL(str(lib / "libggml-base.so"), mode=C.RTLD_GLOBAL)
-        cpu = C.CDLL(str(lib / "libggml-cpu.so"), mode=C.RTLD_GLOBAL)
-    else:
-        base = cpu = C.CDLL(str(lib))
-    sigs: dict[str, tuple[Any, list[Any]]] = {
-        "ggml_init": (P, [InitParams]),
-        "ggml_free": (None, [P]),
-        "ggml_tensor_overhead": (C.c_size_t, []),
-        "ggml_graph_overhead": (C.c_size_t, []),
-        "ggml_new_tensor_2d": (P, [P, C.c_int, C.c_int64, C.c_int64]),
-        "ggml_mul_mat": (P, [P, P, P]),
-        "ggml_new_graph": (P, [P]),
-        "ggml_build_forward_expand": (None, [P, P]),
-        "ggml_nbytes": (C.c_size_t, [P]),
-        "ggml_backend_tensor_alloc": (C.c_int, [P, P, P]),
-        "ggml_backend_graph_compute": (C.c_int, [P, P]),
-    }
-    for handle in (base, cpu):
-        for name, (res, args) in sigs.items():
-            if hasattr(handle, name):
-                fn = getattr(handle, name)
-                fn.restype, fn.argtypes = res, args
-    cpu.ggml_backend_cpu_init.restype = P
-    cpu.ggml_backend_cpu_set_n_threads.argtypes = [P, C.c_int]
-    cpu.ggml_backend_cpu_buffer_from_ptr.restype = P
-    cpu.ggml_backend_cpu_buffer_from_ptr.argtypes = [P, C.c_size_t]
-    return base, cpu
-
-
-class GgmlMatmul:
-    """y[T, N] = x[T, K] @ W.T for W given as raw Q4_0 rows [N, K/32*18], all in place."""
-
-    def __init__(self, libs: tuple[Any, Any], raw: np.ndarray, x: np.ndarray, y: np.ndarray,
-                 threads: int) -> None:  # fmt: skip
-        base, cpu = libs
-        self.base, self.keep = base, [raw, x, y]
-        n, k, t = raw.shape[0], x.shape[1], x.shape[0]
-        size = base.ggml_tensor_overhead() * 8 + base.ggml_graph_overhead()
-        self.ctx = base.ggml_init(InitParams(size, None, True))  # metadata only
-        w = base.ggml_new_tensor_2d(self.ctx, GGML_TYPE_Q4_0, k, n)
-        a = base.ggml_new_tensor_2d(self.ctx, GGML_TYPE_F32, k, t)
-        out = base.ggml_mul_mat(self.ctx, w, a)  # [N, T] in ggml's order: y [T, N]
-        for tensor, array in ((w, raw), (a, x), (out, y)):
-            assert base.ggml_nbytes(tensor) == array.nbytes
-            buf = cpu.ggml_backend_cpu_buffer_from_ptr(array.ctypes.data, array.nbytes)
-            self.keep.append(buf)
-            assert base.ggml_backend_tensor_alloc(buf, tensor, array.ctypes.data) == 0
-        self.graph = base.ggml_new_graph(self.ctx)
-        base.ggml_build_forward_expand(self.graph, out)
-        self.backend = cpu.ggml_backend_cpu_init()
-        cpu.ggml_backend_cpu_set_n_threads(self.backend, threads)
-
-    def __call__(self) -> None:
-        assert self.base.ggml_backend_graph_compute(self.backend, self.graph) == 0
+def ggml_matmul(ggml: Ggml, raw: np.ndarray, x: np.ndarray, threads: int) -> Callable[[], Any]:
+    """The engine's ggml product (``BlockMatrix``: input copied in, output copied out)."""
+    matrix = BlockMatrix([(raw, Q.Q4_0)], threads, ggml=ggml)
+    return lambda: matrix.apply(x)
 
 
 def aligned(shape: tuple[int, ...], dtype: Any, align: int = 64) -> np.ndarray:
@@ -157,8 +97,10 @@ def main() -> None:
     lib = args.lib or library_path()
     if lib is None:
         sys.exit("no ggml library: pip install xllamacpp, or pass --lib")
-    print(f"ggml from {lib}")
-    libs = load_ggml(Path(lib))
+    ggml = open_library(Path(lib))
+    if isinstance(ggml, str):
+        sys.exit(ggml)
+    print(f"ggml from {ggml.path}")
     rng = np.random.default_rng(0)
     n, k = args.rows, args.cols
     raw = random_q4_0(rng, n, k)
@@ -173,15 +115,14 @@ def main() -> None:
         x = aligned((t, k), np.float32)
         x[...] = rng.standard_normal((t, k))
         want = x @ dense.T
-        y = aligned((t, n), np.float32)
-        ggml = GgmlMatmul(libs, raw, x, y, args.threads)
-        cells: dict[str, Callable[[], Any]] = {"ggml (in place)": ggml}
+        product = ggml_matmul(ggml, raw, x, args.threads)
+        cells: dict[str, Callable[[], Any]] = {"ggml (in place)": product}
         for mode, ((session, _keep), _held) in sessions.items():
             cells[f"onnxruntime {mode}"] = _runner(session, x)
         for _ in range(args.rounds):
             for name, fn in cells.items():
                 rows.setdefault((name, t), []).append(median_s(fn, args.budget))
-        ggml()
+        y = product()
         errors["ggml (in place)", t] = float(np.abs(y - want).max() / np.abs(want).max())
         for mode, ((session, _keep), _held) in sessions.items():
             got = session.run(None, {"x": x})[0]

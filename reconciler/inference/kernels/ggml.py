@@ -98,6 +98,15 @@ def load() -> Ggml | str:
     path = library_path()
     if path is None:
         return f"ggml is off or not installed (pip package {PACKAGE}, or {LIB_ENV})"
+    return open_library(path)
+
+
+def open_library(path: Path) -> Ggml | str:
+    """ggml from one library exporting its API, or from a directory holding a build's
+    ``libggml-cpu.so`` (which reaches ``libggml-base.so`` through its own dependencies);
+    the reason as a string when it cannot be used."""
+    if path.is_dir():
+        path = path / "libggml-cpu.so"
     try:
         lib = C.CDLL(str(path))
     except OSError as exc:
