@@ -30,6 +30,7 @@ from reconciler.inference.kernels import (
 from reconciler.inference.kernels.blockshard import build_block_shard
 from reconciler.inference.kernels.building import build_fused
 from reconciler.inference.kernels.fused import FusedShard
+from reconciler.inference.kernels.ggml import default_threads as ggml_threads
 from reconciler.inference.sharding import RankShare
 from reconciler.inference.tokenizer import Tokenizer, tokenizer_from_gguf, tokenizer_from_hf
 from reconciler.inference.weights import ShardWeights, TensorSource, build_shard
@@ -156,5 +157,5 @@ def build_weights(
                 "the ggml kernels quantize activations to 8 bits (int8): for exact "
                 "activations use --kernels onnxruntime or numpy"
             )
-        return build_block_shard(source, config, share, n, progress)
+        return build_block_shard(source, config, share, threads or ggml_threads(), progress)
     return build_fused(source, config, share, activations == "int8", n, progress)

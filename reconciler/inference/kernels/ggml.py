@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 LIB_ENV = "MESHNET_GGML_LIB"
+THREADS_ENV = "MESHNET_THREADS"  # as the other kernels (kernels.session)
 PACKAGE = "xllamacpp"  # pinned in pyproject.toml: the ABI below is that release's
 P = C.c_void_p
 
@@ -54,6 +55,18 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "ggml_backend_tensor_alloc": (C.c_int, [P, P, P]),
     "ggml_backend_graph_compute": (C.c_int, [P, P]),
 }
+
+
+def default_threads() -> int:
+    """``MESHNET_THREADS`` if set, else 1.
+
+    This build runs ggml's threads with OpenMP, and ggml's barriers spin: measured on the
+    demo model (2 cores), one process decoded at 74 tok/s with 2 threads and 53 with 1,
+    but two processes at once (two agents on one machine, or any other load) fell to 8
+    tok/s each with 2 threads and stayed at 50-52 with 1 (``OMP_WAIT_POLICY=passive``:
+    31 alone, 45-49 paired). One thread unless asked for more."""
+    value = os.environ.get(THREADS_ENV, "")
+    return int(value) if value.strip().isdigit() and int(value) > 0 else 1
 
 
 @dataclass

@@ -231,3 +231,21 @@ def test_threads_sharing_a_matrix_get_their_own_products() -> None:
     for t in threads:
         t.join()
     assert wrong == []
+
+
+def test_one_thread_unless_asked(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ggml's spinning barriers collapse when another process competes for the cores."""
+    path = models_dir / "tiny-llama.gguf"
+    info = load_model_info(path)
+
+    def threads() -> set[int]:
+        shard = load_shard(path, info.config, full_share(info.config), None, "ggml", "int8")
+        assert isinstance(shard, ShardWeights) and isinstance(shard.layers[0].wgu, BlockMatrix)
+        return {layer.wgu.threads for layer in shard.layers if isinstance(layer.wgu, BlockMatrix)}
+
+    monkeypatch.delenv(ggml.THREADS_ENV, raising=False)
+    assert threads() == {1}
+    monkeypatch.setenv(ggml.THREADS_ENV, "2")
+    assert threads() == {2}
+    monkeypatch.setenv(ggml.THREADS_ENV, "two")
+    assert threads() == {1}
