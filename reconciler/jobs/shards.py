@@ -23,8 +23,8 @@ from reconciler.inference.kernels import (
     default_kernels,
     resolve,
 )
-from reconciler.inference.kernels.blockmatrix import available as ggml_available
 from reconciler.inference.kernels.fused import FusedShard
+from reconciler.inference.kernels.ggml import installed as ggml_installed
 from reconciler.inference.loader import ModelInfo, build_weights, load_model_info, open_source
 from reconciler.inference.sharding import RankShare
 from reconciler.inference.weights import F32, ShardWeights, TensorSource
@@ -82,7 +82,9 @@ class ShardCache:
         kernels = resolve(self.kernels or default_kernels(), config)
         if kernels in ("numpy", "ggml"):
             return (kernels,)
-        return (*ACTIVATIONS, "ggml") if ggml_available() else ACTIVATIONS
+        # ggml installed is enough to cost its layout: loading the library (18 MiB of
+        # pages) waits until a share is held in it (an error then if it fails its test)
+        return (*ACTIVATIONS, "ggml") if ggml_installed() else ACTIVATIONS
 
     def resident(self, path: Path, share: RankShare) -> bool:
         """Whether this slice is held already (a job reusing it loads nothing)."""

@@ -104,6 +104,11 @@ def library_path() -> Path | None:
     return found[0] if found else None
 
 
+def installed() -> bool:
+    """Whether a library is there to load (cheap: nothing is loaded)."""
+    return library_path() is not None
+
+
 @functools.cache
 def load() -> Ggml | str:
     """The library with its signatures set and its CPU backend started (once), or why
