@@ -110,8 +110,8 @@ class ShardWeights:
     kernels: str = "numpy"  # "numpy" (float32) or "ggml" (the file's blocks)
 
     def nbytes(self) -> int:
-        """Bytes of weights held (a tied LM head counted once; a quantized embedding that
-        is not also the head is the file's mapped pages, read on lookup: not counted)."""
+        """Bytes of weights held (a tied LM head counted once; an embedding kept as stored
+        that is not also the head is the file's mapped pages, read on lookup: not counted)."""
         held: dict[int, int] = {}
         for item in (self.embed, self.lm_head, self.norm):
             _count(item, held)
@@ -124,7 +124,9 @@ class ShardWeights:
 
 
 def _count(item: Any, held: dict[int, int]) -> None:
-    """Add an array, a matrix's parts or an embedding's float rows to ``held`` by id."""
+    """Add an array or a matrix's parts to ``held`` by id. An embedding kept as stored
+    (``EmbedTable``) adds nothing: its rows are the file's mapped pages, or the tied
+    head's own part, counted with the head."""
     if item is None:
         return
     if isinstance(item, np.ndarray):
@@ -132,9 +134,6 @@ def _count(item: Any, held: dict[int, int]) -> None:
         return
     for part in getattr(item, "parts", ()):  # a BlockMatrix: its arrays, shared by id
         held[id(part)] = int(part.nbytes)
-    rows = getattr(item, "rows", None)  # an EmbedTable
-    if isinstance(rows, np.ndarray) and (item.qtype is None or id(rows) in held):
-        held[id(rows)] = int(rows.nbytes)
 
 
 def build_shard(
