@@ -4,8 +4,9 @@ per second when it decodes, on the engine's own kernels and thread cap.
 4-bit matrices shaped like the projections of a 1-3B model's decoder layer (``ROWS`` x
 ``COLS``, blocks of 32) multiply one token's activation vector, as a decode step does:
 through onnxruntime's ``MatMulNBits`` (the same graph builder, session options and
-activations as ``kernels.fused``) when the engine uses onnxruntime, else through numpy
-on the dequantized matrix (the numpy kernel). ``COPIES`` matrices (about 42 MB) are
+activations as ``kernels.fused``) when the engine uses onnxruntime, through ggml on the
+same weights as Q4_0 blocks (``kernels.blockmatrix``) when it uses ggml, else through
+numpy on the dequantized matrix (the numpy kernel). ``COPIES`` matrices (about 42 MB) are
 read per product, more than a CPU's last-level cache, so the figure is what decoding
 a real model gets from memory, not from cache. The figure is the matrices' GGUF Q4_0
 size (18 bytes per 32 weights) over the median time of one product: the unit of
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from reconciler.inference.kernels import default_activations, default_kernels, resolve
+from reconciler.inference.kernels.ggml import default_threads as ggml_threads
 from reconciler.inference.kernels.session import default_threads
 
 ROWS, COLS, BLOCK = 4096, 3072, 32
@@ -64,6 +66,9 @@ def run_selftest(
     x = rng.standard_normal((1, COLS)).astype(np.float32)
     if chosen == "onnxruntime":
         copies, product = COPIES, _ort_product(codes, scale, acts == "int8", n)
+    elif chosen == "ggml":
+        n = threads or ggml_threads()
+        copies, product = COPIES, _ggml_product(codes, scale, n)
     else:
         copies, product = 1, _numpy_product(codes, scale)
     times = _time_runs(lambda: product(x))
@@ -89,6 +94,22 @@ def _ort_product(codes: Any, scale: Any, int8: bool, threads: int) -> Callable[[
         return session.run(None, {"x": x})[0]
 
     return product
+
+
+def _ggml_product(codes: Any, scale: Any, threads: int) -> Callable[[Any], Any]:
+    """The same weights as Q4_0 blocks (a float16 scale, then byte j holding codes j and
+    j + 16 in its low and high nibble), ``COPIES`` distinct parts of one matrix."""
+    from gguf import GGMLQuantizationType as Q
+
+    from reconciler.inference.kernels.blockmatrix import BlockMatrix
+
+    q = codes.reshape(ROWS, COLS // BLOCK, BLOCK)
+    blocks = np.empty((ROWS, COLS // BLOCK, Q4_0_BLOCK_BYTES), np.uint8)
+    blocks[..., :2] = scale.astype("<f2").view(np.uint8).reshape(ROWS, COLS // BLOCK, 2)
+    blocks[..., 2:] = q[..., :16] | (q[..., 16:] << 4)
+    raw = blocks.reshape(ROWS, -1)
+    matrix = BlockMatrix([(raw.copy(), Q.Q4_0) for _ in range(COPIES)], threads)
+    return matrix.apply
 
 
 def _copy(part: Any) -> Any:
