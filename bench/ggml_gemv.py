@@ -49,21 +49,10 @@ def ggml_matmul(ggml: Ggml, raw: np.ndarray, x: np.ndarray, threads: int) -> Cal
     return lambda: matrix.apply(x)
 
 
-def aligned(shape: tuple[int, ...], dtype: Any, align: int = 64) -> np.ndarray:
-    """An uninitialised array whose data starts on an ``align``-byte boundary (ggml's
-    buffers must be 32-aligned; a GGUF file aligns its tensors so, and maps at a page)."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    store = np.empty(nbytes + align, np.uint8)
-    start = -store.ctypes.data % align
-    out: np.ndarray = store[start : start + nbytes].view(dtype).reshape(shape)
-    return out
-
-
 def random_q4_0(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     """[N, K/32*18] random Q4_0 blocks with small finite fp16 scales."""
     blocks = n * k // Q4_0_BLOCK
-    data = aligned((blocks, Q4_0_BYTES), np.uint8)
-    data[...] = np.frombuffer(rng.bytes(blocks * Q4_0_BYTES), np.uint8).reshape(blocks, -1)
+    data = np.frombuffer(rng.bytes(blocks * Q4_0_BYTES), np.uint8).reshape(blocks, -1).copy()
     data[:, :2] = rng.uniform(2e-4, 1.5e-2, blocks).astype("<f2").view(np.uint8).reshape(-1, 2)
     return data.reshape(n, -1)
 
@@ -112,8 +101,7 @@ def main() -> None:
     rows: dict[tuple[str, int], list[float]] = {}
     errors: dict[tuple[str, int], float] = {}
     for t in (1, args.gemm_rows):
-        x = aligned((t, k), np.float32)
-        x[...] = rng.standard_normal((t, k))
+        x = rng.standard_normal((t, k)).astype(np.float32)
         want = x @ dense.T
         product = ggml_matmul(ggml, raw, x, args.threads)
         cells: dict[str, Callable[[], Any]] = {"ggml (in place)": product}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,7 +47,14 @@ class TensorSource(Protocol):
         ...
 
 
-@runtime_checkable
+def release_source(source: TensorSource) -> None:
+    """Let the file's pages read so far leave our RSS, where the source maps its file
+    (GGUF: ``GGUFSource.release``)."""
+    release = getattr(source, "release", None)
+    if release is not None:
+        release()
+
+
 class Applied(Protocol):
     """A matrix that applies itself (``kernels.blockmatrix.BlockMatrix``: GGUF blocks
     multiplied by ggml where they lie)."""

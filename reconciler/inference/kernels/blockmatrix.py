@@ -23,9 +23,10 @@ from numpy.typing import NDArray
 
 from reconciler.inference.kernels.ggml import Ggml, InitParams, load
 from reconciler.inference.quant.blocks import QUANT_TYPES
+from reconciler.inference.quant.buffers import empty
 
 F32 = NDArray[np.float32]
-ALIGN = 64  # ggml's CPU buffers want 32-byte aligned data
+ALIGN = 32  # ggml's CPU buffers want 32-byte aligned data
 # The one-row graph (a decode step) is kept; others are built per call (a few us: their
 # buffers, T x (K + N) floats, would add up over the row counts drafts give).
 CACHED_ROWS = 1
@@ -34,13 +35,10 @@ _FLOAT_TYPES = {np.dtype(np.float32): Q.F32, np.dtype(np.float16): Q.F16}
 
 def aligned_concat(arrays: list[NDArray[Any]]) -> NDArray[Any]:
     """The row-concatenation of same-width arrays of one dtype, in one C-contiguous array
-    whose data starts on an ``ALIGN``-byte boundary (one copy, no temporary)."""
+    of a memory map of its own (``quant.buffers.empty``: page-aligned, as ggml's buffers
+    need, and given back whole when freed); one copy, no temporary."""
     first = arrays[0]
-    shape = (sum(int(a.shape[0]) for a in arrays), *first.shape[1:])
-    nbytes = int(np.prod(shape)) * first.dtype.itemsize
-    store = np.empty(nbytes + ALIGN, np.uint8)
-    start = -store.ctypes.data % ALIGN
-    out: NDArray[Any] = store[start : start + nbytes].view(first.dtype).reshape(shape)
+    out = empty((sum(int(a.shape[0]) for a in arrays), *first.shape[1:]), first.dtype)
     row = 0
     for a in arrays:
         out[row : row + a.shape[0]] = a
@@ -49,7 +47,7 @@ def aligned_concat(arrays: list[NDArray[Any]]) -> NDArray[Any]:
 
 
 def aligned_copy(a: NDArray[Any]) -> NDArray[Any]:
-    """A C-contiguous copy of ``a`` whose data starts on an ``ALIGN``-byte boundary."""
+    """A C-contiguous, page-aligned copy of ``a``."""
     return aligned_concat([a])
 
 
@@ -61,7 +59,8 @@ def _held(a: NDArray[Any]) -> NDArray[Any]:
 
 
 def _zeros(shape: tuple[int, int]) -> F32:
-    return aligned_copy(np.zeros(shape, np.float32))
+    """Page-aligned zeros (an anonymous memory map starts zeroed)."""
+    return empty(shape, np.float32)
 
 
 def columns(data: NDArray[Any], qtype: Q) -> int:

@@ -23,7 +23,14 @@ from reconciler.inference.kernels.blockmatrix import BlockMatrix, aligned_concat
 from reconciler.inference.kernels.fused import EmbedTable
 from reconciler.inference.kernels.session import map_large_allocations, trim_heap
 from reconciler.inference.sharding import RankShare
-from reconciler.inference.weights import F32, LayerWeights, Matrix, ShardWeights, TensorSource
+from reconciler.inference.weights import (
+    F32,
+    LayerWeights,
+    Matrix,
+    ShardWeights,
+    TensorSource,
+    release_source,
+)
 
 _VALUES = (Q.F32, Q.F16)  # stored as numbers (BF16 is stored as bytes)
 
@@ -43,12 +50,6 @@ def single_threaded_blas() -> None:
 
 def _raw(source: TensorSource) -> Any:
     return source if hasattr(source, "raw_rows") else None
-
-
-def _release(source: TensorSource) -> None:
-    release = getattr(source, "release", None)
-    if release is not None:
-        release()
 
 
 class _Reader:
@@ -75,7 +76,7 @@ class _Reader:
                 runs.append(([data], qtype))
         parts = [(aligned_concat(arrays), qtype) for arrays, qtype in runs]
         matrix = BlockMatrix(parts, self.threads)
-        _release(self.source)
+        release_source(self.source)
         return matrix
 
     def cols(self, name: str, start: int, end: int, rows: int) -> Matrix:
@@ -87,7 +88,7 @@ class _Reader:
         data, before, after = self.raw.raw_cols(name, start, end)
         part = (aligned_copy(data), self.raw.qtype(name))
         matrix = BlockMatrix([part], self.threads, (before, after))
-        _release(self.source)
+        release_source(self.source)
         return matrix
 
     def vector(self, name: str) -> F32:

@@ -17,7 +17,7 @@ from reconciler.inference.kernels.session import map_large_allocations, trim_hea
 from reconciler.inference.quant.blocks import F32, FLOAT_TYPES
 from reconciler.inference.quant.pack import NBits
 from reconciler.inference.sharding import RankShare
-from reconciler.inference.weights import TensorSource
+from reconciler.inference.weights import TensorSource, release_source
 
 if TYPE_CHECKING:  # onnx is imported only when graphs are built
     from reconciler.inference.kernels.graph import GraphBuilder
@@ -67,7 +67,7 @@ def build_fused(
     else:
         _block_graphs(shard, source, held, progress)
     shard.post_norms = [_post_norms(source, config, i) for i in held]  # for the engine
-    _release(source)
+    release_source(source)
     trim_heap()
     if progress is not None:
         progress(1.0)
@@ -80,7 +80,7 @@ def _whole_layer_graphs(shard: FusedShard, source: TensorSource, held: Sequence[
     group: list[tuple[int, _LayerParts]] = []
     for n, i in enumerate(held):
         group.append((i, _read_layer(source, shard.config, shard.share, i, shard.int8)))
-        _release(source)
+        release_source(source)
         if (
             len(group) == LAYERS_PER_GRAPH
             or sum(_nbytes(parts) for _, parts in group) >= GRAPH_BYTES
@@ -104,7 +104,7 @@ def _block_graphs(shard: FusedShard, source: TensorSource, held: Sequence[int],
     steps = [(i, block) for block in ("mlp", "attn") for i in held]
     for n, (i, block) in enumerate(steps):
         parts = _read_layer(source, shard.config, shard.share, i, shard.int8, block)
-        _release(source)
+        release_source(source)
         shard.held += _layer_graphs(shard, [(i, parts)])
         del parts
         trim_heap()
@@ -204,7 +204,7 @@ def _read_layer(
     if block != "attn":
         f0, f1 = share.ffn_start, share.ffn_end
         parts.gu = row_parts(source, [(f"{i}.gate", f0, f1), (f"{i}.up", f0, f1)], int8)
-        _release(source)  # after each matrix: the file's pages are the load's largest scratch
+        release_source(source)  # after each matrix: the file's pages are the load's largest scratch
         if f1 > f0:
             parts.down, before, after = col_parts(source, f"{i}.down", f0, f1, int8)
             parts.down_pad = (before, after)
@@ -220,14 +220,14 @@ def _read_attn(source: TensorSource, cfg: ModelConfig, share: RankShare, i: int,
     parts.qkv = row_parts(
         source, [(f"{i}.q", q0, q1), (f"{i}.k", k0, k1), (f"{i}.v", k0, k1)], int8
     )
-    _release(source)
+    release_source(source)
     if source.has(f"{i}.q_bias"):
         spans = (("q", q0, q1), ("k", k0, k1), ("v", k0, k1))
         parts.bqkv = np.concatenate([source.vector(f"{i}.{n}_bias", a, b) for n, a, b in spans])
     if q1 > q0:
         parts.o, before, after = col_parts(source, f"{i}.o", q0, q1, int8)
         parts.o_pad = (before, after)
-    _release(source)
+    release_source(source)
     if getattr(cfg, "qk_norm", False):
         parts.q_norm, parts.k_norm = _vec(source, f"{i}.q_norm"), _vec(source, f"{i}.k_norm")
 
@@ -249,7 +249,7 @@ def _head(
     for start in range(vs, ve, HEAD_CHUNK):  # one session per chunk: bounded load scratch
         end = min(start + HEAD_CHUNK, ve)
         parts = row_parts(source, [(name, start, end)], int8)
-        _release(source)  # the file's pages of these rows, before the session copies them
+        release_source(source)  # the file's pages of these rows, before the session copies them
         g = GraphBuilder(int8)
         g.output(g.linear(g.input("h", cfg.dim), parts), "logits", end - start)
         shard.held += parts_nbytes(parts)
@@ -258,15 +258,8 @@ def _head(
         shard.add(key, g)
         shard.heads.append(key)
         del g
-        _release(source)
+        release_source(source)
         trim_heap()
-
-
-def _release(source: TensorSource) -> None:
-    """Let the file's pages read so far leave our RSS (GGUF memory maps)."""
-    release = getattr(source, "release", None)
-    if release is not None:
-        release()
 
 
 def _embed(source: TensorSource, config: ModelConfig, share: RankShare) -> EmbedTable:

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.inference.kernels.session import threads_setting
+
 LIB_ENV = "MESHNET_GGML_LIB"
-THREADS_ENV = "MESHNET_THREADS"  # as the other kernels (kernels.session)
 PACKAGE = "xllamacpp"  # pinned in pyproject.toml: the ABI below is that release's
 P = C.c_void_p
 
@@ -65,8 +66,7 @@ def default_threads() -> int:
     but two processes at once (two agents on one machine, or any other load) fell to 8
     tok/s each with 2 threads and stayed at 50-52 with 1 (``OMP_WAIT_POLICY=passive``:
     31 alone, 45-49 paired). One thread unless asked for more."""
-    value = os.environ.get(THREADS_ENV, "")
-    return int(value) if value.strip().isdigit() and int(value) > 0 else 1
+    return threads_setting() or 1
 
 
 @dataclass

@@ -39,12 +39,15 @@ os.environ.setdefault(TELEMETRY_ENV, "1")
 GLOBAL_POOL_ENV = "MESHNET_ORT_SHARED_POOL"  # "0": a pool per session, never spinning
 
 
+def threads_setting() -> int | None:
+    """``MESHNET_THREADS`` when it is set to a positive number, else None."""
+    value = os.environ.get(THREADS_ENV, "")
+    return int(value) if value.strip().isdigit() and int(value) > 0 else None
+
+
 def default_threads() -> int:
     """``MESHNET_THREADS`` if set, else min(2, cores)."""
-    value = os.environ.get(THREADS_ENV, "")
-    if value.strip().isdigit() and int(value) > 0:
-        return int(value)
-    return max(1, min(2, os.cpu_count() or 1))
+    return threads_setting() or max(1, min(2, os.cpu_count() or 1))
 
 
 def available() -> bool:

@@ -16,6 +16,7 @@ from gguf import GGMLQuantizationType as Q
 
 from reconciler.inference.kernels import blockmatrix, ggml, resolve
 from reconciler.inference.kernels.blockmatrix import BlockMatrix
+from reconciler.inference.kernels.session import THREADS_ENV
 from reconciler.inference.loader import load_model_info, load_shard
 from reconciler.inference.model import Engine
 from reconciler.inference.quant import QUANT_TYPES, dequantize
@@ -243,9 +244,9 @@ def test_one_thread_unless_asked(models_dir: Path, monkeypatch: pytest.MonkeyPat
         assert isinstance(shard, ShardWeights) and isinstance(shard.layers[0].wgu, BlockMatrix)
         return {layer.wgu.threads for layer in shard.layers if isinstance(layer.wgu, BlockMatrix)}
 
-    monkeypatch.delenv(ggml.THREADS_ENV, raising=False)
+    monkeypatch.delenv(THREADS_ENV, raising=False)
     assert threads() == {1}
-    monkeypatch.setenv(ggml.THREADS_ENV, "2")
+    monkeypatch.setenv(THREADS_ENV, "2")
     assert threads() == {2}
-    monkeypatch.setenv(ggml.THREADS_ENV, "two")
+    monkeypatch.setenv(THREADS_ENV, "two")
     assert threads() == {1}
