@@ -193,7 +193,7 @@ def member_main(args: argparse.Namespace) -> None:
     positions = min(args.cache_len, config.max_seq)
     kv_fp32 = 2 * config.n_layers * share.n_kv_heads * positions * config.head_dim * 4
     layout, note = args.activations, None
-    if layout == "auto":  # as an agent would, with only the target's memory free
+    if layout == "auto":  # as a member offering the target's memory would
         layout, note = auto_layout(path, world, kv_fp32)
     ggml = layout == "ggml"  # the file's own blocks, 8-bit activations
     weights = load_shard(path, config, share, kernels="ggml" if ggml else None,
@@ -234,15 +234,20 @@ def member_main(args: argparse.Namespace) -> None:
 
 
 def auto_layout(path: Path, world: int, kv: int) -> tuple[str, str | None]:
-    """The layout ``plans.choose_layout`` gives a member with the target's bytes free
-    (file / N + 15% + KV), int8 being the default and nobody having chosen: the agent's
-    own rule (``jobs.member``), costed from the file's tensor records."""
+    """The layout ``plans.choose_layout`` gives a member whose Member offers the target's
+    bytes (``spec.capacity.memoryBytes`` = file / N + 15% + KV) on this device, int8
+    being the default and nobody having chosen: the agent's own rule (``jobs.member``),
+    costed from the file's tensor records."""
+    import psutil
+
     from reconciler.jobs.plans import choose_layout, held_sizes, tensor_records
 
     records = tensor_records(path)
     needs = {m: sum(held_sizes(records, m).values()) // world + kv for m in LAYOUTS}
-    free = int(target_bytes(path.stat().st_size, world, kv))
-    choice = choose_layout(needs, free, "int8", False, path.stat().st_size // world + kv)
+    free = int(psutil.virtual_memory().available)
+    room = min(free, int(target_bytes(path.stat().st_size, world, kv)))
+    stored = path.stat().st_size // world + kv
+    choice = choose_layout(needs, room, "int8", False, stored, offered=room < free)
     return choice.layout, choice.note or choice.problem
 
 
@@ -451,8 +456,8 @@ def parse_args() -> argparse.Namespace:
         choices=("all", "both", "exact", "int8", "ggml", "auto"),
         default="all",
         help="layouts to measure: onnxruntime's exact and int8, ggml on the file's blocks, "
-        "and auto (the layout an agent picks with only the target's memory free: "
-        "plans.choose_layout); default: all four side by side; both: exact and int8",
+        "and auto (the layout of a member offering the target's memory, "
+        "spec.capacity.memoryBytes: plans.choose_layout); default: all four side by side; both: exact and int8",
     )
     p.add_argument("--rounds", type=int, default=3, help="rounds per member and mode (medians)")
     p.add_argument("--member", action="store_true", help=argparse.SUPPRESS)

@@ -27,7 +27,14 @@ class Capacity(StrictModel):
     """What this member offers the pool."""
 
     memory_bytes: int | None = Field(
-        default=None, gt=0, description="Memory to offer; default: what the device has."
+        default=None,
+        gt=0,
+        description=(
+            "Memory to offer the pool; default: what the device has free. A job's share"
+            " here takes at most this much (its weights in the smallest layout that fits,"
+            " plus its KV cache; one share held at a time), and the member states at most"
+            " this much free to the planner."
+        ),
     )
 
 

@@ -74,6 +74,7 @@ class MemberRun:
         loop: asyncio.AbstractEventLoop,
         on_end: Callable[[], None],
         free_memory: Callable[[], int] = lambda: int(psutil.virtual_memory().available),
+        memory_offer: Callable[[], int | None] = lambda: None,
     ) -> None:
         rank = offer.rank_of(self_id)
         assert rank is not None, "a member run needs a participant"
@@ -83,6 +84,7 @@ class MemberRun:
         self.model_path, self.collectives, self.sink = model_path, collectives, sink
         self.cache, self.loop, self.on_end = cache, loop, on_end
         self.free_memory = free_memory  # bytes this device can give without swapping
+        self.memory_offer = memory_offer  # the member's spec.capacity.memoryBytes (None: unset)
         self.state = "loading"  # loading -> ready -> running -> ended
         self.threads: list[threading.Thread] = []
         self._aborted = threading.Event()
@@ -164,7 +166,10 @@ class MemberRun:
         positions = cache_len(len(offer.prompt_ids), offer.sampling.max_tokens, info.config)
         layout: str | None = None
         if not self.cache.resident(self.model_path, share):
-            choice = self._choose_layout(info.config, positions)
+            offered = self.memory_offer()
+            if offered is not None:  # within an offer, one share at a time: drop kept ones
+                self.cache.release_shards()
+            choice = self._choose_layout(info.config, positions, offered)
             if choice.problem is not None:  # a plan this device cannot hold: refuse, never swap
                 raise MemoryError(choice.problem)
             if choice.note is not None:  # the compact layout fits where the default would not
@@ -176,9 +181,12 @@ class MemberRun:
         self.layout = layout_of(weights)
         return Engine(info.config, weights, comm, positions), info.tokenizer
 
-    def _choose_layout(self, config: ModelConfig, positions: int) -> LayoutChoice:
+    def _choose_layout(
+        self, config: ModelConfig, positions: int, offered: int | None
+    ) -> LayoutChoice:
         """The layout this rank's share fits in (``plans.choose_layout``), costed from the
-        file's tensors in each layout the kernels can use."""
+        file's tensors in each layout the kernels can use, in the memory free and
+        offered."""
         records = tensor_records(self.model_path)
 
         def need(sizes: dict[str, int]) -> int:
@@ -187,7 +195,9 @@ class MemberRun:
         needs = {layout: need(held_sizes(records, layout)) for layout in self.cache.layouts(config)}
         stored = need({r.name: r.file_bytes for r in records})
         default, chosen = self.cache.default_activations(), self.cache.activations_chosen
-        return choose_layout(needs, self.free_memory(), default, chosen, stored)
+        free = self.free_memory()
+        room = free if offered is None else min(free, offered)
+        return choose_layout(needs, room, default, chosen, stored, offered=room < free)
 
     def _progress(self, fraction: float) -> None:
         if fraction >= 1.0 or fraction - self._reported >= PROGRESS_STEP:

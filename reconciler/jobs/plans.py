@@ -203,17 +203,27 @@ def _gib(n: float) -> str:
 
 
 def memory_problem(
-    need: int, available: int, layout: str | None = None, file_bytes: int | None = None
+    need: int,
+    available: int,
+    layout: str | None = None,
+    file_bytes: int | None = None,
+    offered: bool = False,
 ) -> str | None:
     """Why a share of ``need`` bytes (in ``layout``; ``file_bytes`` in the file, KV cache
-    included in both) cannot be loaded with ``available`` bytes free; None if it can."""
+    included in both) cannot be loaded with ``available`` bytes free (or ``offered``:
+    the member's ``spec.capacity.memoryBytes``, below what is free); None if it can."""
     if need <= available:
         return None
     held = f" in the {layout} layout" if layout else ""
     stored = f" ({_gib(file_bytes)} in the file)" if file_bytes is not None else ""
-    return (
-        f"this share needs {_gib(need)}{held}{stored} with its KV cache, {_gib(available)} is free"
-    )
+    room = _room(available, offered)
+    return f"this share needs {_gib(need)}{held}{stored} with its KV cache, {room}"
+
+
+def _room(available: int, offered: bool) -> str:
+    if offered:
+        return f"the member offers {_gib(available)} (spec.capacity.memoryBytes)"
+    return f"{_gib(available)} is free"
 
 
 @dataclass(frozen=True)
@@ -226,9 +236,15 @@ class LayoutChoice:
 
 
 def choose_layout(
-    needs: Mapping[str, int], free: int, default: str, chosen: bool, file_bytes: int
+    needs: Mapping[str, int],
+    free: int,
+    default: str,
+    chosen: bool,
+    file_bytes: int,
+    offered: bool = False,
 ) -> LayoutChoice:
-    """Pick the layout of a share needing ``needs[layout]`` bytes with ``free`` bytes free.
+    """Pick the layout of a share needing ``needs[layout]`` bytes with ``free`` bytes free
+    (``offered``: the member offers that much, less than the device has free).
 
     ``default`` is the activations asked for (or the engine's default), ``chosen``
     whether a user asked for them explicitly. Only ``numpy`` (or only ``ggml``) in
@@ -237,7 +253,7 @@ def choose_layout(
     else, unless int8 was chosen, ``exact`` where that fits (said in ``note``). Nothing
     that fits gives a ``problem`` naming the smallest layout that was allowed."""
     layout = default if default in needs else next(iter(needs))
-    problem = memory_problem(needs[layout], free, layout, file_bytes)
+    problem = memory_problem(needs[layout], free, layout, file_bytes, offered)
     fallbacks = [f for f in ("ggml", *(() if chosen else ("exact",))) if f in needs]
     if problem is None or layout != "int8" or not fallbacks:
         return LayoutChoice(layout, problem=problem)
@@ -246,10 +262,9 @@ def choose_layout(
             why = "exact activations" if other == "exact" else "the file's own blocks (ggml)"
             note = (
                 f"{why}: the int8 layout needs {_gib(needs['int8'])}, "
-                f"{_gib(free)} is free, the {other} layout {_gib(needs[other])}"
+                f"{_room(free, offered)}, the {other} layout {_gib(needs[other])}"
             )
             return LayoutChoice(other, note=note)
     smallest = min(fallbacks, key=lambda f: needs[f])
-    return LayoutChoice(
-        smallest, problem=memory_problem(needs[smallest], free, smallest, file_bytes)
-    )
+    problem = memory_problem(needs[smallest], free, smallest, file_bytes, offered)
+    return LayoutChoice(smallest, problem=problem)

@@ -95,6 +95,7 @@ class JobService:
         max_runs: int = MAX_RUNS,
         measures: MeasureSource | None = None,
         free_memory: Callable[[], int] = lambda: int(psutil.virtual_memory().available),
+        memory_offer: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.self_id = self_id
         self.machine = JobMachine(
@@ -111,6 +112,7 @@ class JobService:
         self.dropped = self.machine.drops  # one counter: the machine's and ours
         self.measures = measures  # the pool's published measurements, for the planner
         self.free_memory = free_memory  # a member refuses a share it cannot hold
+        self.memory_offer = memory_offer  # ... or one beyond spec.capacity.memoryBytes
         self._waiters: dict[int, _Waiter] = {}
         self._local_paths: dict[int, str] = {}  # session -> the coordinator's model path
         self._timer: asyncio.TimerHandle | None = None
@@ -319,6 +321,7 @@ class JobService:
         run = MemberRun(
             offer, self.self_id, coordinator, path, comm, _RankSink(self, session), self.cache,
             asyncio.get_running_loop(), lambda: self._ended(session), self.free_memory,
+            self.memory_offer,
         )  # fmt: skip
         self.runs[session] = run
         run.load()

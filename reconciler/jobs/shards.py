@@ -25,6 +25,7 @@ from reconciler.inference.kernels import (
 )
 from reconciler.inference.kernels.fused import FusedShard
 from reconciler.inference.kernels.ggml import installed as ggml_installed
+from reconciler.inference.kernels.session import trim_heap
 from reconciler.inference.loader import ModelInfo, build_weights, load_model_info, open_source
 from reconciler.inference.sharding import RankShare
 from reconciler.inference.weights import F32, ShardWeights, TensorSource
@@ -85,6 +86,13 @@ class ShardCache:
         # ggml installed is enough to cost its layout: loading the library (18 MiB of
         # pages) waits until a share is held in it (an error then if it fails its test)
         return (*ACTIVATIONS, "ggml") if ggml_installed() else ACTIVATIONS
+
+    def release_shards(self) -> None:
+        """Forget every kept slice (a job still running on one keeps its own reference):
+        a member holding to its offered memory loads one share at a time."""
+        with self._lock:
+            self._shards.clear()
+        trim_heap()
 
     def resident(self, path: Path, share: RankShare) -> bool:
         """Whether this slice is held already (a job reusing it loads nothing)."""

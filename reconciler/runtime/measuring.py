@@ -1,7 +1,8 @@
 """This device's own figures for the plan: the kernel self-test (once per agent process,
-off the event loop) and free memory (psutil's ``available``, at start and then on the
-pool runtime's publishing tick, so that measuring wakes the agent no extra time),
-handed to a pool's gossip machine, which states them to the pool."""
+off the event loop) and free memory (psutil's ``available``, at most what the member
+offers in ``spec.capacity.memoryBytes``; at start and then on the pool runtime's
+publishing tick, so that measuring wakes the agent no extra time), handed to a pool's
+gossip machine, which states them to the pool."""
 
 from __future__ import annotations
 
@@ -24,9 +25,18 @@ _lock = threading.Lock()
 _result: list[SelfTest | None] = []
 
 
-def free_memory_bytes() -> int:
-    """Memory the system can give without swapping (MemAvailable)."""
-    return int(psutil.virtual_memory().available)
+Offer = Callable[[], int | None]  # a member's offered memory (None: no limit)
+
+
+def no_offer() -> int | None:
+    """No offer set: the device's free memory is the limit."""
+    return None
+
+
+def free_memory_bytes(offer: int | None = None) -> int:
+    """Memory the system can give without swapping (MemAvailable), at most ``offer``."""
+    available = int(psutil.virtual_memory().available)
+    return available if offer is None else min(available, offer)
 
 
 def selftest_once() -> SelfTest | None:
@@ -71,17 +81,21 @@ def self_measures(fields: dict[str, Any]) -> dict[str, Any]:
 SetLocal = Callable[[float | None, int | None], None]
 
 
-async def measure_at_start(set_local: SetLocal, after: Callable[[], None]) -> None:
+async def measure_at_start(
+    set_local: SetLocal, after: Callable[[], None], offer: Offer = no_offer
+) -> None:
     """Free memory now; the self-test's speed (and free memory) once it is known.
     ``after`` runs after each update (the driver flushes the machine)."""
-    refresh_free_memory(set_local, after)
+    refresh_free_memory(set_local, after, offer)
     result = await asyncio.to_thread(selftest_once)
     speed = result.weight_bytes_per_s if result is not None else None
-    set_local(speed, free_memory_bytes())
+    set_local(speed, free_memory_bytes(offer()))
     after()
 
 
-def refresh_free_memory(set_local: SetLocal, after: Callable[[], None]) -> None:
-    """Free memory as of now (the kernel speed stays as measured)."""
-    set_local(None, free_memory_bytes())
+def refresh_free_memory(
+    set_local: SetLocal, after: Callable[[], None], offer: Offer = no_offer
+) -> None:
+    """Free memory as of now, at most ``offer()`` (the kernel speed stays as measured)."""
+    set_local(None, free_memory_bytes(offer()))
     after()

@@ -138,7 +138,8 @@ class PoolRuntime:
         return self._gossip_pump
 
     def _memory_override(self) -> int | None:
-        """A member's `spec.capacity.memoryBytes` (what it offers the ring's weighting)."""
+        """A member's `spec.capacity.memoryBytes`: what it offers the ring's weighting, and
+        at most what its shares take and its published free memory says."""
         for obj in self.ctx.store.list("Member"):
             if isinstance(obj, Member) and obj.spec.pool.name == self.info.name:
                 return obj.spec.capacity.memory_bytes
@@ -200,6 +201,7 @@ class PoolRuntime:
             model_resolver=partial(resolve_name, home=ctx.home),  # names only, from peers
             ring_view=lambda: self.gossip.ring,
             measures=self,  # the planner's inputs from gossip (``measures()`` below)
+            memory_offer=self._memory_override,  # what a share may take here, at most
         )
         self.gossip.add_revocations(self.revocations.entries())
         self._gossip_pump.flush()
@@ -225,7 +227,9 @@ class PoolRuntime:
             )
             self.cp_rendezvous.start()
         self._publisher = loop.create_task(self._publish_loop(), name=f"publish-{info.name}")
-        measuring = measure_at_start(self.gossip.set_local_measures, self._gossip_pump.flush)
+        measuring = measure_at_start(
+            self.gossip.set_local_measures, self._gossip_pump.flush, self._memory_override
+        )
         self._measurer = loop.create_task(measuring, name=f"measure-{info.name}")
         log.info(
             "pool %s (%s): %s, beacons on %s, peer links on port %d",
@@ -433,7 +437,9 @@ class PoolRuntime:
         wake of the agent for both)."""
         while True:
             if self._gossip is not None and self._gossip_pump is not None:
-                refresh_free_memory(self.gossip.set_local_measures, self._gossip_pump.flush)
+                refresh_free_memory(
+                    self.gossip.set_local_measures, self._gossip_pump.flush, self._memory_override
+                )
             self._publish()
             await asyncio.sleep(PUBLISH_SECONDS)
 

@@ -268,17 +268,18 @@ def _held_activations(
     room: int,
     room_of: dict[str, int] | None = None,
     layouts: bool | None = None,
+    offer: int | None = None,
 ) -> list[Any]:
     """The activations each member's slice was loaded with (None: the agent's default),
     or with ``layouts`` (activations, kernels); each member has ``room`` bytes free, or its
-    own in ``room_of``."""
+    own in ``room_of``, and offers ``offer`` bytes (``spec.capacity.memoryBytes``)."""
     held: list[Any] = []
 
     async def main() -> None:
         net = fake_net(asyncio.get_running_loop())
         for node in RING:
             free = (room_of or {}).get(node, room)
-            net.add(node, free_memory=lambda free=free: free)
+            net.add(node, free_memory=lambda free=free: free, memory_offer=lambda: offer)
         try:
             await net.services["a"].run(
                 JobRequest("j", MODEL, prompt, PARAMS, ring_of(RING), parallelism="tensor")
@@ -354,6 +355,65 @@ def test_a_member_short_of_memory_for_int8_holds_the_files_blocks(
     monkeypatch.delenv("MESHNET_ACTIVATIONS")
     got = _held_activations(fake_net, ring_of, prompt, tight, layouts=True)
     assert got == [("int8", "ggml"), ("int8", "ggml")]
+
+
+def test_a_member_offering_less_memory_than_it_has_holds_to_its_offer(
+    fake_net: Any, ring_of: Any, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member on a roomy device that offers only a ggml share's bytes
+    (``spec.capacity.memoryBytes``) holds the file's blocks; offering less than even
+    that, it refuses and says it is the offer that is short. (As above, the tiny model's
+    int8 and exact layouts are made larger.)"""
+    from reconciler.jobs import member
+    from reconciler.jobs.plans import held_sizes, tensor_records
+    from reconciler.jobs.shards import ShardCache
+    from reconciler.placement.modelcost import model_cost
+
+    def sizes(records: Any, layout: str) -> dict[str, int]:
+        held = held_sizes(records, layout)
+        return held if layout == "ggml" else {k: 3 * v for k, v in held.items()}
+
+    monkeypatch.setattr(member, "held_sizes", sizes)
+    monkeypatch.setattr(ShardCache, "layouts", lambda self, config: ("exact", "int8", "ggml"))
+    prompt, _ = _oracle(models)
+    info = load_model_info(models / MODEL)
+    ggml = held_sizes(tensor_records(models / MODEL), "ggml")
+    cost = model_cost(info.config, ggml, len(prompt) + PARAMS.max_tokens)
+    whole = cost.total_bytes + cost.kv_bytes  # a whole ggml share, each member: not 3x that
+    monkeypatch.delenv("MESHNET_ACTIVATIONS")
+    roomy = 1 << 40
+    got = _held_activations(fake_net, ring_of, prompt, roomy, layouts=True)
+    assert got == [(None, None), (None, None)]  # the agent's defaults
+    got = _held_activations(fake_net, ring_of, prompt, roomy, layouts=True, offer=whole)
+    assert got == [("int8", "ggml"), ("int8", "ggml")]
+    with pytest.raises(JobFailed, match=r"the member offers [\d.]+ KiB \(spec.capacity"):
+        _held_activations(fake_net, ring_of, prompt, roomy, offer=whole // 4)
+
+
+def test_a_member_holding_to_its_offer_keeps_one_share_at_a_time(
+    fake_net: Any, ring_of: Any, models: Path
+) -> None:
+    """Jobs for two different shares leave both kept for reuse, unless the member offers
+    a limit: then the second load drops the first (a running job keeps its own)."""
+
+    def kept(offer: int | None) -> int:
+        async def main() -> int:
+            net = fake_net(asyncio.get_running_loop())
+            for node in RING:
+                net.add(node, memory_offer=lambda: offer)
+            try:
+                for parallelism in ("single", "tensor"):
+                    request = JobRequest("j", MODEL, prompt, PARAMS, ring_of(RING),
+                                         parallelism=parallelism)  # fmt: skip
+                    await net.services["a"].run(request)
+                return len(net.services["a"].cache._shards)
+            finally:
+                net.close()
+
+        return asyncio.run(main())
+
+    prompt, _ = _oracle(models)
+    assert kept(None) == 2 and kept(1 << 40) == 1
 
 
 def test_a_share_too_large_in_its_layout_is_refused_at_submission(

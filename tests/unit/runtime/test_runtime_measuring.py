@@ -77,3 +77,14 @@ def test_a_refresh_states_free_memory_and_keeps_the_speed() -> None:
     measuring.refresh_free_memory(lambda s, f: calls.append((s, f)), lambda: flushed.append(1))
     assert len(calls) == 1 and calls[0][0] is None and (calls[0][1] or 0) > 0
     assert flushed == [1]  # the driver flushes the machine after each update
+
+
+def test_the_free_memory_stated_is_at_most_the_members_offer() -> None:
+    """A member offering less than the device has free (``spec.capacity.memoryBytes``)
+    states its offer to the pool; one offering more states what is free."""
+    calls: Calls = []
+    state = lambda s, f: calls.append((s, f))  # noqa: E731
+    measuring.refresh_free_memory(state, lambda: None, lambda: 12345)
+    measuring.refresh_free_memory(state, lambda: None, lambda: 1 << 62)
+    assert calls[0] == (None, 12345)
+    assert 12345 < (calls[1][1] or 0) < 1 << 62

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from manifests import Pool
+from manifests import Member, Pool
 from reconciler import material
 from reconciler.certs.member import sign_member_certificate
 from reconciler.context import DeviceContext
@@ -61,7 +61,9 @@ class Device:
         await self.runtime.stop()
 
 
-def _device(tmp: Path, name: str, admin: Home | None = None) -> Device:
+def _device(tmp: Path, name: str, admin: Home | None = None, offer: int | None = None) -> Device:
+    """A device with pool ``p`` (its admin, or a member of ``admin``'s pool offering
+    ``offer`` bytes in its Member object)."""
     home = Home(tmp / name)
     node = init_node(home, "net", name)
     store = Store.open(home.root)
@@ -74,8 +76,18 @@ def _device(tmp: Path, name: str, admin: Home | None = None) -> Device:
         root = load_root(admin, "p")
         cert = sign_member_certificate(root, identity.public_key, name, "member", time.time())
         info = material.save_joined(home, "p", cert, root.cert_der)
+        if offer is not None:
+            store.apply(_member_object(info.pool_id, root.fingerprint, offer))
     ctx = DeviceContext(home, store, identity, node)
     return Device(name, ctx, PoolRuntime(ctx, pool, info))
+
+
+def _member_object(pool_id: str, root_fingerprint: str, offer: int) -> Member:
+    return Member.model_validate({
+        "metadata": {"name": "p"},
+        "spec": {"pool": {"name": "p", "id": pool_id, "rootFingerprint": root_fingerprint},
+                 "capacity": {"memoryBytes": offer}},
+    })  # fmt: skip
 
 
 async def until(devices: tuple[Device, ...], check: Callable[[], bool], what: str) -> None:
@@ -115,9 +127,9 @@ def _peer(device: Device, node_id: str) -> dict[str, object]:
 
 
 @asynccontextmanager
-async def _pool(tmp: Path) -> AsyncIterator[tuple[Device, Device]]:
+async def _pool(tmp: Path, offer: int | None = None) -> AsyncIterator[tuple[Device, Device]]:
     admin = _device(tmp, "alpha")
-    member = _device(tmp, "beta", admin=admin.ctx.home)
+    member = _device(tmp, "beta", admin=admin.ctx.home, offer=offer)
     try:
         for device in (admin, member):
             await device.start()
@@ -178,5 +190,27 @@ def test_a_member_that_stops_leaves_the_admins_ring(tmp_path: Path) -> None:
             await until((admin,), lambda: _ring_of(admin) == {admin.node_id}, "the admin alone")
             assert _peer(admin, member.node_id)["status"] != "ONLINE"
             assert member.runtime.live("ring") is not None  # its machine stays readable
+
+    asyncio.run(scenario())
+
+
+def test_a_member_offering_less_memory_than_it_has_states_and_holds_to_its_offer(
+    tmp_path: Path,
+) -> None:
+    """``spec.capacity.memoryBytes`` bounds what the member states as free (the planner's
+    input) and what its job service lets a share take; the admin offers no limit."""
+    offer = 300 << 20
+
+    async def scenario() -> None:
+        async with _pool(tmp_path, offer=offer) as (admin, member):
+            assert member.runtime.jobs is not None and admin.runtime.jobs is not None
+            assert member.runtime.jobs.memory_offer() == offer
+            assert admin.runtime.jobs.memory_offer() is None
+
+            now = member.runtime.pump.now()
+            stated = member.runtime.gossip.measure_reports(now)[member.node_id]
+            assert stated.free_memory == offer  # gossip states it to the pool
+            now = admin.runtime.pump.now()
+            assert admin.runtime.gossip.measure_reports(now)[admin.node_id].free_memory != offer
 
     asyncio.run(scenario())
