@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from dataclasses import dataclass
 
@@ -11,6 +13,8 @@ from reconciler.certs.identity import NodeIdentity
 from reconciler.home import Home
 from reconciler.node import NodeConfig
 from reconciler.store import Store
+
+log = logging.getLogger("meshnet.agent")
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,24 @@ class DeviceContext:
     @property
     def node_id(self) -> str:
         return self.identity.node_id
+
+
+MEMORY_OFFER_ENV = "MESHNET_MEMORY_OFFER"  # bytes; where no Member object says (the admin)
+
+
+def memory_offer_setting() -> int | None:
+    """``MESHNET_MEMORY_OFFER`` as a positive number of bytes, else None (unset, or not
+    a positive integer: logged, as the agent keeps running without an offer)."""
+    return _offer(os.environ.get(MEMORY_OFFER_ENV, "").strip())
+
+
+@functools.cache
+def _offer(value: str) -> int | None:  # cached: a bad value is logged once
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    if value:
+        log.warning("%s=%r is not a positive number of bytes: ignored", MEMORY_OFFER_ENV, value)
+    return None
 
 
 def memory_bytes(override: int | None = None) -> int:

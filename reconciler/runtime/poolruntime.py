@@ -21,7 +21,7 @@ from reconciler.beacon.config import Advert, BeaconConfig
 from reconciler.beacon.events import DatagramDropped, JoinAnswered, JoinRequested, PeerSeen
 from reconciler.beacon.machine import BeaconProtocol
 from reconciler.certs.desk import AdminDesk
-from reconciler.context import DeviceContext, cores, memory_bytes
+from reconciler.context import DeviceContext, cores, memory_bytes, memory_offer_setting
 from reconciler.drivers.netif import Interface, dial_host
 from reconciler.drivers.peerlinks import PeerLinks
 from reconciler.drivers.tls import PeerIdentity, client_context, server_context
@@ -138,12 +138,13 @@ class PoolRuntime:
         return self._gossip_pump
 
     def _memory_override(self) -> int | None:
-        """A member's `spec.capacity.memoryBytes`: what it offers the ring's weighting, and
-        at most what its shares take and its published free memory says."""
+        """A member's `spec.capacity.memoryBytes`, else ``MESHNET_MEMORY_OFFER`` (an admin
+        has no Member object): what it offers the ring's weighting, and at most what its
+        shares take and its published free memory says."""
         for obj in self.ctx.store.list("Member"):
             if isinstance(obj, Member) and obj.spec.pool.name == self.info.name:
-                return obj.spec.capacity.memory_bytes
-        return None
+                return obj.spec.capacity.memory_bytes or memory_offer_setting()
+        return memory_offer_setting()
 
     def measures(self) -> tuple[list[MemberMeasure], list[LinkMeasure]]:
         """The planner's inputs as this node's gossip holds them (``MeasureSource``)."""

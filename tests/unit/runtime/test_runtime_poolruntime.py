@@ -195,22 +195,37 @@ def test_a_member_that_stops_leaves_the_admins_ring(tmp_path: Path) -> None:
 
 
 def test_a_member_offering_less_memory_than_it_has_states_and_holds_to_its_offer(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``spec.capacity.memoryBytes`` bounds what the member states as free (the planner's
-    input) and what its job service lets a share take; the admin offers no limit."""
-    offer = 300 << 20
+    input) and what its job service lets a share take. The admin has no Member object:
+    ``MESHNET_MEMORY_OFFER`` is its offer (a Member's own field comes first)."""
+    offer, agent_offer = 300 << 20, 200 << 20
+    monkeypatch.setenv("MESHNET_MEMORY_OFFER", str(agent_offer))
 
     async def scenario() -> None:
         async with _pool(tmp_path, offer=offer) as (admin, member):
             assert member.runtime.jobs is not None and admin.runtime.jobs is not None
             assert member.runtime.jobs.memory_offer() == offer
-            assert admin.runtime.jobs.memory_offer() is None
+            assert admin.runtime.jobs.memory_offer() == agent_offer
 
             now = member.runtime.pump.now()
             stated = member.runtime.gossip.measure_reports(now)[member.node_id]
             assert stated.free_memory == offer  # gossip states it to the pool
             now = admin.runtime.pump.now()
-            assert admin.runtime.gossip.measure_reports(now)[admin.node_id].free_memory != offer
+            own = admin.runtime.gossip.measure_reports(now)[admin.node_id]
+            assert own.free_memory == agent_offer
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("value", ["", "lots", "-5", "0", "8Gi"])
+def test_an_unset_or_malformed_agent_offer_is_no_offer(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    from reconciler.context import memory_offer_setting
+
+    monkeypatch.setenv("MESHNET_MEMORY_OFFER", value)
+    assert memory_offer_setting() is None
+    monkeypatch.setenv("MESHNET_MEMORY_OFFER", " 1048576 ")
+    assert memory_offer_setting() == 1 << 20
