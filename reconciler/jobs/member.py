@@ -74,7 +74,7 @@ class MemberRun:
         loop: asyncio.AbstractEventLoop,
         on_end: Callable[[], None],
         free_memory: Callable[[], int] = lambda: int(psutil.virtual_memory().available),
-        memory_offer: Callable[[], int | None] = lambda: None,
+        memory_offer: int | None = None,
     ) -> None:
         rank = offer.rank_of(self_id)
         assert rank is not None, "a member run needs a participant"
@@ -84,7 +84,7 @@ class MemberRun:
         self.model_path, self.collectives, self.sink = model_path, collectives, sink
         self.cache, self.loop, self.on_end = cache, loop, on_end
         self.free_memory = free_memory  # bytes this device can give without swapping
-        self.memory_offer = memory_offer  # the member's spec.capacity.memoryBytes (None: unset)
+        self.memory_offer = memory_offer  # spec.capacity.memoryBytes as offered (None: unset)
         self.state = "loading"  # loading -> ready -> running -> ended
         self.threads: list[threading.Thread] = []
         self._aborted = threading.Event()
@@ -166,7 +166,7 @@ class MemberRun:
         positions = cache_len(len(offer.prompt_ids), offer.sampling.max_tokens, info.config)
         layout: str | None = None
         if not self.cache.resident(self.model_path, share):
-            offered = self.memory_offer()
+            offered = self.memory_offer
             if offered is not None:  # within an offer, one share at a time: drop kept ones
                 self.cache.release_shards()
             choice = self._choose_layout(info.config, positions, offered)

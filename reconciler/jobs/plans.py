@@ -222,7 +222,8 @@ def memory_problem(
 
 def _room(available: int, offered: bool) -> str:
     if offered:
-        return f"the member offers {_gib(available)} (spec.capacity.memoryBytes)"
+        source = "its Member's capacity or MESHNET_MEMORY_OFFER"
+        return f"the device offers {_gib(available)} ({source})"
     return f"{_gib(available)} is free"
 
 

@@ -321,7 +321,7 @@ class JobService:
         run = MemberRun(
             offer, self.self_id, coordinator, path, comm, _RankSink(self, session), self.cache,
             asyncio.get_running_loop(), lambda: self._ended(session), self.free_memory,
-            self.memory_offer,
+            self.memory_offer(),  # read here, on the loop: the store is not the loader's
         )  # fmt: skip
         self.runs[session] = run
         run.load()

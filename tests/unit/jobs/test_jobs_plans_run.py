@@ -386,7 +386,7 @@ def test_a_member_offering_less_memory_than_it_has_holds_to_its_offer(
     assert got == [(None, None), (None, None)]  # the agent's defaults
     got = _held_activations(fake_net, ring_of, prompt, roomy, layouts=True, offer=whole)
     assert got == [("int8", "ggml"), ("int8", "ggml")]
-    with pytest.raises(JobFailed, match=r"the member offers [\d.]+ KiB \(spec.capacity"):
+    with pytest.raises(JobFailed, match=r"the device offers [\d.]+ KiB \(its Member's capacity"):
         _held_activations(fake_net, ring_of, prompt, roomy, offer=whole // 4)
 
 
