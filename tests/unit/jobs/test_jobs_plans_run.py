@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -269,17 +270,20 @@ def _held_activations(
     room_of: dict[str, int] | None = None,
     layouts: bool | None = None,
     offer: int | None = None,
+    offer_of: dict[str, int | None] | None = None,
 ) -> list[Any]:
     """The activations each member's slice was loaded with (None: the agent's default),
     or with ``layouts`` (activations, kernels); each member has ``room`` bytes free, or its
-    own in ``room_of``, and offers ``offer`` bytes (``spec.capacity.memoryBytes``)."""
+    own in ``room_of``, and offers ``offer`` bytes (``spec.capacity.memoryBytes``), or its
+    own in ``offer_of``."""
     held: list[Any] = []
 
     async def main() -> None:
         net = fake_net(asyncio.get_running_loop())
         for node in RING:
             free = (room_of or {}).get(node, room)
-            net.add(node, free_memory=lambda free=free: free, memory_offer=lambda: offer)
+            offered = (offer_of or {}).get(node, offer)
+            net.add(node, free_memory=lambda free=free: free, memory_offer=lambda o=offered: o)
         try:
             await net.services["a"].run(
                 JobRequest("j", MODEL, prompt, PARAMS, ring_of(RING), parallelism="tensor")
@@ -387,20 +391,29 @@ def test_a_member_offering_less_memory_than_it_has_holds_to_its_offer(
     got = _held_activations(fake_net, ring_of, prompt, roomy, layouts=True, offer=whole)
     assert got == [("int8", "ggml"), ("int8", "ggml")]
     with pytest.raises(JobFailed, match=r"the device offers [\d.]+ KiB \(its Member's capacity"):
-        _held_activations(fake_net, ring_of, prompt, roomy, offer=whole // 4)
+        # only the coordinator short (as above: a peer's refusal reaches it without
+        # the figures)
+        _held_activations(fake_net, ring_of, prompt, roomy, offer_of={"a": whole // 4})
 
 
 def test_a_member_holding_to_its_offer_keeps_one_share_at_a_time(
     fake_net: Any, ring_of: Any, models: Path
 ) -> None:
     """Jobs for two different shares leave both kept for reuse, unless the member offers
-    a limit: then the second load drops the first (a running job keeps its own)."""
+    a limit: then the second load drops the first (a running job keeps its own). The
+    offer is read on the event loop's thread (the agent reads it from its store, which
+    a loader thread must not touch)."""
+    readers: set[threading.Thread] = set()
 
     def kept(offer: int | None) -> int:
+        def read_offer() -> int | None:
+            readers.add(threading.current_thread())
+            return offer
+
         async def main() -> int:
             net = fake_net(asyncio.get_running_loop())
             for node in RING:
-                net.add(node, memory_offer=lambda: offer)
+                net.add(node, memory_offer=read_offer)
             try:
                 for parallelism in ("single", "tensor"):
                     request = JobRequest("j", MODEL, prompt, PARAMS, ring_of(RING),
@@ -414,6 +427,7 @@ def test_a_member_holding_to_its_offer_keeps_one_share_at_a_time(
 
     prompt, _ = _oracle(models)
     assert kept(None) == 2 and kept(1 << 40) == 1
+    assert readers == {threading.main_thread()}
 
 
 def test_a_share_too_large_in_its_layout_is_refused_at_submission(
