@@ -51,6 +51,24 @@ def test_members_set_to_ggml_hold_the_files_blocks(lan: Lan) -> None:
     assert "MemberLayouts" not in reasons  # the layout the agents' settings asked for
 
 
+def test_devices_offering_little_memory_hold_the_files_blocks(lan: Lan) -> None:
+    """Agents offering 54 MiB each (``MESHNET_MEMORY_OFFER``; the admin has no Member
+    object to say it) on a roomy machine: half the demo model's columns take about 62
+    MiB in the int8 layout and 47 MiB in the file's own blocks, so both members hold the
+    blocks (ggml), and the job says they held another layout than the agents ask for.
+    (No self-test: unmeasured, the plan keeps the ring's equal halves.)"""
+    env = {"MESHNET_MEMORY_OFFER": str(54 << 20), "MESHNET_ACTIVATIONS": "int8",
+           "MESHNET_SELFTEST": "0"}  # fmt: skip
+    _, member = two_device_pool(lan, TINY, env=env)
+    prompt = ["--prompt", "The capital of France is", "--max-tokens", "4", "--model", "demo"]
+    pooled = inference(member, *prompt, "--parallelism", "tensor")
+    assert [m["columns"] for m in pooled["members"]] == [[0, 4096], [4096, 8192]]
+    assert [m["layout"] for m in pooled["members"]] == ["ggml", "ggml"]
+    with Store.open(member.home.root) as store:  # the coordinator: the job was its
+        reasons = [e.reason for e in store.events(limit=500)]
+    assert "MemberLayouts" in reasons
+
+
 def test_member_lost_mid_job_fails_it(lan: Lan) -> None:
     """The job fails naming the lost member: gossip's report or the survivor's collective
     timeout (8 s) ends it; the bound below only keeps a hang from stalling the suite."""
