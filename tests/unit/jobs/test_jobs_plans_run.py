@@ -334,12 +334,10 @@ def test_a_member_short_of_memory_for_int8_loads_exact(
         _held_activations(fake_net, ring_of, prompt, tight, {"b": 1 << 40})
 
 
-def test_a_member_short_of_memory_for_int8_holds_the_files_blocks(
-    fake_net: Any, ring_of: Any, models: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where the int8 layout does not fit but the file's own blocks do, a member loads its
-    share for the ggml kernels (8-bit activations too) and the job runs. (The tiny model
-    is float: its int8 and exact layouts are made larger here.)"""
+def _ggml_share(models: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], int]:
+    """The prompt, and the bytes of a whole share of the tiny model in the ggml layout with
+    its KV cache, once its int8 and exact layouts are made 3x larger (it is float: they
+    would be no larger) and the activations are left to the agents."""
     from reconciler.jobs import member
     from reconciler.jobs.plans import held_sizes, tensor_records
     from reconciler.jobs.shards import ShardCache
@@ -355,8 +353,17 @@ def test_a_member_short_of_memory_for_int8_holds_the_files_blocks(
     info = load_model_info(models / MODEL)
     ggml = held_sizes(tensor_records(models / MODEL), "ggml")
     cost = model_cost(info.config, ggml, len(prompt) + PARAMS.max_tokens)
-    tight = cost.total_bytes + cost.kv_bytes  # a whole ggml share, each member: not 3x that
     monkeypatch.delenv("MESHNET_ACTIVATIONS")
+    return prompt, cost.total_bytes + cost.kv_bytes
+
+
+def test_a_member_short_of_memory_for_int8_holds_the_files_blocks(
+    fake_net: Any, ring_of: Any, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the int8 layout does not fit but the file's own blocks do, a member loads its
+    share for the ggml kernels (8-bit activations too) and the job runs. (The tiny model
+    is float: its int8 and exact layouts are made larger here.)"""
+    prompt, tight = _ggml_share(models, monkeypatch)
     got = _held_activations(fake_net, ring_of, prompt, tight, layouts=True)
     assert got == [("int8", "ggml"), ("int8", "ggml")]
 
@@ -368,23 +375,7 @@ def test_a_member_offering_less_memory_than_it_has_holds_to_its_offer(
     (``spec.capacity.memoryBytes``) holds the file's blocks; offering less than even
     that, it refuses and says it is the offer that is short. (As above, the tiny model's
     int8 and exact layouts are made larger.)"""
-    from reconciler.jobs import member
-    from reconciler.jobs.plans import held_sizes, tensor_records
-    from reconciler.jobs.shards import ShardCache
-    from reconciler.placement.modelcost import model_cost
-
-    def sizes(records: Any, layout: str) -> dict[str, int]:
-        held = held_sizes(records, layout)
-        return held if layout == "ggml" else {k: 3 * v for k, v in held.items()}
-
-    monkeypatch.setattr(member, "held_sizes", sizes)
-    monkeypatch.setattr(ShardCache, "layouts", lambda self, config: ("exact", "int8", "ggml"))
-    prompt, _ = _oracle(models)
-    info = load_model_info(models / MODEL)
-    ggml = held_sizes(tensor_records(models / MODEL), "ggml")
-    cost = model_cost(info.config, ggml, len(prompt) + PARAMS.max_tokens)
-    whole = cost.total_bytes + cost.kv_bytes  # a whole ggml share, each member: not 3x that
-    monkeypatch.delenv("MESHNET_ACTIVATIONS")
+    prompt, whole = _ggml_share(models, monkeypatch)
     roomy = 1 << 40
     got = _held_activations(fake_net, ring_of, prompt, roomy, layouts=True)
     assert got == [(None, None), (None, None)]  # the agent's defaults
