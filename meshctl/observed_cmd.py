@@ -90,7 +90,8 @@ def measure_cells(peer: dict[str, Any]) -> list[str]:
 
 
 def self_line(measured: dict[str, Any]) -> str:
-    """This device's kernel speed (and how it was measured) and free memory."""
+    """This device's kernel speed (and how it was measured) and free memory (and the
+    memory it offers, when it offers a limit)."""
     _, _, speed, free = measure_cells(measured)
     test = measured.get("selftest") or {}
     how = (
@@ -99,7 +100,9 @@ def self_line(measured: dict[str, Any]) -> str:
         if test
         else " (self-test not run yet, or off)"
     )
-    return f"kernel speed {speed}{how}, free memory {free}"
+    offer = measured.get("memoryOfferBytes")
+    offered = f" (at most its offer, {offer / 2**30:.1f}GiB)" if isinstance(offer, int) else ""
+    return f"kernel speed {speed}{how}, free memory {free}{offered}"
 
 
 def _si(value: float) -> str:

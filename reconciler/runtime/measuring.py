@@ -64,8 +64,9 @@ def _run() -> SelfTest | None:
     return result
 
 
-def self_measures(fields: dict[str, Any]) -> dict[str, Any]:
-    """This device's published figures and how its kernel speed was measured."""
+def self_measures(fields: dict[str, Any], offer: int | None = None) -> dict[str, Any]:
+    """This device's published figures, how its kernel speed was measured, and the
+    memory it offers (None: no offer, its free memory is the limit)."""
     result = _result[0] if _result else None
     selftest = None
     if result is not None:
@@ -74,6 +75,7 @@ def self_measures(fields: dict[str, Any]) -> dict[str, Any]:
     return {
         "speedBytesPerSecond": fields.get("speedBytesPerSecond"),
         "freeMemoryBytes": fields.get("freeMemoryBytes"),
+        "memoryOfferBytes": offer,
         "selftest": selftest,
     }
 

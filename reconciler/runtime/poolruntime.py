@@ -480,7 +480,8 @@ class PoolRuntime:
         gossip = {"rounds": pump.rounds, "messagesSent": pump.sent,
                   "messagesReceived": pump.received, "epoch": ring["epoch"] if ring else 0,
                   "convergeSeconds": self._converge_seconds,
-                  "measured": self_measures(self._measured.get(self.ctx.node_id, {}))}  # fmt: skip
+                  "measured": self_measures(self._measured.get(self.ctx.node_id, {}),
+                                            self._memory_override())}  # fmt: skip
         key = observed.gossip_key(self.info.name)
         observed.publish(self.ctx.store, key, gossip, self._cache, volatile=True)
 

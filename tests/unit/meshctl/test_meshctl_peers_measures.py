@@ -73,7 +73,16 @@ def test_describe_pool_shows_this_devices_speed_and_memory(home: Home) -> None:
         store.put_observed("gossip/test-pool", {"rounds": 1, "measured": SELF})
     out = runner.invoke(app, ["describe", "pool", "test-pool"], env={"COLUMNS": "400"}).stdout
     assert "kernel speed 7.2GB/s (onnxruntime, int8 activations, 2 threads)" in out
-    assert "free memory 3.0GiB" in out
+    assert "free memory 3.0GiB" in out and "offer" not in out
+
+
+def test_describe_pool_says_when_free_memory_is_the_devices_offer(home: Home) -> None:
+    _pool_with_peers(home)
+    offered = {**SELF, "memoryOfferBytes": 3 << 30}
+    with Store.open(home.root) as store:
+        store.put_observed("gossip/test-pool", {"rounds": 1, "measured": offered})
+    out = runner.invoke(app, ["describe", "pool", "test-pool"], env={"COLUMNS": "400"}).stdout
+    assert "free memory 3.0GiB (at most its offer, 3.0GiB)" in out
 
 
 def test_doctor_warns_when_the_self_test_has_not_run(tmp_path: Path) -> None:

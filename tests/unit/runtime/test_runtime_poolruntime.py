@@ -215,6 +215,8 @@ def test_a_member_offering_less_memory_than_it_has_states_and_holds_to_its_offer
             now = admin.runtime.pump.now()
             own = admin.runtime.gossip.measure_reports(now)[admin.node_id]
             assert own.free_memory == agent_offer
+            published = member.ctx.store.get_observed("gossip/p") or {}  # describe pool's
+            assert published["measured"]["memoryOfferBytes"] == offer
 
     asyncio.run(scenario())
 
