@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import typer
+from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from manifests import Member
 from manifests.base import object_name_from
@@ -59,6 +60,17 @@ def root_fingerprint(text: str) -> str:
     )
 
 
+def parse_offer(text: str) -> int:
+    """``--memory-offer``: a positive size, in bytes or with a unit; CliError if not."""
+    try:
+        size = int(TypeAdapter(ByteSize).validate_python(text.strip()))
+    except ValidationError:
+        size = 0
+    if size <= 0:
+        raise CliError(f"--memory-offer {text!r} is not a positive size: use e.g. 8GiB or 512MiB")
+    return size
+
+
 def member_document(
     device: str,
     pool: str,
@@ -66,11 +78,14 @@ def member_document(
     root: str,
     token_file: str | None,
     services: dict[str, str] | None = None,
+    memory_offer: int | None = None,
 ) -> Member:
     name = object_name_from(device)
     spec: dict[str, object] = {"pool": {"name": pool, "id": pool_id, "rootFingerprint": root}}
     if token_file is not None:
         spec["tokenFile"] = token_file
+    if memory_offer is not None:
+        spec["capacity"] = {"memoryBytes": memory_offer}
     metadata = {"name": name, "annotations": services or {}}
     return Member.model_validate({"metadata": metadata, "spec": spec})
 
@@ -102,8 +117,16 @@ def pool_join(
     shard_columns: int | None = typer.Option(
         None, "--shard-columns", help="The pool's ring columns."
     ),
+    memory_offer: str | None = typer.Option(
+        None,
+        "--memory-offer",
+        help="Memory this device offers the pool (8GiB, 512MiB, or bytes): a job's share "
+        "here takes at most this much (Member spec.capacity.memoryBytes). Default: what "
+        "the device has free.",
+    ),
 ) -> None:
     """Join a pool: request a certificate from its admin over the LAN."""
+    offer = parse_offer(memory_offer) if memory_offer is not None else None
     device_home = home()
     node = load_node_config(device_home)
     root = root_fingerprint(pool_root_pubkey)
@@ -120,7 +143,7 @@ def pool_join(
         SHARD_COLUMNS_ANNOTATION: str(shard_columns or ""),
     }
     services = {k: v for k, v in services.items() if v}
-    member = member_document(node.name, name, pool_id, root, stored_token, services)
+    member = member_document(node.name, name, pool_id, root, stored_token, services, offer)
     with open_store() as store:
         store.apply(member)
         if read_pool_info(device_home, name) is not None:

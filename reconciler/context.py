@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 
 import psutil
+from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from reconciler.certs.identity import NodeIdentity
 from reconciler.home import Home
@@ -35,17 +36,23 @@ MEMORY_OFFER_ENV = "MESHNET_MEMORY_OFFER"  # bytes; where no Member object says 
 
 
 def memory_offer_setting() -> int | None:
-    """``MESHNET_MEMORY_OFFER`` as a positive number of bytes, else None (unset, or not
-    a positive integer: logged, as the agent keeps running without an offer)."""
+    """``MESHNET_MEMORY_OFFER`` as a positive size (bytes, or ``8GiB``, ``512MiB``,
+    ``1.5GB``), else None (unset, or not a positive size: logged, as the agent keeps
+    running without an offer)."""
     return _offer(os.environ.get(MEMORY_OFFER_ENV, "").strip())
 
 
 @functools.cache
 def _offer(value: str) -> int | None:  # cached: a bad value is logged once
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    if value:
-        log.warning("%s=%r is not a positive number of bytes: ignored", MEMORY_OFFER_ENV, value)
+    if not value:
+        return None
+    try:
+        size = int(TypeAdapter(ByteSize).validate_python(value))
+    except ValidationError:
+        size = 0
+    if size > 0:
+        return size
+    log.warning("%s=%r is not a positive size (e.g. 8GiB): ignored", MEMORY_OFFER_ENV, value)
     return None
 
 

@@ -51,3 +51,20 @@ def test_pool_join_reads_the_token_from_env_file_or_stdin(home: Home, tmp_path: 
     assert "visible to other local users" in on_argv.stderr
     missing = runner.invoke(mesh_app, ["pool-join", *POOL, "--token-file", str(tmp_path / "no")])
     assert missing.exit_code == 1 and "cannot read the token file" in missing.stderr
+
+
+def test_pool_join_records_the_memory_the_device_offers(home: Home) -> None:
+    """``--memory-offer`` goes into the Member (bytes or a size with a unit); a size that
+    is not one is refused before anything is written."""
+    from manifests import Member
+
+    assert runner.invoke(mesh_app, ["init", "--name", "pi"]).exit_code == 0
+    env = {"MESHNET_JOIN_TOKEN": TOKEN}
+    bad = runner.invoke(mesh_app, ["pool-join", *POOL, "--memory-offer", "lots"], env=env)
+    assert bad.exit_code != 0 and "--memory-offer 'lots' is not a positive size" in bad.stderr
+    with Store.open(home.root) as store:
+        assert store.list("Member") == []
+    runner.invoke(mesh_app, ["pool-join", *POOL, "--memory-offer", "2GiB"], env=env)
+    with Store.open(home.root) as store:
+        [member] = store.list("Member")
+    assert isinstance(member, Member) and member.spec.capacity.memory_bytes == 2 << 30

@@ -221,7 +221,7 @@ def test_a_member_offering_less_memory_than_it_has_states_and_holds_to_its_offer
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("value", ["", "lots", "-5", "0", "8Gi"])
+@pytest.mark.parametrize("value", ["", "lots", "-5", "0", "0GiB", "8 parsecs"])
 def test_an_unset_or_malformed_agent_offer_is_no_offer(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
@@ -229,5 +229,15 @@ def test_an_unset_or_malformed_agent_offer_is_no_offer(
 
     monkeypatch.setenv("MESHNET_MEMORY_OFFER", value)
     assert memory_offer_setting() is None
-    monkeypatch.setenv("MESHNET_MEMORY_OFFER", " 1048576 ")
-    assert memory_offer_setting() == 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("value", "size"), [(" 1048576 ", 1 << 20), ("8GiB", 8 << 30), ("1.5GB", 1_500_000_000)]
+)
+def test_an_agent_offer_is_bytes_or_a_size_with_a_unit(
+    monkeypatch: pytest.MonkeyPatch, value: str, size: int
+) -> None:
+    from reconciler.context import memory_offer_setting
+
+    monkeypatch.setenv("MESHNET_MEMORY_OFFER", value)
+    assert memory_offer_setting() == size
