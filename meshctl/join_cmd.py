@@ -143,8 +143,10 @@ def pool_join(
         SHARD_COLUMNS_ANNOTATION: str(shard_columns or ""),
     }
     services = {k: v for k, v in services.items() if v}
-    member = member_document(node.name, name, pool_id, root, stored_token, services, offer)
     with open_store() as store:
+        if offer is None:  # joining again without the option keeps the offer made before
+            offer = _offered(store, object_name_from(node.name))
+        member = member_document(node.name, name, pool_id, root, stored_token, services, offer)
         store.apply(member)
         if read_pool_info(device_home, name) is not None:
             console.print(f"Already a member of {name} ({pool_id}).")
@@ -167,6 +169,11 @@ def pool_join(
     console.print(
         f"Joined pool [bold]{name}[/bold] ({info.pool_id}); start the agent with `mesh start`."
     )
+
+
+def _offered(store: Store, member: str) -> int | None:
+    obj = store.get("Member", member)
+    return obj.spec.capacity.memory_bytes if isinstance(obj, Member) else None
 
 
 def _token_from(token: str | None, token_file: Path | None, source: object) -> str | None:

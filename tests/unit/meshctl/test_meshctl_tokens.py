@@ -54,8 +54,9 @@ def test_pool_join_reads_the_token_from_env_file_or_stdin(home: Home, tmp_path: 
 
 
 def test_pool_join_records_the_memory_the_device_offers(home: Home) -> None:
-    """``--memory-offer`` goes into the Member (bytes or a size with a unit); a size that
-    is not one is refused before anything is written."""
+    """``--memory-offer`` goes into the Member (bytes or a size with a unit) and stays when
+    the device joins again without it; a size that is not one is refused before anything
+    is written."""
     from manifests import Member
 
     assert runner.invoke(mesh_app, ["init", "--name", "pi"]).exit_code == 0
@@ -65,6 +66,10 @@ def test_pool_join_records_the_memory_the_device_offers(home: Home) -> None:
     with Store.open(home.root) as store:
         assert store.list("Member") == []
     runner.invoke(mesh_app, ["pool-join", *POOL, "--memory-offer", "2GiB"], env=env)
+    with Store.open(home.root) as store:
+        [member] = store.list("Member")
+    assert isinstance(member, Member) and member.spec.capacity.memory_bytes == 2 << 30
+    runner.invoke(mesh_app, ["pool-join", *POOL], env=env)  # again, without the option
     with Store.open(home.root) as store:
         [member] = store.list("Member")
     assert isinstance(member, Member) and member.spec.capacity.memory_bytes == 2 << 30
