@@ -32,7 +32,7 @@ class DeviceContext:
         return self.identity.node_id
 
 
-MEMORY_OFFER_ENV = "MESHNET_MEMORY_OFFER"  # bytes; where no Member object says (the admin)
+MEMORY_OFFER_ENV = "MESHNET_MEMORY_OFFER"  # a size; where no Member object says (the admin)
 
 
 def memory_offer_setting() -> int | None:
