@@ -55,18 +55,22 @@ spec:
     assert [item.line for item in load_manifests(path)][1] == 9
 
 
-@pytest.mark.parametrize(
-    ("text", "size"), [("8GiB", 8 << 30), ("1.5GB", 1_500_000_000), ("4096", 4096)]
-)
-def test_a_members_offer_is_bytes_or_a_size_with_a_unit(text: str, size: int) -> None:
-    member = f"""apiVersion: meshnet.dev/v1alpha1
+def _offering(memory: str) -> str:
+    """A Member manifest offering ``memory`` (as written in YAML) on line 6."""
+    return f"""apiVersion: meshnet.dev/v1alpha1
 kind: Member
 metadata: {{name: laptop}}
 spec:
   pool: {{name: test-pool, id: pool-1, rootFingerprint: "sha256:{"ab" * 32}"}}
-  capacity: {{memoryBytes: {text}}}
+  capacity: {{memoryBytes: {memory}}}
 """
-    (item,) = load_text(member, "member.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("8GiB", 8 << 30), ("1.5GB", 1_500_000_000), ("4096", 4096)]
+)
+def test_a_members_offer_is_bytes_or_a_size_with_a_unit(text: str, size: int) -> None:
+    (item,) = load_text(_offering(text), "member.yaml")
     assert isinstance(item.obj, Member) and item.obj.spec.capacity.memory_bytes == size
     dumped = item.obj.model_dump(mode="json", by_alias=True)
     assert dumped["spec"]["capacity"]["memoryBytes"] == size  # stored as bytes
@@ -74,15 +78,8 @@ spec:
 
 @pytest.mark.parametrize("text", ["lots", "0", "0GiB"])
 def test_a_members_offer_must_be_a_positive_size(text: str) -> None:
-    member = f"""apiVersion: meshnet.dev/v1alpha1
-kind: Member
-metadata: {{name: laptop}}
-spec:
-  pool: {{name: test-pool, id: pool-1, rootFingerprint: "sha256:{"ab" * 32}"}}
-  capacity: {{memoryBytes: {text}}}
-"""
     with pytest.raises(ManifestError, match=r"member.yaml:6:\d+ spec.capacity.memoryBytes"):
-        load_text(member, "member.yaml")
+        load_text(_offering(text), "member.yaml")
 
 
 def test_folder_loads_yaml_files_in_order(tmp_path: Path) -> None:
