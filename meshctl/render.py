@@ -157,11 +157,17 @@ def markup_escape(value: object) -> str:
     return escape(printable(str(value), limit=100_000)) if str(value) else ""
 
 
-def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | None = None) -> Table:
+def table(
+    rows: Sequence[Sequence[Any]],
+    headers: Sequence[str],
+    title: str | None = None,
+    show_header: bool = True,
+) -> Table:
     """A plain kubectl-like table; every cell is shown as plain text."""
     from rich.table import Table
 
-    out = Table(box=None, pad_edge=False, show_edge=False, title=title, header_style="bold")
+    out = Table(box=None, pad_edge=False, show_edge=False, title=title, header_style="bold",
+                show_header=show_header)  # fmt: skip
     for header in headers:
         out.add_column(header, overflow="fold")
     for row in rows:
@@ -169,12 +175,14 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | No
     return out
 
 
-def object_table(kind: str, documents: Sequence[Document], wide: bool) -> Table:
+def object_table(
+    kind: str, documents: Sequence[Document], wide: bool, header: bool = True
+) -> Table:
     """The table of `meshctl get KIND` (`kind` canonical: Pool, Member, Job)."""
     base, extra = COLUMNS[kind]
     columns = base + (extra if wide else [])
     rows = [[fn(doc) for _, fn in columns] for doc in documents]
-    return table(rows, [name for name, _ in columns])
+    return table(rows, [name for name, _ in columns], show_header=header)
 
 
 def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -197,9 +205,14 @@ def emit(text: str) -> None:
 
 
 def print_objects(
-    kind: type, objects: Sequence[MeshObject], fmt: str, single: bool = False
+    kind: type,
+    objects: Sequence[MeshObject],
+    fmt: str,
+    single: bool = False,
+    header: bool = True,
 ) -> None:
-    """Print objects as a table, or as JSON/YAML (a List unless one object was named)."""
+    """Print objects as a table (``header``: with its column names), or as JSON/YAML (a
+    List unless one object was named)."""
     from manifests import to_document
 
     documents = [to_document(obj) for obj in objects]
@@ -207,12 +220,13 @@ def print_objects(
         data = documents[0] if single and documents else as_list(documents)
         emit(dump(data, fmt))
     else:
-        print_table(kind.__name__, documents, fmt)
+        print_table(kind.__name__, documents, fmt, header)
 
 
-def print_table(kind: str, documents: Sequence[Document], fmt: str) -> None:
-    """Print documents of a canonical kind as a table (`wide`: more columns)."""
+def print_table(kind: str, documents: Sequence[Document], fmt: str, header: bool = True) -> None:
+    """Print documents of a canonical kind as a table (`wide`: more columns; ``header``:
+    with the column names, as the first listing of `get -w` but not its changes)."""
     if not documents:
         err_console.print("No resources found.")
     else:
-        console.print(object_table(kind, documents, wide=fmt == "wide"))
+        console.print(object_table(kind, documents, wide=fmt == "wide", header=header))

@@ -61,5 +61,5 @@ def watch_kind(
             and (name is None or o.metadata.name == name)
         ]  # fmt: skip
         seen = {o.metadata.name: o.metadata.resource_version for o in found}
-        if changed:
-            print_objects(model_for(kind), changed, output)
+        if changed:  # rows under the first listing's header, as kubectl's watch prints them
+            print_objects(model_for(kind), changed, output, header=False)

@@ -62,6 +62,22 @@ def test_changed_objects_of_the_kind_are_printed(
     assert printed[1]["items"][0]["status"]["phase"] == "Running"
 
 
+def test_a_table_watch_prints_rows_without_repeating_the_header(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def moves() -> Iterator[int]:
+        yield store.revision()
+        store.apply(_job("b"))
+        yield store.revision()
+        store.patch_status("Job", "a", {"phase": "Running"})
+        yield store.revision()
+
+    watch_kind(store, "Job", None, "table", moves())
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [line.split()[0] for line in lines] == ["b", "a"]  # no NAME header line
+    assert "Running" in lines[1]
+
+
 def _documents(out: str) -> list[str]:
     """Each printed JSON document (they follow one another)."""
     decoder, found, at = json.JSONDecoder(), [], 0
