@@ -67,6 +67,19 @@ def test_unpacked_codes_dequantize_like_gguf(qtype: Q) -> None:
     np.testing.assert_allclose(u.dequantize(), want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("rows", [1, 3])
+def test_q8_0_rows_dequantize_exactly_as_gguf(rows: int) -> None:
+    """The engine's own Q8_0 path (embedding rows) gives gguf's values bit for bit, for
+    one row or several, and for a row picked out of a larger table (a non-contiguous
+    view)."""
+    table = random_blocks(Q.Q8_0, 8, 576, seed=rows)
+    for raw in (table[:rows], table[[5, 1, 7][:rows]], table[::2][:rows]):
+        want = gguf.quants.dequantize(np.ascontiguousarray(raw), Q.Q8_0)
+        got = dequantize(raw, Q.Q8_0)
+        assert got.dtype == np.float32 and got.shape == (rows, 576)
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("int8", [False, True], ids=["exact", "int8"])
 @pytest.mark.parametrize("qtype", QUANT_TYPES, ids=lambda q: q.name)
 def test_quantized_matmul_matches_dequantized_numpy(qtype: Q, int8: bool) -> None:
