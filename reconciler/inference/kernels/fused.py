@@ -101,6 +101,20 @@ class FusedShard:
         self._keep.extend(keep)
 
 
+class _Bound:
+    """One session's I/O binding and the buffers it points at: the KV cache's values,
+    the step's position inputs (written in place), and one input and one output row for
+    decode steps (bound once; other passes bind their own arrays)."""
+
+    def __init__(self, binding: Any, kv: list[Any], out: str, dim: int) -> None:
+        self.binding, self.kv, self.out, self.dim = binding, kv, out, dim
+        self.seqlens = np.zeros(1, dtype=np.int32)  # positions after this step, minus one
+        self.total = np.zeros((), dtype=np.int32)  # positions after this step, plus scratch
+        self.x1 = np.zeros((1, dim), dtype=np.float32)
+        self.y1 = np.zeros((1, dim), dtype=np.float32)
+        self.rows = 0  # rows of the arrays x and the output are bound to now
+
+
 class Runner:
     """One engine's calls into a shard's sessions, with its KV cache bound in place."""
 
@@ -110,7 +124,7 @@ class Runner:
         import onnxruntime as ort
 
         self.shard = shard
-        self.bindings: dict[str, Any] = {}
+        self.bindings: dict[str, _Bound] = {}
         for key, session in shard.sessions.items():
             names = [i.name for i in session.get_inputs()]
             layers = [int(n.removeprefix("past_k")) for n in names if n.startswith("past_k")]
@@ -132,18 +146,28 @@ class Runner:
                 if name in tables:
                     b.bind_cpu_input(name, tables[name])
             out = session.get_outputs()[-1].name
-            b.bind_output(out)  # rebound to a buffer of ours on every run (see _attend)
-            self.bindings[key] = (b, kv, out)
+            bound = _Bound(b, kv, out, shard.config.dim)
+            b.bind_cpu_input("seqlens_k", bound.seqlens)  # written in place before each run
+            b.bind_cpu_input("total_len", bound.total)
+            self.bindings[key] = bound
 
     def _attend(self, key: str, x: F32, pos: int) -> F32:
-        b, _kv, out = self.bindings[key]
-        t = x.shape[0]
-        y: F32 = np.empty((t, self.shard.config.dim), dtype=np.float32)  # written in place
-        b.bind_cpu_input("x", x)
-        b.bind_output(out, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
+        bound = self.bindings[key]
+        b, t = bound.binding, x.shape[0]
         # the graphs' attention appends a scratch row (``GraphBuilder.attention``)
-        b.bind_cpu_input("seqlens_k", np.array([pos + t], dtype=np.int32))
-        b.bind_cpu_input("total_len", np.array(pos + t + 1, dtype=np.int32))
+        bound.seqlens[0], bound.total[...] = pos + t, pos + t + 1
+        if t == 1:  # a decode step: the input and output rows stay bound (no rebinding)
+            if bound.rows != 1:
+                b.bind_cpu_input("x", bound.x1)
+                b.bind_output(bound.out, "cpu", 0, np.float32, [1, bound.dim], bound.y1.ctypes.data)
+                bound.rows = 1
+            bound.x1[...] = x
+            self.shard.sessions[key].run_with_iobinding(b)
+            return bound.y1.copy()  # the caller may keep it past the next step
+        y: F32 = np.empty((t, bound.dim), dtype=np.float32)  # written in place
+        b.bind_cpu_input("x", x)
+        b.bind_output(bound.out, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
+        bound.rows = t
         self.shard.sessions[key].run_with_iobinding(b)
         return y
 
