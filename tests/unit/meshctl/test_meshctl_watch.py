@@ -44,19 +44,22 @@ def test_the_agent_pushes_each_write_of_another_process(home: Home, store: Store
     assert first < second < third == store.revision()
 
 
+def _moves(store: Store) -> Iterator[int]:
+    """The store's revision now, then after each of three writes: a new Job ``b``, a
+    Pool's status (another kind: nothing printed), Job ``a`` Running."""
+    yield store.revision()
+    store.apply(_job("b"))
+    yield store.revision()
+    store.patch_status("Pool", "p", {"phase": "Ready"})
+    yield store.revision()
+    store.patch_status("Job", "a", {"phase": "Running"})
+    yield store.revision()
+
+
 def test_changed_objects_of_the_kind_are_printed(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def moves() -> Iterator[int]:
-        yield store.revision()
-        store.apply(_job("b"))
-        yield store.revision()
-        store.patch_status("Pool", "p", {"phase": "Ready"})  # another kind: nothing printed
-        yield store.revision()
-        store.patch_status("Job", "a", {"phase": "Running"})
-        yield store.revision()
-
-    watch_kind(store, "Job", None, "json", moves())
+    watch_kind(store, "Job", None, "json", _moves(store))
     printed = [json.loads(chunk) for chunk in _documents(capsys.readouterr().out)]
     assert [[i["metadata"]["name"] for i in doc["items"]] for doc in printed] == [["b"], ["a"]]
     assert printed[1]["items"][0]["status"]["phase"] == "Running"
@@ -65,14 +68,7 @@ def test_changed_objects_of_the_kind_are_printed(
 def test_a_table_watch_prints_rows_without_repeating_the_header(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def moves() -> Iterator[int]:
-        yield store.revision()
-        store.apply(_job("b"))
-        yield store.revision()
-        store.patch_status("Job", "a", {"phase": "Running"})
-        yield store.revision()
-
-    watch_kind(store, "Job", None, "table", moves())
+    watch_kind(store, "Job", None, "table", _moves(store))
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert [line.split()[0] for line in lines] == ["b", "a"]  # no NAME header line
     assert "Running" in lines[1]
