@@ -164,13 +164,25 @@ def build_shard(
     else:
         lm_head = _c(source.rows("lm_head", vs, ve))
     norm = _c(source.vector("norm")) if share.has_head else np.zeros(0, dtype=np.float32)
-    layers = []
+    layers = read_layers(config, share, lambda i: _layer(source, config, share, i), progress)
+    return ShardWeights(share, embed, lm_head, norm, layers)
+
+
+def read_layers(
+    config: ModelConfig,
+    share: RankShare,
+    read_layer: Callable[[int], LayerWeights],
+    progress: Callable[[float], None] | None,
+) -> list[LayerWeights]:
+    """The layers ``share`` holds, each read by ``read_layer``; ``progress`` hears the
+    fraction read after each."""
     held = share.layers(config.n_layers)
+    layers = []
     for n, i in enumerate(held):
-        layers.append(_layer(source, config, share, i))
+        layers.append(read_layer(i))
         if progress is not None:
             progress((n + 1) / len(held))
-    return ShardWeights(share, embed, lm_head, norm, layers)
+    return layers
 
 
 def _layer(source: TensorSource, config: ModelConfig, share: RankShare, i: int) -> LayerWeights:

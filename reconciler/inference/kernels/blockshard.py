@@ -29,6 +29,7 @@ from reconciler.inference.weights import (
     Matrix,
     ShardWeights,
     TensorSource,
+    read_layers,
     release_source,
 )
 
@@ -114,12 +115,7 @@ def build_block_shard(
         head = read.rows([("embed" if tied else "lm_head", vs, ve)], config.dim)
     embed = _embed(read, config, share, head if tied else None)
     norm = read.vector("norm") if share.has_head else np.zeros(0, np.float32)
-    layers = []
-    held = share.layers(config.n_layers)
-    for n, i in enumerate(held):
-        layers.append(_layer(read, config, share, i))
-        if progress is not None:
-            progress((n + 1) / len(held))
+    layers = read_layers(config, share, lambda i: _layer(read, config, share, i), progress)
     trim_heap()
     return ShardWeights(share, embed, head, norm, layers, kernels="ggml")
 
