@@ -1,4 +1,4 @@
-"""Small field types shared by the kinds: network addresses and fingerprints."""
+"""Small field types shared by the kinds: network addresses, fingerprints and sizes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ipaddress
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, ByteSize, TypeAdapter, ValidationError
 
 _FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
@@ -43,6 +43,17 @@ def _check_multicast(value: str) -> str:
     if not address.is_multicast:
         raise ValueError(f"{value} is not a multicast address")
     return value
+
+
+def positive_size(text: str) -> int | None:
+    """Bytes in a size as ``spec.capacity.memoryBytes`` takes it (``8GiB``, ``512MiB``,
+    ``1.5GB`` or a number of bytes: pydantic's ``ByteSize``); None if it is not a
+    positive size."""
+    try:
+        size = int(TypeAdapter(ByteSize).validate_python(text.strip()))
+    except ValidationError:
+        return None
+    return size if size > 0 else None
 
 
 HostPort = Annotated[str, AfterValidator(_check_host_port)]

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import typer
-from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from manifests import Member
 from manifests.base import object_name_from
+from manifests.fields import positive_size
 from meshctl.agentclient import AgentClient, AgentGone, NoAgent
 from meshctl.context import CliError, friendly, home, open_store
 from meshctl.ports import agent_side
@@ -62,11 +62,8 @@ def root_fingerprint(text: str) -> str:
 
 def parse_offer(text: str) -> int:
     """``--memory-offer``: a positive size, in bytes or with a unit; CliError if not."""
-    try:
-        size = int(TypeAdapter(ByteSize).validate_python(text.strip()))
-    except ValidationError:
-        size = 0
-    if size <= 0:
+    size = positive_size(text)
+    if size is None:
         raise CliError(f"--memory-offer {text!r} is not a positive size: use e.g. 8GiB or 512MiB")
     return size
 

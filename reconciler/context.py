@@ -8,8 +8,8 @@ import os
 from dataclasses import dataclass
 
 import psutil
-from pydantic import ByteSize, TypeAdapter, ValidationError
 
+from manifests.fields import positive_size
 from reconciler.certs.identity import NodeIdentity
 from reconciler.home import Home
 from reconciler.node import NodeConfig
@@ -44,16 +44,10 @@ def memory_offer_setting() -> int | None:
 
 @functools.cache
 def _offer(value: str) -> int | None:  # cached: a bad value is logged once
-    if not value:
-        return None
-    try:
-        size = int(TypeAdapter(ByteSize).validate_python(value))
-    except ValidationError:
-        size = 0
-    if size > 0:
-        return size
-    log.warning("%s=%r is not a positive size (e.g. 8GiB): ignored", MEMORY_OFFER_ENV, value)
-    return None
+    size = positive_size(value) if value else None
+    if value and size is None:
+        log.warning("%s=%r is not a positive size (e.g. 8GiB): ignored", MEMORY_OFFER_ENV, value)
+    return size
 
 
 def memory_bytes(override: int | None = None) -> int:
