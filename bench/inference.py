@@ -14,6 +14,13 @@ side venv (``--refvenv``, default /work/refvenv: ``llama-cpp-python`` and ``torc
 
 ``ours ggml`` is the ggml kernels on the file's own blocks (8-bit activations).
 
+Our systems run with transparent huge pages, as ``mesh`` runs them
+(``reconciler/hugepages.py``: ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``); ``ours int8 4k
+pages`` is the int8 engine without them. ``llama.cpp`` runs as llama-cpp-python's
+defaults do (its weights memory-mapped from the file: page-cache pages, 4 KiB);
+``llama.cpp hugepg`` reads them into malloc'd memory instead (``use_mmap=False``), with
+the same tunable, so both sides' huge-page figures are in the same run.
+
 Also printed: int8-activation top-1 agreement with exact activations (onnxruntime int8
 and ggml) over a fixed
 prompt set (teacher-forced: both read the exact run's tokens), and peak RSS and
@@ -41,6 +48,8 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "ORT_DISABLE_
 sys.path.insert(0, str(ROOT))
 
 
+SMALL = ":small-pages"  # our engine without transparent huge pages (MESHNET_HUGE_PAGES=0)
+HUGE = ":huge-pages"  # llama.cpp reading its weights into malloc'd memory, with THP (see main)
 PROMPT = "The mesh of devices on the local network serves a language model together. " * 8
 AGREEMENT_PROMPTS = [
     "The capital of France is",
@@ -115,6 +124,10 @@ class Child:
                 "--model-path", str(demo_model_path())]  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
                "PYTHONPATH": str(ROOT), **OFFLINE}  # fmt: skip
+        if name.startswith("ours") or name.endswith(HUGE):  # as `mesh` runs them (hugepages.py)
+            from reconciler.hugepages import SWITCH_ENV, huge_pages_env
+
+            env = huge_pages_env({**env, SWITCH_ENV: "0" if name.endswith(SMALL) else "1"})
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
@@ -141,10 +154,10 @@ def serve(name: str, threads: int, path: Path) -> None:
     sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != here]
     try:
         if name.startswith("ours"):
-            _kind, kernels, activations = name.split(":")
+            _kind, kernels, activations = name.removesuffix(SMALL).split(":")
             runner = Engine(kernels, activations, threads).round
-        elif name == "llama.cpp":
-            runner = _llama_cpp(threads, path)
+        elif name.startswith("llama.cpp"):
+            runner = _llama_cpp(threads, path, mmap=not name.endswith(HUGE))
         else:
             runner = _transformers(threads, path)
     except Exception as exc:  # reported by the parent, which skips this system
@@ -156,10 +169,11 @@ def serve(name: str, threads: int, path: Path) -> None:
         print(json.dumps(runner(req["prompt"], req["decode"])), flush=True)
 
 
-def _llama_cpp(threads: int, path: Path) -> Any:
+def _llama_cpp(threads: int, path: Path, mmap: bool = True) -> Any:
     from llama_cpp import Llama
 
-    llm = Llama(str(path), n_threads=threads, n_threads_batch=threads, n_ctx=512, verbose=False)
+    llm = Llama(str(path), n_threads=threads, n_threads_batch=threads, n_ctx=512, verbose=False,
+                use_mmap=mmap)  # fmt: skip
 
     def run(prompt: list[int], decode: int) -> Figures:
         llm.reset()
@@ -274,10 +288,12 @@ def main() -> None:
     candidates = [("ours numpy", sys.executable, "ours:numpy:exact"),
                   ("ours ort exact", sys.executable, "ours:onnxruntime:exact"),
                   ("ours ort int8", sys.executable, "ours:onnxruntime:int8"),
-                  ("ours ggml", sys.executable, "ours:ggml:int8")]  # fmt: skip
+                  ("ours ggml", sys.executable, "ours:ggml:int8"),
+                  ("ours int8 4k pages", sys.executable, f"ours:onnxruntime:int8{SMALL}")]  # fmt: skip
     if args.only == "all":
         candidates += [
             ("llama.cpp", ref_python, "llama.cpp"),
+            ("llama.cpp hugepg", ref_python, f"llama.cpp{HUGE}"),
             ("transformers fp32", ref_python, "transformers"),
         ]
     for label, python, name in candidates:
