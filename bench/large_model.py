@@ -264,8 +264,10 @@ def run_member(
     args: argparse.Namespace, path: Path, world: int, rank: int, mode: str
 ) -> dict[str, Any]:
     """Run ``member_main`` in a fresh interpreter; its figures, or an ``error``."""
-    env = {**os.environ, **{v: str(args.threads) for v in THREAD_VARS}}
-    env["PYTHONPATH"] = str(ROOT)
+    from reconciler.hugepages import huge_pages_env
+
+    env = huge_pages_env({**os.environ, **{v: str(args.threads) for v in THREAD_VARS}})
+    env["PYTHONPATH"] = str(ROOT)  # with huge pages where an agent has them (hugepages.py)
     cmd = [sys.executable, __file__, "--member", "--path", str(path), "--world", str(world),
            "--rank", str(rank), "--cache-len", str(args.cache_len), "--tokens", str(args.tokens),
            "--activations", mode]  # fmt: skip
