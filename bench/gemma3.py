@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reconciler.hugepages import restart_with_huge_pages
 from reconciler.inference.demo import gemma3_model_path
 from reconciler.inference.kernels import (
     ACTIVATIONS,
@@ -71,6 +72,7 @@ def llama_cpp(python: str, path: Path) -> float | None:
 
 
 def main() -> None:
+    restart_with_huge_pages(loads_model=True)  # our engine runs here, as `mesh` runs it
     parser = argparse.ArgumentParser()
     parser.add_argument("--llama-python", default=None, help="interpreter with llama_cpp")
     parser.add_argument(

@@ -74,11 +74,13 @@ def restart_env(
     env: Mapping[str, str],
     glibc: tuple[int, ...] | None,
     thp: bool,
+    loads_model: bool = False,
 ) -> dict[str, str] | None:
-    """The environment to start this command again in, or None to go on as it is."""
+    """The environment to start this command again in, or None to go on as it is
+    (``loads_model``: whatever its arguments, as a bench that runs the engine)."""
     if not _supported(glibc, thp):
         return None
-    if not any(arg in MODEL_COMMANDS for arg in argv[1:]):
+    if not loads_model and not any(arg in MODEL_COMMANDS for arg in argv[1:]):
         return None
     return with_huge_pages(env)
 
@@ -101,11 +103,11 @@ def huge_pages_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return with_huge_pages(base) or base
 
 
-def restart_with_huge_pages(argv: Sequence[str] | None = None) -> None:
+def restart_with_huge_pages(argv: Sequence[str] | None = None, loads_model: bool = False) -> None:
     """Start this command again with huge pages when it loads a model (see the module's
     text); returns only when it goes on as it is."""
-    env = restart_env(sys.argv if argv is None else argv, os.environ, glibc_version(),
-                      thp_available())  # fmt: skip
+    args = sys.argv if argv is None else argv
+    env = restart_env(args, os.environ, glibc_version(), thp_available(), loads_model)
     if env is None:
         return
     sys.stdout.flush()

@@ -38,6 +38,8 @@ def test_a_model_loading_command_restarts_with_the_tunable(argv: list[str]) -> N
 )
 def test_other_commands_go_on_without_a_restart(argv: list[str]) -> None:
     assert restart_env(argv, {}, NEW_GLIBC, thp=True) is None
+    restart = restart_env(argv, {}, NEW_GLIBC, thp=True, loads_model=True)  # a bench, say
+    assert restart == {TUNABLES_ENV: "glibc.malloc.hugetlb=1"}
 
 
 @pytest.mark.parametrize(
