@@ -90,6 +90,7 @@ class TensorRecord:
     n_weights: int
     file_bytes: int
     rank: int  # dimensions
+    row_length: int = 0  # inputs per row (GGUF's first dimension; 0 for a vector)
 
 
 def tensor_records(path: Path) -> list[TensorRecord]:
@@ -102,6 +103,7 @@ def tensor_records(path: Path) -> list[TensorRecord]:
                 int(t.n_elements),
                 int(t.n_bytes),
                 len(t.shape),
+                int(t.shape[0]) if len(t.shape) > 1 else 0,
             )
             for t in open_gguf(path, tensors_only=True).tensors
         ]
@@ -115,7 +117,7 @@ def tensor_records(path: Path) -> list[TensorRecord]:
             start, end = info["data_offsets"]
             shape = [int(n) for n in info.get("shape", [])]
             records.append(TensorRecord(name, None, math.prod(shape), int(end) - int(start),
-                                        len(shape)))  # fmt: skip
+                                        len(shape), shape[-1] if len(shape) > 1 else 0))  # fmt: skip
     return records
 
 
@@ -151,7 +153,7 @@ def held_sizes(records: list[TensorRecord], layout: str) -> dict[str, int]:
         ):
             sizes[r.name] = 0  # mapped, untouched until looked up
         else:
-            sizes[r.name] = held_bytes(r.qtype, r.n_weights, layout)
+            sizes[r.name] = held_bytes(r.qtype, r.n_weights, layout, r.row_length)
     return sizes
 
 

@@ -3,7 +3,8 @@
 A :class:`GraphBuilder` collects nodes and initializers with ``onnx.helper``; every
 value is ``[T, width]`` float32 with a free token dimension ``T``. ``linear`` applies a
 list of :class:`~reconciler.inference.quant.pack.NBits` (or dense float32) parts whose
-outputs concatenate, adding the per-block offset term and an optional bias.
+outputs concatenate, adding the per-block offset term (a ``Gemm``, or with int8
+activations the kernel's own digit blocks over ``[x | block sums]``) and an optional bias.
 """
 
 from __future__ import annotations
@@ -237,18 +238,33 @@ class GraphBuilder:
         if not isinstance(p, NBits):
             return self.op("MatMul", [x, self.const(p.T, "dense", big=True)])
         a = x if p.repeat == 1 else self._memo_op(("repeat", x), "Concat", [x, x], axis=-1)
+        if p.digits:
+            a = self._with_digit_sums(x, p)
         b, s = (
             self.const(p.packed, "q", big=True),
             self.const(p.scales.reshape(-1), "scale", big=True),
         )
         y = self.op(
-            "MatMulNBits", [a, b, s], domain=_MS, K=p.k * p.repeat, N=p.n,
+            "MatMulNBits", [a, b, s], domain=_MS, K=p.k_fed, N=p.n,
             bits=p.bits, block_size=p.block, accuracy_level=self.accuracy,
         )  # fmt: skip
         if p.offset_t is None:
             return y
         sums = self._block_sums(x, p.block, p.k)  # y + sums @ offset_t in one node
         return self.op("Gemm", [sums, self.const(p.offset_t, "offset", big=True), y])
+
+    def _with_digit_sums(self, x: str, p: NBits) -> str:
+        """``[x | S | S ...]``: the block sums padded to ``p.groups`` blocks, once per
+        digit (``quant.digits``), for the kernel to apply the offsets itself."""
+        key = ("digit sums", (x, p.block, p.k, p.digits, p.groups))
+        if key not in self._memo:
+            sums = self._block_sums(x, p.block, p.k)
+            pad = p.groups * p.block - p.k // p.block
+            if pad:
+                pads = self.const(np.array([0, 0, 0, pad], dtype=np.int64), "pads")
+                sums = self.op("Pad", [sums, pads])
+            self._memo[key] = self.op("Concat", [x, *[sums] * p.digits], axis=-1)
+        return self._memo[key]
 
     def _block_sums(self, x: str, block: int, k: int) -> str:
         key = ("sums", (x, block))

@@ -8,7 +8,11 @@ What ``quant.pack`` makes of each format, and what onnxruntime keeps of it:
   scale each and an offset (``pack``'s nibble split); int8: one byte (1.0) and a scale,
   plus the offset where the format has one. Q6_K's scales cover 16 weights, not 32.
 - int8 activations: onnxruntime's int8 kernel (MLAS, ``accuracy_level=4``) keeps a
-  float32 block sum per block beside each block's scale (``BLOCK_SUM``).
+  float32 block sum per block beside each block's scale (``BLOCK_SUM``). Offsets are not
+  kept as floats: they are digit blocks after each row's codes (``quant.digits``), a
+  fixed number of blocks per row and per 32 x 32 inputs, so their bytes depend on the
+  row's length (``held_bytes``' ``row_length``; a share that splits a matrix's inputs
+  between devices holds a little more than its fraction, a block per group cut).
 - float tensors (F32, F16, BF16) and the numpy kernels: float32, 4 bytes a weight.
 - ``ggml``: every tensor as the file stores it (``kernels.blockmatrix``): the file's
   bytes a weight, whatever the format.
@@ -22,6 +26,8 @@ from __future__ import annotations
 
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
+
+from reconciler.inference.quant.digits import row_bytes
 
 F32_BYTES = 4
 BLOCK_SUM = 4  # float32 per block, int8 activations only
@@ -54,10 +60,20 @@ def bytes_per_weight(qtype: Q, mode: str) -> float:
     if bits == 8 and mode == "exact":  # nibble split: two halves, two scales, an offset
         return 1.0 + 2 * scales + scales
     codes = bits / 8
-    extra = BLOCK_SUM / block if mode == "int8" else 0.0
-    return codes + scales + (scales if offset else 0.0) + extra
+    if mode == "int8":  # offsets as digit blocks: per weight when rows are 32 blocks long
+        digits = row_bytes(block * block, bits, block) / (block * block) if offset else 0.0
+        return codes + scales + BLOCK_SUM / block + digits
+    return codes + scales + (scales if offset else 0.0)
 
 
-def held_bytes(qtype: Q, n_weights: int, mode: str) -> int:
-    """Bytes ``n_weights`` weights of a ``qtype`` matrix take in ``mode``'s layout."""
-    return round(n_weights * bytes_per_weight(qtype, mode))
+def held_bytes(qtype: Q, n_weights: int, mode: str, row_length: int = 0) -> int:
+    """Bytes ``n_weights`` weights of a ``qtype`` matrix take in ``mode``'s layout: exact
+    with the matrix's ``row_length`` (its inputs, GGUF's first dimension), else per
+    weight as ``bytes_per_weight``."""
+    form = _FORMS.get(qtype)
+    if mode != "int8" or form is None or not form[2] or row_length <= 0:
+        return round(n_weights * bytes_per_weight(qtype, mode))
+    bits, block, _offset = form
+    rows = n_weights // row_length
+    per_weight = bits / 8 + (F32_BYTES + BLOCK_SUM) / block
+    return round(n_weights * per_weight) + rows * row_bytes(row_length, bits, block)

@@ -4,7 +4,9 @@
 ``2i`` in the low nibble of byte ``i``, ``2i + 1`` in the high one), float scales
 ``[N, K / block]`` and, when no zero points are given, zero point 8 (4-bit) or 128
 (8-bit): exactly our canonical codes. What it cannot take, a float offset per block, is
-applied beside it as ``block_sums(x) @ offset.T``, 1/``block`` of the work.
+applied beside it as ``block_sums(x) @ offset.T``, 1/``block`` of the work; with int8
+activations the kernel does that product itself, on the offsets written as digit blocks
+after the codes (``quant.digits``).
 
 8-bit codes run in one of two ways:
 
@@ -25,6 +27,7 @@ from numpy.typing import NDArray
 
 from reconciler.inference.quant.blocks import F32, U8, Unpacked
 from reconciler.inference.quant.buffers import empty, lendable
+from reconciler.inference.quant.digits import digit_blocks, digit_count
 
 
 @dataclass
@@ -40,6 +43,13 @@ class NBits:
     offset_t: F32 | None  # [K / block, N]
     repeat: int  # 2 when x is fed twice (nibble split), else 1
     int8: bool = False  # for int8 activations: the kernel keeps a block sum per scale
+    digits: int = 0  # int8 with offsets: x is fed as [x | S | ...], ``quant.digits``
+    groups: int = 0  # ... S padded to this many blocks, once per digit
+
+    @property
+    def k_fed(self) -> int:
+        """Input columns the kernel reads (x, repeated, and the digit groups' sums)."""
+        return self.k * self.repeat + self.digits * self.groups * self.block
 
     @property
     def nbytes(self) -> int:
@@ -96,6 +106,8 @@ def to_nbits(u: Unpacked, int8_activations: bool) -> NBits:
     """Kernel operands for one canonical matrix (see the module docstring), each in a
     buffer of its own that a session can borrow and give back (``quant.buffers``)."""
     n, k = u.shape
+    if int8_activations and u.offset is not None:
+        return _with_digits(u)
     if u.packed4 is not None:
         packed = lendable(u.packed4.reshape(n, k // u.block, u.block // 2))
         scale = lendable(u.scale)
@@ -114,6 +126,24 @@ def to_nbits(u: Unpacked, int8_activations: bool) -> NBits:
     scales = lendable(np.concatenate([16.0 * u.scale, u.scale], axis=1).astype(np.float32))
     offset = 8.0 * u.scale if u.offset is None else u.offset + 8.0 * u.scale
     return NBits(n, k, 4, u.block, packed, scales, _t(offset), 2)
+
+
+def _with_digits(u: Unpacked) -> NBits:
+    """int8 activations and offsets: the offsets as digit blocks after the codes."""
+    n, k = u.shape
+    assert u.offset is not None
+    digit_codes, digit_scales = digit_blocks(u.offset, u.bits, u.block)
+    kb, extra = k // u.block, digit_codes.shape[1]
+    packed = empty((n, kb + extra, u.block * u.bits // 8), np.uint8)
+    if u.packed4 is not None:
+        packed[:, :kb] = u.packed4.reshape(n, kb, u.block // 2)
+    else:
+        _pack(u.code_matrix(), u.bits, u.block, packed[:, :kb])
+    _pack(digit_codes.reshape(n, extra * u.block), u.bits, u.block, packed[:, kb:])
+    scales = empty((n, kb + extra), np.float32)
+    np.concatenate([u.scale, digit_scales], axis=1, out=scales)
+    digits = digit_count(u.bits)
+    return NBits(n, k, u.bits, u.block, packed, scales, None, 1, True, digits, extra // digits)
 
 
 def _pack(codes: U8, bits: int, block: int, out: U8) -> U8:
