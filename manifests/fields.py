@@ -6,10 +6,11 @@ import ipaddress
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, ByteSize, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ByteSize, TypeAdapter, ValidationError
 
 _FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
+_KUBERNETES_BINARY_RE = re.compile(r"^\s*([0-9.]+)\s*([KMGTPE]i)\s*$")  # 8Gi, 512Mi
 
 
 def split_host_port(value: str) -> tuple[str, int]:
@@ -45,12 +46,19 @@ def _check_multicast(value: str) -> str:
     return value
 
 
+def _kubernetes_units(value: object) -> object:
+    """Kubernetes' binary suffixes (``8Gi``, ``512Mi``) as ``ByteSize`` spells them."""
+    if isinstance(value, str) and (match := _KUBERNETES_BINARY_RE.match(value)):
+        return f"{match[1]}{match[2]}B"
+    return value
+
+
 def positive_size(text: str) -> int | None:
-    """Bytes in a size as ``spec.capacity.memoryBytes`` takes it (``8GiB``, ``512MiB``,
-    ``1.5GB`` or a number of bytes: pydantic's ``ByteSize``); None if it is not a
-    positive size."""
+    """Bytes in a size as ``spec.capacity.memoryBytes`` takes it (``8GiB`` or ``8Gi``,
+    ``512MiB``, ``1.5GB`` or a number of bytes: pydantic's ``ByteSize``); None if it is
+    not a positive size."""
     try:
-        size = int(TypeAdapter(ByteSize).validate_python(text.strip()))
+        size = int(TypeAdapter(MemorySize).validate_python(text.strip()))
     except ValidationError:
         return None
     return size if size > 0 else None
@@ -59,3 +67,4 @@ def positive_size(text: str) -> int | None:
 HostPort = Annotated[str, AfterValidator(_check_host_port)]
 Fingerprint = Annotated[str, AfterValidator(_check_fingerprint)]
 MulticastAddress = Annotated[str, AfterValidator(_check_multicast)]
+MemorySize = Annotated[ByteSize, BeforeValidator(_kubernetes_units)]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import ByteSize, Field
+from pydantic import Field
 
 from manifests.base import BaseStatus, ObjectMeta, ObjectName, StrictModel
-from manifests.fields import Fingerprint
+from manifests.fields import Fingerprint, MemorySize
 
 MemberPhase = Literal["Pending", "Approved", "Denied", "Joined", "Revoked"]
 
@@ -26,11 +26,11 @@ class PoolRef(StrictModel):
 class Capacity(StrictModel):
     """What this member offers the pool."""
 
-    memory_bytes: ByteSize | None = Field(
+    memory_bytes: MemorySize | None = Field(
         default=None,
         gt=0,
         description=(
-            "Memory to offer the pool, in bytes or with a unit (8GiB, 512MiB, 1.5GB);"
+            "Memory to offer the pool, in bytes or with a unit (8GiB or 8Gi, 512MiB, 1.5GB);"
             " default: what the device has free. A job's share here takes at most this"
             " much (its weights in the smallest layout that fits, plus its KV cache; one"
             " share held at a time), and the member states at most this much free to the"

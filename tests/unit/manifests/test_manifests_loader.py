@@ -9,6 +9,7 @@ import pytest
 
 from manifests import Job, ManifestError, Member, Pool, load_manifests, load_text
 from manifests.durations import format_duration, parse_duration
+from manifests.fields import positive_size
 
 GOLDEN = Path(__file__).parent / "golden"
 POOL = """\
@@ -67,8 +68,10 @@ spec:
 
 
 @pytest.mark.parametrize(
-    ("text", "size"), [("8GiB", 8 << 30), ("1.5GB", 1_500_000_000), ("4096", 4096)]
-)
+    ("text", "size"),
+    [("8GiB", 8 << 30), ("8Gi", 8 << 30), ("512Mi", 512 << 20), ("1.5GB", 1_500_000_000),
+     ("4096", 4096)],
+)  # fmt: skip
 def test_a_members_offer_is_bytes_or_a_size_with_a_unit(text: str, size: int) -> None:
     (item,) = load_text(_offering(text), "member.yaml")
     assert isinstance(item.obj, Member) and item.obj.spec.capacity.memory_bytes == size
@@ -76,10 +79,17 @@ def test_a_members_offer_is_bytes_or_a_size_with_a_unit(text: str, size: int) ->
     assert dumped["spec"]["capacity"]["memoryBytes"] == size  # stored as bytes
 
 
-@pytest.mark.parametrize("text", ["lots", "0", "0GiB"])
+@pytest.mark.parametrize("text", ["lots", "0", "0GiB", "8Gx", "Gi"])
 def test_a_members_offer_must_be_a_positive_size(text: str) -> None:
     with pytest.raises(ManifestError, match=r"member.yaml:6:\d+ spec.capacity.memoryBytes"):
         load_text(_offering(text), "member.yaml")
+
+
+def test_a_size_in_text_reads_as_a_members_offer_does() -> None:
+    """MESHNET_MEMORY_OFFER and `mesh pool-join --memory-offer` take the same sizes."""
+    assert positive_size("8Gi") == positive_size("8GiB") == 8 << 30
+    assert positive_size(" 512Mi ") == 512 << 20
+    assert positive_size("0") is None and positive_size("lots") is None
 
 
 def test_folder_loads_yaml_files_in_order(tmp_path: Path) -> None:
