@@ -93,7 +93,7 @@ def choose_plan(
         best.fractions,
         best.layers,
         best.predicted_tok_s,
-        _reason(parallelism, best, alternatives),
+        _reason(parallelism, best, alternatives, _why_alone(ordered, links)),
         alternatives,
     )
 
@@ -184,13 +184,22 @@ def _measured(members: Sequence[MemberMeasure], links: Sequence[LinkMeasure]) ->
     return all(link_between(links, a, b) for i, a in enumerate(ids) for b in ids[i + 1 :])
 
 
-def _reason(parallelism: str, best: Placement, alternatives: dict[str, float]) -> str:
+def _why_alone(ordered: list[MemberMeasure], links: Sequence[LinkMeasure]) -> str:
+    """Why a pooled plan may be missing: one member, no measured link, or no fit."""
+    if len(ordered) == 1:
+        return "the only member with measurements"
+    if not any(_measured([ordered[0], other], links) for other in ordered[1:]):
+        return "no link to another member measured yet"
+    return "the only plan that fits"
+
+
+def _reason(parallelism: str, best: Placement, alternatives: dict[str, float], alone: str) -> str:
     where = f"{best.kind} on {len(best.members)} member{'s' if len(best.members) > 1 else ''}"
     if parallelism != "auto":
         return f"{where}, as the job asks: predicted {best.predicted_tok_s:.1f} tok/s"
     others = ", ".join(f"{k} {v:.1f}" for k, v in alternatives.items() if k != best.kind)
     if not others:
-        return f"{where}: the only plan that fits, predicted {best.predicted_tok_s:.1f} tok/s"
+        return f"{where}: {alone}, predicted {best.predicted_tok_s:.1f} tok/s"
     if best.kind == "single" and max(alternatives.values()) > best.predicted_tok_s:
         return (
             f"{where}: predicted {best.predicted_tok_s:.1f} tok/s; pooling would not pay "

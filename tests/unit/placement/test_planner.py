@@ -110,6 +110,14 @@ def test_members_without_a_measured_link_are_left_out() -> None:
     assert p.members == ("a", "b")
 
 
+def test_a_lone_plan_says_why_no_pooled_plan_was_weighed() -> None:
+    """One member, or no measured link yet (the demo's job right after its agents start)."""
+    alone = choose_plan("auto", "a", [member("a")], [], DEMO)
+    assert "the only member with measurements" in alone.reason
+    unlinked = choose_plan("auto", "a", [member("a"), member("b")], [], DEMO)
+    assert unlinked.kind == "single" and "no link to another member measured yet" in unlinked.reason
+
+
 def test_speculative_rounds_scale_the_prediction() -> None:
     members, links = [member("a"), member("b")], [link("a", "b", 5.0)]
     one = choose_plan("tensor", "a", members, links, DEMO)
