@@ -27,10 +27,10 @@ from __future__ import annotations
 from gguf import GGML_QUANT_SIZES
 from gguf import GGMLQuantizationType as Q
 
+from reconciler.inference.quant.digits import BLOCK_SUM_BYTES as BLOCK_SUM
 from reconciler.inference.quant.digits import row_bytes
 
-F32_BYTES = 4
-BLOCK_SUM = 4  # float32 per block, int8 activations only
+F32_BYTES = 4  # BLOCK_SUM: the kernel's float32 sum per block, int8 activations only
 MODES = ("exact", "int8", "numpy", "ggml")
 # format -> (bits of its codes, weights per scale, whether it has an offset per block)
 _FORMS: dict[Q, tuple[int, int, bool]] = {
@@ -59,11 +59,15 @@ def bytes_per_weight(qtype: Q, mode: str) -> float:
     scales = F32_BYTES / block
     if bits == 8 and mode == "exact":  # nibble split: two halves, two scales, an offset
         return 1.0 + 2 * scales + scales
-    codes = bits / 8
     if mode == "int8":  # offsets as digit blocks: per weight when rows are 32 blocks long
         digits = row_bytes(block * block, bits, block) / (block * block) if offset else 0.0
-        return codes + scales + BLOCK_SUM / block + digits
-    return codes + scales + (scales if offset else 0.0)
+        return _int8_codes_bytes(bits, block) + digits
+    return bits / 8 + scales + (scales if offset else 0.0)
+
+
+def _int8_codes_bytes(bits: int, block: int) -> float:
+    """Codes, scale and the kernel's block sum, per weight (int8 activations)."""
+    return bits / 8 + (F32_BYTES + BLOCK_SUM) / block
 
 
 def held_bytes(qtype: Q, n_weights: int, mode: str, row_length: int = 0) -> int:
@@ -75,5 +79,5 @@ def held_bytes(qtype: Q, n_weights: int, mode: str, row_length: int = 0) -> int:
         return round(n_weights * bytes_per_weight(qtype, mode))
     bits, block, _offset = form
     rows = n_weights // row_length
-    per_weight = bits / 8 + (F32_BYTES + BLOCK_SUM) / block
-    return round(n_weights * per_weight) + rows * row_bytes(row_length, bits, block)
+    codes = round(n_weights * _int8_codes_bytes(bits, block))
+    return codes + rows * row_bytes(row_length, bits, block)
